@@ -1,0 +1,326 @@
+"""Whole-sequence kernels: one `torch.autograd.Function` per cell with a hand-written BPTT.
+
+Each kernel runs one layer in one direction over a time-major sequence. The forward computes
+the input projections of all steps in one GEMM and loops over time only for the recurrence;
+the backward runs a reverse-time loop for the state gradients only, then gets the weight and
+input gradients as one GEMM each over all steps. `docs/bptt.md` derives every line.
+
+    T: time steps, B: batch, I: input size, H: hidden size, G: gates (RNN 1, LSTM 4, GRU 3)
+    x (T, B, I)   out (T, B, H)   h0, h_n, c0, c_n (B, H)
+
+Variable lengths follow PackedSequence's layout: the batch is sorted by length (longest
+first) and `batch_sizes[t]` rows are running at step t, so rows [0, b_t) are a prefix and the
+state of a running row at t-1 is `out[t-1, row]`. Padded outputs are zero, each row's final
+state is taken at its own last step, and padded steps cost no FLOPs.
+
+Why sigmoids: torch's CPU `tanh` is 3-10x slower than its `sigmoid` (measured, see
+docs/bptt.md), so the forward computes tanh(a) = 2 sigmoid(2a) - 1, with the factor 2 folded
+into the weights of tanh'd pre-activations (`_scaled`). The backward uses the true weights.
+"""
+
+import torch
+from torch import Tensor
+from torch.autograd import Function
+
+
+def _steps(batch_sizes: tuple[int, ...] | None, T: int, B: int) -> list[tuple[int, int, int]]:
+    """(t, b_t, b_{t+1}) for every step; b_T = 0. Rows [b_{t+1}, b_t) end at step t."""
+    bs = list(batch_sizes) if batch_sizes is not None else [B] * T
+    return [(t, bs[t], bs[t + 1] if t + 1 < T else 0) for t in range(T)]
+
+
+def _project(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """W x_t + b for all steps in one GEMM: (T, B, I) -> (T, B, G*H)."""
+    T, B, I = x.shape
+    x2 = x.reshape(T * B, I)
+    y = torch.addmm(b, x2, w.t()) if b is not None else torch.mm(x2, w.t())
+    return y.view(T, B, -1)
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def _scaled(w: Tensor | None, lo: int, hi: int, k: float) -> Tensor | None:
+    """A copy of w with rows [lo, hi) multiplied by k (fold a pre-activation scale into W)."""
+    if w is None:
+        return None
+    w = w.clone()
+    w[lo:hi] *= k
+    return w
+
+
+def _mask_padding(out: Tensor, steps: list[tuple[int, int, int]]) -> None:
+    """Zero the outputs of padded steps in place."""
+    for t, b, _ in steps:
+        if b < out.shape[1]:
+            out[t, b:].zero_()
+
+
+def _final(seq: Tensor, steps: list[tuple[int, int, int]]) -> Tensor:
+    """Each row's state at its own last step: rows [b_{t+1}, b_t) end at step t."""
+    last = torch.empty_like(seq[0])
+    for t, b, bn in steps:
+        if bn < b:
+            last[bn:b] = seq[t, bn:b]
+    return last
+
+
+def _grad_in(dout: Tensor, d_last: Tensor, t: int, b: int, bn: int, out: Tensor) -> Tensor:
+    """dL/dh_t for rows [0, b): dout_t plus, for the rows that end at t, dL/dh_n.
+
+    Rows [0, bn) get their recurrent term added by the caller. Writes into out[:b].
+    """
+    if bn < b:
+        torch.add(dout[t, bn:b], d_last[bn:b], out=out[bn:b])
+    return out[:b]
+
+
+def _recurrent_grads(dU: Tensor, h0: Tensor, out: Tensor, need_w: bool, need_b: bool):
+    """dW_hh = sum_t dU_t^T h_{t-1}, db_hh = sum_t dU_t (dU: grad of W_hh h_{t-1} + b_hh)."""
+    dw = db = None
+    if need_w:
+        T, B, GH = dU.shape
+        dw = dU[0].t().mm(h0)
+        if T > 1:
+            dw.addmm_(dU[1:].reshape(-1, GH).t(), out[:-1].reshape((T - 1) * B, -1))
+    if need_b:
+        db = dU.sum((0, 1))
+    return dw, db
+
+
+def _input_grads(dA: Tensor, x: Tensor, w_ih: Tensor, needs: tuple[bool, bool, bool]):
+    """dx = dA W_ih, dW_ih = sum_t dA_t^T x_t, db_ih = sum_t dA_t (dA: grad of W_ih x_t + b_ih)."""
+    T, B, GH = dA.shape
+    dA2 = dA.view(T * B, GH)
+    dx = dA2.mm(w_ih).view(T, B, -1) if needs[0] else None
+    dw = dA2.t().mm(x.reshape(T * B, -1)) if needs[1] else None
+    db = dA2.sum(0) if needs[2] else None
+    return dx, dw, db
+
+
+class RNNFunction(Function):
+    """Elman RNN over a sequence: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+
+    Forward per step (tanh): z'_t += h'_{t-1} W'_hh^T; s_t = sigmoid(z'_t), where z' = 2 z and
+    the state is kept as s = (h + 1) / 2, so h_{t-1} = 2 s_{t-1} - 1 folds into the GEMM:
+    W'_hh = 4 W_hh and z'_t gets -2 W_hh 1 (t >= 1). h = 2 s - 1 once after the loop.
+    Backward: dz_t = (dout_t + dz_{t+1} W_hh) * act'(h_t), act' = 1 - h^2 or [h > 0].
+    Saved: out (T, B, H) and h0; the backward allocates dZ (T, B, H).
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, nonlinearity):
+        T, B, _ = x.shape
+        steps = _steps(batch_sizes, T, B)
+        b = _add(b_ih, b_hh)
+        if nonlinearity == "tanh":
+            Z = _project(x, 2 * w_ih, None if b is None else 2 * b)  # z' = 2 z  (T, B, H)
+            if T > 1:
+                Z[1:] -= 2 * w_hh.sum(1)  # -2 W_hh 1: h_{t-1} = 2 s_{t-1} - 1
+            w0, w = (2 * w_hh).t(), (4 * w_hh).t()
+            h = h0
+            for t, bt, _ in steps:
+                z = Z[t, :bt]
+                z.addmm_(h[:bt], w0 if t == 0 else w)
+                h = z.sigmoid_()  # s_t
+            out = Z.mul_(2).sub_(1)  # h = 2 s - 1
+        else:
+            Z = _project(x, w_ih, b)
+            h, w = h0, w_hh.t()
+            for t, bt, _ in steps:
+                z = Z[t, :bt]
+                z.addmm_(h[:bt], w)
+                h = z.clamp_min_(0)
+            out = Z
+        h_n = _final(out, steps)
+        _mask_padding(out, steps)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out)
+        ctx.steps, ctx.relu = steps, nonlinearity == "relu"
+        return out, h_n
+
+    @staticmethod
+    def backward(ctx, dout, dh_n):
+        x, h0, w_ih, w_hh, out = ctx.saved_tensors
+        steps, need = ctx.steps, ctx.needs_input_grad
+        dout = dout.contiguous()
+        # act'(z_t) for all steps at once
+        D = (out > 0).to(out.dtype) if ctx.relu else 1 - out * out  # (T, B, H)
+        padded = any(bt < out.shape[1] for _, bt, _ in steps)
+        dZ = torch.zeros_like(out) if padded else torch.empty_like(out)  # (T, B, H)
+        dh = torch.empty_like(h0)
+        for t, bt, bn in reversed(steps):
+            if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
+                torch.addmm(dout[t, :bn], dZ[t + 1, :bn], w_hh, out=dh[:bn])
+            g = _grad_in(dout, dh_n, t, bt, bn, dh)
+            torch.mul(g, D[t, :bt], out=dZ[t, :bt])  # dz_t = dh_t * act'   (backprop through act)
+        dh0 = dZ[0].mm(w_hh) if need[1] else None
+        dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[3], need[5] or need[4])
+        dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[2], False))
+        db_ih = db_hh if need[4] else None
+        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh if need[5] else None, None, None
+
+
+class LSTMFunction(Function):
+    """LSTM over a sequence; gates (i, f, g, o) packed as in torch.nn.
+
+        z_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh              (B, 4H)
+        i, f, o = sigmoid(z_i, z_f, z_o)   g = tanh(z_g)
+        c_t = f * c_{t-1} + i * g          h_t = o * tanh(c_t)
+
+    Forward keeps c' = 2c so that tanh(c) = 2 sigmoid(c') - 1, and scales the g rows of W by 2.
+    Backward per step (factors K precomputed for all steps before the loop):
+        dh_t = dout_t + dz_{t+1} W_hh
+        dc_t = dc_t + dh_t * K_c,          K_c = o (1 - tanh^2 c_t)
+        dz_o = dh_t * K_o,                 K_o = tanh(c_t) o (1 - o)
+        dz_{i,f,g} = dc_t * K_{i,f,g},     K_i = g i (1 - i), K_f = c_{t-1} f (1 - f),
+                                           K_g = i (1 - g^2)
+        dc_{t-1} = dc_t * f
+    Saved: gates (T, B, 4H), c' (T, B, H), out (T, B, H), h0, c0.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes):
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        steps = _steps(batch_sizes, T, B)
+        # g rows scaled by 2: sigmoid(2 z_g) gives g = 2 s_g - 1 = tanh(z_g)
+        Z = _project(x, _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(_add(b_ih, b_hh), 2 * H, 3 * H, 2))
+        w = _scaled(w_hh, 2 * H, 3 * H, 2).t()
+        C = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # c' = 2c
+        out = torch.empty_like(C)
+        h, c = h0, 2 * c0
+        for t, bt, _ in steps:
+            z = Z[t, :bt]
+            z.addmm_(h[:bt], w)
+            z.sigmoid_()
+            i, f, g, o = z.unflatten(1, (4, H)).unbind(1)
+            g.mul_(2).sub_(1)  # g = tanh(z_g)
+            c = torch.mul(f, c[:bt], out=C[t, :bt])
+            c.addcmul_(i, g, value=2)  # c'_t = f c'_{t-1} + 2 i g
+            h = torch.sigmoid(c, out=out[t, :bt])
+            h.mul_(2).sub_(1).mul_(o)  # h_t = o tanh(c_t)
+        h_n, c_n = _final(out, steps), _final(C, steps).mul_(0.5)
+        _mask_padding(out, steps)
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, Z, C, out)
+        ctx.steps = steps
+        return out, h_n, c_n
+
+    @staticmethod
+    def backward(ctx, dout, dh_n, dc_n):
+        x, h0, c0, w_ih, w_hh, Z, C, out = ctx.saved_tensors
+        steps, need = ctx.steps, ctx.needs_input_grad
+        T, B, H = out.shape
+        dout = dout.contiguous()
+        # recurrence-independent factors for all steps (padded rows are never read)
+        i, f, g, o = Z.unflatten(2, (4, H)).unbind(2)
+        tc = torch.sigmoid(C).mul_(2).sub_(1)  # tanh(c_t)
+        c_prev = torch.cat([c0.unsqueeze(0), C[:-1] * 0.5])  # c_{t-1}
+        K = torch.empty_like(Z).unflatten(2, (4, H))  # (T, B, 4, H): K_i, K_f, K_g, K_o
+        K_c = o * (1 - tc * tc)
+        torch.mul(g * i, 1 - i, out=K[:, :, 0])
+        torch.mul(c_prev * f, 1 - f, out=K[:, :, 1])
+        torch.mul(i, 1 - g * g, out=K[:, :, 2])
+        torch.mul(tc * o, 1 - o, out=K[:, :, 3])
+        K_ifg, K_o = K[:, :, :3], K[:, :, 3]
+
+        padded = any(bt < B for _, bt, _ in steps)
+        dZ = torch.zeros_like(Z) if padded else torch.empty_like(Z)  # (T, B, 4H)
+        dZ4 = dZ.unflatten(2, (4, H))
+        dh = torch.empty_like(h0)
+        dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
+        for t, bt, bn in reversed(steps):
+            if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
+                torch.addmm(dout[t, :bn], dZ[t + 1, :bn], w_hh, out=dh[:bn])
+            dh_t = _grad_in(dout, dh_n, t, bt, bn, dh)
+            dc_t = dc[:bt].addcmul_(dh_t, K_c[t, :bt])  # through h_t = o tanh(c_t)
+            torch.mul(dh_t, K_o[t, :bt], out=dZ4[t, :bt, 3])  # through o
+            torch.mul(dc_t.unsqueeze(1), K_ifg[t, :bt], out=dZ4[t, :bt, :3])  # through i, f, g
+            dc_t.mul_(f[t, :bt])  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
+        dh0 = dZ[0].mm(w_hh) if need[1] else None
+        dc0 = dc if need[2] else None
+        dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[4], need[5] or need[6])
+        dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[3], False))
+        db_ih = db_hh if need[5] else None
+        return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh if need[6] else None, None
+
+
+class GRUFunction(Function):
+    """GRU over a sequence in torch.nn's convention; gates (r, z, n).
+
+        [a_r, a_z, a_n] = W_ih x_t + b_ih        [u_r, u_z, u_n] = W_hh h_{t-1} + b_hh
+        r = sigmoid(a_r + u_r)   z = sigmoid(a_z + u_z)   n = tanh(a_n + r * u_n)
+        h_t = (1 - z) * n + z * h_{t-1}
+
+    Forward scales the n rows of W_ih, b_ih, W_hh, b_hh by 2 (n = 2 sigmoid(2 a) - 1).
+    Backward per step, with K precomputed for all steps:
+        dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh
+        du_t = dh_t * K,   K = [K_n u_n r (1 - r), K_z, K_n r],
+                           K_n = (1 - z)(1 - n^2), K_z = (h_{t-1} - n) z (1 - z)
+        da_t = du_t with its n part replaced by dh_t * K_n
+    Saved: gates (T, B, 3H) holding r, z, n; u_n (T, B, H); out; h0.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes):
+        T, B, _ = x.shape
+        H = h0.shape[1]
+        steps = _steps(batch_sizes, T, B)
+        A = _project(x, _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(b_ih, 2 * H, 3 * H, 2))
+        w = _scaled(w_hh, 2 * H, 3 * H, 2).t()
+        b_u = _scaled(b_hh, 2 * H, 3 * H, 2)
+        U = torch.empty_like(A)  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
+        out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
+        h = h0
+        for t, bt, _ in steps:
+            a, u = A[t, :bt], U[t, :bt]
+            if b_u is None:
+                torch.mm(h[:bt], w, out=u)
+            else:
+                torch.addmm(b_u, h[:bt], w, out=u)
+            rz = a[:, : 2 * H].add_(u[:, : 2 * H]).sigmoid_()
+            r, z = rz[:, :H], rz[:, H:]
+            n = torch.addcmul(a[:, 2 * H :], r, u[:, 2 * H :], out=a[:, 2 * H :])
+            n.sigmoid_().mul_(2).sub_(1)  # n = tanh(a_n + r u_n)
+            h = torch.lerp(n, h[:bt], z, out=out[t, :bt])  # h_t = n + z (h_{t-1} - n)
+        h_n = _final(out, steps)
+        _mask_padding(out, steps)
+        ctx.save_for_backward(x, h0, w_ih, w_hh, A, U, out)
+        ctx.steps = steps
+        return out, h_n
+
+    @staticmethod
+    def backward(ctx, dout, dh_n):
+        x, h0, w_ih, w_hh, A, U, out = ctx.saved_tensors
+        steps, need = ctx.steps, ctx.needs_input_grad
+        T, B, H = out.shape
+        dout = dout.contiguous()
+        r, z, n = A.unflatten(2, (3, H)).unbind(2)
+        u_n = U[:, :, 2 * H :] * 0.5
+        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])  # h_{t-1}
+        K_n = (1 - z) * (1 - n * n)
+        K = torch.empty_like(A).unflatten(2, (3, H))  # (T, B, 3, H)
+        torch.mul(K_n * u_n, r * (1 - r), out=K[:, :, 0])
+        torch.mul((h_prev - n) * z, 1 - z, out=K[:, :, 1])
+        torch.mul(K_n, r, out=K[:, :, 2])
+        del h_prev, u_n
+
+        padded = any(bt < B for _, bt, _ in steps)
+        dU = torch.zeros_like(A) if padded else torch.empty_like(A)  # (T, B, 3H)
+        dU3 = dU.unflatten(2, (3, H))
+        DH = torch.zeros_like(out) if padded else torch.empty_like(out)  # dL/dh_t
+        for t, bt, bn in reversed(steps):
+            if bn:  # dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh
+                dh = torch.addcmul(dout[t, :bn], z[t + 1, :bn], DH[t + 1, :bn], out=DH[t, :bn])
+                dh.addmm_(dU[t + 1, :bn], w_hh)
+            dh_t = _grad_in(dout, dh_n, t, bt, bn, DH[t])
+            torch.mul(dh_t.unsqueeze(1), K[t, :bt], out=dU3[t, :bt])  # through r, z, n
+        dh0 = None
+        if need[1]:
+            dh0 = torch.addmm(z[0] * DH[0], dU[0], w_hh)
+        dw_hh, db_hh = _recurrent_grads(dU, h0, out, need[3], need[5])
+        dU3[:, :, 2] = DH * K_n  # the input side of n is not multiplied by r
+        dx, dw_ih, db_ih = _input_grads(dU, x, w_ih, (need[0], need[2], need[4]))
+        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None

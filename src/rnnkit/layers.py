@@ -1,0 +1,337 @@
+"""RNN, LSTM and GRU layers: torch.nn's interface plus `lengths=` and a stepping API.
+
+The layer owns stacking, directions, dropout between layers, variable lengths and the checks
+on user input; the loop over time is a kernel from `bptt.py` (impl="bptt", the fast path) or
+the step of `functional.py` looped under autograd (impl="loop", the reference).
+
+    L: num_layers, D: directions (1 or 2), T: time, B: batch, I: input size, H: hidden size
+"""
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit import functional as F
+from rnnkit.bptt import GRUFunction, LSTMFunction, RNNFunction
+from rnnkit.cells import GATES, check_nonlinearity, check_size, init_uniform
+from rnnkit.lengths import Batch, check_lengths
+
+IMPLS = ("bptt", "loop")
+
+
+def check_impl(impl: str) -> str:
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    return impl
+
+
+class RNNBase(nn.Module):
+    """Shared by RNN, LSTM and GRU; `mode` picks the cell ("rnn", "lstm" or "gru")."""
+
+    mode = "rnn"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        *,
+        impl: str = "bptt",  # "bptt": hand-written BPTT kernels; "loop": autograd reference
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        self.num_layers = check_size("num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise TypeError(f"dropout must be a float in [0, 1], got {dropout!r}")
+        if not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be a float in [0, 1], got {dropout}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                f"dropout={dropout} has no effect with num_layers=1: it applies between layers",
+                stacklevel=2,
+            )
+        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
+        self.dropout = float(dropout)
+        self.impl = check_impl(impl)
+        self.proj_size = 0  # torch.nn attribute; projections are not supported
+        D, H, gh = self.num_directions, hidden_size, GATES[self.mode] * hidden_size
+        kw = {"device": device, "dtype": dtype}
+        self._names = []  # per (layer, direction): names of W_ih, W_hh, b_ih, b_hh
+        for k in range(num_layers):
+            for d in range(D):
+                sfx = f"_l{k}" + ("_reverse" if d else "")
+                names = [f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}", f"bias_hh{sfx}"]
+                shapes = [(gh, input_size if k == 0 else D * H), (gh, H), (gh,), (gh,)]
+                for name, shape in zip(names if bias else names[:2], shapes, strict=False):
+                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **kw)))
+                self._names.append(names)
+        init_uniform(self, hidden_size)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        for key, default in [("num_layers", 1), ("bias", True), ("batch_first", False)]:
+            if getattr(self, key) != default:
+                s += f", {key}={getattr(self, key)}"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        return [[getattr(self, n) for n in names if hasattr(self, n)] for names in self._names]
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written against torch.nn (there is no cuDNN weight buffer)."""
+
+    def _weights(self, index: int) -> tuple:
+        w_ih, w_hh, b_ih, b_hh = self._names[index]
+        if not self.bias:
+            return getattr(self, w_ih), getattr(self, w_hh), None, None
+        return getattr(self, w_ih), getattr(self, w_hh), getattr(self, b_ih), getattr(self, b_hh)
+
+    # ---- input checks -------------------------------------------------------------------
+
+    def _check_input(self, x) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        if x.dtype != self.weight_ih_l0.dtype:
+            raise TypeError(
+                f"input dtype {x.dtype} does not match the parameters' dtype "
+                f"{self.weight_ih_l0.dtype}; convert one with .to()"
+            )
+        if x.dim() not in (2, 3):
+            raise ValueError(
+                f"input must be 3-D ({'B, T' if self.batch_first else 'T, B'}, "
+                f"{self.input_size}) or 2-D (T, {self.input_size}), got shape {tuple(x.shape)}"
+            )
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input.size(-1) must be input_size={self.input_size}, got {x.shape[-1]}"
+            )
+        if x.numel() == 0:
+            raise ValueError(f"input must have at least one step and row, got {tuple(x.shape)}")
+        return x
+
+    def _check_state(self, s, name: str, B: int, batched: bool, ref: Tensor) -> Tensor:
+        want = (self.num_layers * self.num_directions, B, self.hidden_size)
+        if not batched:
+            want = (want[0], want[2])
+        if not isinstance(s, Tensor):
+            raise TypeError(f"{name} must be a Tensor of shape {want}, got {type(s).__name__}")
+        if tuple(s.shape) != want:
+            raise ValueError(f"{name} must have shape {want}, got {tuple(s.shape)}")
+        if s.dtype != ref.dtype or s.device != ref.device:
+            raise TypeError(
+                f"{name} must be {ref.dtype} on {ref.device} like the input, "
+                f"got {s.dtype} on {s.device}"
+            )
+        return s if batched else s.unsqueeze(1)
+
+    def _initial_state(self, hx, x: Tensor, batched: bool) -> list[Tensor]:
+        """[h0] or [h0, c0], each (L*D, B, H) and contiguous."""
+        B = x.shape[1]
+        n = 2 if self.mode == "lstm" else 1
+        if hx is None:
+            z = x.new_zeros(self.num_layers * self.num_directions, B, self.hidden_size)
+            return [z] * n
+        if n == 2:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError("hx for LSTM must be a tuple (h_0, c_0)")
+            names = ("h_0", "c_0")
+        else:
+            hx, names = (hx,), ("hx",)
+        return [self._check_state(s, m, B, batched, x).contiguous() for s, m in zip(hx, names)]
+
+    # ---- forward ------------------------------------------------------------------------
+
+    def forward(self, input, hx=None, lengths=None, *, impl: str | None = None):
+        """Run the layer over a sequence.
+
+        input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence.
+        hx: h_0 (L*D, B, H), or (h_0, c_0) for LSTM; zeros when None.
+        lengths: valid steps of each sequence, a 1-D integer tensor of B values in [1, T],
+            any order. Padded steps change no state and output zeros; h_n is taken at each
+            sequence's own last step; the reverse direction starts at each true end.
+        impl: overrides the constructor's choice for this call ("bptt" or "loop").
+        Returns (output, h_n), or (output, (h_n, c_n)) for LSTM.
+        """
+        impl = self.impl if impl is None else check_impl(impl)
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError("pass lengths= or a PackedSequence, not both")
+            pack = input
+            input, lengths = pad_packed_sequence(input, batch_first=self.batch_first)
+        x = self._check_input(input)
+        batched = x.dim() == 3
+        if not batched:
+            if lengths is not None:
+                raise ValueError("lengths= needs a batched (3-D) input")
+            x = x.unsqueeze(1)
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        x = x.contiguous()  # (T, B, I)
+        state = self._initial_state(hx, x, batched)
+        batch = Batch(check_lengths(lengths, *x.shape[:2]) if lengths is not None else None, x)
+
+        if impl == "bptt":
+            x, state = batch.sort(x), [batch.sort(s, dim=1) for s in state]
+            out, state = self._stack(x, state, self._bptt_direction(batch))
+            out, state = batch.unsort(out), [batch.unsort(s, dim=1) for s in state]
+        else:
+            out, state = self._stack(x, state, self._loop_direction(batch))
+
+        if not batched:
+            out, state = out.squeeze(1), [s.squeeze(1) for s in state]
+        elif self.batch_first:
+            out = out.transpose(0, 1)
+        if packed:
+            out = _repack(out, pack, lengths, self.batch_first)
+        return out, (tuple(state) if self.mode == "lstm" else state[0])
+
+    def _stack(self, x: Tensor, state: list[Tensor], direction):
+        """Layers x directions; `direction(x, states, weights, reverse)` owns the time loop."""
+        finals = [[] for _ in state]
+        D = self.num_directions
+        for k in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                idx = k * D + d
+                out, last = direction(x, [s[idx] for s in state], self._weights(idx), d == 1)
+                outs.append(out)
+                for f, s in zip(finals, last):
+                    f.append(s)
+            x = outs[0] if D == 1 else torch.cat(outs, 2)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                x = nn.functional.dropout(x, self.dropout, True)
+        return x, [torch.stack(f) for f in finals]
+
+    def _bptt_direction(self, batch: "Batch"):
+        mode = self.mode
+        nonlinearity = getattr(self, "nonlinearity", None)
+
+        def run(x, state, w, reverse):
+            if reverse:
+                x = batch.reverse(x)
+            if mode == "lstm":
+                out, h, c = LSTMFunction.apply(x, *state, *w, batch.batch_sizes)
+                last = [h, c]
+            elif mode == "gru":
+                out, h = GRUFunction.apply(x, *state, *w, batch.batch_sizes)
+                last = [h]
+            else:
+                out, h = RNNFunction.apply(x, *state, *w, batch.batch_sizes, nonlinearity)
+                last = [h]
+            return (batch.reverse(out) if reverse else out), last
+
+        return run
+
+    def _loop_direction(self, batch: "Batch"):
+        step = self._step_fn()
+        mask = batch.mask()  # (T, B, 1) bool or None
+
+        def run(x, state, w, reverse):
+            outs = [None] * x.shape[0]
+            times = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
+            for t in times:
+                new = step(x[t], state, w)
+                if mask is not None:  # padded steps keep the state and output zeros
+                    new = [torch.where(mask[t], n, s) for n, s in zip(new, state)]
+                    outs[t] = torch.where(mask[t], new[0], 0.0)
+                else:
+                    outs[t] = new[0]
+                state = new
+            return torch.stack(outs), state
+
+        return run
+
+    def _step_fn(self):
+        """One step on a state list: [h] -> [h'] or [h, c] -> [h', c'] (functional.py)."""
+        if self.mode == "lstm":
+            return lambda x, s, w: list(F.lstm_step(x, (s[0], s[1]), *w))
+        if self.mode == "gru":
+            return lambda x, s, w: [F.gru_step(x, s[0], *w)]
+        nl = self.nonlinearity
+        return lambda x, s, w: [F.rnn_step(x, s[0], *w, nl)]
+
+    # ---- stepping -----------------------------------------------------------------------
+
+    def step(self, input: Tensor, hx=None):
+        """Advance one time step with a carried state (generation, streaming).
+
+        input: (B, I); hx: as for forward (None for zeros). Returns (output (B, H), hx').
+        Unidirectional layers only: a reverse direction needs the whole sequence.
+        """
+        if self.bidirectional:
+            raise ValueError("step() needs a unidirectional layer (bidirectional=False)")
+        x = self._check_input(input)
+        if x.dim() != 2:
+            raise ValueError(
+                f"step() takes one step of shape (B, {self.input_size}), got {tuple(x.shape)}"
+            )
+        state = self._initial_state(hx, x.unsqueeze(0), True)
+        step, new = self._step_fn(), [[] for _ in state]
+        for k in range(self.num_layers):
+            if k and self.dropout and self.training:
+                x = nn.functional.dropout(x, self.dropout, True)
+            layer_state = step(x, [s[k] for s in state], self._weights(k))
+            for n, s in zip(new, layer_state):
+                n.append(s)
+            x = layer_state[0]
+        state = [torch.stack(n) for n in new]
+        return x, (tuple(state) if self.mode == "lstm" else state[0])
+
+
+def _repack(out: Tensor, pack: PackedSequence, lengths: Tensor, batch_first: bool):
+    """The padded output back in the input PackedSequence's layout and order."""
+    if pack.sorted_indices is not None:
+        out = out.index_select(0 if batch_first else 1, pack.sorted_indices.to(out.device))
+        lengths = lengths[pack.sorted_indices.cpu()]
+    data = pack_padded_sequence(out, lengths, batch_first=batch_first).data
+    return PackedSequence(data, pack.batch_sizes, pack.sorted_indices, pack.unsorted_indices)
+
+
+class RNN(RNNBase):
+    """Elman RNN layer: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh | relu.
+
+    Same constructor, call and state_dict as torch.nn.RNN, plus `lengths=`, `impl=` and `step`.
+    """
+
+    def __init__(self, *args, nonlinearity: str = "tanh", **kwargs):
+        self.nonlinearity = check_nonlinearity(nonlinearity)
+        super().__init__(*args, **kwargs)
+
+
+class LSTM(RNNBase):
+    """LSTM layer (gates i, f, g, o; state (h, c)), a drop-in for torch.nn.LSTM.
+
+    c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t); see `functional.lstm_step`.
+    """
+
+    mode = "lstm"
+
+
+class GRU(RNNBase):
+    """GRU layer in torch.nn's convention (r, z, n), a drop-in for torch.nn.GRU.
+
+    h_t = (1 - z) * n + z * h_{t-1}; see `functional.gru_step`.
+    """
+
+    mode = "gru"

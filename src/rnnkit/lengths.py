@@ -1,0 +1,75 @@
+"""Variable-length batches: checking `lengths=`, sorting rows by length, reversing in place.
+
+The BPTT kernels take the batch sorted longest first with `batch_sizes[t]` rows running at
+step t (PackedSequence's layout); `Batch` makes that layout from user `lengths` and undoes it.
+"""
+
+import torch
+from torch import Tensor
+
+
+def check_lengths(lengths, T: int, B: int) -> Tensor:
+    """A CPU int64 tensor of B lengths in [1, T], or a ValueError/TypeError naming the problem."""
+    if isinstance(lengths, (list, tuple)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in lengths):
+            raise TypeError(f"lengths must hold integers, got {lengths!r}")
+        lengths = torch.tensor(lengths, dtype=torch.int64)
+    if not isinstance(lengths, Tensor):
+        raise TypeError(f"lengths must be a 1-D integer tensor, got {type(lengths).__name__}")
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
+    if lengths.dim() != 1 or lengths.numel() != B:
+        raise ValueError(
+            f"lengths must be 1-D with one value per sequence ({B}), got shape "
+            f"{tuple(lengths.shape)}"
+        )
+    lengths = lengths.detach().to("cpu", torch.int64)
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo < 1 or hi > T:
+        bad = lo if lo < 1 else hi
+        raise ValueError(f"lengths must be in [1, {T}] (the input has {T} steps), got {bad}")
+    return lengths
+
+
+class Batch:
+    """The sorted layout of a batch: permutation, batch_sizes and in-length time reversal."""
+
+    def __init__(self, lengths: Tensor | None, x: Tensor):
+        T, B = x.shape[:2]
+        self.T, self.B, self.device = T, B, x.device
+        self.lengths = None if lengths is None or bool((lengths == T).all()) else lengths
+        self.batch_sizes = self.perm = self.inverse = self._rev = None
+        if self.lengths is None:
+            return
+        sorted_lengths, perm = torch.sort(self.lengths, descending=True, stable=True)
+        if not torch.equal(perm, torch.arange(B)):
+            self.perm = perm.to(self.device)
+            self.inverse = torch.argsort(perm).to(self.device)
+        # b_t = number of sequences still running at step t
+        self.batch_sizes = tuple(
+            torch.searchsorted(-sorted_lengths, -torch.arange(1, T + 1), right=True).tolist()
+        )
+        # flat index of x[len_i - 1 - t, i] for t < len_i, x[t, i] otherwise (an involution)
+        t = torch.arange(T).unsqueeze(1)
+        src = torch.where(t < sorted_lengths, sorted_lengths - 1 - t, t)  # (T, B)
+        self._rev = (src * B + torch.arange(B)).reshape(-1).to(self.device)
+
+    def sort(self, x: Tensor, dim: int = 1) -> Tensor:
+        return x if self.perm is None else x.index_select(dim, self.perm)
+
+    def unsort(self, x: Tensor, dim: int = 1) -> Tensor:
+        return x if self.inverse is None else x.index_select(dim, self.inverse)
+
+    def reverse(self, x: Tensor) -> Tensor:
+        """Each (sorted) sequence reversed within its own length; padding stays in place."""
+        if self._rev is None:
+            return x.flip(0)
+        T, B = x.shape[:2]
+        return x.reshape(T * B, -1).index_select(0, self._rev).view(T, B, -1)
+
+    def mask(self) -> Tensor | None:
+        """(T, B, 1) bool, True where a step is valid, in the caller's row order."""
+        if self.lengths is None:
+            return None
+        t = torch.arange(self.T).unsqueeze(1)
+        return (t < self.lengths).unsqueeze(2).to(self.device)
