@@ -157,7 +157,10 @@ class RNNBase(nn.Module):
             names = ("h_0", "c_0")
         else:
             hx, names = (hx,), ("hx",)
-        return [self._check_state(s, m, B, batched, x).contiguous() for s, m in zip(hx, names)]
+        return [
+            self._check_state(s, m, B, batched, x).contiguous()
+            for s, m in zip(hx, names, strict=True)
+        ]
 
     # ---- forward ------------------------------------------------------------------------
 
@@ -216,7 +219,7 @@ class RNNBase(nn.Module):
                 idx = k * D + d
                 out, last = direction(x, [s[idx] for s in state], self._weights(idx), d == 1)
                 outs.append(out)
-                for f, s in zip(finals, last):
+                for f, s in zip(finals, last, strict=True):
                     f.append(s)
             x = outs[0] if D == 1 else torch.cat(outs, 2)
             if self.dropout and self.training and k < self.num_layers - 1:
@@ -253,7 +256,7 @@ class RNNBase(nn.Module):
             for t in times:
                 new = step(x[t], state, w)
                 if mask is not None:  # padded steps keep the state and output zeros
-                    new = [torch.where(mask[t], n, s) for n, s in zip(new, state)]
+                    new = [torch.where(mask[t], n, s) for n, s in zip(new, state, strict=True)]
                     outs[t] = torch.where(mask[t], new[0], 0.0)
                 else:
                     outs[t] = new[0]
@@ -292,7 +295,7 @@ class RNNBase(nn.Module):
             if k and self.dropout and self.training:
                 x = nn.functional.dropout(x, self.dropout, True)
             layer_state = step(x, [s[k] for s in state], self._weights(k))
-            for n, s in zip(new, layer_state):
+            for n, s in zip(new, layer_state, strict=True):
                 n.append(s)
             x = layer_state[0]
         state = [torch.stack(n) for n in new]
