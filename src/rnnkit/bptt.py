@@ -16,11 +16,16 @@ state is taken at its own last step, and padded steps cost no FLOPs.
 Why sigmoids: torch's CPU `tanh` is 3-10x slower than its `sigmoid` (measured, see
 docs/bptt.md), so the forward computes tanh(a) = 2 sigmoid(2a) - 1, with the factor 2 folded
 into the weights of tanh'd pre-activations (`_scaled`). The backward uses the true weights.
+Scalars in per-step ops are 0-dim tensors: a Python scalar costs a host copy per call.
 """
 
 import torch
 from torch import Tensor
 from torch.autograd import Function
+from torch.autograd.function import once_differentiable
+
+from rnnkit import gemm
+from rnnkit.workspace import buffer
 
 
 def _steps(batch_sizes: tuple[int, ...] | None, T: int, B: int) -> list[tuple[int, int, int]]:
@@ -29,12 +34,14 @@ def _steps(batch_sizes: tuple[int, ...] | None, T: int, B: int) -> list[tuple[in
     return [(t, bs[t], bs[t + 1] if t + 1 < T else 0) for t in range(T)]
 
 
+def _padded(steps: list[tuple[int, int, int]], B: int) -> bool:
+    return any(bt < B for _, bt, _ in steps)
+
+
 def _project(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     """W x_t + b for all steps in one GEMM: (T, B, I) -> (T, B, G*H)."""
     T, B, I = x.shape
-    x2 = x.reshape(T * B, I)
-    y = torch.addmm(b, x2, w.t()) if b is not None else torch.mm(x2, w.t())
-    return y.view(T, B, -1)
+    return gemm.linear(x.reshape(T * B, I), w, b).view(T, B, -1)
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
@@ -50,6 +57,11 @@ def _scaled(w: Tensor | None, lo: int, hi: int, k: float) -> Tensor | None:
     w = w.clone()
     w[lo:hi] *= k
     return w
+
+
+def _consts(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """0-dim 1, 2 and 0.5 of x's dtype and device."""
+    return x.new_ones(()), x.new_full((), 2.0), x.new_full((), 0.5)
 
 
 def _mask_padding(out: Tensor, steps: list[tuple[int, int, int]]) -> None:
@@ -69,10 +81,8 @@ def _final(seq: Tensor, steps: list[tuple[int, int, int]]) -> Tensor:
 
 
 def _grad_in(dout: Tensor, d_last: Tensor, t: int, b: int, bn: int, out: Tensor) -> Tensor:
-    """dL/dh_t for rows [0, b): dout_t plus, for the rows that end at t, dL/dh_n.
-
-    Rows [0, bn) get their recurrent term added by the caller. Writes into out[:b].
-    """
+    """dL/dh_t for rows [0, b) in out[:b]: rows [bn, b) end at t and get dout_t + dL/dh_n here;
+    the caller has written rows [0, bn) (dout_t plus the recurrent term)."""
     if bn < b:
         torch.add(dout[t, bn:b], d_last[bn:b], out=out[bn:b])
     return out[:b]
@@ -85,7 +95,7 @@ def _recurrent_grads(dU: Tensor, h0: Tensor, out: Tensor, need_w: bool, need_b: 
         T, B, GH = dU.shape
         dw = dU[0].t().mm(h0)
         if T > 1:
-            dw.addmm_(dU[1:].reshape(-1, GH).t(), out[:-1].reshape((T - 1) * B, -1))
+            dw += gemm.t_mm(dU[1:].reshape(-1, GH), out[:-1].reshape((T - 1) * B, -1))
     if need_b:
         db = dU.sum((0, 1))
     return dw, db
@@ -95,8 +105,8 @@ def _input_grads(dA: Tensor, x: Tensor, w_ih: Tensor, needs: tuple[bool, bool, b
     """dx = dA W_ih, dW_ih = sum_t dA_t^T x_t, db_ih = sum_t dA_t (dA: grad of W_ih x_t + b_ih)."""
     T, B, GH = dA.shape
     dA2 = dA.view(T * B, GH)
-    dx = dA2.mm(w_ih).view(T, B, -1) if needs[0] else None
-    dw = dA2.t().mm(x.reshape(T * B, -1)) if needs[1] else None
+    dx = gemm.linear(dA2, w_ih.t()).view(T, B, -1) if needs[0] else None
+    dw = gemm.t_mm(dA2, x.reshape(T * B, -1)) if needs[1] else None
     db = dA2.sum(0) if needs[2] else None
     return dx, dw, db
 
@@ -104,11 +114,11 @@ def _input_grads(dA: Tensor, x: Tensor, w_ih: Tensor, needs: tuple[bool, bool, b
 class RNNFunction(Function):
     """Elman RNN over a sequence: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
 
-    Forward per step (tanh): z'_t += h'_{t-1} W'_hh^T; s_t = sigmoid(z'_t), where z' = 2 z and
+    Forward per step (tanh): z'_t += s_{t-1} W'_hh^T; s_t = sigmoid(z'_t), where z' = 2 z and
     the state is kept as s = (h + 1) / 2, so h_{t-1} = 2 s_{t-1} - 1 folds into the GEMM:
     W'_hh = 4 W_hh and z'_t gets -2 W_hh 1 (t >= 1). h = 2 s - 1 once after the loop.
     Backward: dz_t = (dout_t + dz_{t+1} W_hh) * act'(h_t), act' = 1 - h^2 or [h > 0].
-    Saved: out (T, B, H) and h0; the backward allocates dZ (T, B, H).
+    Saved: out (T, B, H) and h0; the backward's workspace: D and dZ (T, B, H).
     """
 
     @staticmethod
@@ -117,23 +127,20 @@ class RNNFunction(Function):
         steps = _steps(batch_sizes, T, B)
         b = _add(b_ih, b_hh)
         if nonlinearity == "tanh":
+            one, two, _ = _consts(x)
             Z = _project(x, 2 * w_ih, None if b is None else 2 * b)  # z' = 2 z  (T, B, H)
             if T > 1:
                 Z[1:] -= 2 * w_hh.sum(1)  # -2 W_hh 1: h_{t-1} = 2 s_{t-1} - 1
-            w0, w = (2 * w_hh).t(), (4 * w_hh).t()
+            w0, w = 2 * w_hh, 4 * w_hh
             h = h0
             for t, bt, _ in steps:
-                z = Z[t, :bt]
-                z.addmm_(h[:bt], w0 if t == 0 else w)
-                h = z.sigmoid_()  # s_t
-            out = Z.mul_(2).sub_(1)  # h = 2 s - 1
+                h = gemm.addmm_(Z[t, :bt], h[:bt], w0 if t == 0 else w).sigmoid_()  # s_t
+            out = Z.mul_(two).sub_(one)  # h = 2 s - 1
         else:
             Z = _project(x, w_ih, b)
-            h, w = h0, w_hh.t()
+            h = h0
             for t, bt, _ in steps:
-                z = Z[t, :bt]
-                z.addmm_(h[:bt], w)
-                h = z.clamp_min_(0)
+                h = gemm.addmm_(Z[t, :bt], h[:bt], w_hh).clamp_min_(0)
             out = Z
         h_n = _final(out, steps)
         _mask_padding(out, steps)
@@ -142,21 +149,26 @@ class RNNFunction(Function):
         return out, h_n
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dout, dh_n):
         x, h0, w_ih, w_hh, out = ctx.saved_tensors
         steps, need = ctx.steps, ctx.needs_input_grad
         dout = dout.contiguous()
-        # act'(z_t) for all steps at once
-        D = (out > 0).to(out.dtype) if ctx.relu else 1 - out * out  # (T, B, H)
-        padded = any(bt < out.shape[1] for _, bt, _ in steps)
-        dZ = torch.zeros_like(out) if padded else torch.empty_like(out)  # (T, B, H)
+        one, _, _ = _consts(out)
+        D = buffer("rnn.D", out.shape, out)  # act'(z_t) for all steps at once
+        if ctx.relu:
+            torch.gt(out, 0, out=D)
+        else:
+            torch.mul(out, out, out=D).sub_(one).neg_()  # 1 - h^2
+        dZ = buffer("rnn.dZ", out.shape, out, zero=_padded(steps, out.shape[1]))
         dh = torch.empty_like(h0)
+        w_hh_t = w_hh.t().contiguous()
         for t, bt, bn in reversed(steps):
             if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
-                torch.addmm(dout[t, :bn], dZ[t + 1, :bn], w_hh, out=dh[:bn])
-            g = _grad_in(dout, dh_n, t, bt, bn, dh)
-            torch.mul(g, D[t, :bt], out=dZ[t, :bt])  # dz_t = dh_t * act'   (backprop through act)
-        dh0 = dZ[0].mm(w_hh) if need[1] else None
+                gemm.addmm(dout[t, :bn], dZ[t + 1, :bn], w_hh_t, out=dh[:bn])
+            dh_t = _grad_in(dout, dh_n, t, bt, bn, dh)
+            torch.mul(dh_t, D[t, :bt], out=dZ[t, :bt])  # dz_t = dh_t act'(z_t)   (through act)
+        dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[3], need[5] or need[4])
         dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[2], False))
         db_ih = db_hh if need[4] else None
@@ -178,7 +190,8 @@ class LSTMFunction(Function):
         dz_{i,f,g} = dc_t * K_{i,f,g},     K_i = g i (1 - i), K_f = c_{t-1} f (1 - f),
                                            K_g = i (1 - g^2)
         dc_{t-1} = dc_t * f
-    Saved: gates (T, B, 4H), c' (T, B, H), out (T, B, H), h0, c0.
+    Saved: gates (T, B, 4H), c' (T, B, H), out (T, B, H), h0, c0: 6TBH + 2BH.
+    The backward's workspace: K and dZ (T, B, 4H), tanh(c) and K_c (T, B, H).
     """
 
     @staticmethod
@@ -186,22 +199,21 @@ class LSTMFunction(Function):
         T, B, _ = x.shape
         H = h0.shape[1]
         steps = _steps(batch_sizes, T, B)
+        one, two, _ = _consts(x)
         # g rows scaled by 2: sigmoid(2 z_g) gives g = 2 s_g - 1 = tanh(z_g)
         Z = _project(x, _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(_add(b_ih, b_hh), 2 * H, 3 * H, 2))
-        w = _scaled(w_hh, 2 * H, 3 * H, 2).t()
+        w = _scaled(w_hh, 2 * H, 3 * H, 2)
         C = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # c' = 2c
         out = torch.empty_like(C)
         h, c = h0, 2 * c0
         for t, bt, _ in steps:
-            z = Z[t, :bt]
-            z.addmm_(h[:bt], w)
-            z.sigmoid_()
+            z = gemm.addmm_(Z[t, :bt], h[:bt], w).sigmoid_()
             i, f, g, o = z.unflatten(1, (4, H)).unbind(1)
-            g.mul_(2).sub_(1)  # g = tanh(z_g)
+            g.mul_(two).sub_(one)  # g = tanh(z_g)
             c = torch.mul(f, c[:bt], out=C[t, :bt])
             c.addcmul_(i, g, value=2)  # c'_t = f c'_{t-1} + 2 i g
             h = torch.sigmoid(c, out=out[t, :bt])
-            h.mul_(2).sub_(1).mul_(o)  # h_t = o tanh(c_t)
+            h.mul_(two).sub_(one).mul_(o)  # h_t = o tanh(c_t)
         h_n, c_n = _final(out, steps), _final(C, steps).mul_(0.5)
         _mask_padding(out, steps)
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, Z, C, out)
@@ -209,37 +221,42 @@ class LSTMFunction(Function):
         return out, h_n, c_n
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dout, dh_n, dc_n):
         x, h0, c0, w_ih, w_hh, Z, C, out = ctx.saved_tensors
         steps, need = ctx.steps, ctx.needs_input_grad
         T, B, H = out.shape
         dout = dout.contiguous()
+        one, two, half = _consts(out)
         # recurrence-independent factors for all steps (padded rows are never read)
         i, f, g, o = Z.unflatten(2, (4, H)).unbind(2)
-        tc = torch.sigmoid(C).mul_(2).sub_(1)  # tanh(c_t)
-        c_prev = torch.cat([c0.unsqueeze(0), C[:-1] * 0.5])  # c_{t-1}
-        K = torch.empty_like(Z).unflatten(2, (4, H))  # (T, B, 4, H): K_i, K_f, K_g, K_o
-        K_c = o * (1 - tc * tc)
-        torch.mul(g * i, 1 - i, out=K[:, :, 0])
-        torch.mul(c_prev * f, 1 - f, out=K[:, :, 1])
-        torch.mul(i, 1 - g * g, out=K[:, :, 2])
-        torch.mul(tc * o, 1 - o, out=K[:, :, 3])
-        K_ifg, K_o = K[:, :, :3], K[:, :, 3]
+        tc = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C)).mul_(two).sub_(one)  # tanh c_t
+        K_c = torch.mul(tc, tc, out=buffer("lstm.Kc", C.shape, C))
+        torch.sub(o, K_c.mul_(o), out=K_c)  # o (1 - tanh^2 c_t)
+        K = buffer("lstm.K", Z.shape, Z).unflatten(2, (4, H))  # (T, B, 4, H)
+        K_i, K_f, K_g, K_o = K.unbind(2)
+        torch.addcmul(i, i, i, value=-1, out=K_i).mul_(g)  # g i (1 - i)
+        torch.addcmul(f, f, f, value=-1, out=K_f)  # f (1 - f) ...
+        K_f[0].mul_(c0)  # ... c_{t-1}
+        K_f[1:].mul_(C[:-1]).mul_(half)
+        torch.mul(g, g, out=K_g).sub_(one).neg_().mul_(i)  # i (1 - g^2)
+        torch.addcmul(o, o, o, value=-1, out=K_o).mul_(tc)  # tanh(c_t) o (1 - o)
+        K_ifg = K[:, :, :3]
 
-        padded = any(bt < B for _, bt, _ in steps)
-        dZ = torch.zeros_like(Z) if padded else torch.empty_like(Z)  # (T, B, 4H)
+        dZ = buffer("lstm.dZ", Z.shape, Z, zero=_padded(steps, B))  # (T, B, 4H)
         dZ4 = dZ.unflatten(2, (4, H))
         dh = torch.empty_like(h0)
         dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
+        w_hh_t = w_hh.t().contiguous()
         for t, bt, bn in reversed(steps):
             if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
-                torch.addmm(dout[t, :bn], dZ[t + 1, :bn], w_hh, out=dh[:bn])
+                gemm.addmm(dout[t, :bn], dZ[t + 1, :bn], w_hh_t, out=dh[:bn])
             dh_t = _grad_in(dout, dh_n, t, bt, bn, dh)
             dc_t = dc[:bt].addcmul_(dh_t, K_c[t, :bt])  # through h_t = o tanh(c_t)
             torch.mul(dh_t, K_o[t, :bt], out=dZ4[t, :bt, 3])  # through o
             torch.mul(dc_t.unsqueeze(1), K_ifg[t, :bt], out=dZ4[t, :bt, :3])  # through i, f, g
             dc_t.mul_(f[t, :bt])  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
-        dh0 = dZ[0].mm(w_hh) if need[1] else None
+        dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dc0 = dc if need[2] else None
         dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[4], need[5] or need[6])
         dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[3], False))
@@ -260,7 +277,8 @@ class GRUFunction(Function):
         du_t = dh_t * K,   K = [K_n u_n r (1 - r), K_z, K_n r],
                            K_n = (1 - z)(1 - n^2), K_z = (h_{t-1} - n) z (1 - z)
         da_t = du_t with its n part replaced by dh_t * K_n
-    Saved: gates (T, B, 3H) holding r, z, n; u_n (T, B, H); out; h0.
+    Saved: gates (T, B, 3H) holding r, z, n; U (T, B, 3H) whose n part is 2 u_n; out; h0.
+    The backward's workspace: K and dU (T, B, 3H), K_n and DH (T, B, H).
     """
 
     @staticmethod
@@ -268,22 +286,19 @@ class GRUFunction(Function):
         T, B, _ = x.shape
         H = h0.shape[1]
         steps = _steps(batch_sizes, T, B)
+        one, two, _ = _consts(x)
         A = _project(x, _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(b_ih, 2 * H, 3 * H, 2))
-        w = _scaled(w_hh, 2 * H, 3 * H, 2).t()
+        w = _scaled(w_hh, 2 * H, 3 * H, 2)
         b_u = _scaled(b_hh, 2 * H, 3 * H, 2)
         U = torch.empty_like(A)  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
         out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
         h = h0
         for t, bt, _ in steps:
-            a, u = A[t, :bt], U[t, :bt]
-            if b_u is None:
-                torch.mm(h[:bt], w, out=u)
-            else:
-                torch.addmm(b_u, h[:bt], w, out=u)
+            a, u = A[t, :bt], gemm.linear(h[:bt], w, b_u, out=U[t, :bt])
             rz = a[:, : 2 * H].add_(u[:, : 2 * H]).sigmoid_()
             r, z = rz[:, :H], rz[:, H:]
             n = torch.addcmul(a[:, 2 * H :], r, u[:, 2 * H :], out=a[:, 2 * H :])
-            n.sigmoid_().mul_(2).sub_(1)  # n = tanh(a_n + r u_n)
+            n.sigmoid_().mul_(two).sub_(one)  # n = tanh(a_n + r u_n)
             h = torch.lerp(n, h[:bt], z, out=out[t, :bt])  # h_t = n + z (h_{t-1} - n)
         h_n = _final(out, steps)
         _mask_padding(out, steps)
@@ -292,35 +307,40 @@ class GRUFunction(Function):
         return out, h_n
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, dout, dh_n):
         x, h0, w_ih, w_hh, A, U, out = ctx.saved_tensors
         steps, need = ctx.steps, ctx.needs_input_grad
         T, B, H = out.shape
         dout = dout.contiguous()
+        one, _, half = _consts(out)
         r, z, n = A.unflatten(2, (3, H)).unbind(2)
-        u_n = U[:, :, 2 * H :] * 0.5
-        h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])  # h_{t-1}
-        K_n = (1 - z) * (1 - n * n)
-        K = torch.empty_like(A).unflatten(2, (3, H))  # (T, B, 3, H)
-        torch.mul(K_n * u_n, r * (1 - r), out=K[:, :, 0])
-        torch.mul((h_prev - n) * z, 1 - z, out=K[:, :, 1])
-        torch.mul(K_n, r, out=K[:, :, 2])
-        del h_prev, u_n
+        K_n = torch.mul(n, n, out=buffer("gru.Kn", out.shape, out)).sub_(one).neg_()  # 1 - n^2
+        K_n.addcmul_(z, K_n, value=-1)  # (1 - z)(1 - n^2)
+        K = buffer("gru.K", A.shape, A).unflatten(2, (3, H))  # (T, B, 3, H)
+        K_r, K_z, K_u = K.unbind(2)
+        torch.addcmul(r, r, r, value=-1, out=K_r).mul_(K_n).mul_(U[:, :, 2 * H :]).mul_(half)
+        torch.addcmul(z, z, z, value=-1, out=K_u)  # z (1 - z), scratch
+        torch.sub(h0, n[0], out=K_z[0])  # h_{t-1} - n_t ...
+        torch.sub(out[:-1], n[1:], out=K_z[1:])
+        K_z.mul_(K_u)  # ... z (1 - z)
+        torch.mul(K_n, r, out=K_u)  # dL/du_n = dL/da_n r
 
-        padded = any(bt < B for _, bt, _ in steps)
-        dU = torch.zeros_like(A) if padded else torch.empty_like(A)  # (T, B, 3H)
+        padded = _padded(steps, B)
+        dU = buffer("gru.dU", A.shape, A, zero=padded)  # (T, B, 3H)
         dU3 = dU.unflatten(2, (3, H))
-        DH = torch.zeros_like(out) if padded else torch.empty_like(out)  # dL/dh_t
+        DH = buffer("gru.DH", out.shape, out, zero=padded)  # dL/dh_t
+        w_hh_t = w_hh.t().contiguous()
         for t, bt, bn in reversed(steps):
             if bn:  # dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh
                 dh = torch.addcmul(dout[t, :bn], z[t + 1, :bn], DH[t + 1, :bn], out=DH[t, :bn])
-                dh.addmm_(dU[t + 1, :bn], w_hh)
+                gemm.addmm_(dh, dU[t + 1, :bn], w_hh_t)
             dh_t = _grad_in(dout, dh_n, t, bt, bn, DH[t])
             torch.mul(dh_t.unsqueeze(1), K[t, :bt], out=dU3[t, :bt])  # through r, z, n
         dh0 = None
         if need[1]:
-            dh0 = torch.addmm(z[0] * DH[0], dU[0], w_hh)
+            dh0 = gemm.addmm_(z[0] * DH[0], dU[0], w_hh_t)
         dw_hh, db_hh = _recurrent_grads(dU, h0, out, need[3], need[5])
-        dU3[:, :, 2] = DH * K_n  # the input side of n is not multiplied by r
+        torch.mul(DH, K_n, out=dU3[:, :, 2])  # the input side of n is not multiplied by r
         dx, dw_ih, db_ih = _input_grads(dU, x, w_ih, (need[0], need[2], need[4]))
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None

@@ -1,0 +1,62 @@
+"""The matrix products of the BPTT kernels, each on the faster of two CPU GEMM libraries.
+
+On the CPU torch.mm calls MKL, whose fp32 GEMM reached about 200 GFLOP/s on this project's
+AMD machines, where oneDNN's (reached through `torch.ops.mkldnn._linear_pointwise`, the op
+torch.compile uses for CPU linears) reached 2-2.6x that for the shapes of a recurrent step
+above a few MFLOP; below, oneDNN's ~12 us call overhead loses. `benchmarks/bench_gemm.py`
+measures the crossover. Everything else (CUDA, float64, small shapes, a torch without the op)
+goes to torch.mm/addmm, so results never depend on the op being there.
+
+All functions take W as torch.nn stores weights, (N, K), and compute x W^T.
+"""
+
+import torch
+from torch import Tensor
+
+try:
+    _LINEAR = torch.ops.mkldnn._linear_pointwise.default
+except (AttributeError, RuntimeError):  # a torch built without oneDNN
+    _LINEAR = None
+
+ONEDNN = _LINEAR is not None and torch.backends.mkldnn.is_available()  # switch for tests
+MIN_FLOPS = 5_000_000  # 2 M N K at or above which oneDNN is used (crossover measured)
+
+
+def _onednn(x: Tensor, w: Tensor) -> bool:
+    return (
+        ONEDNN
+        and x.dtype == torch.float32
+        and x.device.type == "cpu"
+        and 2 * x.shape[0] * w.shape[0] * w.shape[1] >= MIN_FLOPS
+    )
+
+
+def linear(x: Tensor, w: Tensor, b: Tensor | None = None, out: Tensor | None = None) -> Tensor:
+    """x W^T + b: (M, K), (N, K), (N,) -> (M, N), into `out` when given."""
+    if _onednn(x, w):
+        y = _LINEAR(x, w, b, "none", [], "")
+        return y if out is None else out.copy_(y)
+    if b is None:
+        return torch.mm(x, w.t(), out=out)
+    return torch.addmm(b, x, w.t(), out=out)
+
+
+def addmm_(z: Tensor, x: Tensor, w: Tensor) -> Tensor:
+    """z += x W^T in place."""
+    if _onednn(x, w):
+        return z.add_(_LINEAR(x, w, None, "none", [], ""))
+    return z.addmm_(x, w.t())
+
+
+def addmm(c: Tensor, x: Tensor, w: Tensor, out: Tensor) -> Tensor:
+    """out = c + x W^T."""
+    if _onednn(x, w):
+        return torch.add(c, _LINEAR(x, w, None, "none", [], ""), out=out)
+    return torch.addmm(c, x, w.t(), out=out)
+
+
+def t_mm(a: Tensor, b: Tensor) -> Tensor:
+    """a^T b, the sum over rows of outer products (weight gradients): (M, N), (M, K) -> (N, K)."""
+    if _onednn(b.t(), a.t()):
+        return _LINEAR(b.t(), a.t(), None, "none", [], "").t().contiguous()
+    return a.t().mm(b)
