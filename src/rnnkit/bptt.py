@@ -11,7 +11,8 @@ input gradients as one GEMM each over all steps. `docs/bptt.md` derives every li
 Variable lengths follow PackedSequence's layout: the batch is sorted by length (longest
 first) and `batch_sizes[t]` rows are running at step t, so rows [0, b_t) are a prefix and the
 state of a running row at t-1 is `out[t-1, row]`. Padded outputs are zero, each row's final
-state is taken at its own last step, and padded steps cost no FLOPs.
+state is taken at its own last step, and padded steps cost no FLOPs in the recurrence
+(the input projection and the weight-gradient GEMMs still run over all T * B rows).
 
 Why sigmoids: torch's CPU `tanh` is 3-10x slower than its `sigmoid` (measured, see
 docs/bptt.md), so the forward computes tanh(a) = 2 sigmoid(2a) - 1, with the factor 2 folded
@@ -42,6 +43,18 @@ def _project(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     """W x_t + b for all steps in one GEMM: (T, B, I) -> (T, B, G*H)."""
     T, B, I = x.shape
     return gemm.linear(x.reshape(T * B, I), w, b).view(T, B, -1)
+
+
+def _chunk(B: int, GH: int) -> int:
+    """Steps per input-projection GEMM when nothing is saved: about 2 MB of pre-activations."""
+    return max(1, (1 << 19) // (B * GH))
+
+
+def _projections(x: Tensor, w: Tensor, b: Tensor | None, chunk: int):
+    """(t0, W x_t + b for the steps [t0, t0 + chunk)), one GEMM per chunk."""
+    T = x.shape[0]
+    for t0 in range(0, T, chunk):
+        yield t0, _project(x if chunk >= T else x[t0 : t0 + chunk], w, b)
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
@@ -199,24 +212,30 @@ class LSTMFunction(Function):
         T, B, _ = x.shape
         H = h0.shape[1]
         steps = _steps(batch_sizes, T, B)
-        one, two, _ = _consts(x)
-        # g rows scaled by 2: sigmoid(2 z_g) gives g = 2 s_g - 1 = tanh(z_g)
-        Z = _project(x, _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(_add(b_ih, b_hh), 2 * H, 3 * H, 2))
-        w = _scaled(w_hh, 2 * H, 3 * H, 2)
-        C = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # c' = 2c
-        out = torch.empty_like(C)
+        save = any(ctx.needs_input_grad)  # inference keeps no per-step gates or cells
+        one, two, half = _consts(x)
+        # g rows scaled by 2, so that g = 2 sigmoid(z'_g) - 1 = tanh(z_g)
+        w_x, b = _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(_add(b_ih, b_hh), 2 * H, 3 * H, 2)
+        w1 = _scaled(w_hh, 2 * H, 3 * H, 2)
+        w2 = 2 * w1  # steps t >= 1 read h_{t-1} / 2 from out
+        out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # h / 2 until the end
+        C = torch.empty_like(out) if save else buffer("lstm.c", (2, B, H), x)  # c' = 2c
+        h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
         h, c = h0, 2 * c0
-        for t, bt, _ in steps:
-            z = gemm.addmm_(Z[t, :bt], h[:bt], w).sigmoid_()
-            i, f, g, o = z.unflatten(1, (4, H)).unbind(1)
-            g.mul_(two).sub_(one)  # g = tanh(z_g)
-            c = torch.mul(f, c[:bt], out=C[t, :bt])
-            c.addcmul_(i, g, value=2)  # c'_t = f c'_{t-1} + 2 i g
-            h = torch.sigmoid(c, out=out[t, :bt])
-            h.mul_(two).sub_(one).mul_(o)  # h_t = o tanh(c_t)
-        h_n, c_n = _final(out, steps), _final(C, steps).mul_(0.5)
+        for t0, Zc in _projections(x, w_x, b, T if save else _chunk(B, 4 * H)):
+            for t, bt, bn in steps[t0 : t0 + Zc.shape[0]]:
+                z = gemm.addmm_(Zc[t - t0, :bt], h[:bt], w2 if t else w1).sigmoid_()
+                i, f, s_g, o = z.unflatten(1, (4, H)).unbind(1)
+                c = torch.mul(f, c[:bt], out=C[t if save else t % 2, :bt])
+                c.addcmul_(i, s_g, value=4).sub_(i, alpha=2)  # c'_t = f c'_{t-1} + 2 i g
+                h = torch.sigmoid(c, out=out[t, :bt]).mul_(o).sub_(o, alpha=0.5)  # o tanh(c) / 2
+                if bn < bt:  # rows [bn, bt) end here
+                    h_n[bn:bt], c_n[bn:bt] = h[bn:bt], c[bn:bt]
+        out.mul_(two), h_n.mul_(two), c_n.mul_(half)
         _mask_padding(out, steps)
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, Z, C, out)
+        if save:
+            Zc[:, :, 2 * H : 3 * H].mul_(two).sub_(one)  # g, for the backward
+            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, Zc, C, out)
         ctx.steps = steps
         return out, h_n, c_n
 
@@ -286,23 +305,31 @@ class GRUFunction(Function):
         T, B, _ = x.shape
         H = h0.shape[1]
         steps = _steps(batch_sizes, T, B)
-        one, two, _ = _consts(x)
-        A = _project(x, _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(b_ih, 2 * H, 3 * H, 2))
-        w = _scaled(w_hh, 2 * H, 3 * H, 2)
+        save = any(ctx.needs_input_grad)  # inference keeps no per-step gates
+        _, two, half = _consts(x)
+        w_x, b_x = _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(b_ih, 2 * H, 3 * H, 2)
+        w = 2 * _scaled(w_hh, 2 * H, 3 * H, 2)  # the loop carries h / 2
         b_u = _scaled(b_hh, 2 * H, 3 * H, 2)
-        U = torch.empty_like(A)  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
-        out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
-        h = h0
-        for t, bt, _ in steps:
-            a, u = A[t, :bt], gemm.linear(h[:bt], w, b_u, out=U[t, :bt])
-            rz = a[:, : 2 * H].add_(u[:, : 2 * H]).sigmoid_()
-            r, z = rz[:, :H], rz[:, H:]
-            n = torch.addcmul(a[:, 2 * H :], r, u[:, 2 * H :], out=a[:, 2 * H :])
-            n.sigmoid_().mul_(two).sub_(one)  # n = tanh(a_n + r u_n)
-            h = torch.lerp(n, h[:bt], z, out=out[t, :bt])  # h_t = n + z (h_{t-1} - n)
-        h_n = _final(out, steps)
+        out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # h / 2 until the end
+        U = None  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
+        h_n = torch.empty_like(h0)
+        h = h0 * half
+        for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
+            U = torch.empty_like(A) if save else buffer("gru.u", (1, B, 3 * H), x)
+            for t, bt, bn in steps[t0 : t0 + A.shape[0]]:
+                a, u = A[t - t0, :bt], gemm.linear(h[:bt], w, b_u, out=U[t if save else 0, :bt])
+                rz = a[:, : 2 * H].add_(u[:, : 2 * H]).sigmoid_()
+                r, z = rz[:, :H], rz[:, H:]
+                n = torch.addcmul(a[:, 2 * H :], r, u[:, 2 * H :], out=a[:, 2 * H :])
+                n.sigmoid_().sub_(half)  # n / 2 = tanh(a_n + r u_n) / 2
+                h = torch.lerp(n, h[:bt], z, out=out[t, :bt])  # h_t / 2 = n/2 + z (h_{t-1} - n) / 2
+                if bn < bt:  # rows [bn, bt) end here
+                    h_n[bn:bt] = h[bn:bt]
+        out.mul_(two), h_n.mul_(two)
         _mask_padding(out, steps)
-        ctx.save_for_backward(x, h0, w_ih, w_hh, A, U, out)
+        if save:
+            A[:, :, 2 * H :].mul_(two)  # n, for the backward
+            ctx.save_for_backward(x, h0, w_ih, w_hh, A, U, out)
         ctx.steps = steps
         return out, h_n
 
@@ -344,3 +371,40 @@ class GRUFunction(Function):
         torch.mul(DH, K_n, out=dU3[:, :, 2])  # the input side of n is not multiplied by r
         dx, dw_ih, db_ih = _input_grads(dU, x, w_ih, (need[0], need[2], need[4]))
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None
+
+
+class _Inference:
+    """Stands in for autograd's ctx when no gradient is needed: the kernel saves nothing."""
+
+    needs_input_grad = (False,) * 8
+
+    def save_for_backward(self, *tensors):
+        pass
+
+
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def rnn(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None, nonlinearity="tanh"):
+    """The Elman RNN kernel: (out, h_n); through autograd only when a gradient is needed."""
+    args = (x, h0, w_ih, w_hh, b_ih, b_hh)
+    if _needs_grad(*args):
+        return RNNFunction.apply(*args, batch_sizes, nonlinearity)
+    return RNNFunction.forward(_Inference(), *args, batch_sizes, nonlinearity)
+
+
+def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None):
+    """The LSTM kernel: (out, h_n, c_n); through autograd only when a gradient is needed."""
+    args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    if _needs_grad(*args):
+        return LSTMFunction.apply(*args, batch_sizes)
+    return LSTMFunction.forward(_Inference(), *args, batch_sizes)
+
+
+def gru(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None):
+    """The GRU kernel: (out, h_n); through autograd only when a gradient is needed."""
+    args = (x, h0, w_ih, w_hh, b_ih, b_hh)
+    if _needs_grad(*args):
+        return GRUFunction.apply(*args, batch_sizes)
+    return GRUFunction.forward(_Inference(), *args, batch_sizes)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import functional as F
-from rnnkit.bptt import GRUFunction, LSTMFunction, RNNFunction
+from rnnkit import bptt
 from rnnkit.cells import GATES, check_nonlinearity, check_size, init_uniform
 from rnnkit.lengths import Batch, check_lengths
 
@@ -193,6 +193,7 @@ class RNNBase(nn.Module):
         x = x.contiguous()  # (T, B, I)
         state = self._initial_state(hx, x, batched)
         batch = Batch(check_lengths(lengths, *x.shape[:2]) if lengths is not None else None, x)
+        x = batch.zero_padding(x)  # padding may hold anything, even NaN: it must not reach dW
 
         if impl == "bptt":
             x, state = batch.sort(x), [batch.sort(s, dim=1) for s in state]
@@ -234,13 +235,13 @@ class RNNBase(nn.Module):
             if reverse:
                 x = batch.reverse(x)
             if mode == "lstm":
-                out, h, c = LSTMFunction.apply(x, *state, *w, batch.batch_sizes)
+                out, h, c = bptt.lstm(x, *state, *w, batch.batch_sizes)
                 last = [h, c]
             elif mode == "gru":
-                out, h = GRUFunction.apply(x, *state, *w, batch.batch_sizes)
+                out, h = bptt.gru(x, *state, *w, batch.batch_sizes)
                 last = [h]
             else:
-                out, h = RNNFunction.apply(x, *state, *w, batch.batch_sizes, nonlinearity)
+                out, h = bptt.rnn(x, *state, *w, batch.batch_sizes, nonlinearity)
                 last = [h]
             return (batch.reverse(out) if reverse else out), last
 

@@ -38,7 +38,7 @@ class Batch:
         T, B = x.shape[:2]
         self.T, self.B, self.device = T, B, x.device
         self.lengths = None if lengths is None or bool((lengths == T).all()) else lengths
-        self.batch_sizes = self.perm = self.inverse = self._rev = None
+        self.batch_sizes = self.perm = self.inverse = self._rev = self._mask = None
         if self.lengths is None:
             return
         sorted_lengths, perm = torch.sort(self.lengths, descending=True, stable=True)
@@ -67,9 +67,15 @@ class Batch:
         T, B = x.shape[:2]
         return x.reshape(T * B, -1).index_select(0, self._rev).view(T, B, -1)
 
+    def zero_padding(self, x: Tensor) -> Tensor:
+        """x (T, B, I) in the caller's row order with padded steps set to 0."""
+        return x if self.lengths is None else x.masked_fill(~self.mask(), 0)
+
     def mask(self) -> Tensor | None:
         """(T, B, 1) bool, True where a step is valid, in the caller's row order."""
         if self.lengths is None:
             return None
-        t = torch.arange(self.T).unsqueeze(1)
-        return (t < self.lengths).unsqueeze(2).to(self.device)
+        if self._mask is None:
+            t = torch.arange(self.T).unsqueeze(1)
+            self._mask = (t < self.lengths).unsqueeze(2).to(self.device)
+        return self._mask
