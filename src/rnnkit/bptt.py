@@ -35,6 +35,24 @@ def _steps(batch_sizes: tuple[int, ...] | None, T: int, B: int) -> list[tuple[in
     return [(t, bs[t], bs[t + 1] if t + 1 < T else 0) for t in range(T)]
 
 
+def _rows(seq: Tensor, steps: list[tuple[int, int, int]]) -> list[Tensor]:
+    """seq[k, :b_t] for the k-th of `steps`, from one unbind: a view op costs about 1 us, as
+    much as a small pointwise op, so the loops take their per-step views from here."""
+    return [v if bt == len(v) else v[:bt] for v, (_, bt, _) in zip(seq.unbind(0), steps)]
+
+
+class _Prefixes(dict):
+    """x[:b] on demand, each view made once."""
+
+    def __init__(self, x: Tensor):
+        super().__init__()
+        self.x = x
+
+    def __missing__(self, b: int) -> Tensor:
+        self[b] = v = self.x if b == len(self.x) else self.x[:b]
+        return v
+
+
 def _padded(steps: list[tuple[int, int, int]], B: int) -> bool:
     return any(bt < B for _, bt, _ in steps)
 
@@ -94,11 +112,11 @@ def _final(seq: Tensor, steps: list[tuple[int, int, int]]) -> Tensor:
 
 
 def _grad_in(dout: Tensor, d_last: Tensor, t: int, b: int, bn: int, out: Tensor) -> Tensor:
-    """dL/dh_t for rows [0, b) in out[:b]: rows [bn, b) end at t and get dout_t + dL/dh_n here;
-    the caller has written rows [0, bn) (dout_t plus the recurrent term)."""
+    """dL/dh_t for rows [0, b) in out (b rows): rows [bn, b) end at t and get dout_t + dL/dh_n
+    here; the caller has written rows [0, bn) (dout_t plus the recurrent term)."""
     if bn < b:
-        torch.add(dout[t, bn:b], d_last[bn:b], out=out[bn:b])
-    return out[:b]
+        torch.add(dout[t, bn:b], d_last[bn:b], out=out[bn:])
+    return out
 
 
 def _recurrent_grads(dU: Tensor, h0: Tensor, out: Tensor, need_w: bool, need_b: bool):
@@ -145,15 +163,14 @@ class RNNFunction(Function):
             if T > 1:
                 Z[1:] -= 2 * w_hh.sum(1)  # -2 W_hh 1: h_{t-1} = 2 s_{t-1} - 1
             w0, w = 2 * w_hh, 4 * w_hh
-            h = h0
-            for t, bt, _ in steps:
-                h = gemm.addmm_(Z[t, :bt], h[:bt], w0 if t == 0 else w).sigmoid_()  # s_t
+            prev = [h0, *_rows(Z[:-1], steps[1:])]  # h_{-1}, then s_{t-1}
+            for z, h, t in zip(_rows(Z, steps), prev, range(T)):
+                gemm.addmm_(z, h, w if t else w0).sigmoid_()  # s_t
             out = Z.mul_(two).sub_(one)  # h = 2 s - 1
         else:
             Z = _project(x, w_ih, b)
-            h = h0
-            for t, bt, _ in steps:
-                h = gemm.addmm_(Z[t, :bt], h[:bt], w_hh).clamp_min_(0)
+            for z, h in zip(_rows(Z, steps), [h0, *_rows(Z[:-1], steps[1:])]):
+                gemm.addmm_(z, h, w_hh).clamp_min_(0)
             out = Z
         h_n = _final(out, steps)
         _mask_padding(out, steps)
@@ -174,13 +191,14 @@ class RNNFunction(Function):
         else:
             torch.mul(out, out, out=D).sub_(one).neg_()  # 1 - h^2
         dZ = buffer("rnn.dZ", out.shape, out, zero=_padded(steps, out.shape[1]))
-        dh = torch.empty_like(h0)
+        dh = _Prefixes(torch.empty_like(h0))
         w_hh_t = w_hh.t().contiguous()
+        dZs, Ds, douts = _rows(dZ, steps), _rows(D, steps), _rows(dout, steps)
         for t, bt, bn in reversed(steps):
             if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
-                gemm.addmm(dout[t, :bn], dZ[t + 1, :bn], w_hh_t, out=dh[:bn])
-            dh_t = _grad_in(dout, dh_n, t, bt, bn, dh)
-            torch.mul(dh_t, D[t, :bt], out=dZ[t, :bt])  # dz_t = dh_t act'(z_t)   (through act)
+                gemm.addmm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], w_hh_t, out=dh[bn])
+            dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
+            torch.mul(dh_t, Ds[t], out=dZs[t])  # dz_t = dh_t act'(z_t)   (through act)
         dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[3], need[5] or need[4])
         dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[2], False))
@@ -221,14 +239,24 @@ class LSTMFunction(Function):
         out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # h / 2 until the end
         C = torch.empty_like(out) if save else buffer("lstm.c", (2, B, H), x)  # c' = 2c
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
-        h, c = h0, 2 * c0
+        prev_h = [h0, *_rows(out[:-1], steps[1:])]  # h_{-1}, then h_{t-1} / 2
+        outs = _rows(out, steps)
+        if save:
+            Cs, prev_c = _rows(C, steps), [2 * c0, *_rows(C[:-1], steps[1:])]
+        else:  # two (B, H) buffers, used in turn
+            ring = [_Prefixes(c) for c in C]
+            Cs = [ring[t % 2][bt] for t, bt, _ in steps]
+            prev_c = [2 * c0] + [ring[t % 2][bt] for t, (_, bt, _) in enumerate(steps[1:])]
         for t0, Zc in _projections(x, w_x, b, T if save else _chunk(B, 4 * H)):
-            for t, bt, bn in steps[t0 : t0 + Zc.shape[0]]:
-                z = gemm.addmm_(Zc[t - t0, :bt], h[:bt], w2 if t else w1).sigmoid_()
-                i, f, s_g, o = z.unflatten(1, (4, H)).unbind(1)
-                c = torch.mul(f, c[:bt], out=C[t if save else t % 2, :bt])
+            chunk = steps[t0 : t0 + len(Zc)]
+            gates = zip(
+                _rows(Zc, chunk), *(_rows(g, chunk) for g in Zc.unflatten(2, (4, H)).unbind(2))
+            )
+            for (t, bt, bn), (z, i, f, s_g, o) in zip(chunk, gates):
+                gemm.addmm_(z, prev_h[t], w2 if t else w1).sigmoid_()
+                c = torch.mul(f, prev_c[t], out=Cs[t])
                 c.addcmul_(i, s_g, value=4).sub_(i, alpha=2)  # c'_t = f c'_{t-1} + 2 i g
-                h = torch.sigmoid(c, out=out[t, :bt]).mul_(o).sub_(o, alpha=0.5)  # o tanh(c) / 2
+                h = torch.sigmoid(c, out=outs[t]).mul_(o).sub_(o, alpha=0.5)  # o tanh(c) / 2
                 if bn < bt:  # rows [bn, bt) end here
                     h_n[bn:bt], c_n[bn:bt] = h[bn:bt], c[bn:bt]
         out.mul_(two), h_n.mul_(two), c_n.mul_(half)
@@ -264,17 +292,29 @@ class LSTMFunction(Function):
 
         dZ = buffer("lstm.dZ", Z.shape, Z, zero=_padded(steps, B))  # (T, B, 4H)
         dZ4 = dZ.unflatten(2, (4, H))
-        dh = torch.empty_like(h0)
+        dh = _Prefixes(torch.empty_like(h0))
         dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
+        dcs, dc3s = _Prefixes(dc), _Prefixes(dc.unsqueeze(1))
         w_hh_t = w_hh.t().contiguous()
-        for t, bt, bn in reversed(steps):
+        dZs, douts = _rows(dZ, steps), _rows(dout, steps)
+        per_step = zip(
+            _rows(K_c, steps),
+            _rows(K_o, steps),
+            _rows(K_ifg, steps),
+            _rows(f, steps),
+            _rows(dZ4[:, :, 3], steps),
+            _rows(dZ4[:, :, :3], steps),
+        )
+        for (t, bt, bn), (kc, ko, kifg, f_t, dz_o, dz_ifg) in zip(
+            reversed(steps), reversed(list(per_step))
+        ):
             if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
-                gemm.addmm(dout[t, :bn], dZ[t + 1, :bn], w_hh_t, out=dh[:bn])
-            dh_t = _grad_in(dout, dh_n, t, bt, bn, dh)
-            dc_t = dc[:bt].addcmul_(dh_t, K_c[t, :bt])  # through h_t = o tanh(c_t)
-            torch.mul(dh_t, K_o[t, :bt], out=dZ4[t, :bt, 3])  # through o
-            torch.mul(dc_t.unsqueeze(1), K_ifg[t, :bt], out=dZ4[t, :bt, :3])  # through i, f, g
-            dc_t.mul_(f[t, :bt])  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
+                gemm.addmm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], w_hh_t, out=dh[bn])
+            dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
+            dc_t = dcs[bt].addcmul_(dh_t, kc)  # through h_t = o tanh(c_t)
+            torch.mul(dh_t, ko, out=dz_o)  # through o
+            torch.mul(dc3s[bt], kifg, out=dz_ifg)  # through i, f, g
+            dc_t.mul_(f_t)  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
         dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dc0 = dc if need[2] else None
         dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[4], need[5] or need[6])
@@ -313,16 +353,25 @@ class GRUFunction(Function):
         out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # h / 2 until the end
         U = None  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
         h_n = torch.empty_like(h0)
-        h = h0 * half
+        prev = [h0 * half, *_rows(out[:-1], steps[1:])]  # h_{t-1} / 2
+        outs = _rows(out, steps)
         for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
-            U = torch.empty_like(A) if save else buffer("gru.u", (1, B, 3 * H), x)
-            for t, bt, bn in steps[t0 : t0 + A.shape[0]]:
-                a, u = A[t - t0, :bt], gemm.linear(h[:bt], w, b_u, out=U[t if save else 0, :bt])
-                rz = a[:, : 2 * H].add_(u[:, : 2 * H]).sigmoid_()
-                r, z = rz[:, :H], rz[:, H:]
-                n = torch.addcmul(a[:, 2 * H :], r, u[:, 2 * H :], out=a[:, 2 * H :])
+            chunk = steps[t0 : t0 + len(A)]
+            if save:
+                U = torch.empty_like(A)
+                us, u_rzs, u_ns = (_rows(v, chunk) for v in (U, U[:, :, : 2 * H], U[:, :, 2 * H :]))
+            else:  # one (B, 3H) buffer
+                u = buffer("gru.u", (B, 3 * H), x)
+                views = [_Prefixes(v) for v in (u, u[:, : 2 * H], u[:, 2 * H :])]
+                us, u_rzs, u_ns = ([v[bt] for _, bt, _ in chunk] for v in views)
+            gates = (A[:, :, : 2 * H], A[:, :, :H], A[:, :, H : 2 * H], A[:, :, 2 * H :])
+            per_step = zip(chunk, us, u_rzs, u_ns, *(_rows(g, chunk) for g in gates))
+            for (t, bt, bn), u, u_rz, u_n, a_rz, r, z, a_n in per_step:
+                gemm.linear(prev[t], w, b_u, out=u)
+                a_rz.add_(u_rz).sigmoid_()  # r, z
+                n = torch.addcmul(a_n, r, u_n, out=a_n)
                 n.sigmoid_().sub_(half)  # n / 2 = tanh(a_n + r u_n) / 2
-                h = torch.lerp(n, h[:bt], z, out=out[t, :bt])  # h_t / 2 = n/2 + z (h_{t-1} - n) / 2
+                h = torch.lerp(n, prev[t], z, out=outs[t])  # h_t / 2 = n/2 + z (h_{t-1} - n) / 2
                 if bn < bt:  # rows [bn, bt) end here
                     h_n[bn:bt] = h[bn:bt]
         out.mul_(two), h_n.mul_(two)
@@ -358,12 +407,15 @@ class GRUFunction(Function):
         dU3 = dU.unflatten(2, (3, H))
         DH = buffer("gru.DH", out.shape, out, zero=padded)  # dL/dh_t
         w_hh_t = w_hh.t().contiguous()
-        for t, bt, bn in reversed(steps):
+        DHs, dUs, douts, zs = (_rows(v, steps) for v in (DH, dU, dout, z))
+        per_step = zip(_rows(DH.unsqueeze(2), steps), _rows(K, steps), _rows(dU3, steps))
+        for (t, bt, bn), (dh3, k, du3) in zip(reversed(steps), reversed(list(per_step))):
             if bn:  # dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh
-                dh = torch.addcmul(dout[t, :bn], z[t + 1, :bn], DH[t + 1, :bn], out=DH[t, :bn])
-                gemm.addmm_(dh, dU[t + 1, :bn], w_hh_t)
-            dh_t = _grad_in(dout, dh_n, t, bt, bn, DH[t])
-            torch.mul(dh_t.unsqueeze(1), K[t, :bt], out=dU3[t, :bt])  # through r, z, n
+                dh, d = (DHs[t], douts[t]) if bn == bt else (DHs[t][:bn], douts[t][:bn])
+                torch.addcmul(d, zs[t + 1], DHs[t + 1], out=dh)
+                gemm.addmm_(dh, dUs[t + 1], w_hh_t)
+            _grad_in(dout, dh_n, t, bt, bn, DHs[t])
+            torch.mul(dh3, k, out=du3)  # through r, z, n
         dh0 = None
         if need[1]:
             dh0 = gemm.addmm_(z[0] * DH[0], dU[0], w_hh_t)

@@ -13,8 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit import functional as F
 from rnnkit import bptt
+from rnnkit import functional as F
 from rnnkit.cells import GATES, check_nonlinearity, check_size, init_uniform
 from rnnkit.lengths import Batch, check_lengths
 
