@@ -38,7 +38,11 @@ def _steps(batch_sizes: tuple[int, ...] | None, T: int, B: int) -> list[tuple[in
 def _rows(seq: Tensor, steps: list[tuple[int, int, int]]) -> list[Tensor]:
     """seq[k, :b_t] for the k-th of `steps`, from one unbind: a view op costs about 1 us, as
     much as a small pointwise op, so the loops take their per-step views from here."""
-    return [v if bt == len(v) else v[:bt] for v, (_, bt, _) in zip(seq.unbind(0), steps)]
+    B = seq.shape[1]
+    views = seq.unbind(0)
+    if all(bt == B for _, bt, _ in steps):
+        return list(views)
+    return [v if bt == B else v[:bt] for v, (_, bt, _) in zip(views, steps)]
 
 
 class _Prefixes(dict):
@@ -162,15 +166,16 @@ class RNNFunction(Function):
             Z = _project(x, 2 * w_ih, None if b is None else 2 * b)  # z' = 2 z  (T, B, H)
             if T > 1:
                 Z[1:] -= 2 * w_hh.sum(1)  # -2 W_hh 1: h_{t-1} = 2 s_{t-1} - 1
-            w0, w = 2 * w_hh, 4 * w_hh
+            mm0, mm = gemm.addmm_step(2 * w_hh, B), gemm.addmm_step(4 * w_hh, B)
             prev = [h0, *_rows(Z[:-1], steps[1:])]  # h_{-1}, then s_{t-1}
             for z, h, t in zip(_rows(Z, steps), prev, range(T)):
-                gemm.addmm_(z, h, w if t else w0).sigmoid_()  # s_t
+                (mm if t else mm0)(z, h).sigmoid_()  # s_t
             out = Z.mul_(two).sub_(one)  # h = 2 s - 1
         else:
             Z = _project(x, w_ih, b)
+            mm = gemm.addmm_step(w_hh, B)
             for z, h in zip(_rows(Z, steps), [h0, *_rows(Z[:-1], steps[1:])]):
-                gemm.addmm_(z, h, w_hh).clamp_min_(0)
+                mm(z, h).clamp_min_(0)
             out = Z
         h_n = _final(out, steps)
         _mask_padding(out, steps)
@@ -194,9 +199,10 @@ class RNNFunction(Function):
         dh = _Prefixes(torch.empty_like(h0))
         w_hh_t = w_hh.t().contiguous()
         dZs, Ds, douts = _rows(dZ, steps), _rows(D, steps), _rows(dout, steps)
+        mm = gemm.addmm_out_step(w_hh_t, len(h0))
         for t, bt, bn in reversed(steps):
             if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
-                gemm.addmm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], w_hh_t, out=dh[bn])
+                mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
             dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
             torch.mul(dh_t, Ds[t], out=dZs[t])  # dz_t = dh_t act'(z_t)   (through act)
         dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
@@ -247,13 +253,14 @@ class LSTMFunction(Function):
             ring = [_Prefixes(c) for c in C]
             Cs = [ring[t % 2][bt] for t, bt, _ in steps]
             prev_c = [2 * c0] + [ring[t % 2][bt] for t, (_, bt, _) in enumerate(steps[1:])]
+        mm1, mm2 = gemm.addmm_step(w1, B), gemm.addmm_step(w2, B)
         for t0, Zc in _projections(x, w_x, b, T if save else _chunk(B, 4 * H)):
             chunk = steps[t0 : t0 + len(Zc)]
             gates = zip(
                 _rows(Zc, chunk), *(_rows(g, chunk) for g in Zc.unflatten(2, (4, H)).unbind(2))
             )
             for (t, bt, bn), (z, i, f, s_g, o) in zip(chunk, gates):
-                gemm.addmm_(z, prev_h[t], w2 if t else w1).sigmoid_()
+                (mm2 if t else mm1)(z, prev_h[t]).sigmoid_()
                 c = torch.mul(f, prev_c[t], out=Cs[t])
                 c.addcmul_(i, s_g, value=4).sub_(i, alpha=2)  # c'_t = f c'_{t-1} + 2 i g
                 h = torch.sigmoid(c, out=outs[t]).mul_(o).sub_(o, alpha=0.5)  # o tanh(c) / 2
@@ -297,6 +304,7 @@ class LSTMFunction(Function):
         dcs, dc3s = _Prefixes(dc), _Prefixes(dc.unsqueeze(1))
         w_hh_t = w_hh.t().contiguous()
         dZs, douts = _rows(dZ, steps), _rows(dout, steps)
+        mm = gemm.addmm_out_step(w_hh_t, B)
         per_step = zip(
             _rows(K_c, steps),
             _rows(K_o, steps),
@@ -309,7 +317,7 @@ class LSTMFunction(Function):
             reversed(steps), reversed(list(per_step))
         ):
             if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
-                gemm.addmm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], w_hh_t, out=dh[bn])
+                mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
             dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
             dc_t = dcs[bt].addcmul_(dh_t, kc)  # through h_t = o tanh(c_t)
             torch.mul(dh_t, ko, out=dz_o)  # through o
@@ -355,6 +363,7 @@ class GRUFunction(Function):
         h_n = torch.empty_like(h0)
         prev = [h0 * half, *_rows(out[:-1], steps[1:])]  # h_{t-1} / 2
         outs = _rows(out, steps)
+        mm = gemm.linear_out_step(w, b_u, B)
         for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
             chunk = steps[t0 : t0 + len(A)]
             if save:
@@ -367,7 +376,7 @@ class GRUFunction(Function):
             gates = (A[:, :, : 2 * H], A[:, :, :H], A[:, :, H : 2 * H], A[:, :, 2 * H :])
             per_step = zip(chunk, us, u_rzs, u_ns, *(_rows(g, chunk) for g in gates))
             for (t, bt, bn), u, u_rz, u_n, a_rz, r, z, a_n in per_step:
-                gemm.linear(prev[t], w, b_u, out=u)
+                mm(prev[t], u)
                 a_rz.add_(u_rz).sigmoid_()  # r, z
                 n = torch.addcmul(a_n, r, u_n, out=a_n)
                 n.sigmoid_().sub_(half)  # n / 2 = tanh(a_n + r u_n) / 2
@@ -408,12 +417,13 @@ class GRUFunction(Function):
         DH = buffer("gru.DH", out.shape, out, zero=padded)  # dL/dh_t
         w_hh_t = w_hh.t().contiguous()
         DHs, dUs, douts, zs = (_rows(v, steps) for v in (DH, dU, dout, z))
+        mm = gemm.addmm_step(w_hh_t, B)
         per_step = zip(_rows(DH.unsqueeze(2), steps), _rows(K, steps), _rows(dU3, steps))
         for (t, bt, bn), (dh3, k, du3) in zip(reversed(steps), reversed(list(per_step))):
             if bn:  # dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh
                 dh, d = (DHs[t], douts[t]) if bn == bt else (DHs[t][:bn], douts[t][:bn])
                 torch.addcmul(d, zs[t + 1], DHs[t + 1], out=dh)
-                gemm.addmm_(dh, dUs[t + 1], w_hh_t)
+                mm(dh, dUs[t + 1])
             _grad_in(dout, dh_n, t, bt, bn, DHs[t])
             torch.mul(dh3, k, out=du3)  # through r, z, n
         dh0 = None

@@ -23,11 +23,15 @@ MIN_FLOPS = 5_000_000  # 2 M N K at or above which oneDNN is used (crossover mea
 
 
 def _onednn(x: Tensor, w: Tensor) -> bool:
+    return _onednn_for(x.shape[0], w)
+
+
+def _onednn_for(rows: int, w: Tensor) -> bool:
     return (
         ONEDNN
-        and x.dtype == torch.float32
-        and x.device.type == "cpu"
-        and 2 * x.shape[0] * w.shape[0] * w.shape[1] >= MIN_FLOPS
+        and w.dtype == torch.float32
+        and w.device.type == "cpu"
+        and 2 * rows * w.shape[0] * w.shape[1] >= MIN_FLOPS
     )
 
 
@@ -60,3 +64,33 @@ def t_mm(a: Tensor, b: Tensor) -> Tensor:
     if _onednn(b.t(), a.t()):
         return _LINEAR(b.t(), a.t(), None, "none", [], "").t().contiguous()
     return a.t().mm(b)
+
+
+# Per-step products, with the library chosen once per sequence: a Python-level check per step
+# costs about 1 us, as much as the GEMM itself at batch 1.
+
+
+def addmm_step(w: Tensor, rows: int):
+    """f(z, x): z += x W^T in place, for x of at most `rows` rows."""
+    if _onednn_for(rows, w):
+        return lambda z, x: z.add_(_LINEAR(x, w, None, "none", [], ""))
+    wt = w.t()
+    return lambda z, x: z.addmm_(x, wt)
+
+
+def addmm_out_step(w: Tensor, rows: int):
+    """f(c, x, out): out = c + x W^T."""
+    if _onednn_for(rows, w):
+        return lambda c, x, out: torch.add(c, _LINEAR(x, w, None, "none", [], ""), out=out)
+    wt = w.t()
+    return lambda c, x, out: torch.addmm(c, x, wt, out=out)
+
+
+def linear_out_step(w: Tensor, b: Tensor | None, rows: int):
+    """f(x, out): out = x W^T + b."""
+    if _onednn_for(rows, w):
+        return lambda x, out: out.copy_(_LINEAR(x, w, b, "none", [], ""))
+    wt = w.t()
+    if b is None:
+        return lambda x, out: torch.mm(x, wt, out=out)
+    return lambda x, out: torch.addmm(b, x, wt, out=out)
