@@ -354,14 +354,17 @@ class GRUFunction(Function):
         H = h0.shape[1]
         steps = _steps(batch_sizes, T, B)
         save = any(ctx.needs_input_grad)  # inference keeps no per-step gates
-        _, two, half = _consts(x)
+        one, two, half = _consts(x)
         w_x, b_x = _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(b_ih, 2 * H, 3 * H, 2)
-        w = 2 * _scaled(w_hh, 2 * H, 3 * H, 2)  # the loop carries h / 2
-        b_u = _scaled(b_hh, 2 * H, 3 * H, 2)
-        out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # h / 2 until the end
+        # The loop carries q = (h + 1) / 2, so W h + b = 2 W q + (b - W 1) and
+        # h_t = (1 - z) n + z h_{t-1} becomes q_t = (1 - z) sigmoid(2 a_n) + z q_{t-1}.
+        w = _scaled(w_hh, 2 * H, 3 * H, 2)
+        b_u = -w.sum(1) if b_hh is None else _scaled(b_hh, 2 * H, 3 * H, 2) - w.sum(1)
+        w = 2 * w
+        out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # q until the end
         U = None  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
         h_n = torch.empty_like(h0)
-        prev = [h0 * half, *_rows(out[:-1], steps[1:])]  # h_{t-1} / 2
+        prev = [(h0 + one) * half, *_rows(out[:-1], steps[1:])]  # q_{t-1}
         outs = _rows(out, steps)
         mm = gemm.linear_out_step(w, b_u, B)
         for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
@@ -378,15 +381,14 @@ class GRUFunction(Function):
             for (t, bt, bn), u, u_rz, u_n, a_rz, r, z, a_n in per_step:
                 mm(prev[t], u)
                 a_rz.add_(u_rz).sigmoid_()  # r, z
-                n = torch.addcmul(a_n, r, u_n, out=a_n)
-                n.sigmoid_().sub_(half)  # n / 2 = tanh(a_n + r u_n) / 2
-                h = torch.lerp(n, prev[t], z, out=outs[t])  # h_t / 2 = n/2 + z (h_{t-1} - n) / 2
+                n = torch.addcmul(a_n, r, u_n, out=a_n).sigmoid_()  # (n + 1) / 2
+                h = torch.lerp(n, prev[t], z, out=outs[t])  # q_t = (n+1)/2 + z (q_{t-1} - (n+1)/2)
                 if bn < bt:  # rows [bn, bt) end here
                     h_n[bn:bt] = h[bn:bt]
-        out.mul_(two), h_n.mul_(two)
+        out.mul_(two).sub_(one), h_n.mul_(two).sub_(one)  # h = 2 q - 1
         _mask_padding(out, steps)
         if save:
-            A[:, :, 2 * H :].mul_(two)  # n, for the backward
+            A[:, :, 2 * H :].mul_(two).sub_(one)  # n, for the backward
             ctx.save_for_backward(x, h0, w_ih, w_hh, A, U, out)
         ctx.steps = steps
         return out, h_n
