@@ -186,3 +186,28 @@ def test_kernel_leaves_its_inputs_unchanged(kind):
     for index, (a, b) in enumerate(zip(leaves, before, strict=True)):
         if a is not None:
             assert torch.equal(a.detach(), b), f"input {index} was modified"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_inference_path_equals_training_path(cell, ragged, monkeypatch):
+    """No-grad calls save nothing and project in chunks; results must not change."""
+    from rnnkit import bptt
+
+    monkeypatch.setattr(bptt, "_chunk", lambda B, GH: 2)  # several chunks for T = 5
+    torch.manual_seed(1)
+    T, B, I, H = 5, 3, 4, 6
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    w = [torch.randn(G * H, I, dtype=torch.float64), torch.randn(G * H, H, dtype=torch.float64)]
+    b = [torch.randn(G * H, dtype=torch.float64) for _ in range(2)]
+    h0 = torch.randn(B, H, dtype=torch.float64)
+    state = [h0, torch.randn(B, H, dtype=torch.float64)] if cell == "lstm" else [h0]
+    bs = (3, 3, 2, 2, 1) if ragged else None
+    fn = getattr(bptt, cell)
+    with torch.no_grad():
+        fast = fn(x, *state, *w, *b, bs)
+    x.requires_grad_(True)
+    slow = fn(x, *state, *w, *b, bs)
+    for a, s in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, s.detach(), rtol=0, atol=1e-12)

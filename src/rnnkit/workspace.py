@@ -1,9 +1,10 @@
-"""Scratch buffers of the BPTT backward, reused across calls instead of allocated anew.
+"""Scratch buffers of the BPTT kernels, reused across calls instead of allocated anew.
 
 A fresh large tensor per call costs page faults on first touch (measured: a quarter of an
-LSTM training step at B32/H256), so the backward's temporaries come from here. A buffer is
-only ever used inside one backward call and never returned to autograd, so reuse is safe;
-buffers are per thread, and grow to the largest size asked for under each name.
+LSTM training step at B32/H256), so the kernels' temporaries come from here. A buffer is used
+only inside one kernel call (a backward, or an inference forward's rolling state) and never
+returned to the caller or saved for autograd, so reuse is safe; buffers are per thread, and
+grow to the largest size asked for under each name.
 """
 
 import math

@@ -35,10 +35,14 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     try:
         text = raw.decode(encoding)
     except LookupError:
-        raise ValueError(f"unknown encoding {encoding!r} for {path}; try 'utf-8' or 'latin-1'")
+        raise ValueError(
+            f"unknown encoding {encoding!r} for {path}; try 'utf-8' or 'latin-1'"
+        ) from None
     except UnicodeDecodeError as exc:
         if b"\0" in raw:
-            raise ValueError(f"{path} looks binary (it holds NUL bytes); give a plain text file")
+            raise ValueError(
+                f"{path} looks binary (it holds NUL bytes); give a plain text file"
+            ) from None
         bad = raw[exc.start]
         raise ValueError(
             f"{path} is not valid {encoding} (byte 0x{bad:02x} at offset {exc.start}); "
@@ -60,7 +64,7 @@ def builtin_corpus() -> str:
 
 
 def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
-    """(train, validation): the first 1 - val_fraction of the text and the rest (nanoGPT's split)."""
+    """(train, validation): the first 1 - val_fraction of the text, then the rest (nanoGPT)."""
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
         raise TypeError(f"val_fraction must be a float in [0, 1), got {val_fraction!r}")
     if not 0 <= val_fraction < 1:
@@ -131,8 +135,10 @@ class TextStreams:
     Batch k of epoch e = k // len(self) reads columns [t, t + T) with t = (k % len(self)) * T:
     inputs (B, T) and targets (B, T), the inputs shifted by one character. Batch k + 1
     continues batch k in every stream, so a model may carry its hidden state from one to the
-    next (detached); batch k with `is_epoch_start(k)` starts the streams again from the top,
-    where the state should be reset. Batches are addressed by k, so a run resumes at any step.
+    next (detached). Batch k with `is_epoch_start(k)` starts the streams again from the top:
+    a state carried across that seam comes from other text, which is harmless (as after a
+    reset) but a trainer may reset there. Batches are addressed by k (`streams(k)` is
+    `streams.batch(k)`, the training loop's `batches(step)`), so a run resumes at any step.
 
     With world_size > 1 the B streams are shared out: rank r gets streams
     [r*B/W, (r+1)*B/W), and the ranks' batches stacked in rank order are the global batch.
@@ -207,6 +213,8 @@ class TextStreams:
             raise ValueError(f"batch index must be an int >= 0, got {k!r}")
         t = (k % len(self)) * self.bptt
         return self._window(t, self.bptt)
+
+    __call__ = batch
 
     def eval_batches(self) -> Iterator[tuple[Tensor, Tensor]]:
         """One pass over every (input, target) pair of the streams, the last batch shorter."""

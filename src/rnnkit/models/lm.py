@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
-import rnnkit
+from rnnkit.layers import GRU, LSTM, RNN
 
-CELLS = {"lstm": rnnkit.LSTM, "gru": rnnkit.GRU, "rnn": rnnkit.RNN}
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 
 State = tuple[Tensor, ...]  # (h,) for GRU and RNN, (h, c) for LSTM; each (L, B, H)
 
@@ -73,11 +73,12 @@ class CharLM(nn.Module):
     Carried state (truncated BPTT): the model keeps the final hidden state of each forward
     in `self.state`, detached from the graph, and starts the next forward from it, so
     consecutive batches of `TextStreams` continue one another with no change to the
-    training loop. Call `reset_state()` where the streams start again
-    (`TextStreams.is_epoch_start(k)`) and before unrelated input; a carried state whose
-    batch size differs from the input's is an error. `self.state` is a tuple of plain
-    tensors ((h,) or (h, c), each (L, B, H)): save it with a checkpoint and assign it back
-    to resume exactly. `run` and `step` are the stateless functions underneath.
+    training loop. Call `reset_state()` before unrelated input (optional where the streams
+    start again, `TextStreams.is_epoch_start(k)`); a carried state whose batch size
+    differs from the input's is an error. `get_state()` / `set_state(s)` hand
+    it to a checkpoint and back (the training loop's hooks of the same names): a tuple of
+    plain tensors, (h,) or (h, c), each (L, B, H), or None. `run` and `step` are the
+    stateless functions underneath.
 
     Options (keywords, defaults and meaning in CharLMConfig): cell, hidden, layers,
     dropout, embed. `model.config` rebuilds the model: CharLM.from_config(model.config).
@@ -107,6 +108,19 @@ class CharLM(nn.Module):
     def reset_state(self) -> None:
         """Forget the carried state: the next forward starts from zeros."""
         self.state = None
+
+    def get_state(self) -> State | None:
+        return self.state
+
+    def set_state(self, state: State | None) -> None:
+        n = 2 if self.config.cell == "lstm" else 1
+        if state is not None and not (
+            isinstance(state, (tuple, list))
+            and len(state) == n
+            and all(isinstance(s, Tensor) for s in state)
+        ):
+            raise ValueError(f"a {self.config.cell} state is None or a tuple of {n} tensors")
+        self.state = None if state is None else tuple(state)
 
     def forward(self, inputs: Tensor, targets: Tensor | None = None):
         """(logits (B, T, V), mean cross-entropy in nats/char or None); carries self.state."""
@@ -162,7 +176,8 @@ class CharLM(nn.Module):
 def evaluate(model: nn.Module, streams) -> dict:
     """Mean cross-entropy over every target of `streams` (a TextStreams), state carried.
 
-    Returns {"nats_per_char", "bits_per_char", "chars"}. The model is put in eval mode and
+    Returns {"loss", "nats_per_char", "bits_per_char", "chars"}, loss being nats_per_char
+    under the name the training loop validates on by default. The model is put in eval mode and
     its carried state set aside for the pass, then both are restored. A DDP wrapper is
     looked through (`.module`); across processes, weight each rank's result by "chars".
     """
@@ -181,4 +196,5 @@ def evaluate(model: nn.Module, streams) -> dict:
         lm.state = saved
         lm.train(was_training)
     nats = total / chars
-    return {"nats_per_char": nats, "bits_per_char": nats / math.log(2), "chars": chars}
+    bits = nats / math.log(2)
+    return {"loss": nats, "nats_per_char": nats, "bits_per_char": bits, "chars": chars}
