@@ -1,0 +1,49 @@
+"""A training run's output directory: its layout, and the refusal to start over another run.
+
+OUT/last          the checkpoint to resume from
+OUT/best          the weights with the best validation metric (no optimizer state)
+OUT/metrics.csv   every metric (runlog.py)
+OUT/tb/           TensorBoard events, when tensorboard is installed
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from rnnkit import checkpoint
+from rnnkit.runlog import CSV_FILE
+
+LAST, BEST, TB = "last", "best", "tb"
+
+
+def held(out: Path) -> list[str]:
+    """What of a previous run `out` holds (names from LAST, BEST, metrics.csv)."""
+    names = (LAST, BEST, CSV_FILE)
+    return [n for n in names if checkpoint.exists(out / n) or (out / n).exists()]
+
+
+def prepare(out: Path, *, resume: bool, overwrite: bool, main: bool) -> None:
+    """Create `out`. If it holds another run, refuse (ValueError) unless resuming it or told to
+    `overwrite`, which deletes that run's checkpoints and logs first. Only `main` writes."""
+    previous = held(out)
+    if previous and not resume and not overwrite:
+        raise ValueError(
+            f"{out} already holds a training run ({', '.join(previous)}): "
+            f"resume from {out / LAST}, choose another directory, or overwrite it"
+        )
+    if not main:
+        return
+    if previous and not resume:
+        for name in (LAST, BEST):
+            _remove(out / name)
+            _remove(checkpoint.backup_path(out / name))
+        _remove(out / TB)  # metrics.csv is rewritten by the new run's log
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()

@@ -1,0 +1,108 @@
+"""The training loop's hyperparameters, one dataclass, and the optimizer they describe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from rnnkit.schedule import SCHEDULES, Schedule
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    """Everything `Trainer` needs to know besides the model, the data and the output directory."""
+
+    optimizer: str = "adamw"  # "adam" | "adamw" | "sgd"
+    lr: float = 2e-3  # peak learning rate, reached after warm-up (char-rnn's default)
+    weight_decay: float = 0.0  # on weight matrices only, not biases; decoupled for adamw
+    betas: tuple[float, float] = (0.9, 0.99)  # Adam moments; nanoGPT's char model uses 0.99
+    momentum: float = 0.9  # SGD only
+    clip_norm: float | None = 1.0  # max global gradient norm; 0 or None: off (norm still logged)
+    schedule: str = "cosine"  # "cosine" (warm-up + cosine) | "plateau" | "constant"
+    warmup_steps: int = 100  # linear warm-up from lr / (warmup + 1) to lr, for every schedule
+    min_lr_ratio: float = 0.1  # floor of cosine and plateau, as a fraction of lr (nanoGPT: 1/10)
+    plateau_factor: float = 0.5  # plateau: lr multiplier each time validation stalls
+    plateau_patience: int = 2  # plateau: evaluations without improvement before lowering lr
+    max_steps: int | None = None  # stop after this many updates...
+    max_time: float | None = None  # ...or this many seconds of training, whichever comes first
+    eval_every: int = 500  # validate every N steps (and once at the end)
+    checkpoint_every: int | None = None  # save OUT/last every N steps; None: every eval_every
+    patience: int | None = (
+        None  # early stopping after N evaluations without improvement; 0/None off
+    )
+    metric: str = "loss"  # the validation metric to minimise: best checkpoint, plateau, early stop
+    seed: int = 1337  # seeds torch, numpy and random at the start (process r: seed + r)
+    log_every: int = 10  # write the train metrics, averaged over the last N steps, every N steps
+    progress: bool = True  # tqdm bar with loss, tokens/s and ETA, when stderr is a terminal
+    tensorboard: bool = True  # also log to OUT/tb when torch.utils.tensorboard imports
+    device: str | None = None  # None: cuda:LOCAL_RANK under DDP with CUDA, else the model's
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)  # a config read back from JSON has a list
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        for name in ("lr", "weight_decay", "momentum", "min_lr_ratio", "plateau_factor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if self.lr == 0:
+            raise ValueError("lr must be positive, got 0")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
+        if self.clip_norm is not None and self.clip_norm < 0:
+            raise ValueError(
+                f"clip_norm must be positive, or 0/None to disable, got {self.clip_norm}"
+            )
+        for name in ("eval_every", "log_every", "plateau_patience"):
+            _check_positive_int(name, getattr(self, name))
+        for name in ("max_steps", "checkpoint_every"):
+            if getattr(self, name) is not None:
+                _check_positive_int(name, getattr(self, name))
+        if self.warmup_steps < 0 or self.patience is not None and self.patience < 0:
+            raise ValueError(
+                f"warmup_steps and patience must be >= 0, got {self.warmup_steps}, {self.patience}"
+            )
+        if self.max_time is not None and not self.max_time > 0:
+            raise ValueError(
+                f"max_time must be a positive number of seconds, got {self.max_time!r}"
+            )
+        if self.max_steps is None and self.max_time is None:
+            raise ValueError("set max_steps or max_time (or both): training needs an end")
+
+    def make_schedule(self) -> Schedule:
+        return Schedule(
+            self.schedule,
+            self.lr,
+            warmup_steps=self.warmup_steps,
+            max_steps=self.max_steps,
+            max_time=self.max_time,
+            floor=self.lr * self.min_lr_ratio,
+            factor=self.plateau_factor,
+            patience=self.plateau_patience,
+        )
+
+    def make_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """The optimizer over `model`'s trainable parameters; decay applies to matrices only."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        groups = [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": self.weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        groups = [g for g in groups if g["params"]]
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
+        adam = torch.optim.AdamW if self.optimizer == "adamw" else torch.optim.Adam
+        return adam(groups, lr=self.lr, betas=self.betas)
+
+
+def _check_positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
