@@ -3,7 +3,8 @@
 On the CPU torch.mm calls MKL, whose fp32 GEMM reached about 200 GFLOP/s on this project's
 AMD machines, where oneDNN's (reached through `torch.ops.mkldnn._linear_pointwise`, the op
 torch.compile uses for CPU linears) reached 2-2.6x that for the shapes of a recurrent step
-above a few MFLOP; below, oneDNN's ~12 us call overhead loses. `benchmarks/bench_gemm.py`
+above a few MFLOP, and for matrix-vector products with a weight of 4 MB or more; below,
+oneDNN's ~12 us call overhead loses. `benchmarks/bench_gemm.py`
 measures the crossover. Everything else (CUDA, float64, small shapes, a torch without the op)
 goes to torch.mm/addmm, so results never depend on the op being there.
 
@@ -20,6 +21,7 @@ except (AttributeError, RuntimeError):  # a torch built without oneDNN
 
 ONEDNN = _LINEAR is not None and torch.backends.mkldnn.is_available()  # switch for tests
 MIN_FLOPS = 5_000_000  # 2 M N K at or above which oneDNN is used (crossover measured)
+MIN_WEIGHT = 1 << 20  # N K at or above which oneDNN is used even for one row (memory-bound GEMV)
 
 
 def _onednn(x: Tensor, w: Tensor) -> bool:
@@ -31,7 +33,7 @@ def _onednn_for(rows: int, w: Tensor) -> bool:
         ONEDNN
         and w.dtype == torch.float32
         and w.device.type == "cpu"
-        and 2 * rows * w.shape[0] * w.shape[1] >= MIN_FLOPS
+        and (2 * rows * w.shape[0] * w.shape[1] >= MIN_FLOPS or w.numel() >= MIN_WEIGHT)
     )
 
 
