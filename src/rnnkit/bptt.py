@@ -366,7 +366,8 @@ class GRUFunction(Function):
         h_n = torch.empty_like(h0)
         prev = [(h0 + one) * half, *_rows(out[:-1], steps[1:])]  # q_{t-1}
         outs = _rows(out, steps)
-        mm = gemm.linear_out_step(w, b_u, B)
+        mm = gemm.linear_step(w, b_u, B)
+        fresh = []  # (t, u_t) where oneDNN returned the product in a new tensor
         for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
             chunk = steps[t0 : t0 + len(A)]
             if save:
@@ -379,7 +380,11 @@ class GRUFunction(Function):
             gates = (A[:, :, : 2 * H], A[:, :, :H], A[:, :, H : 2 * H], A[:, :, 2 * H :])
             per_step = zip(chunk, us, u_rzs, u_ns, *(_rows(g, chunk) for g in gates))
             for (t, bt, bn), u, u_rz, u_n, a_rz, r, z, a_n in per_step:
-                mm(prev[t], u)
+                u_t = mm(prev[t], u)
+                if u_t is not u:  # a copy into u would cost more than two views
+                    u_rz, u_n = u_t[:, : 2 * H], u_t[:, 2 * H :]
+                    if save:
+                        fresh.append((t, u_t))
                 a_rz.add_(u_rz).sigmoid_()  # r, z
                 n = torch.addcmul(a_n, r, u_n, out=a_n).sigmoid_()  # (n + 1) / 2
                 h = torch.lerp(n, prev[t], z, out=outs[t])  # q_t = (n+1)/2 + z (q_{t-1} - (n+1)/2)
@@ -388,6 +393,11 @@ class GRUFunction(Function):
         out.mul_(two).sub_(one), h_n.mul_(two).sub_(one)  # h = 2 q - 1
         _mask_padding(out, steps)
         if save:
+            if len(fresh) == T and not _padded(steps, B):
+                torch.stack([u_t for _, u_t in fresh], out=U)
+            else:
+                for t, u_t in fresh:
+                    U[t, : len(u_t)] = u_t
             A[:, :, 2 * H :].mul_(two).sub_(one)  # n, for the backward
             ctx.save_for_backward(x, h0, w_ih, w_hh, A, U, out)
         ctx.steps = steps

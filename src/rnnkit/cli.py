@@ -1,25 +1,49 @@
-"""The `rnnkit` command line: argument parsing, subcommand dispatch and error reporting.
+"""The `rnnkit` command line: argument parsing, subcommand dispatch, error reporting, the demo.
 
 Each subcommand NAME has a ``NAME_command_parser(subparsers)`` that registers it and a
-``NAME_command(args)`` that runs it; ``main`` dispatches through ``args.func(args)``.
-Expected failures raised by a command (``ValueError``, ``TypeError``, ``OSError``) become a
-single ``error: <message>`` line on stderr and exit status 2; Ctrl-C exits with 130.
+``NAME_command(args)`` that runs it; ``main`` dispatches through ``args.func(args)``; the
+task commands live in their own modules (`cli_textgen`). Usage errors and the expected failures
+of a command (``ValueError``, ``TypeError``, ``OSError``, and ``FloatingPointError``, which is
+how training reports a non-finite loss) become a single ``error: <message>`` line on stderr and
+exit status 2; Ctrl-C exits with 130.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+import time
 from importlib import metadata
 
 import torch
 
 import rnnkit
+from rnnkit import textgen
+from rnnkit.cli_common import nonnegative_float, stream
+from rnnkit.cli_textgen import textgen_command_parser
 
 # The founding notes' worked example: a scalar Elman RNN followed by a linear output.
 DEMO_W_XH, DEMO_W_HH, DEMO_B_H = 0.5, 0.3, 0.1
 DEMO_W_HY, DEMO_B_Y = 0.4, 0.2
 DEMO_INPUTS = (1.0, 2.0, 3.0)
+
+# The demo's character model: small enough to learn words within a minute on 2 CPU cores.
+DEMO_OPTIONS = {
+    **{"cell": "gru", "hidden": 256, "layers": 1, "dropout": 0.0},  # model
+    **{"bptt": 64, "batch": 32},  # data: the built-in corpus
+    **{"lr": 3e-3, "warmup_steps": 20, "eval_every": 10**9},  # validated once, at the end
+    **{"tensorboard": False, "log_every": 5},
+}
+DEMO_PRIME, DEMO_SAMPLE_LENGTH, DEMO_TEMPERATURE = "The ", 300, 0.7
+PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error reported as one `error:` line like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _version() -> str:
@@ -32,15 +56,76 @@ def _version() -> str:
 def demo_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "demo",
-        help="run the worked example: a scalar Elman RNN on x = [1, 2, 3]",
+        help="the worked example, then a character model trained for a minute",
         description="Compute the founding notes' worked example with rnnkit.RNN and print "
-        "h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h) and y_t = W_hy h_t + b_y for each step.",
+        "h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h) and y_t = W_hy h_t + b_y for each step; "
+        "then train a small character-level GRU on the built-in corpus (the text of "
+        "Python's help topics) and print a sample of what it writes.",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=nonnegative_float,
+        default=60.0,
+        metavar="S",
+        help="how long to train the character model; 0: skip it (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--no-train", action="store_true", help="print the worked example only (--seconds 0)"
     )
     parser.set_defaults(func=demo_command)
     return parser
 
 
 def demo_command(args: argparse.Namespace) -> int:
+    print_worked_example()
+    if args.no_train or args.seconds == 0:
+        return 0
+    print()
+    print(
+        f"Training a character-level GRU (1 x {DEMO_OPTIONS['hidden']}) for {args.seconds:g} s "
+        "on the built-in corpus, the text of Python's help topics:"
+    )
+    with tempfile.TemporaryDirectory(prefix="rnnkit-demo-") as out:
+        run = textgen.train(
+            {**DEMO_OPTIONS, "max_time": args.seconds}, out, on_step=_progress_lines()
+        )
+    s = run.summary
+    print(
+        f"{s['step']} steps in {s['seconds']:.0f} s ({s['tokens_per_s']:,.0f} characters/s); "
+        f"validation loss {s['valid_nats_per_char']:.3f} nats/char "
+        f"({s['valid_bits_per_char']:.3f} bits/char)"
+    )
+    print(f"\nA sample (temperature {DEMO_TEMPERATURE}):\n")
+    chars = textgen.sample(
+        run.model,
+        run.vocab,
+        DEMO_PRIME,
+        length=DEMO_SAMPLE_LENGTH,
+        temperature=DEMO_TEMPERATURE,
+        seed=0,
+    )
+    stream(DEMO_PRIME, chars)
+    return 0
+
+
+def _progress_lines():
+    """An on_step callback printing a line every PROGRESS_EVERY seconds, when no progress bar
+    shows (stderr is not a terminal)."""
+    if sys.stderr.isatty():
+        return None
+    start = last = time.perf_counter()
+
+    def on_step(step: int, stats: dict) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        if now - last >= PROGRESS_EVERY:
+            last = now
+            print(f"  {now - start:4.0f} s  step {step:5d}  loss {stats['loss']:.3f} nats/char")
+
+    return on_step
+
+
+def print_worked_example() -> None:
     rnn = rnnkit.RNN(input_size=1, hidden_size=1)
     head = torch.nn.Linear(1, 1)
     with torch.no_grad():
@@ -62,16 +147,16 @@ def demo_command(args: argparse.Namespace) -> int:
     print(f"{'t':>2}  {'x_t':>8}  {'h_t':>8}  {'y_t':>8}")
     for t, x_t in enumerate(DEMO_INPUTS):
         print(f"{t + 1:>2}  {x_t:8.5f}  {h[t, 0, 0].item():8.5f}  {y[t, 0, 0].item():8.5f}")
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="rnnkit", description="rnnkit: RNN, LSTM and GRU with a hand-written BPTT."
     )
     parser.add_argument("--version", action="version", version=f"rnnkit {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     demo_command_parser(subparsers)
+    textgen_command_parser(subparsers)
     return parser
 
 
@@ -82,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, OSError) as exc:  # FileNotFoundError is an OSError
+    except (ValueError, TypeError, OSError, FloatingPointError) as exc:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2

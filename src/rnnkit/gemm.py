@@ -88,10 +88,10 @@ def addmm_out_step(w: Tensor, rows: int):
     return lambda c, x, out: torch.addmm(c, x, wt, out=out)
 
 
-def linear_out_step(w: Tensor, b: Tensor | None, rows: int):
-    """f(x, out): out = x W^T + b."""
+def linear_step(w: Tensor, b: Tensor | None, rows: int):
+    """f(x, out) -> x W^T + b, in `out` (MKL) or in a new tensor (oneDNN, which has no out=)."""
     if _onednn_for(rows, w):
-        return lambda x, out: out.copy_(_LINEAR(x, w, b, "none", [], ""))
+        return lambda x, out: _LINEAR(x, w, b, "none", [], "")
     wt = w.t()
     if b is None:
         return lambda x, out: torch.mm(x, wt, out=out)

@@ -1,0 +1,30 @@
+"""Character-level text generation as a task: the data, model and training run behind
+`rnnkit textgen`, and a trained model loaded back from its checkpoint to evaluate and sample.
+
+A run's checkpoints carry everything needed to use them: the config
+{"task": "textgen", "model": CharLMConfig, "data": TextData + the text's size and SHA-256,
+"train": TrainConfig} and the vocabulary (CharVocab.to_dict()), so `load` rebuilds the model
+on the CPU without the training text.
+
+Settings are flat `options`, named as the fields of TextData, CharLMConfig and TrainConfig.
+A fresh run takes each one missing from its dataclass's default; a resumed run takes it from
+the checkpoint, keeps its data and model (a different value given is an error) and lets the
+training options given replace the saved ones.
+"""
+
+from rnnkit.textgen.run import Corpus, Run, TextData, load_corpus, plan, train
+from rnnkit.textgen.trained import TASK, evaluate_text, find_checkpoint, load, sample
+
+__all__ = [
+    "TASK",
+    "Corpus",
+    "Run",
+    "TextData",
+    "evaluate_text",
+    "find_checkpoint",
+    "load",
+    "load_corpus",
+    "plan",
+    "sample",
+    "train",
+]

@@ -1,0 +1,86 @@
+"""A trained textgen model read back from its checkpoint: finding and loading it, evaluating it
+on a text, and sampling from it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from rnnkit import checkpoint, rundir
+from rnnkit.data.text import CharVocab, TextStreams
+from rnnkit.generate import generate
+from rnnkit.models.lm import CharLM, evaluate
+
+logger = logging.getLogger(__name__)
+
+TASK = "textgen"  # the "task" of a textgen checkpoint's config
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """`path` when it is a checkpoint, else the run directory's best/, else its last/."""
+    path = Path(path)
+    if not path.exists() and not checkpoint.exists(path):
+        raise ValueError(f"{path} does not exist; give a checkpoint or a training run directory")
+    for candidate in (path, path / rundir.BEST, path / rundir.LAST):
+        if checkpoint.exists(candidate):
+            return candidate
+    raise ValueError(
+        f"{path} is not an rnnkit checkpoint (no {checkpoint.META_FILE}) nor a training run "
+        f"directory (no {rundir.BEST}/ or {rundir.LAST}/)"
+    )
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[CharLM, CharVocab, dict]:
+    """(model in eval mode on `device`, vocabulary, checkpoint info) from a checkpoint or a run
+    directory (`find_checkpoint`); info: {"path", "step", "config", "metrics"}."""
+    ckpt = checkpoint.load(find_checkpoint(path), map_location="cpu")
+    check_task(ckpt)
+    try:
+        vocab = CharVocab.from_dict(ckpt.vocab)
+        model = CharLM.from_config(ckpt.config["model"])
+        model.load_state_dict(ckpt.model_state)
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{ckpt.path} is not a usable textgen checkpoint: {exc}") from None
+    model.to(device).eval()
+    info = {"path": ckpt.path, "step": ckpt.step, "config": ckpt.config, "metrics": ckpt.metrics}
+    return model, vocab, info
+
+
+def check_task(ckpt: checkpoint.Checkpoint) -> None:
+    task = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
+    if task != TASK:
+        raise ValueError(f"{ckpt.path} is not a textgen checkpoint (its task is {task!r})")
+
+
+def evaluate_text(model: CharLM, vocab: CharVocab, text: str, *, batch=64, bptt=128) -> dict:
+    """{"nats_per_char", "bits_per_char", "chars", "unknown_chars"} of `model` on `text`.
+
+    The text is read as `batch` streams of `bptt`-step windows with the state carried, as in
+    validation (fewer streams and shorter windows when it is short); "chars" counts the
+    characters predicted, "unknown_chars" those of the text missing from the vocabulary.
+    """
+    ids = vocab.encode(text)  # (N,)
+    if len(ids) < 2:
+        raise ValueError("the text has fewer than 2 characters: there is nothing to predict")
+    bptt = min(bptt, len(ids) - 1)
+    batch = max(1, min(batch, len(ids) // (bptt + 1)))
+    result = evaluate(model, TextStreams(ids, batch, bptt))
+    return {
+        "nats_per_char": result["nats_per_char"],
+        "bits_per_char": result["bits_per_char"],
+        "chars": result["chars"],
+        "unknown_chars": int((ids == vocab.unk_id).sum()),
+    }
+
+
+def sample(model: CharLM, vocab: CharVocab, prime: str = "", **options) -> Iterator[str]:
+    """`generate(model, vocab, prime, **options)`, options checked at once, with a warning when
+    the prime holds characters the model never saw (they read as <unk>)."""
+    chars = generate(model, vocab, prime, **options)
+    unknown = int((vocab.encode(prime) == vocab.unk_id).sum()) if prime else 0
+    if unknown:
+        logger.warning("%d character(s) of the prime are not in the vocabulary", unknown)
+    return chars
