@@ -211,3 +211,29 @@ def test_inference_path_equals_training_path(cell, ragged, monkeypatch):
     slow = fn(x, *state, *w, *b, bs)
     for a, s in zip(fast, slow, strict=True):
         torch.testing.assert_close(a, s.detach(), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_onednn_paths_match_reference(cell, ragged, monkeypatch):
+    """float32 with every product forced onto oneDNN (LSTM training then takes its combined
+    [x_t, h_{t-1}] product): outputs, states and all gradients match the autograd loop."""
+    from rnnkit import gemm
+    from rnnkit.layers import GRU, LSTM, RNN
+
+    if not gemm.ONEDNN:
+        pytest.skip("this torch has no oneDNN")
+    monkeypatch.setattr(gemm, "MIN_FLOPS", 0)
+    torch.manual_seed(2)
+    layer = {"lstm": LSTM, "gru": GRU, "rnn": RNN}[cell](4, 6)
+    x = torch.randn(5, 3, 4, requires_grad=True)
+    lengths = torch.tensor([5, 2, 4]) if ragged else None
+    fast = layer(x, lengths=lengths)
+    slow = layer(x, lengths=lengths, impl="loop")
+    flat = [t for y in (fast, slow) for t in (y[0], *(y[1] if cell == "lstm" else (y[1],)))]
+    n = len(flat) // 2
+    params = [x, *layer.parameters()]
+    g_fast = torch.autograd.grad(sum(t.sum() for t in flat[:n]), params)
+    g_slow = torch.autograd.grad(sum(t.sum() for t in flat[n:]), params)
+    for a, b in zip(flat[:n] + list(g_fast), flat[n:] + list(g_slow), strict=True):
+        assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -245,7 +245,6 @@ class LSTMFunction(Function):
         out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # h / 2 until the end
         C = torch.empty_like(out) if save else buffer("lstm.c", (2, B, H), x)  # c' = 2c
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
-        prev_h = [h0, *_rows(out[:-1], steps[1:])]  # h_{-1}, then h_{t-1} / 2
         outs = _rows(out, steps)
         if save:
             Cs, prev_c = _rows(C, steps), [2 * c0, *_rows(C[:-1], steps[1:])]
@@ -253,25 +252,53 @@ class LSTMFunction(Function):
             ring = [_Prefixes(c) for c in C]
             Cs = [ring[t % 2][bt] for t, bt, _ in steps]
             prev_c = [2 * c0] + [ring[t % 2][bt] for t, (_, bt, _) in enumerate(steps[1:])]
-        mm1, mm2 = gemm.addmm_step(w1, B), gemm.addmm_step(w2, B)
-        for t0, Zc in _projections(x, w_x, b, T if save else _chunk(B, 4 * H)):
+        # Training on oneDNN: one product [x_t, h_{t-1} / 2] [W_ih; 2 W_hh]^T per step, which
+        # replaces the all-steps input GEMM (measured faster there) and gives dW in one GEMM.
+        combined = save and gemm.uses_onednn(B, w1)
+        if combined:
+            I = x.shape[2]
+            XH = torch.empty(T, B, I + H, dtype=x.dtype, device=x.device)  # [x_t, h_{t-1} / 2]
+            XH[:, :, :I] = x
+            XH[0, :, I:] = h0 * half
+            last = torch.empty_like(h0)
+            h_dst = [*_rows(XH[1:, :, I:], steps[:-1]), last[: steps[-1][1]]]
+            xhs, mm = _rows(XH, steps), gemm.linear_step(torch.cat([w_x, w2], 1), b, B)
+            chunks = [(0, torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device))]
+
+            def preactivate(t, z):
+                torch.sigmoid(mm(xhs[t], z), out=z)
+        else:
+            h_dst = outs
+            prev_h = [h0, *_rows(out[:-1], steps[1:])]  # h_{-1}, then h_{t-1} / 2
+            mm1, mm2 = gemm.addmm_step(w1, B), gemm.addmm_step(w2, B)
+            chunks = _projections(x, w_x, b, T if save else _chunk(B, 4 * H))
+
+            def preactivate(t, z):
+                (mm2 if t else mm1)(z, prev_h[t]).sigmoid_()
+
+        for t0, Zc in chunks:
             chunk = steps[t0 : t0 + len(Zc)]
             gates = zip(
                 _rows(Zc, chunk), *(_rows(g, chunk) for g in Zc.unflatten(2, (4, H)).unbind(2))
             )
             for (t, bt, bn), (z, i, f, s_g, o) in zip(chunk, gates):
-                (mm2 if t else mm1)(z, prev_h[t]).sigmoid_()
+                preactivate(t, z)  # z = sigmoid(z') = [i, f, s_g, o]
                 c = torch.mul(f, prev_c[t], out=Cs[t])
                 c.addcmul_(i, s_g, value=4).sub_(i, alpha=2)  # c'_t = f c'_{t-1} + 2 i g
-                h = torch.sigmoid(c, out=outs[t]).mul_(o).sub_(o, alpha=0.5)  # o tanh(c) / 2
+                h = torch.sigmoid(c, out=h_dst[t]).mul_(o).sub_(o, alpha=0.5)  # o tanh(c) / 2
                 if bn < bt:  # rows [bn, bt) end here
                     h_n[bn:bt], c_n[bn:bt] = h[bn:bt], c[bn:bt]
-        out.mul_(two), h_n.mul_(two), c_n.mul_(half)
+        if combined:
+            torch.mul(XH[1:, :, I:], two, out=out[:-1])
+            torch.mul(last, two, out=out[-1])
+        else:
+            out.mul_(two)
+        h_n.mul_(two), c_n.mul_(half)
         _mask_padding(out, steps)
         if save:
             Zc[:, :, 2 * H : 3 * H].mul_(two).sub_(one)  # g, for the backward
-            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, Zc, C, out)
-        ctx.steps = steps
+            ctx.save_for_backward(XH if combined else x, h0, c0, w_ih, w_hh, Zc, C, out)
+        ctx.steps, ctx.combined = steps, combined
         return out, h_n, c_n
 
     @staticmethod
@@ -325,8 +352,15 @@ class LSTMFunction(Function):
             dc_t.mul_(f_t)  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
         dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dc0 = dc if need[2] else None
-        dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[4], need[5] or need[6])
-        dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[3], False))
+        if ctx.combined:  # x holds [x_t, h_{t-1} / 2]: dW_ih and dW_hh in one GEMM
+            I = x.shape[2] - H
+            dx, _, db_hh = _input_grads(dZ, x[:, :, :I], w_ih, (need[0], False, need[5] or need[6]))
+            dw = gemm.t_mm(dZ.view(T * B, 4 * H), x.view(T * B, -1)) if need[3] or need[4] else None
+            dw_ih = dw[:, :I].contiguous() if need[3] else None
+            dw_hh = dw[:, I:].mul(2) if need[4] else None
+        else:
+            dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[4], need[5] or need[6])
+            dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[3], False))
         db_ih = db_hh if need[5] else None
         return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh if need[6] else None, None
 

@@ -85,6 +85,10 @@ def demo_command(args: argparse.Namespace) -> int:
         f"Training a character-level GRU (1 x {DEMO_OPTIONS['hidden']}) for {args.seconds:g} s "
         "on the built-in corpus, the text of Python's help topics:"
     )
+    # One thread: measured faster than two for this model on a 2-core machine shared with other
+    # work (66k against 32k characters/s), and it cannot fall into the OpenMP spin-wait state
+    # that slowed a 2-thread demo process 20x for the rest of its life.
+    torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="rnnkit-demo-") as out:
         run = textgen.train(
             {**DEMO_OPTIONS, "max_time": args.seconds}, out, on_step=_progress_lines()

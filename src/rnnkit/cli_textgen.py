@@ -61,10 +61,13 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
     parser = verbs.add_parser(
         "train",
         help="train a character-level language model on a text file",
-        description="Train a character-level RNN language model with truncated BPTT. The "
-        "last --val-fraction of the text validates; OUT gets last/ (to resume), best/ (the "
-        "best validation loss; what sample and eval use) and metrics.csv. Runs under "
-        "torchrun too: torchrun --nproc-per-node N -m rnnkit textgen train ...",
+        description=(
+            "Train a character-level RNN language model with truncated BPTT on a text file.\n"
+            "The last --val-fraction of the text validates. DIR gets last/ (to resume),\n"
+            "best/ (the best validation loss: what sample and eval read) and metrics.csv.\n"
+            "Under torchrun (torchrun --nproc-per-node N -m rnnkit textgen train ...) each\n"
+            "process trains on its share of the --batch streams; process 0 writes."
+        ),
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -28,6 +28,11 @@ def _onednn(x: Tensor, w: Tensor) -> bool:
     return _onednn_for(x.shape[0], w)
 
 
+def uses_onednn(rows: int, w: Tensor) -> bool:
+    """Whether products of `rows` rows with W go to oneDNN."""
+    return _onednn_for(rows, w)
+
+
 def _onednn_for(rows: int, w: Tensor) -> bool:
     return (
         ONEDNN
