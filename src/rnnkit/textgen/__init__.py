@@ -12,8 +12,8 @@ the checkpoint, keeps its data and model (a different value given is an error) a
 training options given replace the saved ones.
 """
 
-from rnnkit.textgen.run import Corpus, Run, TextData, load_corpus, plan, train
-from rnnkit.textgen.trained import TASK, evaluate_text, find_checkpoint, load, sample
+from rnnkit.textgen.run import TASK, Corpus, Run, TextData, load_corpus, plan, train
+from rnnkit.textgen.trained import evaluate_text, find_checkpoint, load, sample
 
 __all__ = [
     "TASK",

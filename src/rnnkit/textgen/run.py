@@ -17,12 +17,12 @@ from rnnkit import checkpoint, distributed, rundir
 from rnnkit.data.text import CharVocab, TextStreams, builtin_corpus, read_text, split_text
 from rnnkit.models.lm import CharLM, CharLMConfig, evaluate
 from rnnkit.seeding import seed_everything
-from rnnkit.textgen.trained import TASK, check_task
 from rnnkit.trainconfig import TrainConfig
 from rnnkit.training import Trainer
 
 logger = logging.getLogger(__name__)
 
+TASK = "textgen"  # the "task" of a textgen checkpoint's config
 BUILTIN = "the built-in corpus (Python's help topics)"
 
 
@@ -175,26 +175,30 @@ def train(
         overwrite=overwrite,
     )
     _log_start(model, data, corpus)
+    result = trainer.fit(resume=out / rundir.LAST if resume else None)
+    return Run(model, corpus.vocab, _summary(result, trainer.elapsed, data, previous, out))
+
+
+def _summary(result, elapsed: float, data: TextData, previous, out: Path) -> dict:
+    """The numbers `rnnkit textgen train` reports, from the trainer's result."""
     start_step, start_elapsed = 0, 0.0
     if previous is not None:
         start_step, start_elapsed = previous.step, previous.extra_state["trainer"]["elapsed"]
-    result = trainer.fit(resume=out / rundir.LAST if resume else None)
-    seconds = trainer.elapsed - start_elapsed
+    seconds = elapsed - start_elapsed
     tokens = (result.step - start_step) * data.batch * data.bptt
     best, metrics = result.best, result.metrics
-    summary = {
+    return {
         "out": str(out),
         "step": result.step,
         "stop_reason": result.stop_reason,
-        "seconds": trainer.elapsed,  # of training in all, resumed sessions included
-        "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,  # this session, eval included
+        "seconds": elapsed,  # of training in all, resumed sessions included
+        "tokens_per_s": tokens / seconds if seconds > 0 else 0.0,  # this session's, validation in
         "train_loss": metrics.get("train/loss"),
         "valid_nats_per_char": metrics.get("valid/nats_per_char"),
         "valid_bits_per_char": metrics.get("valid/bits_per_char"),
         "best_valid_nats_per_char": best,
         "best_valid_bits_per_char": None if best is None else best / math.log(2),
     }
-    return Run(model, corpus.vocab, summary)
 
 
 def _previous_run(out: Path, resume: bool, overwrite: bool) -> checkpoint.Checkpoint | None:
@@ -246,22 +250,19 @@ def _valid_fn(streams: TextStreams) -> Callable[[nn.Module], dict]:
 def _log_start(model: CharLM, data: TextData, corpus: Corpus) -> None:
     if not distributed.is_main():
         return
-    c = model.config
+    c, world = model.config, distributed.world_size()
     params = sum(p.numel() for p in model.parameters())
-    chars = corpus.train.stream_len * data.batch
+    train = corpus.train.stream_len * data.batch
     valid = corpus.valid.stream_len * data.batch if corpus.valid is not None else 0
     logger.info(
-        "textgen: %d x %d %s (%.2fM parameters), vocabulary %d; %s: %d training and %d "
-        "validation characters; batch %d x bptt %d over %d process(es)",
-        c.layers,
-        c.hidden,
-        c.cell,
-        params / 1e6,
-        len(corpus.vocab),
-        data.path or BUILTIN,
-        chars,
-        valid,
-        data.batch,
-        data.bptt,
-        distributed.world_size(),
+        f"textgen: {c.layers} x {c.hidden} {c.cell} ({params / 1e6:.2f}M parameters), "
+        f"vocabulary {len(corpus.vocab)}; {data.path or BUILTIN}: {train:,} training and "
+        f"{valid:,} validation characters; batch {data.batch} x bptt {data.bptt}"
+        + (f" over {world} processes" if world > 1 else "")
     )
+
+
+def check_task(ckpt: checkpoint.Checkpoint) -> None:
+    task = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
+    if task != TASK:
+        raise ValueError(f"{ckpt.path} is not a textgen checkpoint (its task is {task!r})")

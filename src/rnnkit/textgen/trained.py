@@ -13,10 +13,9 @@ from rnnkit import checkpoint, rundir
 from rnnkit.data.text import CharVocab, TextStreams
 from rnnkit.generate import generate
 from rnnkit.models.lm import CharLM, evaluate
+from rnnkit.textgen.run import TextData, check_task
 
 logger = logging.getLogger(__name__)
-
-TASK = "textgen"  # the "task" of a textgen checkpoint's config
 
 
 def find_checkpoint(path: str | Path) -> Path:
@@ -49,13 +48,14 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[CharLM, 
     return model, vocab, info
 
 
-def check_task(ckpt: checkpoint.Checkpoint) -> None:
-    task = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
-    if task != TASK:
-        raise ValueError(f"{ckpt.path} is not a textgen checkpoint (its task is {task!r})")
-
-
-def evaluate_text(model: CharLM, vocab: CharVocab, text: str, *, batch=64, bptt=128) -> dict:
+def evaluate_text(
+    model: CharLM,
+    vocab: CharVocab,
+    text: str,
+    *,
+    batch: int = TextData.batch,
+    bptt: int = TextData.bptt,
+) -> dict:
     """{"nats_per_char", "bits_per_char", "chars", "unknown_chars"} of `model` on `text`.
 
     The text is read as `batch` streams of `bptt`-step windows with the state carried, as in
