@@ -1,6 +1,6 @@
 """The step equations of the Elman RNN, the LSTM and the GRU, written once.
 
-Symbols (shared with `bptt.py`, `cells.py` and `docs/bptt.md`):
+Symbols (shared with `bptt/`, `cells.py` and `docs/bptt.md`):
 
     B: batch size, I: input size, H: hidden size
     x (B, I)          input of one step

@@ -1,7 +1,7 @@
 """RNN, LSTM and GRU layers: torch.nn's interface plus `lengths=` and a stepping API.
 
 The layer owns stacking, directions, dropout between layers, variable lengths and the checks
-on user input; the loop over time is a kernel from `bptt.py` (impl="bptt", the fast path) or
+on user input; the loop over time is a kernel from `bptt/` (impl="bptt", the fast path) or
 the step of `functional.py` looped under autograd (impl="loop", the reference).
 
     L: num_layers, D: directions (1 or 2), T: time, B: batch, I: input size, H: hidden size

@@ -1,0 +1,27 @@
+"""Whole-sequence kernels: one `torch.autograd.Function` per cell with a hand-written BPTT.
+
+Each kernel runs one layer in one direction over a time-major sequence. The forward computes
+the input projections of all steps in one GEMM and loops over time only for the recurrence;
+the backward runs a reverse-time loop for the state gradients only, then gets the weight and
+input gradients as one GEMM each over all steps. `docs/bptt.md` derives every line.
+
+    T: time steps, B: batch, I: input size, H: hidden size, G: gates (RNN 1, LSTM 4, GRU 3)
+    x (T, B, I)   out (T, B, H)   h0, h_n, c0, c_n (B, H)
+
+Variable lengths follow PackedSequence's layout: the batch is sorted by length (longest
+first) and `batch_sizes[t]` rows are running at step t, so rows [0, b_t) are a prefix and the
+state of a running row at t-1 is `out[t-1, row]`. Padded outputs are zero, each row's final
+state is taken at its own last step, and padded steps cost no FLOPs in the recurrence
+(the input projection and the weight-gradient GEMMs still run over all T * B rows).
+
+Why sigmoids: torch's CPU `tanh` is 3-10x slower than its `sigmoid` (measured, see
+docs/bptt.md), so the forward computes tanh(a) = 2 sigmoid(2a) - 1, with the factor 2 folded
+into the weights of tanh'd pre-activations (`_scaled`). The backward uses the true weights.
+Scalars in per-step ops are 0-dim tensors: a Python scalar costs a host copy per call.
+"""
+
+from rnnkit.bptt.gru import GRUFunction, gru
+from rnnkit.bptt.lstm import LSTMFunction, lstm
+from rnnkit.bptt.rnn import RNNFunction, rnn
+
+__all__ = ["GRUFunction", "LSTMFunction", "RNNFunction", "gru", "lstm", "rnn"]

@@ -1,0 +1,140 @@
+"""What the three BPTT kernels share: the step layout of a (possibly ragged) batch, bulk
+per-step views, the all-steps input GEMMs and the weight gradients (see `rnnkit.bptt`)."""
+
+import torch
+from torch import Tensor
+
+from rnnkit import gemm
+
+
+def _steps(batch_sizes: tuple[int, ...] | None, T: int, B: int) -> list[tuple[int, int, int]]:
+    """(t, b_t, b_{t+1}) for every step; b_T = 0. Rows [b_{t+1}, b_t) end at step t."""
+    bs = list(batch_sizes) if batch_sizes is not None else [B] * T
+    return [(t, bs[t], bs[t + 1] if t + 1 < T else 0) for t in range(T)]
+
+
+def _rows(seq: Tensor, steps: list[tuple[int, int, int]]) -> list[Tensor]:
+    """seq[k, :b_t] for the k-th of `steps`, from one unbind: a view op costs about 1 us, as
+    much as a small pointwise op, so the loops take their per-step views from here."""
+    B = seq.shape[1]
+    views = seq.unbind(0)
+    if all(bt == B for _, bt, _ in steps):
+        return list(views)
+    return [v if bt == B else v[:bt] for v, (_, bt, _) in zip(views, steps)]
+
+
+class _Prefixes(dict):
+    """x[:b] on demand, each view made once."""
+
+    def __init__(self, x: Tensor):
+        super().__init__()
+        self.x = x
+
+    def __missing__(self, b: int) -> Tensor:
+        self[b] = v = self.x if b == len(self.x) else self.x[:b]
+        return v
+
+
+def _padded(steps: list[tuple[int, int, int]], B: int) -> bool:
+    return any(bt < B for _, bt, _ in steps)
+
+
+def _project(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """W x_t + b for all steps in one GEMM: (T, B, I) -> (T, B, G*H)."""
+    T, B, I = x.shape
+    return gemm.linear(x.reshape(T * B, I), w, b).view(T, B, -1)
+
+
+CHUNK = 1 << 19  # pre-activations per input GEMM when nothing is saved (2 MB in fp32)
+
+
+def _chunk(B: int, GH: int) -> int:
+    """Steps per input-projection GEMM when nothing is saved."""
+    return max(1, CHUNK // (B * GH))
+
+
+def _projections(x: Tensor, w: Tensor, b: Tensor | None, chunk: int):
+    """(t0, W x_t + b for the steps [t0, t0 + chunk)), one GEMM per chunk."""
+    T = x.shape[0]
+    for t0 in range(0, T, chunk):
+        yield t0, _project(x if chunk >= T else x[t0 : t0 + chunk], w, b)
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+def _scaled(w: Tensor | None, lo: int, hi: int, k: float) -> Tensor | None:
+    """A copy of w with rows [lo, hi) multiplied by k (fold a pre-activation scale into W)."""
+    if w is None:
+        return None
+    w = w.clone()
+    w[lo:hi] *= k
+    return w
+
+
+def _consts(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """0-dim 1, 2 and 0.5 of x's dtype and device."""
+    return x.new_ones(()), x.new_full((), 2.0), x.new_full((), 0.5)
+
+
+def _mask_padding(out: Tensor, steps: list[tuple[int, int, int]]) -> None:
+    """Zero the outputs of padded steps in place."""
+    for t, b, _ in steps:
+        if b < out.shape[1]:
+            out[t, b:].zero_()
+
+
+def _final(seq: Tensor, steps: list[tuple[int, int, int]]) -> Tensor:
+    """Each row's state at its own last step: rows [b_{t+1}, b_t) end at step t."""
+    last = torch.empty_like(seq[0])
+    for t, b, bn in steps:
+        if bn < b:
+            last[bn:b] = seq[t, bn:b]
+    return last
+
+
+def _grad_in(dout: Tensor, d_last: Tensor, t: int, b: int, bn: int, out: Tensor) -> Tensor:
+    """dL/dh_t for rows [0, b) in out (b rows): rows [bn, b) end at t and get dout_t + dL/dh_n
+    here; the caller has written rows [0, bn) (dout_t plus the recurrent term)."""
+    if bn < b:
+        torch.add(dout[t, bn:b], d_last[bn:b], out=out[bn:])
+    return out
+
+
+def _recurrent_grads(dU: Tensor, h0: Tensor, out: Tensor, need_w: bool, need_b: bool):
+    """dW_hh = sum_t dU_t^T h_{t-1}, db_hh = sum_t dU_t (dU: grad of W_hh h_{t-1} + b_hh)."""
+    dw = db = None
+    if need_w:
+        T, B, GH = dU.shape
+        dw = dU[0].t().mm(h0)
+        if T > 1:
+            dw += gemm.t_mm(dU[1:].reshape(-1, GH), out[:-1].reshape((T - 1) * B, -1))
+    if need_b:
+        db = dU.sum((0, 1))
+    return dw, db
+
+
+def _input_grads(dA: Tensor, x: Tensor, w_ih: Tensor, needs: tuple[bool, bool, bool]):
+    """dx = dA W_ih, dW_ih = sum_t dA_t^T x_t, db_ih = sum_t dA_t (dA: grad of W_ih x_t + b_ih)."""
+    T, B, GH = dA.shape
+    dA2 = dA.view(T * B, GH)
+    dx = gemm.linear(dA2, w_ih.t()).view(T, B, -1) if needs[0] else None
+    dw = gemm.t_mm(dA2, x.reshape(T * B, -1)) if needs[1] else None
+    db = dA2.sum(0) if needs[2] else None
+    return dx, dw, db
+
+
+class _Inference:
+    """Stands in for autograd's ctx when no gradient is needed: the kernel saves nothing."""
+
+    needs_input_grad = (False,) * 8
+
+    def save_for_backward(self, *tensors):
+        pass
+
+
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
