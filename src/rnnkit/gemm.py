@@ -59,13 +59,6 @@ def addmm_(z: Tensor, x: Tensor, w: Tensor) -> Tensor:
     return z.addmm_(x, w.t())
 
 
-def addmm(c: Tensor, x: Tensor, w: Tensor, out: Tensor) -> Tensor:
-    """out = c + x W^T."""
-    if _onednn(x, w):
-        return torch.add(c, _LINEAR(x, w, None, "none", [], ""), out=out)
-    return torch.addmm(c, x, w.t(), out=out)
-
-
 def t_mm(a: Tensor, b: Tensor) -> Tensor:
     """a^T b, the sum over rows of outer products (weight gradients): (M, N), (M, K) -> (N, K)."""
     if _onednn(b.t(), a.t()):
