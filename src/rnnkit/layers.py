@@ -339,3 +339,6 @@ class GRU(RNNBase):
     """
 
     mode = "gru"
+
+
+LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}  # the task models' `cell` option -> layer class

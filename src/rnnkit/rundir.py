@@ -42,6 +42,20 @@ def prepare(out: Path, *, resume: bool, overwrite: bool, main: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def find_checkpoint(path: str | Path) -> Path:
+    """`path` when it is a checkpoint, else the run directory's best/, else its last/."""
+    path = Path(path)
+    if not path.exists() and not checkpoint.exists(path):
+        raise ValueError(f"{path} does not exist; give a checkpoint or a training run directory")
+    for candidate in (path, path / BEST, path / LAST):
+        if checkpoint.exists(candidate):
+            return candidate
+    raise ValueError(
+        f"{path} is not an rnnkit checkpoint (no {checkpoint.META_FILE}) nor a training run "
+        f"directory (no {BEST}/ or {LAST}/)"
+    )
+
+
 def _remove(path: Path) -> None:
     if path.is_dir():
         shutil.rmtree(path)

@@ -13,9 +13,7 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
-from rnnkit.layers import GRU, LSTM, RNN
-
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
+from rnnkit.layers import LAYERS as CELLS
 
 State = tuple[Tensor, ...]  # (h,) for GRU and RNN, (h, c) for LSTM; each (L, B, H)
 

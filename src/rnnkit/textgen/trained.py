@@ -9,27 +9,14 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import checkpoint, rundir
+from rnnkit import checkpoint
 from rnnkit.data.text import CharVocab, TextStreams
 from rnnkit.generate import generate
 from rnnkit.models.lm import CharLM, evaluate
+from rnnkit.rundir import find_checkpoint
 from rnnkit.textgen.run import TextData, check_task
 
 logger = logging.getLogger(__name__)
-
-
-def find_checkpoint(path: str | Path) -> Path:
-    """`path` when it is a checkpoint, else the run directory's best/, else its last/."""
-    path = Path(path)
-    if not path.exists() and not checkpoint.exists(path):
-        raise ValueError(f"{path} does not exist; give a checkpoint or a training run directory")
-    for candidate in (path, path / rundir.BEST, path / rundir.LAST):
-        if checkpoint.exists(candidate):
-            return candidate
-    raise ValueError(
-        f"{path} is not an rnnkit checkpoint (no {checkpoint.META_FILE}) nor a training run "
-        f"directory (no {rundir.BEST}/ or {rundir.LAST}/)"
-    )
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[CharLM, CharVocab, dict]:

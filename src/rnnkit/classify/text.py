@@ -1,0 +1,60 @@
+"""Texts and labels to what the classifier reads: token ids through the run's tokenizer and
+vocabulary (truncated to max_tokens), and label strings to class ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rnnkit.data.buckets import Sequences
+from rnnkit.data.tokenize import Tokenizer
+from rnnkit.data.vocab import Vocab
+
+
+class TextEncoder:
+    """tokenizer -> vocabulary ids -> the first `max_tokens` ids (all when None).
+
+    A text with no token left after tokenizing (only markup, say) reads as one <unk>, so every
+    text gets a prediction. Stored in the checkpoint through to_dict / from_dict.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, vocab: Vocab, max_tokens: int | None = None):
+        if max_tokens is not None and (
+            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+        ):
+            raise ValueError(f"max_tokens must be a positive int or None, got {max_tokens!r}")
+        self.tokenizer, self.vocab, self.max_tokens = tokenizer, vocab, max_tokens
+
+    def ids(self, text: str) -> list[int]:
+        ids = self.vocab.encode(self.tokenizer(text)[: self.max_tokens])
+        return ids or [self.vocab.unk_id]
+
+    def encode(self, texts: Sequence[str], labels: Sequence[int] | None = None) -> Sequences:
+        return Sequences([self.ids(t) for t in texts], labels)
+
+    def to_dict(self) -> dict:
+        return {
+            "tokenizer": self.tokenizer.to_dict(),
+            "vocab": self.vocab.to_dict(),
+            "max_tokens": self.max_tokens,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TextEncoder:
+        return cls(
+            Tokenizer.from_dict(data["tokenizer"]),
+            Vocab.from_dict(data["vocab"]),
+            data.get("max_tokens"),
+        )
+
+
+def class_ids(labels: Sequence[str], classes: Sequence[str], source: str) -> list[int]:
+    """The class id of each label; a label the model was not trained on is an error."""
+    index = {c: k for k, c in enumerate(classes)}
+    unseen = sorted({label for label in labels if label not in index})
+    if unseen:
+        shown = ", ".join(repr(u) for u in unseen[:5]) + (" ..." if len(unseen) > 5 else "")
+        raise ValueError(
+            f"{source} has label(s) the model was not trained on: {shown}; "
+            f"its classes are {', '.join(repr(c) for c in classes)}"
+        )
+    return [index[label] for label in labels]
