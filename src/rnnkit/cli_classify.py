@@ -7,12 +7,11 @@ import argparse
 import csv
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from rnnkit import classify
 from rnnkit.cli_classify_train import DATA_FORMATS, EXAMPLES, train_command_parser
+from rnnkit.cli_common import write_atomically
 from rnnkit.data.labelled import read_labelled
 
 DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
@@ -103,22 +102,10 @@ def predict_command(args: argparse.Namespace) -> int:
     for text, p in zip(examples.texts, probs.tolist()):
         label = model.classes[max(range(len(p)), key=p.__getitem__)]
         writer.writerow([text, label, *(f"{q:.6f}" for q in p)])
-    _write_atomically(output, buffer.getvalue())
+    write_atomically(output, buffer.getvalue())
     skipped = f"; {examples.skipped} rows skipped for a missing text" if examples.skipped else ""
     print(f"labelled {len(examples):,} texts of {args.input} into {output}{skipped}")
     return 0
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---- eval

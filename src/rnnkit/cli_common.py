@@ -1,14 +1,17 @@
 """What the command's verbs share: option types that reject bad values as one error line, the
-log handler, and printing generated text as it comes."""
+log handler, printing generated text as it comes, and writing an output file atomically."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import logging
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Iterable
+from pathlib import Path
 
 
 def _number(kind, text: str, ok, what: str):
@@ -93,3 +96,15 @@ def stream(prime: str, chars: Iterable[str]) -> None:
         out.flush()
     out.write("\n")
     out.flush()
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

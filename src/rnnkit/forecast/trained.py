@@ -1,0 +1,105 @@
+"""A trained forecaster read back from its checkpoint: the forecast past the end of a series,
+and the backtest of the model and the baselines on a series' test rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rnnkit import checkpoint
+from rnnkit.data.series import calendar_features, window_starts
+from rnnkit.forecast.backtest import backtest, forecast, intervals, point
+from rnnkit.forecast.run import ForecastData, check_task, prepare
+from rnnkit.forecast.windows import Prepared
+from rnnkit.models.forecaster import Forecaster
+from rnnkit.rundir import find_checkpoint
+
+
+@dataclass
+class Trained:
+    """A trained model with its data settings and scalers."""
+
+    model: Forecaster  # in eval mode
+    settings: ForecastData  # as trained (path: the training data)
+    scalers: dict  # {"y": Scaler dict, "x": Scaler dict or None}
+    season: int
+    info: dict  # {"path", "step", "config", "metrics"}
+
+    def read(self, path: str | None, split: bool = True, **reading) -> Prepared:
+        """The series at `path` (None: the training data) as this model reads it: its columns,
+        calendar features and scalers; `reading` overrides time_column, encoding, fill."""
+        settings = ForecastData(
+            **{
+                **{f.name: getattr(self.settings, f.name) for f in fields(ForecastData)},
+                **({"path": path} if path is not None else {}),
+                **{k: v for k, v in reading.items() if v is not None},
+            }
+        )
+        return prepare(settings, self.scalers, split=split)
+
+    def predict(self, data: Prepared) -> dict:
+        """The next H values after the last row of `data`, on the original scale:
+        {"times" (H,), "point" (H, C), "output" (model output), "interval": (lower, upper,
+        name) or None, "targets": names}."""
+        L, H = self.settings.lookback, self.model.config.horizon
+        n = len(data.times)
+        if n < L:
+            raise ValueError(f"the series has {n} rows; the model reads the last {L} (lookback)")
+        step = np.median(np.diff(data.times[-min(n, 1000) :]).astype("timedelta64[s]"))
+        future = data.times[-1] + step * np.arange(1, H + 1)  # (H,)
+        f = data.f
+        if f.shape[1]:
+            f = np.concatenate([f, calendar_features(future)[0].astype(np.float64)])
+        else:
+            f = np.empty((n + H, 0))
+        extended = Prepared(
+            times=np.concatenate([data.times, future]),
+            y=np.concatenate([data.y, np.zeros((H, data.y.shape[1]))]),  # unknown, never read
+            x=np.concatenate([data.x, np.zeros((H, data.x.shape[1]))]),
+            f=f,
+            ends=data.ends,
+            y_scaler=data.y_scaler,
+            x_scaler=data.x_scaler,
+        )
+        output = forecast(self.model, extended, np.array([n]), L)[0]  # (H, C[, Q])
+        inverse = data.y_scaler.inverse
+        bounds = intervals(self.model, output[None])
+        return {
+            "times": future,
+            "targets": list(self.settings.target),
+            "point": inverse(point(self.model, output[None])[0]),  # (H, C)
+            "interval": None
+            if bounds is None
+            else (inverse(bounds[0][0]), inverse(bounds[1][0]), bounds[2]),
+        }
+
+    def evaluate(self, data: Prepared) -> dict:
+        """`backtest` over the test rows of `data` (the run's split, stride)."""
+        L, H = self.settings.lookback, self.model.config.horizon
+        try:
+            starts = window_starts(data.ends[1], data.ends[2], L, H, self.settings.stride)
+        except ValueError as exc:
+            raise ValueError(f"the test rows: {exc}") from None
+        return backtest(self.model, data, starts, L, self.season)
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> Trained:
+    """The forecaster in a checkpoint or a run directory (its best/, else its last/)."""
+    ckpt = checkpoint.load(find_checkpoint(path), map_location="cpu")
+    check_task(ckpt)
+    try:
+        data = dict(ckpt.config["data"])
+        season = data.pop("season")
+        data.pop("ends", None)
+        settings = ForecastData(**data)
+        model = Forecaster.from_config(ckpt.config["model"])
+        model.load_state_dict(ckpt.model_state)
+        scalers = ckpt.vocab["scalers"]
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{ckpt.path} is not a usable forecast checkpoint: {exc}") from None
+    model.to(device).eval()
+    info = {"path": ckpt.path, "step": ckpt.step, "config": ckpt.config, "metrics": ckpt.metrics}
+    return Trained(model, settings, scalers, season, info)
