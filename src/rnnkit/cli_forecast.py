@@ -163,6 +163,7 @@ def _plot_last_window(path: str, trained: forecast.Trained, data) -> None:
         ends=data.ends,
         y_scaler=data.y_scaler,
         x_scaler=data.x_scaler,
+        f_names=data.f_names,
     )
     if len(head.times) < L:
         raise ValueError("the series is too short to plot a test window")

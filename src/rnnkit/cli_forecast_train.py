@@ -24,7 +24,7 @@ TRAIN_OPTIONS = (  # argparse dests handed to forecast.train when given
     *("path", "time_column", "target", "covariates", "calendar", "fill", "encoding"),
     *("train_end", "valid_end", "test_end", "scaler", "lookback", "horizon", "stride"),
     *("season", "batch"),
-    *("arch", "cell", "hidden", "layers", "dropout", "instance_norm", "loss"),
+    *("arch", "cell", "hidden", "layers", "dropout", "instance_norm", "teacher_forcing", "loss"),
     *("quantiles", "epochs", "lr", "max_steps", "max_time", "eval_every", "seed", "device"),
 )
 EXAMPLES = """examples:
@@ -170,6 +170,13 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
         action="store_false",
         default=None,
         help="do not scale each window by its own lookback mean and std",
+    )
+    model.add_argument(
+        "--teacher-forcing",
+        action="store_true",
+        default=None,
+        help="seq2seq/attention: train the decoder on the true previous values rather than "
+        "on its own forecasts (faster; the forecasts then drift more)",
     )
     model.add_argument("--loss", choices=LOSSES, help="of point forecasts (default: mse)")
     model.add_argument(

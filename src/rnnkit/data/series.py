@@ -116,12 +116,15 @@ def read_series(
     return Frame(times.astype("datetime64[s]"), values, str(path), filled)
 
 
-def calendar_features(times: np.ndarray) -> tuple[np.ndarray, list[str]]:
+def calendar_features(
+    times: np.ndarray, names: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
     """((N, K) float32, names): sin/cos pairs of the hour of day, day of week and day of year.
 
     Known in advance for any future time. Hour of day is fractional (minutes count; period 24),
     day of week counts from Monday (period 7), day of year from 1 January (period 365.25).
-    A pair is included only when its quantity varies over `times`: daily data has no hour pair.
+    With `names` None a pair is included only when its quantity varies over `times` (daily
+    data has no hour pair); given `names` (those chosen on the training rows), exactly those.
     """
     seconds = np.asarray(times).astype("datetime64[s]").astype(np.int64)
     days = np.floor_divide(seconds, 86400)
@@ -131,15 +134,22 @@ def calendar_features(times: np.ndarray) -> tuple[np.ndarray, list[str]]:
         ("dayofweek", (days + 3) % 7, 7.0),  # 1970-01-01 was a Thursday (3, Monday is 0)
         ("dayofyear", days - year_start.astype(np.int64), 365.25),
     )
-    columns, names = [], []
+    known = [f"{q[0]}_{part}" for q in quantities for part in ("sin", "cos")]
+    if names is not None and not set(names) <= set(known):
+        raise ValueError(f"calendar features must be among {known}, got {list(names)}")
+    columns, chosen = [], []
     for name, value, period in quantities:
-        if value.size and np.any(value != value[0]):
+        if names is None:
+            wanted = value.size and np.any(value != value[0])
+        else:
+            wanted = f"{name}_sin" in names
+        if wanted:
             angle = 2 * np.pi * np.asarray(value, dtype=np.float64) / period
             columns += [np.sin(angle), np.cos(angle)]
-            names += [f"{name}_sin", f"{name}_cos"]
+            chosen += [f"{name}_sin", f"{name}_cos"]
     if not columns:
-        return np.empty((len(seconds), 0), dtype=np.float32), names
-    return np.stack(columns, axis=1).astype(np.float32), names
+        return np.empty((len(seconds), 0), dtype=np.float32), chosen
+    return np.stack(columns, axis=1).astype(np.float32), chosen
 
 
 def split_points(

@@ -82,10 +82,15 @@ class Run:
     summary: dict
 
 
-def prepare(settings: ForecastData, scalers: dict | None = None, split: bool = True) -> Prepared:
-    """Read, split and scale the series; `scalers` (from a checkpoint) instead of fitting new
-    ones on the training rows; split=False (forecasting past the end) puts every row in all
-    three splits."""
+def prepare(
+    settings: ForecastData,
+    scalers: dict | None = None,
+    split: bool = True,
+    calendar: list[str] | None = None,
+) -> Prepared:
+    """Read, split and scale the series; `scalers` and `calendar` (the feature names, from a
+    checkpoint) instead of fitting new ones on the training rows; split=False (forecasting
+    past the end) puts every row in all three splits."""
     path = builtin_path() if settings.path is None else settings.path
     frame = read_series(
         path,
@@ -105,7 +110,11 @@ def prepare(settings: ForecastData, scalers: dict | None = None, split: bool = T
     else:
         y_scaler = Scaler.from_dict(scalers["y"])
         x_scaler = Scaler.from_dict(scalers["x"]) if scalers.get("x") else None
-    f = calendar_features(frame.times)[0] if settings.calendar else np.empty((len(frame), 0))
+    f, f_names = np.empty((n, 0)), []
+    if settings.calendar:
+        if calendar is None:  # the pairs that vary over the training rows
+            calendar = calendar_features(frame.times[: ends[0]])[1]
+        f, f_names = calendar_features(frame.times, calendar)
     return Prepared(
         times=frame.times,
         y=y_scaler.transform(y),
@@ -114,6 +123,7 @@ def prepare(settings: ForecastData, scalers: dict | None = None, split: bool = T
         ends=ends,
         y_scaler=y_scaler,
         x_scaler=x_scaler,
+        f_names=f_names,
     )
 
 
@@ -201,7 +211,7 @@ def train(
         out,
         valid_fn=_valid_fn(data, valid_starts, L, H),
         run_config=run_config,
-        vocab={"scalers": scalers},
+        vocab={"scalers": scalers, "calendar": data.f_names},
         on_step=on_step,
         overwrite=overwrite,
     )

@@ -25,6 +25,7 @@ class Trained:
     model: Forecaster  # in eval mode
     settings: ForecastData  # as trained (path: the training data)
     scalers: dict  # {"y": Scaler dict, "x": Scaler dict or None}
+    calendar: list[str]  # the calendar features' names
     season: int
     info: dict  # {"path", "step", "config", "metrics"}
 
@@ -38,7 +39,7 @@ class Trained:
                 **{k: v for k, v in reading.items() if v is not None},
             }
         )
-        return prepare(settings, self.scalers, split=split)
+        return prepare(settings, self.scalers, split=split, calendar=self.calendar)
 
     def predict(self, data: Prepared) -> dict:
         """The next H values after the last row of `data`, on the original scale:
@@ -52,7 +53,8 @@ class Trained:
         future = data.times[-1] + step * np.arange(1, H + 1)  # (H,)
         f = data.f
         if f.shape[1]:
-            f = np.concatenate([f, calendar_features(future)[0].astype(np.float64)])
+            ahead = calendar_features(future, data.f_names)[0]
+            f = np.concatenate([f, ahead.astype(np.float64)])
         else:
             f = np.empty((n + H, 0))
         extended = Prepared(
@@ -63,6 +65,7 @@ class Trained:
             ends=data.ends,
             y_scaler=data.y_scaler,
             x_scaler=data.x_scaler,
+            f_names=data.f_names,
         )
         output = forecast(self.model, extended, np.array([n]), L)[0]  # (H, C[, Q])
         inverse = data.y_scaler.inverse
@@ -98,8 +101,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Trained:
         model = Forecaster.from_config(ckpt.config["model"])
         model.load_state_dict(ckpt.model_state)
         scalers = ckpt.vocab["scalers"]
+        calendar = list(ckpt.vocab.get("calendar", []))
     except (KeyError, TypeError, RuntimeError) as exc:
         raise ValueError(f"{ckpt.path} is not a usable forecast checkpoint: {exc}") from None
     model.to(device).eval()
     info = {"path": ckpt.path, "step": ckpt.step, "config": ckpt.config, "metrics": ckpt.metrics}
-    return Trained(model, settings, scalers, season, info)
+    return Trained(model, settings, scalers, calendar, season, info)

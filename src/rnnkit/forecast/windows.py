@@ -30,6 +30,7 @@ class Prepared:
     ends: tuple[int, int, int]  # train_end, valid_end, test_end (exclusive rows)
     y_scaler: Scaler
     x_scaler: Scaler | None  # None when there are no covariates
+    f_names: list[str]  # the calendar features' names (calendar_features), K of them
 
     def gather(self, starts: np.ndarray, lookback: int, horizon: int):
         """((y (W, L, C), x (W, L, P), f (W, L + H, K)), future y (W, H, C)) as float32

@@ -42,6 +42,8 @@ class ForecasterConfig:
     head: str = "point"  # "point" (loss: mse | mae), "quantile" (pinball), "gaussian" (NLL)
     loss: str = "mse"  # of the point head
     quantiles: list[float] = field(default_factory=list)  # of the quantile head, increasing
+    teacher_forcing: bool = False  # decoders: train on the true previous values instead of
+    # their own forecasts (faster, but a model trained so drifts when it forecasts alone)
 
     def __post_init__(self):
         for key, allowed in (("arch", ARCHS), ("head", HEADS), ("loss", LOSSES)):
@@ -64,6 +66,10 @@ class ForecasterConfig:
                 )
         elif self.quantiles:
             raise ValueError(f"quantiles are for the quantile head, not head={self.head!r}")
+        if not isinstance(self.teacher_forcing, bool):
+            raise TypeError(f"teacher_forcing must be a bool, got {self.teacher_forcing!r}")
+        if self.teacher_forcing and self.arch == "direct":
+            raise ValueError("teacher_forcing is for the decoders (arch seq2seq or attention)")
 
     @property
     def outputs(self) -> int:
@@ -93,10 +99,13 @@ class Forecaster(nn.Module):
         h_1..h_L = encoder([(y - mu) / sigma, x, f])              (B, L, D)
         direct:    z = W [h_L, f_{L+1..L+H}] + b                  (B, H, C, Q)
         seq2seq:   s_j = decoder([y_{j-1}, f_j], s_{j-1}), s_0 = the encoder's final state,
-                   y_0 = the last observed value; training feeds the true y_{j-1} (teacher
-                   forcing), forecasting its own point forecast
+                   y_0 = the last observed value; y_{j-1} is the decoder's own point
+                   forecast (in training too, so it learns to run alone), or with
+                   teacher_forcing the true value in training
         attention: a_j = softmax_l(s_j . W_a h_l), z_j = W [s_j, sum_l a_j,l h_l] + b
-        forecast = z * sigma + mu (the Gaussian's std: softplus(z) * sigma)
+        forecast = z * sigma + mu (the Gaussian's std: softplus(z) * sigma); the quantile
+                   head's Q values are sorted (rearrangement: quantiles never cross, and
+                   sorting never raises the pinball loss)
 
     Call contract: `output, loss = model(inputs, targets)`: inputs = (y (B, L, C),
     x (B, L, P), f (B, L + H, K)), P and K possibly 0; targets the future values (B, H, C) or
@@ -140,13 +149,16 @@ class Forecaster(nn.Module):
         f_future = f[:, L:]  # (B, H, K)
         if c.arch == "direct":
             z = self._direct(h, f_future)  # (B, H, C * Q)
-        elif targets is not None and self.training:
+        elif targets is not None and self.training and c.teacher_forcing:
             y_prev = torch.cat([y_n[:, -1:], (targets[:, :-1] - mu) / sigma], dim=1)  # (B, H, C)
             s, _ = self.decoder(torch.cat([y_prev, f_future], dim=-1), state)  # (B, H, D)
             z = self._decoder_head(s, h)  # (B, H, C * Q)
         else:
             z = self._decode(h, state, y_n[:, -1], f_future, mu, sigma)  # (B, H, C * Q)
-        out = self._denormalise(z.view(*z.shape[:2], c.targets, c.outputs), mu, sigma)
+        z = z.view(*z.shape[:2], c.targets, c.outputs)  # (B, H, C, Q)
+        if c.head == "quantile":
+            z = z.sort(dim=-1).values
+        out = self._denormalise(z, mu, sigma)
         if targets is None:
             return out, None
         if targets.shape != (y.shape[0], c.horizon, c.targets):
@@ -198,7 +210,8 @@ class Forecaster(nn.Module):
             s, state = self.decoder.step(torch.cat([y_prev, f_future[:, j]], dim=-1), state)
             z = self._decoder_head(s.unsqueeze(1), h)  # (B, 1, C * Q)
             zs.append(z)
-            out = self._denormalise(z.view(-1, 1, c.targets, c.outputs), mu, sigma)
+            z = z.view(-1, 1, c.targets, c.outputs)
+            out = self._denormalise(z.sort(dim=-1).values if c.head == "quantile" else z, mu, sigma)
             y_prev = ((self.point(out) - mu) / sigma).squeeze(1)  # (B, C)
         return torch.cat(zs, dim=1)  # (B, H, C * Q)
 
