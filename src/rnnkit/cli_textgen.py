@@ -1,5 +1,5 @@
-"""`rnnkit textgen train | sample | eval`: a parser and a command per verb over `rnnkit.textgen`
-(train's in `cli_textgen_train`)."""
+"""`rnnkit textgen train | sample | eval | inspect`: a parser and a command per verb over
+`rnnkit.textgen` (train's in `cli_textgen_train`)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from rnnkit.cli_common import (
 from rnnkit.cli_textgen_train import EXAMPLES, train_command_parser
 from rnnkit.data.text import read_text
 from rnnkit.generate import generate
+from rnnkit.textgen.inspect import MAX_CHARS
 
 DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
 
@@ -133,12 +134,82 @@ def eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- inspect
+
+
+def inspect_command_parser(verbs: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = verbs.add_parser(
+        "inspect",
+        help="an HTML page of a text coloured by a hidden unit's activation",
+        description=(
+            "Read a text through a trained model and write one self-contained HTML page (no\n"
+            "network needed): the text with each character coloured by a hidden unit's\n"
+            "activation after reading it (blue -1, white 0, red +1), a unit picker, and the\n"
+            "units most correlated (Pearson r) with features of the text: inside double\n"
+            "quotes, position in line (characters since the last newline), bracket depth\n"
+            "of ( [ {. Characters the model never saw read as <unk>, as in eval and sample.\n"
+            "Open the page in a browser; PAGE#unit=N opens it on unit N."
+        ),
+        epilog="example:\n  rnnkit textgen inspect runs/mytext --text input.txt --out page.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("dir", metavar="DIR", help=DIR_HELP)
+    parser.add_argument("--text", required=True, metavar="FILE", help="the text file to read")
+    parser.add_argument("--out", required=True, metavar="PAGE", help="the HTML file to write")
+    parser.add_argument(
+        "--encoding", default="utf-8", help="the file's text encoding (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-chars",
+        type=positive_int,
+        default=MAX_CHARS,
+        metavar="N",
+        help="read and show the first N characters (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--layer",
+        type=int,
+        metavar="K",
+        help="the layer to show, from 0 (default: the top layer)",
+    )
+    parser.add_argument(
+        "--state",
+        choices=("h", "c"),
+        default="h",
+        help="h: the hidden state; c: an LSTM's cell state (default: %(default)s)",
+    )
+    parser.add_argument("--device", default="cpu", help="(default: %(default)s)")
+    parser.set_defaults(func=inspect_command)
+    return parser
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    model, vocab, info = textgen.load(args.dir, args.device)
+    text = read_text(args.text, args.encoding)
+    found = textgen.inspect_text(
+        model, vocab, text, layer=args.layer, state=args.state, max_chars=args.max_chars
+    )
+    page = textgen.write_page(args.out, found, source=f"{info['path']} (step {info['step']})")
+    n, units = found.activations.shape
+    print(
+        f"wrote {page}: {n:,} characters, {units} units of layer {found.layer} "
+        f"({found.state}) of a {found.layers}-layer {found.cell}"
+    )
+    for name in textgen.FEATURES:
+        best = ", ".join(f"{u} (r = {r:+.2f})" for u, r in found.top(name, 3))
+        print(f"  {name}: units {best}")
+    unknown = int(found.unknown.sum())
+    if unknown:
+        print(f"note: {unknown:,} characters are not in the model's vocabulary (read as <unk>)")
+    return 0
+
+
 def textgen_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "textgen",
-        help="character-level text generation: train, sample, eval",
+        help="character-level text generation: train, sample, eval, inspect",
         description="Train a character-level language model on your text, sample from it, "
-        "and evaluate it.",
+        "evaluate it, and see what its hidden units follow.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -146,4 +217,5 @@ def textgen_command_parser(subparsers: argparse._SubParsersAction) -> argparse.A
     train_command_parser(verbs)
     sample_command_parser(verbs)
     eval_command_parser(verbs)
+    inspect_command_parser(verbs)
     return parser

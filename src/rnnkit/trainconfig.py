@@ -35,6 +35,7 @@ class TrainConfig:
         None  # early stopping after N evaluations without improvement; 0/None off
     )
     metric: str = "loss"  # the validation metric to minimise: best checkpoint, plateau, early stop
+    stop_at: float | None = None  # stop as soon as the validation metric is at or below this
     seed: int = 1337  # seeds torch, numpy and random at the start (process r: seed + r)
     log_every: int = 10  # write the train metrics, averaged over the last N steps, every N steps
     progress: bool = True  # tqdm bar with loss, tokens/s and ETA, when stderr is a terminal
@@ -72,6 +73,10 @@ class TrainConfig:
             raise ValueError(
                 f"max_time must be a positive number of seconds, got {self.max_time!r}"
             )
+        if self.stop_at is not None and (
+            isinstance(self.stop_at, bool) or not isinstance(self.stop_at, (int, float))
+        ):
+            raise ValueError(f"stop_at must be a number or None, got {self.stop_at!r}")
         if self.max_steps is None and self.max_time is None:
             raise ValueError("set max_steps or max_time (or both): training needs an end")
 

@@ -43,7 +43,7 @@ from rnnkit.seeding import rng_state, seed_everything, set_rng_state
 from rnnkit.trainconfig import TrainConfig
 
 logger = logging.getLogger(__name__)
-STOP_REASONS = ("max_steps", "max_time", "early_stopping", "signal")
+STOP_REASONS = ("max_steps", "max_time", "early_stopping", "target", "signal")
 
 
 class NonFiniteError(FloatingPointError):
@@ -96,6 +96,7 @@ class Trainer:
         self.step, self.elapsed, self.best, self.bad_evals = 0, 0.0, None, 0
         self.metrics: dict[str, float] = {}
         self._early_stop = False
+        self._reached = False  # the validation metric reached config.stop_at
         self._saved_step: int | None = None
 
     def fit(self, resume: str | Path | None = None) -> TrainResult:
@@ -221,6 +222,7 @@ class Trainer:
         log.write(self.step, self.elapsed, named)
         logger.info("step %d: %s", self.step, _format(named))
         value = metrics[self.cfg.metric]
+        self._reached = self.cfg.stop_at is not None and value <= self.cfg.stop_at
         self.schedule.observe(value)
         if math.isfinite(value) and (self.best is None or value < self.best):
             self.best, self.bad_evals = value, 0
@@ -251,6 +253,8 @@ class Trainer:
         signalled, timed_out = (distributed.all_reduce_sum(flags) > 0).tolist()  # agree on it
         if self._early_stop:
             return "early_stopping"
+        if self._reached:
+            return "target"
         if cfg.max_steps is not None and self.step >= cfg.max_steps:
             return "max_steps"
         if timed_out:

@@ -5,6 +5,7 @@ from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from rnnkit import gemm
+from rnnkit.bptt import probe
 from rnnkit.bptt.common import (
     _chunk,
     _consts,
@@ -93,6 +94,7 @@ class GRUFunction(Function):
                     U[t, : len(u_t)] = u_t
             A[:, :, 2 * H :].mul_(two).sub_(one)  # n, for the backward
             ctx.save_for_backward(x, h0, w_ih, w_hh, A, U, out)
+            ctx.norms = probe.claim(T, x)
         ctx.steps = steps
         return out, h_n
 
@@ -131,6 +133,8 @@ class GRUFunction(Function):
                 mm(dh, dUs[t + 1])
             _grad_in(dout, dh_n, t, bt, bn, DHs[t])
             torch.mul(dh3, k, out=du3)  # through r, z, n
+        if ctx.norms is not None:  # a probe.GradientRecord is open; padded rows of DH are 0
+            torch.linalg.vector_norm(DH, dim=(1, 2), out=ctx.norms)
         dh0 = None
         if need[1]:
             dh0 = gemm.addmm_(z[0] * DH[0], dU[0], w_hh_t)

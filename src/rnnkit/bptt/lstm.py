@@ -5,6 +5,7 @@ from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from rnnkit import gemm
+from rnnkit.bptt import probe
 from rnnkit.bptt.common import (
     _add,
     _chunk,
@@ -111,6 +112,7 @@ class LSTMFunction(Function):
         if save:
             Zc[:, :, 2 * H : 3 * H].mul_(two).sub_(one)  # g, for the backward
             ctx.save_for_backward(XH if combined else x, h0, c0, w_ih, w_hh, Zc, C, out)
+            ctx.norms = probe.claim(T, x)
         ctx.steps, ctx.combined = steps, combined
         return out, h_n, c_n
 
@@ -145,6 +147,7 @@ class LSTMFunction(Function):
         w_hh_t = w_hh.t().contiguous()
         dZs, douts = _rows(dZ, steps), _rows(dout, steps)
         mm = gemm.addmm_out_step(w_hh_t, B)
+        norms = ctx.norms  # None unless a probe.GradientRecord is open
         per_step = zip(
             _rows(K_c, steps),
             _rows(K_o, steps),
@@ -159,6 +162,8 @@ class LSTMFunction(Function):
             if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
                 mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
             dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
+            if norms is not None:
+                torch.linalg.vector_norm(dh_t, out=norms[t])
             dc_t = dcs[bt].addcmul_(dh_t, kc)  # through h_t = o tanh(c_t)
             torch.mul(dh_t, ko, out=dz_o)  # through o
             torch.mul(dc3s[bt], kifg, out=dz_ifg)  # through i, f, g

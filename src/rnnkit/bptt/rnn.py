@@ -5,6 +5,7 @@ from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from rnnkit import gemm
+from rnnkit.bptt import probe
 from rnnkit.bptt.common import (
     _add,
     _consts,
@@ -59,6 +60,7 @@ class RNNFunction(Function):
         _mask_padding(out, steps)
         ctx.save_for_backward(x, h0, w_ih, w_hh, out)
         ctx.steps, ctx.relu = steps, nonlinearity == "relu"
+        ctx.norms = probe.claim(T, x)
         return out, h_n
 
     @staticmethod
@@ -78,10 +80,13 @@ class RNNFunction(Function):
         w_hh_t = w_hh.t().contiguous()
         dZs, Ds, douts = _rows(dZ, steps), _rows(D, steps), _rows(dout, steps)
         mm = gemm.addmm_out_step(w_hh_t, len(h0))
+        norms = ctx.norms  # None unless a probe.GradientRecord is open
         for t, bt, bn in reversed(steps):
             if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
                 mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
             dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
+            if norms is not None:
+                torch.linalg.vector_norm(dh_t, out=norms[t])
             torch.mul(dh_t, Ds[t], out=dZs[t])  # dz_t = dh_t act'(z_t)   (through act)
         dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[3], need[5] or need[4])

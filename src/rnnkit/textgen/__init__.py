@@ -10,21 +10,47 @@ Settings are flat `options`, named as the fields of TextData, CharLMConfig and T
 A fresh run takes each one missing from its dataclass's default; a resumed run takes it from
 the checkpoint, keeps its data and model (a different value given is an error) and lets the
 training options given replace the saved ones.
+
+`inspect_text` reads a text through a trained model and correlates its hidden units with
+features of the text (inspect.py); `write_page` shows the result as one HTML page (page.py).
 """
 
+from rnnkit.textgen.inspect import (
+    FEATURES,
+    Inspection,
+    bracket_depth,
+    correlations,
+    hidden_states,
+    inside_quotes,
+    inspect_text,
+    line_position,
+    top_units,
+)
+from rnnkit.textgen.page import render_page, write_page
 from rnnkit.textgen.run import TASK, Corpus, Run, TextData, load_corpus, plan, train
 from rnnkit.textgen.trained import evaluate_text, find_checkpoint, load, sample
 
 __all__ = [
+    "FEATURES",
     "TASK",
     "Corpus",
+    "Inspection",
     "Run",
     "TextData",
+    "bracket_depth",
+    "correlations",
     "evaluate_text",
     "find_checkpoint",
+    "hidden_states",
+    "inside_quotes",
+    "inspect_text",
+    "line_position",
     "load",
     "load_corpus",
     "plan",
+    "render_page",
     "sample",
+    "top_units",
     "train",
+    "write_page",
 ]
