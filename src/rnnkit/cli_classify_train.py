@@ -22,7 +22,8 @@ from rnnkit.trainconfig import TrainConfig
 
 TRAIN_OPTIONS = (  # argparse dests handed to classify.train when given
     *("train", "valid", "test", "valid_fraction", "text_column", "label_column", "encoding"),
-    *("on_missing", "tokenizer", "min_freq", "max_vocab", "max_tokens", "batch", "vectors"),
+    *("on_missing", "tokenizer", "min_freq", "max_vocab", "max_tokens", "truncate", "batch"),
+    "vectors",
     *("cell", "bidirectional", "hidden", "embed", "layers", "pooling", "dropout"),
     *("epochs", "lr", "max_steps", "max_time", "eval_every", "seed", "device"),
 )
@@ -111,8 +112,14 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
         "--max-tokens",
         type=positive_int,
         metavar="N",
-        help="cut each text to its first N tokens "
+        help="cut each text to N tokens (which: --truncate) "
         f"(default: {_default(ClassifyData, 'max_tokens')})",
+    )
+    data.add_argument(
+        "--truncate",
+        choices=("head", "tail", "head+tail"),
+        help="keep a long text's first N tokens, its last N (where reviews give their "
+        "verdict), or its first N/4 and last 3N/4 (default: head)",
     )
     data.add_argument(
         "--batch",

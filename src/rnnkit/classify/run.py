@@ -45,7 +45,8 @@ class ClassifyData:
     tokenizer: str = "word"  # "word" (lower-cased words and punctuation) | "char"
     min_freq: int = 2  # tokens seen fewer times in the training texts read as <unk>
     max_vocab: int = 50_000  # at most this many tokens, <pad> and <unk> included
-    max_tokens: int | None = 400  # each text is cut to its first N tokens; None: no limit
+    max_tokens: int | None = 400  # each text is cut to N tokens; None: no limit
+    truncate: str = "head"  # which N: "head" (the first), "tail" (the last), "head+tail"
     batch: int = 64  # texts per batch, over all processes together
     vectors: str | None = None  # GloVe/word2vec text file initialising the embedding
 
@@ -126,7 +127,7 @@ def load_data(data: ClassifyData, seed: int) -> Data:
     vocab = Vocab.build(
         (tokenizer(t) for t in train.texts), min_freq=data.min_freq, max_size=data.max_vocab
     )
-    encoder = TextEncoder(tokenizer, vocab, data.max_tokens)
+    encoder = TextEncoder(tokenizer, vocab, data.max_tokens, data.truncate)
 
     def encode(examples: Examples | None) -> Sequences | None:
         if examples is None:

@@ -9,24 +9,48 @@ from rnnkit.data.buckets import Sequences
 from rnnkit.data.tokenize import Tokenizer
 from rnnkit.data.vocab import Vocab
 
+TRUNCATIONS = ("head", "tail", "head+tail")
+
 
 class TextEncoder:
-    """tokenizer -> vocabulary ids -> the first `max_tokens` ids (all when None).
+    """tokenizer -> vocabulary ids -> at most `max_tokens` ids (all when None): the first N
+    (truncate="head"), the last N ("tail": where a review's verdict usually is), or the first
+    N // 4 and the last N - N // 4 ("head+tail", Sun et al. 2019's best for long reviews).
 
     A text with no token left after tokenizing (only markup, say) reads as one <unk>, so every
     text gets a prediction. Stored in the checkpoint through to_dict / from_dict.
     """
 
-    def __init__(self, tokenizer: Tokenizer, vocab: Vocab, max_tokens: int | None = None):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        vocab: Vocab,
+        max_tokens: int | None = None,
+        truncate: str = "head",
+    ):
         if max_tokens is not None and (
             isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
         ):
             raise ValueError(f"max_tokens must be a positive int or None, got {max_tokens!r}")
+        if truncate not in TRUNCATIONS:
+            raise ValueError(f"truncate must be one of {TRUNCATIONS}, got {truncate!r}")
         self.tokenizer, self.vocab, self.max_tokens = tokenizer, vocab, max_tokens
+        self.truncate = truncate
 
     def ids(self, text: str) -> list[int]:
-        ids = self.vocab.encode(self.tokenizer(text)[: self.max_tokens])
+        ids = self.vocab.encode(self._cut(self.tokenizer(text)))
         return ids or [self.vocab.unk_id]
+
+    def _cut(self, tokens: list[str]) -> list[str]:
+        n = self.max_tokens
+        if n is None or len(tokens) <= n:
+            return tokens
+        if self.truncate == "head":
+            return tokens[:n]
+        if self.truncate == "tail":
+            return tokens[-n:]
+        head = n // 4
+        return tokens[:head] + tokens[len(tokens) - (n - head) :]
 
     def encode(self, texts: Sequence[str], labels: Sequence[int] | None = None) -> Sequences:
         return Sequences([self.ids(t) for t in texts], labels)
@@ -36,6 +60,7 @@ class TextEncoder:
             "tokenizer": self.tokenizer.to_dict(),
             "vocab": self.vocab.to_dict(),
             "max_tokens": self.max_tokens,
+            "truncate": self.truncate,
         }
 
     @classmethod
@@ -44,6 +69,7 @@ class TextEncoder:
             Tokenizer.from_dict(data["tokenizer"]),
             Vocab.from_dict(data["vocab"]),
             data.get("max_tokens"),
+            data.get("truncate", "head"),
         )
 
 
