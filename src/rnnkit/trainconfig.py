@@ -41,6 +41,7 @@ class TrainConfig:
     progress: bool = True  # tqdm bar with loss, tokens/s and ETA, when stderr is a terminal
     tensorboard: bool = True  # also log to OUT/tb when torch.utils.tensorboard imports
     device: str | None = None  # None: cuda:LOCAL_RANK under DDP with CUDA, else the model's
+    flush_denormal: bool = True  # CPU: denormals read as 0 while training (10-100x faster ops)
 
     def __post_init__(self):
         self.betas = tuple(self.betas)  # a config read back from JSON has a list

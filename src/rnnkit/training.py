@@ -22,6 +22,7 @@ gradient norm raises NonFiniteError naming the step, before the update and witho
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
@@ -113,7 +114,7 @@ class Trainer:
         if self.main:
             resume_step = self.step if resume is not None else None
             log = MetricsLog(self.out, resume_step=resume_step, tensorboard=self.cfg.tensorboard)
-        with log, stop_requests() as requests, self._bar() as bar:
+        with log, stop_requests() as requests, self._bar() as bar, _flush_denormals(self.cfg):
             reason = self._loop(log, requests, bar)
         return TrainResult(
             step=self.step,
@@ -354,6 +355,21 @@ def train(
 ) -> TrainResult:
     """`Trainer(model, batches, config, out_dir, valid_fn=valid_fn, **kwargs).fit(resume)`."""
     return Trainer(model, batches, config, out_dir, valid_fn=valid_fn, **kwargs).fit(resume)
+
+
+@contextlib.contextmanager
+def _flush_denormals(cfg: TrainConfig):
+    """Denormal floats flushed to zero while training (config.flush_denormal). A vanishing
+    gradient passes through the denormal range (below 1.2e-38 in float32) on its way to 0, and
+    x86 CPUs compute on denormals 10-100x slower: an LSTM's backward at T = 200 took 13x longer
+    (benchmarks/bench_denormal.py). torch has no getter for the mode, so it is set back to
+    torch's default (off) afterwards."""
+    on = cfg.flush_denormal and torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if on:
+            torch.set_flush_denormal(False)
 
 
 def _pick_device(model: nn.Module, cfg: TrainConfig) -> torch.device:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from rnnkit import checkpoint, rundir
-from rnnkit.lab.tasks import ADDING_BASELINE_MSE, adding_problem, copy_baseline_ce, copy_memory
+from rnnkit.data.longrange import ADDING_BASELINE_MSE, adding_problem, copy_baseline_ce, copy_memory
 from rnnkit.models.lab import LabModel, LabModelConfig, accuracy_of_copy
 from rnnkit.seeding import seed_everything
 from rnnkit.trainconfig import TrainConfig
