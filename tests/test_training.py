@@ -260,3 +260,19 @@ def test_tensorboard_when_it_imports(tmp_path, monkeypatch):
     assert written[0] == ("open", str(tmp_path / "out" / "tb"), None)
     assert ("train/loss", 2) in written and ("valid/loss", 2) in written
     assert written[-1] == ("close",)
+
+
+def _denormal_reads_as_zero() -> bool:
+    tiny = torch.tensor([1e-39])  # a float32 denormal
+    return bool((tiny * 1.0).item() == 0.0)
+
+
+@pytest.mark.parametrize("flush", [True, False])
+def test_denormals_are_flushed_while_training_and_restored_after(tmp_path, flush):
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals")
+    seen = []
+    run(tmp_path / "out", config(max_steps=2, flush_denormal=flush),
+        on_step=lambda step, stats: seen.append(_denormal_reads_as_zero()))  # fmt: skip
+    assert seen == [flush, flush]
+    assert not _denormal_reads_as_zero()  # torch's default again
