@@ -2,6 +2,7 @@
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.minrnn import MinGRU, MinLSTM
 
 __version__ = "0.1.0"
-__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell", "MinGRU", "MinLSTM"]

@@ -17,6 +17,7 @@ from rnnkit import bptt
 from rnnkit import functional as F
 from rnnkit.cells import GATES, check_nonlinearity, check_size, init_uniform
 from rnnkit.lengths import Batch, check_lengths
+from rnnkit.minrnn import MinGRU, MinLSTM
 
 IMPLS = ("bptt", "loop")
 
@@ -341,4 +342,5 @@ class GRU(RNNBase):
     mode = "gru"
 
 
-LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}  # the task models' `cell` option -> layer class
+# the task models' `cell` option -> layer class
+LAYERS = {"lstm": LSTM, "gru": GRU, "rnn": RNN, "mingru": MinGRU, "minlstm": MinLSTM}

@@ -45,6 +45,8 @@ class LabModelConfig:
             raise ValueError(f"nonlinearity must be tanh or relu, got {self.nonlinearity!r}")
         if self.nonlinearity == "relu" and self.cell != "rnn":
             raise ValueError("nonlinearity relu is for the Elman RNN (cell rnn)")
+        if self.cell not in ("rnn", "lstm", "gru") and self.init != "default":
+            raise ValueError(f"init {self.init!r} is for rnn, lstm and gru, not {self.cell}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,7 +67,8 @@ class LabModel(nn.Module):
         kw = {"nonlinearity": c.nonlinearity} if c.cell == "rnn" else {}
         self.rnn = LAYERS[c.cell](n_in, c.hidden, c.layers, batch_first=True, **kw)
         self.head = nn.Linear(c.hidden, 1 if c.task == "adding" else COPY_CLASSES)
-        initialize(self.rnn, c.init, t_max=c.t_max)
+        if c.cell in ("rnn", "lstm", "gru"):  # the min cells keep their own initialisation
+            initialize(self.rnn, c.init, t_max=c.t_max)
 
     @classmethod
     def from_config(cls, config: LabModelConfig | dict) -> LabModel:
