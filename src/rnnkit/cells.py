@@ -25,6 +25,31 @@ def check_nonlinearity(nonlinearity: str) -> str:
     return nonlinearity
 
 
+def check_sequence(layer: nn.Module, x) -> Tensor:
+    """The checks every sequence layer makes of its input: a floating-point Tensor of the
+    parameters' dtype, (T, B, I) / (B, T, I) with batch_first, or unbatched (T, I), I =
+    layer.input_size, not empty."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"input must be a Tensor or PackedSequence, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dtype != layer.weight_ih_l0.dtype:
+        raise TypeError(
+            f"input dtype {x.dtype} does not match the parameters' dtype "
+            f"{layer.weight_ih_l0.dtype}; convert one with .to()"
+        )
+    if x.dim() not in (2, 3):
+        raise ValueError(
+            f"input must be 3-D ({'B, T' if layer.batch_first else 'T, B'}, "
+            f"{layer.input_size}) or 2-D (T, {layer.input_size}), got shape {tuple(x.shape)}"
+        )
+    if x.shape[-1] != layer.input_size:
+        raise ValueError(f"input.size(-1) must be input_size={layer.input_size}, got {x.shape[-1]}")
+    if x.numel() == 0:
+        raise ValueError(f"input must have at least one step and row, got {tuple(x.shape)}")
+    return x
+
+
 def init_uniform(module: nn.Module, hidden_size: int) -> None:
     """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
     k = 1.0 / math.sqrt(hidden_size)

@@ -15,7 +15,14 @@ import torch.distributed as dist
 
 from rnnkit import classify, distributed
 from rnnkit.classify.run import DEFAULT_EPOCHS, ClassifyData
-from rnnkit.cli_common import duration, fraction, log_to_stderr, positive_float, positive_int
+from rnnkit.cli_common import (
+    duration,
+    fraction,
+    log_to_stderr,
+    positive_float,
+    positive_int,
+    run_dir_options,
+)
 from rnnkit.layers import LAYERS
 from rnnkit.models.classifier import POOLINGS, ClassifierConfig
 from rnnkit.trainconfig import TrainConfig
@@ -203,15 +210,9 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
     training.add_argument(
         "--device", help="e.g. cpu, cuda, cuda:1 (default: cuda when available, else cpu)"
     )
-    output = parser.add_argument_group("output")
-    output.add_argument("--out", required=True, metavar="DIR", help="the run directory")
-    output.add_argument(
-        "--force", action="store_true", help="replace a run DIR holds (deletes it first)"
-    )
-    output.add_argument(
-        "--json",
-        action="store_true",
-        help="print the summary as one JSON object on stdout (step, epochs, seconds, "
+    run_dir_options(
+        parser,
+        "print the summary as one JSON object on stdout (step, epochs, seconds, "
         "tokens_per_s, train_loss, best_valid_accuracy, counts, test: the eval report)",
     )
     parser.set_defaults(func=train_command)

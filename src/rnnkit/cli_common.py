@@ -68,6 +68,21 @@ def duration(text: str) -> float:
     return seconds
 
 
+def run_dir_options(parser: argparse.ArgumentParser, json_help: str, resume: str | None = None):
+    """The output group of a `train` verb: --out DIR, --force (or --resume, with its help),
+    --json."""
+    output = parser.add_argument_group("output")
+    output.add_argument("--out", required=True, metavar="DIR", help="the run directory")
+    again = output.add_mutually_exclusive_group()
+    if resume is not None:
+        again.add_argument("--resume", action="store_true", help=resume)
+    again.add_argument(
+        "--force", action="store_true", help="replace a run DIR holds (deletes it first)"
+    )
+    output.add_argument("--json", action="store_true", help=json_help)
+    return output
+
+
 @contextlib.contextmanager
 def log_to_stderr(level: int):
     """rnnkit's log records as plain lines on stderr while open."""

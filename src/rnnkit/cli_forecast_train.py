@@ -14,7 +14,14 @@ from dataclasses import fields
 import torch.distributed as dist
 
 from rnnkit import distributed, forecast
-from rnnkit.cli_common import duration, fraction, log_to_stderr, positive_float, positive_int
+from rnnkit.cli_common import (
+    duration,
+    fraction,
+    log_to_stderr,
+    positive_float,
+    positive_int,
+    run_dir_options,
+)
 from rnnkit.forecast.run import DEFAULT_EPOCHS, ForecastData
 from rnnkit.layers import LAYERS
 from rnnkit.models.forecaster import ARCHS, LOSSES, ForecasterConfig
@@ -222,15 +229,9 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
         "--seed", type=int, help=f"random seed (default: {_default(TrainConfig, 'seed')})"
     )
     training.add_argument("--device", help="e.g. cpu, cuda (default: cuda when available)")
-    output = parser.add_argument_group("output")
-    output.add_argument("--out", required=True, metavar="DIR", help="the run directory")
-    output.add_argument(
-        "--force", action="store_true", help="replace a run DIR holds (deletes it first)"
-    )
-    output.add_argument(
-        "--json",
-        action="store_true",
-        help="print the summary as one JSON object (step, epochs, seconds, best_valid_mse, "
+    run_dir_options(
+        parser,
+        "print the summary as one JSON object (step, epochs, seconds, best_valid_mse, "
         "test: the backtest of the model and the baselines)",
     )
     parser.set_defaults(func=train_command)

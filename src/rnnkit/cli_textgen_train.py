@@ -20,6 +20,7 @@ from rnnkit.cli_common import (
     log_to_stderr,
     positive_float,
     positive_int,
+    run_dir_options,
 )
 from rnnkit.models.lm import CELLS, CharLMConfig
 from rnnkit.trainconfig import TrainConfig
@@ -143,23 +144,12 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
         help="e.g. cpu, cuda, cuda:1 (default: cuda when available, cuda:LOCAL_RANK under "
         "torchrun, else cpu)",
     )
-    output = parser.add_argument_group("output")
-    output.add_argument("--out", required=True, metavar="DIR", help="the run directory")
-    again = output.add_mutually_exclusive_group()
-    again.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in DIR from DIR/last; the data and model options are the "
-        "run's, --max-steps/--max-time give the new total",
-    )
-    again.add_argument(
-        "--force", action="store_true", help="replace a run DIR holds (deletes it first)"
-    )
-    output.add_argument(
-        "--json",
-        action="store_true",
-        help="print the summary as one JSON object on stdout (step, seconds, tokens_per_s, "
+    run_dir_options(
+        parser,
+        "print the summary as one JSON object on stdout (step, seconds, tokens_per_s, "
         "train_loss, valid_/best_valid_ nats_per_char and bits_per_char)",
+        resume="continue the run in DIR from DIR/last; the data and model options are the "
+        "run's, --max-steps/--max-time give the new total",
     )
     parser.set_defaults(func=train_command)
     return parser

@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from rnnkit import bptt
 from rnnkit import functional as F
-from rnnkit.cells import GATES, check_nonlinearity, check_size, init_uniform
+from rnnkit.cells import GATES, check_nonlinearity, check_sequence, check_size, init_uniform
 from rnnkit.lengths import Batch, check_lengths
 from rnnkit.minrnn import MinGRU, MinLSTM
 
@@ -108,27 +108,7 @@ class RNNBase(nn.Module):
     # ---- input checks -------------------------------------------------------------------
 
     def _check_input(self, x) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
-        if x.dtype != self.weight_ih_l0.dtype:
-            raise TypeError(
-                f"input dtype {x.dtype} does not match the parameters' dtype "
-                f"{self.weight_ih_l0.dtype}; convert one with .to()"
-            )
-        if x.dim() not in (2, 3):
-            raise ValueError(
-                f"input must be 3-D ({'B, T' if self.batch_first else 'T, B'}, "
-                f"{self.input_size}) or 2-D (T, {self.input_size}), got shape {tuple(x.shape)}"
-            )
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"input.size(-1) must be input_size={self.input_size}, got {x.shape[-1]}"
-            )
-        if x.numel() == 0:
-            raise ValueError(f"input must have at least one step and row, got {tuple(x.shape)}")
-        return x
+        return check_sequence(self, x)
 
     def _check_state(self, s, name: str, B: int, batched: bool, ref: Tensor) -> Tensor:
         want = (self.num_layers * self.num_directions, B, self.hidden_size)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import gemm
-from rnnkit.cells import check_size, init_uniform
+from rnnkit.cells import check_sequence, check_size, init_uniform
 from rnnkit.lengths import check_lengths
 from rnnkit.minrnn import functional as MF
 from rnnkit.minrnn.scan import check_chunk_size, log_scan
@@ -130,27 +130,7 @@ class MinRNNBase(nn.Module):
             raise TypeError(
                 f"{type(self).__name__} takes a padded tensor and lengths=, not a PackedSequence"
             )
-        if not isinstance(x, Tensor):
-            raise TypeError(f"input must be a Tensor, got {type(x).__name__}")
-        if not x.is_floating_point():
-            raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
-        if x.dtype != self.weight_ih_l0.dtype:
-            raise TypeError(
-                f"input dtype {x.dtype} does not match the parameters' dtype "
-                f"{self.weight_ih_l0.dtype}; convert one with .to()"
-            )
-        if x.dim() not in (2, 3):
-            raise ValueError(
-                f"input must be 3-D ({'B, T' if self.batch_first else 'T, B'}, "
-                f"{self.input_size}) or 2-D (T, {self.input_size}), got shape {tuple(x.shape)}"
-            )
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"input.size(-1) must be input_size={self.input_size}, got {x.shape[-1]}"
-            )
-        if x.numel() == 0:
-            raise ValueError(f"input must have at least one step and row, got {tuple(x.shape)}")
-        return x
+        return check_sequence(self, x)
 
     def _initial_state(self, hx, x: Tensor, batched: bool) -> Tensor | None:
         """h_0 as (L*D, B, H), or None for zeros. Any real values: the scan takes h_0 linearly."""
