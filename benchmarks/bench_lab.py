@@ -16,6 +16,7 @@ from pathlib import Path
 
 ADDING = [  # (cell, T, init, extra options), the longest first
     ("lstm", 400, "chrono", []),
+    ("lstm", 400, "chrono", ["--hidden", "64", "--lr", "2e-3"]),  # later options win
     ("lstm", 200, "chrono", []),
     ("lstm", 200, "default", []),
     ("gru", 400, "default", []),
@@ -33,8 +34,8 @@ COPY = [
 ]
 
 
-def name(task: str, cell: str, T: int, init: str) -> str:
-    return f"{task}:{cell}:{init}:{T}"
+def name(task: str, cell: str, T: int, init: str, extra: list) -> str:
+    return f"{task}:{cell}:{init}:{T}" + "".join(f":{e}" for e in extra)
 
 
 def run_case(task: str, cell: str, T: int, init: str, extra: list, a) -> dict:
@@ -59,13 +60,14 @@ def run_case(task: str, cell: str, T: int, init: str, extra: list, a) -> dict:
 def row(s: dict) -> str:
     if "error" in s:
         failed = f"failed ({s['error']})"
-        return f"| {s['task']} | {s['cell']} | {s['init']} | {s['length']} | {failed} |||||"
+        return f"| {s['task']} | {s['cell']} | {s['init']} | {s['length']} | {failed} ||||||"
     metric = "mse" if s["task"] == "adding" else "ce"
     cell = s["cell"] + (f" ({s['nonlinearity']})" if s["cell"] == "rnn" else "")
     acc = f" ({s['test_accuracy']:.0%} copied)" if s["task"] == "copy" else ""
     return (
         f"| {s['task']} | {cell} | {s['init']} | {s['length']} | {s['test_' + metric]:.4f}{acc} | "
         f"{s['baseline_' + metric]:.4f} | {'yes' if s['solved'] else 'no'} | {s['steps']} | "
+        f"{s['extra'] or '-'} | "
         f"{s['seconds'] / 60:.1f} min |"
     )
 
@@ -84,7 +86,7 @@ def main() -> None:
     )
     a = p.parse_args()
     cases = [("adding", *c) for c in ADDING] + [("copy", *c) for c in COPY]
-    cases = [c for c in cases if a.only in (None, c[0]) and name(*c[:4]) not in a.skip]
+    cases = [c for c in cases if a.only in (None, c[0]) and name(*c) not in a.skip]
     with ThreadPoolExecutor(a.jobs) as pool:
         results = list(pool.map(lambda c: run_case(*c, a), cases))
     if a.json:
@@ -95,8 +97,8 @@ def main() -> None:
         f"OMP_NUM_THREADS=1, {a.jobs} runs side by side\n"
     )
     print(
-        "| task | cell | init | T | test MSE / CE | baseline | solved | steps | wall time |\n"
-        "|---|---|---|---:|---:|---:|:---:|---:|---:|"
+        "| task | cell | init | T | test MSE / CE | baseline | solved | steps | options | "
+        "wall time |\n|---|---|---|---:|---:|---:|:---:|---:|---|---:|"
     )
     for s in results:
         print(row(s))
