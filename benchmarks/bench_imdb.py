@@ -19,15 +19,15 @@ from imdb import unpacked
 
 MODEL = [  # the configuration reported in the README
     "--cell", "gru", "--bidirectional", "--embed", "128", "--hidden", "128",
-    "--pooling", "max", "--dropout", "0.4", "--max-tokens", "400", "--max-vocab", "30000",
-    "--batch", "64", "--lr", "0.002",
+    "--pooling", "max", "--dropout", "0.4", "--max-tokens", "400", "--truncate", "head+tail",
+    "--max-vocab", "30000", "--batch", "64", "--lr", "0.002",
 ]  # fmt: skip
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--out", default="runs/imdb", help="the run directory (replaced)")
     p.add_argument("extra", nargs="*", help="more `classify train` options, after --")
     a = p.parse_args()
