@@ -109,6 +109,22 @@ class TrainConfig:
         return adam(groups, lr=self.lr, betas=self.betas)
 
 
+def epochs_budget(epochs, train: dict, default: int) -> int | None:
+    """The number of epochs a run asked by epoch trains for, or None when `train` (TrainConfig
+    fields) ends it by max_steps or max_time alone. With no end given at all: `default`
+    epochs. A run by epochs gets a placeholder max_steps in `train`, set to epochs x steps
+    per epoch once the data is counted."""
+    if epochs is not None:
+        _check_positive_int("epochs", epochs)
+        if train.get("max_steps") is not None:
+            raise ValueError("give epochs or max_steps, not both")
+    elif train.get("max_steps") is None and train.get("max_time") is None:
+        epochs = default
+    if epochs is not None:
+        train["max_steps"] = 1
+    return epochs
+
+
 def _check_positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")

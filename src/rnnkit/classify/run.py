@@ -21,7 +21,7 @@ from rnnkit.data.vectors import read_vectors
 from rnnkit.data.vocab import Vocab
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig
+from rnnkit.trainconfig import TrainConfig, epochs_budget
 from rnnkit.training import Trainer
 
 logger = logging.getLogger(__name__)
@@ -151,17 +151,7 @@ def plan(options: dict) -> tuple[ClassifyData, dict, TrainConfig, int | None]:
     data = ClassifyData(**{k: v for k, v in options.items() if k in DATA_KEYS})
     model = {k: v for k, v in options.items() if k in MODEL_KEYS}
     train = {"metric": "error", **{k: v for k, v in options.items() if k in TRAIN_KEYS}}
-    epochs = options.get("epochs")
-    if epochs is not None and (
-        isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1
-    ):
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if epochs is not None and train.get("max_steps") is not None:
-        raise ValueError("give epochs or max_steps, not both")
-    if epochs is None and train.get("max_steps") is None and train.get("max_time") is None:
-        epochs = DEFAULT_EPOCHS
-    if epochs is not None:
-        train["max_steps"] = 1  # epochs x steps per epoch, once the data is read
+    epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
     return data, model, TrainConfig(**train), epochs
 
 

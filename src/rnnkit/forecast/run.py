@@ -19,7 +19,7 @@ from rnnkit.forecast.builtin import BUILTIN, builtin_path
 from rnnkit.forecast.windows import Prepared, WindowBatches
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig
+from rnnkit.trainconfig import TrainConfig, epochs_budget
 from rnnkit.training import Trainer
 
 logger = logging.getLogger(__name__)
@@ -143,16 +143,7 @@ def plan(options: dict) -> tuple[ForecastData, dict, TrainConfig, int | None]:
     settings = ForecastData(**{k: v for k, v in options.items() if k in DATA_KEYS})
     model = {k: v for k, v in options.items() if k in MODEL_KEYS}
     train = {"metric": "mse", **{k: v for k, v in options.items() if k in TRAIN_KEYS}}
-    epochs = options.get("epochs")
-    bad = isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1
-    if epochs is not None and bad:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    if epochs is not None and train.get("max_steps") is not None:
-        raise ValueError("give epochs or max_steps, not both")
-    if epochs is None and train.get("max_steps") is None and train.get("max_time") is None:
-        epochs = DEFAULT_EPOCHS
-    if epochs is not None:
-        train["max_steps"] = 1  # epochs x steps per epoch, once the windows are counted
+    epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
     return settings, model, TrainConfig(**train), epochs
 
 
