@@ -68,6 +68,8 @@ class BucketBatches:
     own longest sequence (to measure what bucketing saves).
     """
 
+    needs_labels = True  # a subclass that builds its own targets sets False
+
     def __init__(
         self,
         data: Sequences,
@@ -85,7 +87,7 @@ class BucketBatches:
             raise ValueError(
                 f"batch_size must be a multiple of {world} processes, got {batch_size}"
             )
-        if data.labels is None:
+        if data.labels is None and self.needs_labels:
             raise ValueError("training batches need labels")
         if len(data) < batch_size:
             raise ValueError(
@@ -103,11 +105,14 @@ class BucketBatches:
         return len(self.data) // self.batch_size
 
     def __call__(self, step: int):
+        return self.data.batch(self.indices(step), self.pad_id, self.pad_to)
+
+    def indices(self, step: int) -> Tensor:
+        """The sequences of batch number `step` that this process trains on."""
         epoch, i = divmod(step, len(self))
         if epoch != self._epoch:
             self._batches, self._epoch = self._plan(epoch), epoch
-        mine = self._batches[i][distributed.rank() :: distributed.world_size()]
-        return self.data.batch(mine, self.pad_id, self.pad_to)
+        return self._batches[i][distributed.rank() :: distributed.world_size()]
 
     def _plan(self, epoch: int) -> list[Tensor]:
         """The epoch's batches as index tensors, in the order they are trained on."""

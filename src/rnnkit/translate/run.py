@@ -1,0 +1,310 @@
+"""Training a translate run: its data settings (TranslateData), the parallel text read and
+encoded (`load_data`), and the training loop over a Seq2Seq (`train`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from rnnkit import checkpoint, distributed, rundir
+from rnnkit.data.buckets import Sequences
+from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
+from rnnkit.seeding import seed_everything
+from rnnkit.trainconfig import TrainConfig, epochs_budget
+from rnnkit.training import Trainer
+from rnnkit.translate.batches import Encoded, PairBatches
+from rnnkit.translate.evaluate import corpus_scores, loss, translate_ids
+from rnnkit.translate.pairs import Pairs, read_pairs
+from rnnkit.translate.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Codec
+
+logger = logging.getLogger(__name__)
+
+TASK = "translate"  # the "task" of a translate checkpoint's config
+DEFAULT_EPOCHS = 10  # a run given no epochs, max_steps or max_time
+
+
+@dataclass
+class TranslateData:
+    """Where a run's parallel text comes from and how it becomes batches."""
+
+    source: str | None = None  # training source sentences, or a TSV of pairs (target None)
+    target: str | None = None  # training target sentences, aligned line by line with source
+    valid_source: str | None = None  # validation pairs, the same way (optional)
+    valid_target: str | None = None
+    test_source: str | None = None  # evaluated once with the best weights after training
+    test_target: str | None = None
+    encoding: str = "utf-8"
+    tokenizer: str = "word"  # "word" (whitespace-separated tokens) | "subword" (sentencepiece)
+    min_freq: int = 2  # word: tokens seen fewer times in training read as <unk>
+    max_vocab: int = 50_000  # word: at most this many ids per language, specials included
+    subword_vocab: int = 8000  # subword: pieces per language
+    max_tokens: int = 100  # longer sentences are cut to this many tokens (with a warning)
+    batch: int = 64  # pairs per batch, over all processes together
+    beam: int = 5  # the test set's beam size (validation decodes greedily)
+    alpha: float = 1.0  # length normalisation of beam search: score / length^alpha
+    teacher_forcing_final: float | None = None  # scheduled sampling: the model's
+    # teacher_forcing falls linearly to this by the last step; None: constant
+
+    def __post_init__(self):
+        if self.source is None:
+            raise ValueError("give the training text (--source FILE --target FILE, or a TSV)")
+        for split in ("valid", "test"):
+            given = getattr(self, f"{split}_source"), getattr(self, f"{split}_target")
+            if given[1] is not None and given[0] is None:
+                raise ValueError(f"--{split}-target needs --{split}-source")
+        for key in ("min_freq", "max_vocab", "subword_vocab", "max_tokens", "batch", "beam"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key} must be a positive int, got {value!r}")
+        tf = self.teacher_forcing_final
+        if tf is not None and not 0 <= tf <= 1:
+            raise ValueError(f"teacher_forcing_final must be in [0, 1], got {tf!r}")
+
+
+DATA_KEYS = tuple(f.name for f in fields(TranslateData))
+MODEL_KEYS = tuple(
+    f.name
+    for f in fields(Seq2SeqConfig)
+    if f.name not in ("src_vocab", "tgt_vocab", "pad_id", "bos_id", "eos_id")
+)
+TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
+
+
+@dataclass
+class Data:
+    """A run's text read and encoded: the two codecs, the encoded splits and their references."""
+
+    source: Codec
+    target: Codec
+    train: Encoded
+    valid: Encoded | None
+    valid_references: list[str] | None  # the validation targets as written, for BLEU
+    test: Encoded | None
+    test_references: list[str] | None
+    counts: dict  # {"train": N, "valid": N, "test": N, "skipped": {...}, "truncated": {...}}
+
+
+@dataclass
+class Run:
+    """What `train` returns: the trained model (best weights when validated), its codecs and a
+    summary."""
+
+    model: Seq2Seq
+    source: Codec
+    target: Codec
+    summary: dict
+
+
+def encode_pairs(pairs: Pairs, source: Codec, target: Codec, max_tokens: int, what: str):
+    """(Encoded, sentences truncated); a truncation is logged as a warning."""
+    src = [source.encode(s) for s in pairs.source]
+    tgt = [target.encode(t) for t in pairs.target]
+    cut = sum(len(s) > max_tokens for s in src) + sum(len(t) > max_tokens for t in tgt)
+    if cut:
+        logger.warning(
+            "%s: %d sentences longer than %d tokens were truncated (--max-tokens)",
+            what,
+            cut,
+            max_tokens,
+        )
+    src = [s[:max_tokens] or [UNK_ID] for s in src]  # a text that encodes to nothing: <unk>
+    tgt = [t[:max_tokens] or [UNK_ID] for t in tgt]
+    return Encoded(Sequences(src), Sequences(tgt)), cut
+
+
+def _read(data: TranslateData, split: str) -> Pairs | None:
+    prefix = "" if split == "train" else f"{split}_"
+    source = getattr(data, f"{prefix}source")
+    if source is None:
+        return None
+    pairs = read_pairs(source, getattr(data, f"{prefix}target"), data.encoding)
+    if pairs.skipped:
+        logger.warning("%s: %d pairs with an empty side were skipped", pairs.origin, pairs.skipped)
+    return pairs
+
+
+def load_data(data: TranslateData) -> Data:
+    """Read the files, fit both codecs on the training text only, and encode every split."""
+    splits = {split: _read(data, split) for split in ("train", "valid", "test")}
+    train = splits["train"]
+    build = dict(min_freq=data.min_freq, max_vocab=data.max_vocab, vocab_size=data.subword_vocab)
+    source = Codec.build(train.source, data.tokenizer, **build)
+    target = Codec.build(train.target, data.tokenizer, **build)
+    encoded, counts = {}, {"skipped": {}, "truncated": {}}
+    for split, pairs in splits.items():
+        counts[split] = len(pairs) if pairs else 0
+        if pairs is None:
+            encoded[split] = None
+            continue
+        counts["skipped"][split] = pairs.skipped
+        encoded[split], counts["truncated"][split] = encode_pairs(
+            pairs, source, target, data.max_tokens, pairs.origin
+        )
+    refs = {s: (p.target if p else None) for s, p in splits.items()}
+    return Data(
+        source,
+        target,
+        encoded["train"],
+        encoded["valid"],
+        refs["valid"],
+        encoded["test"],
+        refs["test"],
+        counts,
+    )
+
+
+def plan(options: dict) -> tuple[TranslateData, dict, TrainConfig, int | None]:
+    """(data, model options, training config, epochs) from flat `options` over the defaults."""
+    unknown = set(options) - {*DATA_KEYS, *MODEL_KEYS, *TRAIN_KEYS, "epochs"}
+    if unknown:
+        raise ValueError(f"unknown translate options: {sorted(unknown)}")
+    data = TranslateData(**{k: v for k, v in options.items() if k in DATA_KEYS})
+    model = {k: v for k, v in options.items() if k in MODEL_KEYS}
+    train = {"lr": 1e-3, **{k: v for k, v in options.items() if k in TRAIN_KEYS}}
+    epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
+    return data, model, TrainConfig(**train), epochs
+
+
+def train(
+    options: dict,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> Run:
+    """Train a Seq2Seq on `options` (the fields of TranslateData, Seq2SeqConfig and
+    TrainConfig, and `epochs`) into the run directory `out`; `overwrite` replaces a run there.
+
+    Everything the user gave is checked and read before anything is written. With a test set,
+    the best weights translate it at the end with beam search (summary["test"]: BLEU, chrF).
+    """
+    out = Path(out)
+    distributed.setup()
+    _check_out(out, overwrite)
+    data_cfg, model_options, config, epochs = plan(options)
+    for key in DATA_KEYS:
+        if key.endswith(("source", "target")) and getattr(data_cfg, key) is not None:
+            setattr(data_cfg, key, str(Path(getattr(data_cfg, key)).resolve()))
+    data = load_data(data_cfg)
+    batches = PairBatches(data.train, data_cfg.batch, seed=config.seed)
+    if epochs is not None:
+        config.max_steps = epochs * len(batches)
+    if "eval_every" not in options:
+        config.eval_every = len(batches)  # once an epoch
+    seed_everything(config.seed)  # the same initial weights in every process
+    model = Seq2Seq(
+        len(data.source),
+        len(data.target),
+        pad_id=PAD_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        **model_options,
+    )
+    if config.device is None:
+        model.to(distributed.device())
+    run_config = {
+        "task": TASK,
+        "model": model.config.to_dict(),
+        "data": {**asdict(data_cfg), "counts": data.counts},
+    }
+    trainer = Trainer(
+        model,
+        batches,
+        config,
+        out,
+        valid_fn=_valid_fn(data) if data.valid is not None else None,
+        run_config=run_config,
+        vocab={"source": data.source.to_dict(), "target": data.target.to_dict()},
+        on_step=_schedule(model, data_cfg, config, on_step),
+        overwrite=overwrite,
+    )
+    _log_start(model, data, data_cfg, len(batches), epochs)
+    result = trainer.fit()
+    distributed.barrier()  # process 0 has written OUT/best
+    if result.best_path is not None:  # evaluate and return the best weights, not the last
+        model.load_state_dict(checkpoint.load(result.best_path).model_state)
+    summary = {
+        "out": str(out),
+        "step": result.step,
+        "epochs": result.step / len(batches),
+        "stop_reason": result.stop_reason,
+        "seconds": trainer.elapsed,
+        "tokens_per_s": result.metrics.get("train/tokens_per_s"),
+        "train_loss": result.metrics.get("train/loss"),
+        "best_valid_loss": result.best,
+        "valid_bleu_greedy": result.metrics.get("valid/bleu"),
+        "counts": data.counts,
+        "test": None,
+    }
+    if data.test is not None:
+        summary["test"] = evaluate(
+            model, data.test, data.test_references, data.target, data_cfg.beam, data_cfg.alpha
+        )
+    return Run(model.eval(), data.source, data.target, summary)
+
+
+def evaluate(model, encoded: Encoded, references, target: Codec, beam: int, alpha: float):
+    """BLEU, chrF (sacrebleu) and the loss of the model's translations of `encoded`."""
+    hyps = translate_ids(model, encoded.source, beam=beam, alpha=alpha)
+    scores = corpus_scores([target.decode(h.tokens) for h in hyps], references)
+    return {**scores, **loss(model, encoded), "sentences": len(hyps), "beam": beam}
+
+
+def _valid_fn(data: Data) -> Callable:
+    def valid(model) -> dict:
+        hyps = translate_ids(model, data.valid.source, beam=1)
+        bleu = corpus_scores([data.target.decode(h.tokens) for h in hyps], data.valid_references)
+        return {**loss(model, data.valid), "bleu": bleu["bleu"], "chrf": bleu["chrf"]}
+
+    return valid
+
+
+def _schedule(model: Seq2Seq, data: TranslateData, config: TrainConfig, on_step):
+    """on_step, with scheduled sampling's teacher-forcing ratio updated first when asked."""
+    final = data.teacher_forcing_final
+    if final is None:
+        return on_step
+    if config.max_steps is None:
+        raise ValueError("teacher_forcing_final needs a step budget: give --epochs or --max-steps")
+    start = model.config.teacher_forcing
+
+    def step(n: int, metrics: dict) -> None:
+        model.config.teacher_forcing = start + (final - start) * min(1.0, n / config.max_steps)
+        if on_step is not None:
+            on_step(n, metrics)
+
+    return step
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory; give a directory for the run")
+    held = rundir.held(out)
+    if held and not overwrite:
+        raise ValueError(
+            f"{out} already holds a training run ({', '.join(held)}): replace it with --force "
+            "or choose another directory"
+        )
+
+
+def _log_start(model: Seq2Seq, data: Data, cfg: TranslateData, steps: int, epochs) -> None:
+    if not distributed.is_main():
+        return
+    c = model.config
+    params = sum(p.numel() for p in model.parameters())
+    n = data.counts
+    logger.info(
+        f"translate: bidirectional {c.layers} x {c.hidden} {c.cell} encoder, {c.attention} "
+        f"attention decoder ({params / 1e6:.2f}M parameters); {cfg.tokenizer} vocabularies "
+        f"{len(data.source):,} source, {len(data.target):,} target; {n['train']:,} training, "
+        f"{n['valid']:,} validation, {n['test']:,} test pairs; {steps} steps per epoch of "
+        f"batch {cfg.batch}" + (f", {epochs} epochs" if epochs else "")
+    )
+
+
+def check_task(ckpt: checkpoint.Checkpoint) -> None:
+    task = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
+    if task != TASK:
+        raise ValueError(f"{ckpt.path} is not a translate checkpoint (its task is {task!r})")
