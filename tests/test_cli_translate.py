@@ -80,8 +80,10 @@ def test_run_translates_texts_and_files(run, files, tmp_path):
     code, stdout, err = rnnkit("translate", "run", out, "ein rot hund", "zwei katze läuft")
     assert code == 0, err
     assert stdout.splitlines() == ["dog red one", "runs cat two"]
-    code, stdout, _ = rnnkit("translate", "run", out, "drei frau", "--json", "--beam", "1")
-    assert json.loads(stdout)["translation"] == "woman three"
+    code, stdout, _ = rnnkit("translate", "run", out, "--beam", "1", "drei frau", "--json")
+    assert json.loads(stdout)["translation"] == "woman three"  # TEXT after an option is fine
+    code, _, err = rnnkit("translate", "run", out, "drei frau", "--no-such-option")
+    assert_one_error_line(code, err, "unrecognized arguments: --no-such-option")
     source = write(tmp_path / "in.de", ["mann blau", "", "frau läuft"])
     target = tmp_path / "out.en"
     code, stdout, err = rnnkit("translate", "run", out, "--input", source, "--output", target)
@@ -176,3 +178,17 @@ def test_bad_inputs_are_one_error_line(run, files, tmp_path):
     code, _, err = rnnkit("translate", "eval", out, "--source", files["test.de"], "--target", short)
     assert_one_error_line(code, err, "differ in length")
     assert snapshot(out) == before  # nothing was lost
+
+
+def test_subword_tokenizer_trains_and_translates_with_its_own_spacing(files, tmp_path):
+    out = tmp_path / "subword"
+    code, stdout, err = rnnkit(
+        "translate", "train", "--source", files["test.tsv"], "--tokenizer", "subword",
+        "--subword-vocab", "40", *TINY, "--max-steps", "2", "--json", "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    vocab = checkpoint.load(out / "last").vocab
+    assert vocab["source"]["kind"] == "subword" and len(vocab["source"]["model"]) > 100
+    code, stdout, err = rnnkit("translate", "run", out, "ein hund", "--beam", "2")
+    assert code == 0, err
+    assert len(stdout.splitlines()) == 1 and "▁" not in stdout

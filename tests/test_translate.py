@@ -244,3 +244,21 @@ def test_pair_batches_shift_the_target_and_end_it_with_eos():
     assert tgt_in.tolist() == [[BOS_ID, 9, 10, 0], [BOS_ID, 11, 12, 13]]
     assert tgt_out.tolist() == [[9, 10, EOS_ID, 0], [11, 12, 13, EOS_ID]]
     assert n == 7
+
+
+def test_tied_embeddings_share_the_target_embedding_with_the_output_layer():
+    m = model("luong", tie_embeddings=True)
+    assert not hasattr(m, "out")
+    src, lengths, tgt_in, targets = batch()
+    _, loss = m.train()((src, lengths, tgt_in), targets)
+    loss.backward()
+    grad = m.tgt_embedding.weight.grad
+    assert grad is not None
+    never_input = sorted(set(range(20)) - set(tgt_in.flatten().tolist()))
+    assert grad[never_input].abs().sum() > 0  # reached only through the output layer
+    with torch.no_grad():
+        m.tgt_embedding.weight[5] += 1.0
+    logits, _ = m.eval()((src, lengths, tgt_in))
+    memory, state = m.encode(src, lengths)
+    logits2 = m._unroll(tgt_in, state, memory, forced=True)
+    torch.testing.assert_close(logits, logits2)

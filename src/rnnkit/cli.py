@@ -181,7 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # usage errors exit 2 via argparse
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)  # usage errors exit 2 via argparse
+    if extra:  # TEXT arguments after an option (`run DIR --beam 1 TEXT`) land here
+        if not hasattr(args, "texts") or any(e.startswith("-") for e in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.texts = [*args.texts, *extra]
     try:
         return args.func(args) or 0
     except KeyboardInterrupt:
