@@ -77,8 +77,9 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:
 
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
-    bleu = sacrebleu.metrics.BLEU(tokenize=BLEU_TOKENIZE)
+    bleu = sacrebleu.metrics.BLEU(tokenize=BLEU_TOKENIZE, force=True)
     chrf = sacrebleu.metrics.CHRF()
+    # tokenised text is expected here (and stated): no "forgot to detokenize" warning
     b = bleu.corpus_score(hypotheses, [references])
     c = chrf.corpus_score(hypotheses, [references])
     return {
