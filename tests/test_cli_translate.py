@@ -134,6 +134,9 @@ def test_unknown_and_overlong_sentences_warn_and_still_translate(run):
     code, stdout, err = rnnkit("translate", "run", out, long, "--beam", "1")
     assert code == 0, err
     assert "1 sentences longer than 100 tokens were truncated" in err
+    code, stdout, err = rnnkit("translate", "run", out, "ein rot hund", "--max-length", "2")
+    assert code == 0, err
+    assert stdout.split() == ["dog", "red"]  # cut at 2 tokens
 
 
 def test_train_truncates_long_sentences_with_a_warning(files, tmp_path):

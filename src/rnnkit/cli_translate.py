@@ -27,6 +27,12 @@ def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
         metavar="A",
         help="length normalisation of beam search: log p / length^A (default: %(default)s)",
     )
+    parser.add_argument(
+        "--max-length",
+        type=positive_int,
+        metavar="N",
+        help="at most N tokens per translation (default: 2 x the source length + 10)",
+    )
     parser.add_argument("--encoding", default="utf-8", help="of the files (default: utf-8)")
     parser.add_argument("--device", default="cpu", help="(default: %(default)s)")
 
@@ -73,7 +79,7 @@ def run_command(args: argparse.Namespace) -> int:
         if args.texts:
             if any(not t.strip() for t in args.texts):
                 raise ValueError("a TEXT is empty; give a sentence to translate")
-            hyps = model.hypotheses(args.texts, args.beam, args.alpha)
+            hyps = model.hypotheses(args.texts, args.beam, args.alpha, max_length=args.max_length)
             for text, h in zip(args.texts, hyps, strict=True):
                 out = model.target.decode(h.tokens)
                 print(json.dumps({"text": text, "translation": out, "score": h.score}) if args.json
@@ -85,7 +91,8 @@ def run_command(args: argparse.Namespace) -> int:
             return 0
         lines = read_lines(args.input, args.encoding)
         full = [n for n, line in enumerate(lines) if line.strip()]
-        translations = model.translate([lines[n] for n in full], args.beam, args.alpha)
+        sentences = [lines[n] for n in full]
+        translations = model.translate(sentences, args.beam, args.alpha, args.max_length)
         result = [""] * len(lines)
         for n, t in zip(full, translations, strict=True):
             result[n] = t
@@ -128,7 +135,7 @@ def eval_command(args: argparse.Namespace) -> int:
     with log_to_stderr(20):
         model = translate.load(args.dir, args.device)
         pairs = read_pairs(args.source, args.target, args.encoding)
-        result = model.evaluate(pairs, args.beam, args.alpha)
+        result = model.evaluate(pairs, args.beam, args.alpha, args.max_length)
     translations = result.pop("translations")
     if args.output:
         write_atomically(Path(args.output), "".join(t + "\n" for t in translations))

@@ -63,23 +63,38 @@ class Translator:
         return Sequences(ids)
 
     def hypotheses(
-        self, sentences: list[str], beam: int = 5, alpha: float = 1.0, attention: bool = False
+        self,
+        sentences: list[str],
+        beam: int = 5,
+        alpha: float = 1.0,
+        attention: bool = False,
+        max_length: int | None = None,
     ) -> list[Hypothesis]:
+        """The best hypothesis per sentence; max_length caps the tokens of each (default:
+        2 x the source length + 10)."""
         if not sentences:
             return []
+        ids = self.encode(sentences)
         return translate_ids(
-            self.model, self.encode(sentences), beam=beam, alpha=alpha, attention=attention
+            self.model, ids, beam=beam, alpha=alpha, attention=attention, max_length=max_length
         )
 
-    def translate(self, sentences: list[str], beam: int = 5, alpha: float = 1.0) -> list[str]:
+    def translate(
+        self, sentences: list[str], beam: int = 5, alpha: float = 1.0, max_length: int | None = None
+    ) -> list[str]:
         """One translation per sentence, in order; beam 1 is greedy search."""
-        return [self.target.decode(h.tokens) for h in self.hypotheses(sentences, beam, alpha)]
+        hyps = self.hypotheses(sentences, beam, alpha, max_length=max_length)
+        return [self.target.decode(h.tokens) for h in hyps]
 
-    def evaluate(self, pairs: Pairs, beam: int = 5, alpha: float = 1.0) -> dict:
+    def evaluate(
+        self, pairs: Pairs, beam: int = 5, alpha: float = 1.0, max_length: int | None = None
+    ) -> dict:
         """BLEU and chrF (sacrebleu) of the translations of pairs.source against pairs.target,
         and the teacher-forced loss and perplexity."""
         encoded, _ = encode_pairs(pairs, self.source, self.target, self.max_tokens, pairs.origin)
-        hyps = translate_ids(self.model, encoded.source, beam=beam, alpha=alpha)
+        hyps = translate_ids(
+            self.model, encoded.source, beam=beam, alpha=alpha, max_length=max_length
+        )
         translations = [self.target.decode(h.tokens) for h in hyps]
         scores = corpus_scores(translations, pairs.target)
         return {
