@@ -3,7 +3,7 @@
 Each subcommand NAME has a ``NAME_command_parser(subparsers)`` that registers it and a
 ``NAME_command(args)`` that runs it; ``main`` dispatches through ``args.func(args)``; the
 task commands live in their own modules (`cli_textgen`, `cli_classify`, `cli_forecast`, `cli_lab`,
-`cli_translate`).
+`cli_speech`, `cli_translate`).
 Usage errors and the expected failures of a command (``ValueError``, ``TypeError``,
 ``OSError``, and ``FloatingPointError``, which is how training reports a non-finite loss)
 become a single ``error: <message>`` line on stderr and exit status 2; Ctrl-C exits with 130.
@@ -25,6 +25,7 @@ from rnnkit.cli_classify import classify_command_parser
 from rnnkit.cli_common import nonnegative_float, stream
 from rnnkit.cli_forecast import forecast_command_parser
 from rnnkit.cli_lab import lab_command_parser
+from rnnkit.cli_speech import speech_command_parser
 from rnnkit.cli_textgen import textgen_command_parser
 from rnnkit.cli_translate import translate_command_parser
 
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     forecast_command_parser(subparsers)
     translate_command_parser(subparsers)
     lab_command_parser(subparsers)
+    speech_command_parser(subparsers)
     return parser
 
 
