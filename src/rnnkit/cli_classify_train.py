@@ -7,25 +7,19 @@ ClassifierConfig, TrainConfig); an option left out is None here and takes that d
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 from dataclasses import fields
 
-import torch.distributed as dist
-
-from rnnkit import classify, distributed
+from rnnkit import classify
 from rnnkit.classify.run import DEFAULT_EPOCHS, ClassifyData
 from rnnkit.cli_common import (
-    duration,
     fraction,
-    log_to_stderr,
-    positive_float,
     positive_int,
     run_dir_options,
+    run_training,
+    training_options,
 )
 from rnnkit.layers import LAYERS
 from rnnkit.models.classifier import POOLINGS, ClassifierConfig
-from rnnkit.trainconfig import TrainConfig
 
 TRAIN_OPTIONS = (  # argparse dests handed to classify.train when given
     *("train", "valid", "test", "valid_fraction", "text_column", "label_column", "encoding"),
@@ -174,42 +168,7 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
         metavar="P",
         help=f"(default: {_default(ClassifierConfig, 'dropout')})",
     )
-    training = parser.add_argument_group("training")
-    training.add_argument(
-        "--epochs",
-        type=positive_int,
-        metavar="N",
-        help=f"passes over the training data (default: {DEFAULT_EPOCHS} when neither "
-        "--max-steps nor --max-time is given)",
-    )
-    training.add_argument(
-        "--max-steps", type=positive_int, metavar="N", help="stop after N updates (or --epochs)"
-    )
-    training.add_argument(
-        "--max-time",
-        type=duration,
-        metavar="TIME",
-        help="stop after this much training, e.g. 90s, 30m, 2h (with --epochs or --max-steps: "
-        "whichever comes first)",
-    )
-    training.add_argument(
-        "--lr",
-        type=positive_float,
-        help=f"peak learning rate, AdamW, warm-up then cosine decay "
-        f"(default: {_default(TrainConfig, 'lr')})",
-    )
-    training.add_argument(
-        "--eval-every",
-        type=positive_int,
-        metavar="N",
-        help="validate and save every N steps, and at the end (default: once an epoch)",
-    )
-    training.add_argument(
-        "--seed", type=int, help=f"random seed (default: {_default(TrainConfig, 'seed')})"
-    )
-    training.add_argument(
-        "--device", help="e.g. cpu, cuda, cuda:1 (default: cuda when available, else cpu)"
-    )
+    training_options(parser, DEFAULT_EPOCHS)
     run_dir_options(
         parser,
         "print the summary as one JSON object on stdout (step, epochs, seconds, "
@@ -221,19 +180,7 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
 
 def train_command(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
-    distributed.setup()
-    main = distributed.is_main()
-    try:
-        with log_to_stderr(logging.INFO if main else logging.WARNING):
-            run = classify.train(options, args.out, overwrite=args.force)
-    except BaseException:
-        if distributed.is_distributed():
-            dist.destroy_process_group()  # no barrier: the other processes may not get there
-        raise
-    distributed.cleanup()
-    if main:
-        print(json.dumps(run.summary) if args.json else format_summary(run.summary))
-    return 0
+    return run_training(classify.train, options, args, format_summary)
 
 
 def format_summary(s: dict) -> str:

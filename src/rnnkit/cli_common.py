@@ -1,17 +1,25 @@
 """What the command's verbs share: option types that reject bad values as one error line, the
-log handler, printing generated text as it comes, and writing an output file atomically."""
+option groups and the command of the `train` verbs, the log handler, printing generated text as
+it comes, and writing an output file atomically."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import fields
 from pathlib import Path
+
+import torch.distributed as dist
+
+from rnnkit import distributed
+from rnnkit.trainconfig import TrainConfig
 
 
 def _number(kind, text: str, ok, what: str):
@@ -81,6 +89,61 @@ def run_dir_options(parser: argparse.ArgumentParser, json_help: str, resume: str
     )
     output.add_argument("--json", action="store_true", help=json_help)
     return output
+
+
+TRAINING_HELP = {  # dest: help of the training group; {epochs}, {lr}, {seed}: the defaults
+    "epochs": "passes over the training data (default: {epochs} when neither --max-steps nor "
+    "--max-time is given)",
+    "max_steps": "stop after N updates (or --epochs)",
+    "max_time": "stop after this much training, e.g. 90s, 30m, 2h (with --epochs or --max-steps: "
+    "whichever comes first)",
+    "lr": "peak learning rate, AdamW, warm-up then cosine decay (default: {lr})",
+    "eval_every": "validate and save every N steps, and at the end (default: once an epoch)",
+    "seed": "random seed (default: {seed})",
+    "device": "e.g. cpu, cuda, cuda:1 (default: cuda when available, else cpu)",
+}
+
+
+def training_options(parser: argparse.ArgumentParser, default_epochs: int, **help: str):
+    """The training group of a `train` verb: --epochs (`default_epochs` when neither --max-steps
+    nor --max-time is given), --max-steps, --max-time, --lr, --eval-every, --seed, --device,
+    each None when left out. `help` replaces the TRAINING_HELP of a dest."""
+    unknown = help.keys() - TRAINING_HELP.keys()
+    if unknown:
+        raise TypeError(f"no training option {sorted(unknown)}")
+    defaults = {f.name: f.default for f in fields(TrainConfig) if f.name in ("lr", "seed")}
+    texts = {
+        dest: text.format(epochs=default_epochs, **defaults)
+        for dest, text in {**TRAINING_HELP, **help}.items()
+    }
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=positive_int, metavar="N", help=texts["epochs"])
+    training.add_argument("--max-steps", type=positive_int, metavar="N", help=texts["max_steps"])
+    training.add_argument("--max-time", type=duration, metavar="TIME", help=texts["max_time"])
+    training.add_argument("--lr", type=positive_float, help=texts["lr"])
+    training.add_argument("--eval-every", type=positive_int, metavar="N", help=texts["eval_every"])
+    training.add_argument("--seed", type=int, help=texts["seed"])
+    training.add_argument("--device", help=texts["device"])
+    return training
+
+
+def run_training(train: Callable, options: dict, args: argparse.Namespace, summary: Callable):
+    """The command of a `train` verb: `train(options, args.out, overwrite=args.force)`, in the
+    process group when launched by torchrun (logging at INFO in process 0, WARNING elsewhere),
+    then process 0 prints the run's summary, as JSON with --json, else as `summary(dict)`."""
+    distributed.setup()
+    main = distributed.is_main()
+    try:
+        with log_to_stderr(logging.INFO if main else logging.WARNING):
+            run = train(options, args.out, overwrite=args.force)
+    except BaseException:
+        if distributed.is_distributed():
+            dist.destroy_process_group()  # no barrier: the other processes may not get there
+        raise
+    distributed.cleanup()
+    if main:
+        print(json.dumps(run.summary) if args.json else summary(run.summary))
+    return 0
 
 
 @contextlib.contextmanager

@@ -7,25 +7,19 @@ ForecasterConfig, TrainConfig); an option left out is None here and takes that d
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 from dataclasses import fields
 
-import torch.distributed as dist
-
-from rnnkit import distributed, forecast
+from rnnkit import forecast
 from rnnkit.cli_common import (
-    duration,
     fraction,
-    log_to_stderr,
-    positive_float,
     positive_int,
     run_dir_options,
+    run_training,
+    training_options,
 )
 from rnnkit.forecast.run import DEFAULT_EPOCHS, ForecastData
 from rnnkit.layers import LAYERS
 from rnnkit.models.forecaster import ARCHS, LOSSES, ForecasterConfig
-from rnnkit.trainconfig import TrainConfig
 
 TRAIN_OPTIONS = (  # argparse dests handed to forecast.train when given
     *("path", "time_column", "target", "covariates", "calendar", "fill", "encoding"),
@@ -197,38 +191,16 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
         action="store_true",
         help="forecast a mean and a standard deviation (Gaussian likelihood)",
     )
-    training = parser.add_argument_group("training")
-    training.add_argument(
-        "--epochs",
-        type=positive_int,
-        metavar="N",
-        help=f"passes over the training windows (default: {DEFAULT_EPOCHS} when neither "
-        "--max-steps nor --max-time is given)",
+    training_options(
+        parser,
+        DEFAULT_EPOCHS,
+        epochs="passes over the training windows (default: {epochs} when neither --max-steps "
+        "nor --max-time is given)",
+        max_time="stop after this much training, e.g. 90s, 30m (with --epochs: whichever first)",
+        lr="peak learning rate (default: {lr})",
+        eval_every="validate and save every N steps (default: once an epoch)",
+        device="e.g. cpu, cuda (default: cuda when available)",
     )
-    training.add_argument(
-        "--max-steps", type=positive_int, metavar="N", help="stop after N updates (or --epochs)"
-    )
-    training.add_argument(
-        "--max-time",
-        type=duration,
-        metavar="TIME",
-        help="stop after this much training, e.g. 90s, 30m (with --epochs: whichever first)",
-    )
-    training.add_argument(
-        "--lr",
-        type=positive_float,
-        help=f"peak learning rate (default: {_default(TrainConfig, 'lr')})",
-    )
-    training.add_argument(
-        "--eval-every",
-        type=positive_int,
-        metavar="N",
-        help="validate and save every N steps (default: once an epoch)",
-    )
-    training.add_argument(
-        "--seed", type=int, help=f"random seed (default: {_default(TrainConfig, 'seed')})"
-    )
-    training.add_argument("--device", help="e.g. cpu, cuda (default: cuda when available)")
     run_dir_options(
         parser,
         "print the summary as one JSON object (step, epochs, seconds, best_valid_mse, "
@@ -246,19 +218,7 @@ def train_command(args: argparse.Namespace) -> int:
         options["head"] = "quantile"
     elif args.gaussian:
         options["head"] = "gaussian"
-    distributed.setup()
-    main = distributed.is_main()
-    try:
-        with log_to_stderr(logging.INFO if main else logging.WARNING):
-            run = forecast.train(options, args.out, overwrite=args.force)
-    except BaseException:
-        if distributed.is_distributed():
-            dist.destroy_process_group()
-        raise
-    distributed.cleanup()
-    if main:
-        print(json.dumps(run.summary) if args.json else format_summary(run.summary))
-    return 0
+    return run_training(forecast.train, options, args, format_summary)
 
 
 def format_summary(s: dict) -> str:

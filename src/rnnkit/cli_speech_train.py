@@ -7,19 +7,16 @@ Masking, SpeechConfig, TrainConfig); an option left out is None here and takes t
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 from dataclasses import fields
 
 from rnnkit import speech
 from rnnkit.cli_common import (
-    duration,
     fraction,
-    log_to_stderr,
     nonnegative_int,
-    positive_float,
     positive_int,
     run_dir_options,
+    run_training,
+    training_options,
 )
 from rnnkit.layers import LAYERS
 from rnnkit.models.speech import POOLINGS, TASKS, SpeechConfig
@@ -27,7 +24,6 @@ from rnnkit.speech.augment import Masking
 from rnnkit.speech.features import KINDS, FeatureConfig
 from rnnkit.speech.run import DEFAULT_EPOCHS, SpeechData
 from rnnkit.speech.text import UNITS
-from rnnkit.trainconfig import TrainConfig
 
 TRAIN_OPTIONS = (  # argparse dests handed to speech.train when given
     *("train", "valid", "test", "valid_fraction", "task", "units", "batch", "beam"),
@@ -160,32 +156,17 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
         metavar="P",
         help=f"(default: {_default(SpeechConfig, 'dropout')})",
     )
-    training = parser.add_argument_group("training")
-    training.add_argument(
-        "--epochs",
-        type=positive_int,
-        metavar="N",
-        help=f"(default: {DEFAULT_EPOCHS} when neither --max-steps nor --max-time is given)",
+    training_options(
+        parser,
+        DEFAULT_EPOCHS,
+        epochs="(default: {epochs} when neither --max-steps nor --max-time is given)",
+        max_steps="stop after N updates",
+        max_time="stop after this much training, e.g. 90s, 30m (with --epochs: whichever is first)",
+        lr="peak learning rate (default: {lr})",
+        eval_every="(default: once an epoch)",
+        seed="(default: {seed})",
+        device="e.g. cpu, cuda (default: cuda when available)",
     )
-    training.add_argument(
-        "--max-steps", type=positive_int, metavar="N", help="stop after N updates"
-    )
-    training.add_argument(
-        "--max-time",
-        type=duration,
-        metavar="TIME",
-        help="stop after this much training, e.g. 90s, 30m (with --epochs: whichever is first)",
-    )
-    training.add_argument(
-        "--lr",
-        type=positive_float,
-        help=f"peak learning rate (default: {_default(TrainConfig, 'lr')})",
-    )
-    training.add_argument(
-        "--eval-every", type=positive_int, metavar="N", help="(default: once an epoch)"
-    )
-    training.add_argument("--seed", type=int, help=f"(default: {_default(TrainConfig, 'seed')})")
-    training.add_argument("--device", help="e.g. cpu, cuda (default: cuda when available)")
     run_dir_options(
         parser,
         "print the summary as one JSON object on stdout (step, epochs, seconds, train_loss, "
@@ -197,10 +178,7 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
 
 def train_command(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
-    with log_to_stderr(logging.INFO):
-        run = speech.train(options, args.out, overwrite=args.force)
-    print(json.dumps(run.summary) if args.json else format_summary(run.summary))
-    return 0
+    return run_training(speech.train, options, args, format_summary)
 
 
 def format_summary(s: dict) -> str:

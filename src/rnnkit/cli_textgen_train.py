@@ -7,20 +7,17 @@ TrainConfig); an option left out is None here, so a resumed run can take it from
 from __future__ import annotations
 
 import argparse
-import json
-import logging
+import functools
 from dataclasses import fields
 
-import torch.distributed as dist
-
-from rnnkit import distributed, textgen
+from rnnkit import textgen
 from rnnkit.cli_common import (
     duration,
     fraction,
-    log_to_stderr,
     positive_float,
     positive_int,
     run_dir_options,
+    run_training,
 )
 from rnnkit.models.lm import CELLS, CharLMConfig
 from rnnkit.trainconfig import TrainConfig
@@ -159,19 +156,8 @@ def train_command(args: argparse.Namespace) -> int:
     options = {k: getattr(args, k) for k in TRAIN_OPTIONS if getattr(args, k) is not None}
     if not args.resume and not {"max_steps", "max_time"} & options.keys():
         options["max_time"] = float(DEFAULT_MAX_TIME)
-    distributed.setup()
-    main = distributed.is_main()
-    try:
-        with log_to_stderr(logging.INFO if main else logging.WARNING):
-            run = textgen.train(options, args.out, resume=args.resume, overwrite=args.force)
-    except BaseException:
-        if distributed.is_distributed():
-            dist.destroy_process_group()  # no barrier: the other processes may not get there
-        raise
-    distributed.cleanup()
-    if main:
-        print(json.dumps(run.summary) if args.json else format_summary(run.summary))
-    return 0
+    train = functools.partial(textgen.train, resume=args.resume)
+    return run_training(train, options, args, format_summary)
 
 
 def format_summary(s: dict) -> str:

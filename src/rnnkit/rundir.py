@@ -1,4 +1,5 @@
-"""A training run's output directory: its layout, and the refusal to start over another run.
+"""A training run's output directory: its layout, the refusal to start over another run, and
+reading a task's checkpoint back from it.
 
 OUT/last          the checkpoint to resume from
 OUT/best          the weights with the best validation metric (no optimizer state)
@@ -8,7 +9,9 @@ OUT/tb/           TensorBoard events, when tensorboard is installed
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from rnnkit import checkpoint
@@ -42,6 +45,19 @@ def prepare(out: Path, *, resume: bool, overwrite: bool, main: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse (ValueError) an `out` that is not a directory, or that holds another run unless
+    told to `overwrite` it (--force)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory; give a directory for the run")
+    previous = held(out)
+    if previous and not overwrite:
+        raise ValueError(
+            f"{out} already holds a training run ({', '.join(previous)}): replace it with --force "
+            "or choose another directory"
+        )
+
+
 def find_checkpoint(path: str | Path) -> Path:
     """`path` when it is a checkpoint, else the run directory's best/, else its last/."""
     path = Path(path)
@@ -54,6 +70,35 @@ def find_checkpoint(path: str | Path) -> Path:
         f"{path} is not an rnnkit checkpoint (no {checkpoint.META_FILE}) nor a training run "
         f"directory (no {BEST}/ or {LAST}/)"
     )
+
+
+def check_task(ckpt: checkpoint.Checkpoint, task: str) -> None:
+    """Refuse (ValueError) a checkpoint whose config's "task" is not `task`."""
+    found = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
+    if found != task:
+        raise ValueError(f"{ckpt.path} is not a {task} checkpoint (its task is {found!r})")
+
+
+def load_task(path: str | Path, task: str) -> checkpoint.Checkpoint:
+    """The `task` checkpoint at `path` (`find_checkpoint`), its tensors on the CPU."""
+    ckpt = checkpoint.load(find_checkpoint(path), map_location="cpu")
+    check_task(ckpt, task)
+    return ckpt
+
+
+@contextlib.contextmanager
+def usable(ckpt: checkpoint.Checkpoint, task: str) -> Iterator[None]:
+    """While open, a missing key, a wrong type or weights that do not fit the model (KeyError,
+    TypeError, RuntimeError) raise ValueError("PATH is not a usable TASK checkpoint: ...")."""
+    try:
+        yield
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ValueError(f"{ckpt.path} is not a usable {task} checkpoint: {exc}") from None
+
+
+def info(ckpt: checkpoint.Checkpoint) -> dict:
+    """{"path", "step", "config", "metrics"} of a loaded checkpoint."""
+    return {"path": ckpt.path, "step": ckpt.step, "config": ckpt.config, "metrics": ckpt.metrics}
 
 
 def _remove(path: Path) -> None:

@@ -170,7 +170,7 @@ def train(
     """
     out = Path(out)
     distributed.setup()
-    _check_out(out, overwrite)
+    rundir.check_out(out, overwrite)
     data_cfg, model_options, config, epochs = plan(options)
     for key in ("train", "valid", "test", "vectors"):
         if getattr(data_cfg, key) is not None:
@@ -255,17 +255,6 @@ def _valid_fn(data: Data) -> Callable[[nn.Module], dict]:
     return valid
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a directory; give a directory for the run")
-    held = rundir.held(out)
-    if held and not overwrite:
-        raise ValueError(
-            f"{out} already holds a training run ({', '.join(held)}): replace it with --force "
-            "or choose another directory"
-        )
-
-
 def _log_start(model, data: Data, cfg: ClassifyData, steps: int, epochs: int | None) -> None:
     if not distributed.is_main():
         return
@@ -282,9 +271,3 @@ def _log_start(model, data: Data, cfg: ClassifyData, steps: int, epochs: int | N
         + f"; {steps} steps per epoch of batch {cfg.batch}"
         + (f", {epochs} epochs" if epochs else "")
     )
-
-
-def check_task(ckpt: checkpoint.Checkpoint) -> None:
-    task = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
-    if task != TASK:
-        raise ValueError(f"{ckpt.path} is not a classify checkpoint (its task is {task!r})")

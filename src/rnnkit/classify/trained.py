@@ -9,13 +9,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from rnnkit import checkpoint
+from rnnkit import rundir
 from rnnkit.classify.predict import evaluate, predict_proba
-from rnnkit.classify.run import check_task
+from rnnkit.classify.run import TASK
 from rnnkit.classify.text import TextEncoder, class_ids
 from rnnkit.data.labelled import Examples
 from rnnkit.models.classifier import SequenceClassifier
-from rnnkit.rundir import find_checkpoint
 
 
 @dataclass
@@ -54,15 +53,12 @@ class Classifier:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
     """The classifier in a checkpoint or a run directory (its best/, else its last/)."""
-    ckpt = checkpoint.load(find_checkpoint(path), map_location="cpu")
-    check_task(ckpt)
-    try:
+    ckpt = rundir.load_task(path, TASK)
+    with rundir.usable(ckpt, TASK):
         encoder = TextEncoder.from_dict(ckpt.vocab["encoder"])
         classes = list(ckpt.vocab["classes"])
         model = SequenceClassifier.from_config(ckpt.config["model"])
         model.load_state_dict(ckpt.model_state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{ckpt.path} is not a usable classify checkpoint: {exc}") from None
     model.to(device).eval()
-    info = {"path": ckpt.path, "step": ckpt.step, "config": ckpt.config, "metrics": ckpt.metrics}
+    info = rundir.info(ckpt)
     return Classifier(model, encoder, classes, info)

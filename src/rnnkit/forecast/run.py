@@ -159,7 +159,7 @@ def train(
     the test rows (summary["test"]: the model and the baselines)."""
     out = Path(out)
     distributed.setup()
-    _check_out(out, overwrite)
+    rundir.check_out(out, overwrite)
     settings, model_options, config, epochs = plan(options)
     if settings.path is not None:
         settings.path = str(Path(settings.path).resolve())
@@ -246,17 +246,6 @@ def _valid_fn(data: Prepared, starts: np.ndarray, L: int, H: int) -> Callable[[n
     return valid
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a directory; give a directory for the run")
-    held = rundir.held(out)
-    if held and not overwrite:
-        raise ValueError(
-            f"{out} already holds a training run ({', '.join(held)}): replace it with --force "
-            "or choose another directory"
-        )
-
-
 def _log_start(model, settings, data, steps, epochs, n_valid, n_test) -> None:
     if not distributed.is_main():
         return
@@ -274,9 +263,3 @@ def _log_start(model, settings, data, steps, epochs, n_valid, n_test) -> None:
         f"{steps} steps per epoch of batch {settings.batch}"
         + (f", {epochs} epochs" if epochs else "")
     )
-
-
-def check_task(ckpt: checkpoint.Checkpoint) -> None:
-    task = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
-    if task != TASK:
-        raise ValueError(f"{ckpt.path} is not a forecast checkpoint (its task is {task!r})")

@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit import checkpoint
+from rnnkit import rundir
 from rnnkit.data.series import calendar_features, window_starts
 from rnnkit.forecast.backtest import backtest, forecast, intervals, point
-from rnnkit.forecast.run import ForecastData, check_task, prepare
+from rnnkit.forecast.run import TASK, ForecastData, prepare
 from rnnkit.forecast.windows import Prepared
 from rnnkit.models.forecaster import Forecaster
-from rnnkit.rundir import find_checkpoint
 
 
 @dataclass
@@ -91,9 +90,8 @@ class Trained:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Trained:
     """The forecaster in a checkpoint or a run directory (its best/, else its last/)."""
-    ckpt = checkpoint.load(find_checkpoint(path), map_location="cpu")
-    check_task(ckpt)
-    try:
+    ckpt = rundir.load_task(path, TASK)
+    with rundir.usable(ckpt, TASK):
         data = dict(ckpt.config["data"])
         season = data.pop("season")
         data.pop("ends", None)
@@ -102,8 +100,6 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Trained:
         model.load_state_dict(ckpt.model_state)
         scalers = ckpt.vocab["scalers"]
         calendar = list(ckpt.vocab.get("calendar", []))
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{ckpt.path} is not a usable forecast checkpoint: {exc}") from None
     model.to(device).eval()
-    info = {"path": ckpt.path, "step": ckpt.step, "config": ckpt.config, "metrics": ckpt.metrics}
+    info = rundir.info(ckpt)
     return Trained(model, settings, scalers, calendar, season, info)

@@ -210,7 +210,7 @@ def train(
     (summary["test"])."""
     out = Path(out)
     distributed.setup()
-    _check_out(out, overwrite)
+    rundir.check_out(out, overwrite)
     data_cfg, features, masking, model_options, config, epochs = plan(options)
     for key in ("train", "valid", "test"):
         if getattr(data_cfg, key) is not None:
@@ -285,17 +285,6 @@ def train(
     return Run(model.eval(), data, summary)
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a directory; give a directory for the run")
-    held = rundir.held(out)
-    if held and not overwrite:
-        raise ValueError(
-            f"{out} already holds a training run ({', '.join(held)}): replace it with --force "
-            "or choose another directory"
-        )
-
-
 def _log_start(model: SpeechModel, data: Data, batch: int, steps: int, epochs) -> None:
     if not distributed.is_main():
         return
@@ -314,9 +303,3 @@ def _log_start(model: SpeechModel, data: Data, batch: int, steps: int, epochs) -
         f"{n['valid']:,} validation, {n['test']:,} test utterances; {steps} steps per epoch of "
         f"batch {batch}" + (f", {epochs} epochs" if epochs else "")
     )
-
-
-def check_task(ckpt: checkpoint.Checkpoint) -> None:
-    task = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
-    if task != TASK:
-        raise ValueError(f"{ckpt.path} is not a speech checkpoint (its task is {task!r})")

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import checkpoint
+from rnnkit import rundir
 from rnnkit.models.speech import SpeechModel
-from rnnkit.rundir import find_checkpoint
 from rnnkit.speech.data import featurise
 from rnnkit.speech.features import FeatureConfig, Normaliser
 from rnnkit.speech.manifest import read_manifest
 from rnnkit.speech.predict import decode, evaluate_classifier, evaluate_ctc, outputs
-from rnnkit.speech.run import check_task
+from rnnkit.speech.run import TASK
 from rnnkit.speech.stream import Stream
 from rnnkit.speech.text import Alphabet, class_ids
 
@@ -79,9 +78,8 @@ class Recogniser:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Recogniser:
     """The speech model in a checkpoint or a run directory (its best/, else its last/)."""
-    ckpt = checkpoint.load(find_checkpoint(path), map_location="cpu")
-    check_task(ckpt)
-    try:
+    ckpt = rundir.load_task(path, TASK)
+    with rundir.usable(ckpt, TASK):
         vocab = ckpt.vocab
         features = FeatureConfig.from_dict(vocab["features"])
         normaliser = Normaliser.from_dict(vocab["normaliser"])
@@ -89,8 +87,6 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Recogniser:
         alphabet = Alphabet.from_dict(vocab["alphabet"]) if "alphabet" in vocab else None
         model = SpeechModel.from_config(ckpt.config["model"])
         model.load_state_dict(ckpt.model_state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{ckpt.path} is not a usable speech checkpoint: {exc}") from None
     model.to(device).eval()
-    info = {"path": ckpt.path, "step": ckpt.step, "config": ckpt.config, "metrics": ckpt.metrics}
+    info = rundir.info(ckpt)
     return Recogniser(model, features, normaliser, classes, alphabet, info)

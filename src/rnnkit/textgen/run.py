@@ -217,7 +217,7 @@ def _previous_run(out: Path, resume: bool, overwrite: bool) -> checkpoint.Checkp
     if not checkpoint.exists(last):
         raise ValueError(f"nothing to resume: {last} is not a checkpoint")
     ckpt = checkpoint.load(last)
-    check_task(ckpt)
+    rundir.check_task(ckpt, TASK)
     return ckpt
 
 
@@ -260,9 +260,3 @@ def _log_start(model: CharLM, data: TextData, corpus: Corpus) -> None:
         f"{valid:,} validation characters; batch {data.batch} x bptt {data.bptt}"
         + (f" over {world} processes" if world > 1 else "")
     )
-
-
-def check_task(ckpt: checkpoint.Checkpoint) -> None:
-    task = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
-    if task != TASK:
-        raise ValueError(f"{ckpt.path} is not a textgen checkpoint (its task is {task!r})")

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import checkpoint
+from rnnkit import rundir
 from rnnkit.data.text import CharVocab, TextStreams
 from rnnkit.generate import generate
 from rnnkit.models.lm import CharLM, evaluate
-from rnnkit.rundir import find_checkpoint
-from rnnkit.textgen.run import TextData, check_task
+from rnnkit.textgen.run import TASK, TextData
 
 logger = logging.getLogger(__name__)
 
@@ -22,16 +21,13 @@ logger = logging.getLogger(__name__)
 def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[CharLM, CharVocab, dict]:
     """(model in eval mode on `device`, vocabulary, checkpoint info) from a checkpoint or a run
     directory (`find_checkpoint`); info: {"path", "step", "config", "metrics"}."""
-    ckpt = checkpoint.load(find_checkpoint(path), map_location="cpu")
-    check_task(ckpt)
-    try:
+    ckpt = rundir.load_task(path, TASK)
+    with rundir.usable(ckpt, TASK):
         vocab = CharVocab.from_dict(ckpt.vocab)
         model = CharLM.from_config(ckpt.config["model"])
         model.load_state_dict(ckpt.model_state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{ckpt.path} is not a usable textgen checkpoint: {exc}") from None
     model.to(device).eval()
-    info = {"path": ckpt.path, "step": ckpt.step, "config": ckpt.config, "metrics": ckpt.metrics}
+    info = rundir.info(ckpt)
     return model, vocab, info
 
 

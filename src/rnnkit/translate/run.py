@@ -182,7 +182,7 @@ def train(
     """
     out = Path(out)
     distributed.setup()
-    _check_out(out, overwrite)
+    rundir.check_out(out, overwrite)
     data_cfg, model_options, config, epochs = plan(options)
     for key in DATA_KEYS:
         if key.endswith(("source", "target")) and getattr(data_cfg, key) is not None:
@@ -278,17 +278,6 @@ def _schedule(model: Seq2Seq, data: TranslateData, config: TrainConfig, on_step)
     return step
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a directory; give a directory for the run")
-    held = rundir.held(out)
-    if held and not overwrite:
-        raise ValueError(
-            f"{out} already holds a training run ({', '.join(held)}): replace it with --force "
-            "or choose another directory"
-        )
-
-
 def _log_start(model: Seq2Seq, data: Data, cfg: TranslateData, steps: int, epochs) -> None:
     if not distributed.is_main():
         return
@@ -302,9 +291,3 @@ def _log_start(model: Seq2Seq, data: Data, cfg: TranslateData, steps: int, epoch
         f"{n['valid']:,} validation, {n['test']:,} test pairs; {steps} steps per epoch of "
         f"batch {cfg.batch}" + (f", {epochs} epochs" if epochs else "")
     )
-
-
-def check_task(ckpt: checkpoint.Checkpoint) -> None:
-    task = ckpt.config.get("task") if isinstance(ckpt.config, dict) else None
-    if task != TASK:
-        raise ValueError(f"{ckpt.path} is not a translate checkpoint (its task is {task!r})")

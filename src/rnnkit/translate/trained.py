@@ -9,14 +9,13 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import checkpoint
+from rnnkit import rundir
 from rnnkit.data.buckets import Sequences
 from rnnkit.models.seq2seq import Seq2Seq
-from rnnkit.rundir import find_checkpoint
 from rnnkit.translate.decode import Hypothesis
 from rnnkit.translate.evaluate import corpus_scores, loss, translate_ids
 from rnnkit.translate.pairs import Pairs
-from rnnkit.translate.run import check_task, encode_pairs
+from rnnkit.translate.run import TASK, encode_pairs
 from rnnkit.translate.text import UNK_ID, Codec
 
 logger = logging.getLogger(__name__)
@@ -116,15 +115,12 @@ class Translator:
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Translator:
     """The translator in a checkpoint or a run directory (its best/, else its last/)."""
-    ckpt = checkpoint.load(find_checkpoint(path), map_location="cpu")
-    check_task(ckpt)
-    try:
+    ckpt = rundir.load_task(path, TASK)
+    with rundir.usable(ckpt, TASK):
         source = Codec.from_dict(ckpt.vocab["source"])
         target = Codec.from_dict(ckpt.vocab["target"])
         model = Seq2Seq.from_config(ckpt.config["model"])
         model.load_state_dict(ckpt.model_state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ValueError(f"{ckpt.path} is not a usable translate checkpoint: {exc}") from None
     model.to(device).eval()
-    info = {"path": ckpt.path, "step": ckpt.step, "config": ckpt.config, "metrics": ckpt.metrics}
+    info = rundir.info(ckpt)
     return Translator(model, source, target, info)
