@@ -7,8 +7,9 @@ prints one markdown table row: sacrebleu BLEU (13a tokenisation of the tokenised
 of both, the validation loss, epochs and the training wall time. The run directory holds the
 checkpoint, metrics.csv and summary.json (with the sacrebleu signatures).
 
-    python benchmarks/bench_multi30k.py --direction de-en --out runs/mt-de-en
-    python benchmarks/bench_multi30k.py --direction en-de --hidden 256 --epochs 12
+    python benchmarks/bench_multi30k.py --direction de-en --threads 1   # the README's runs
+    python benchmarks/bench_multi30k.py --direction en-de --threads 1
+    python benchmarks/bench_multi30k.py --attention bahdanau --hidden 512 --epochs 12
 
 Reference (data README): a bi-GRU + Bahdanau attention tutorial reaches 28.3 BLEU de-en
 (GPU, greedy, spaCy tokens); text-only attention NMT papers report 33.7-38 en-de.
@@ -35,7 +36,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--cell", default="gru")
     p.add_argument("--attention", default="luong")
-    p.add_argument("--hidden", type=int, default=512)
+    p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--embed", type=int, default=256)
     p.add_argument("--dropout", type=float, default=0.3)
     p.add_argument("--epochs", type=int, default=10)
