@@ -148,9 +148,9 @@ def test_beam_search_scores_are_the_normalised_log_probability_of_their_tokens()
             logits, _ = m((src[i : i + 1], lengths[i : i + 1], y.unsqueeze(0)))
             logp = logits.log_softmax(-1)[0]
             full = torch.tensor([*h.tokens, EOS_ID])
-            total = float(logp.gather(1, full.unsqueeze(1)).sum())
-            if len(h.tokens) < 8:  # ended with </s>, not by the length budget
-                assert h.score == pytest.approx(total / (len(full)) ** alpha, abs=1e-4)
+            total = logp.gather(1, full.unsqueeze(1)).sum().item()
+            # ended by </s> or by the budget (where </s> is forced, and scored too)
+            assert h.score == pytest.approx(total / len(full) ** alpha, abs=1e-4)
             assert h.attention.shape == (len(h.tokens) + 1, int(lengths[i]))
             torch.testing.assert_close(h.attention.sum(1), torch.ones(len(h.tokens) + 1))
 
