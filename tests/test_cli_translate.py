@@ -3,7 +3,10 @@ end, run/eval round trips, the attention plot, and every bad input as one `error
 exit status 2 (or a warning where the issue asks for one)."""
 
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -195,3 +198,26 @@ def test_subword_tokenizer_trains_and_translates_with_its_own_spacing(files, tmp
     code, stdout, err = rnnkit("translate", "run", out, "ein hund", "--beam", "2")
     assert code == 0, err
     assert len(stdout.splitlines()) == 1 and "▁" not in stdout
+
+
+def test_torchrun_two_processes_train_a_usable_translator(files, tmp_path):
+    """`torchrun --nproc-per-node 2 -m rnnkit translate train` (gloo, half of each batch per
+    process): process 0 alone prints and saves, both processes' generators are checkpointed,
+    and the run translates. (Not compared with one process step for step: the loss is a mean
+    over each process's own target tokens, so the halves weigh in by sentence, not by token.)"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
+    command += ["2", "-m", "rnnkit", "translate", "train", "--source", str(files["train.de"])]
+    command += ["--target", str(files["train.en"]), "--valid-source", str(files["test.tsv"])]
+    command += [*TINY, "--max-steps", "40", "--lr", "0.01", "--json", "--out", str(out)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 1, done.stdout  # process 0 alone prints
+    s = json.loads(lines[0])
+    assert s["step"] == 40 and s["best_valid_loss"] < 2.0
+    ckpt = checkpoint.load(out / "last")
+    assert len(ckpt.rng_states) == 2
+    code, stdout, err = rnnkit("translate", "run", out, "ein hund")
+    assert code == 0 and len(stdout.splitlines()) == 1, err
