@@ -47,7 +47,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from rnnkit import translate
-    from rnnkit.translate.evaluate import corpus_scores, translate_ids
+    from rnnkit.translate.evaluate import score
 
     src, tgt = a.direction.split("-")
     out = a.out or f"runs/mt-{a.direction}"
@@ -75,8 +75,7 @@ def main() -> None:
     wall = time.perf_counter() - t0
     s = run.summary
     data = translate.load_data(translate.plan(options)[0])
-    hyps = translate_ids(run.model, data.test.source, beam=1)
-    greedy = corpus_scores([run.target.decode(h.tokens) for h in hyps], data.test_references)
+    greedy, _ = score(run.model, data.test, data.test_references, run.target, beam=1)
     s["test_greedy"] = greedy
     s["threads"] = a.threads
     Path(out, "summary.json").write_text(json.dumps(s, indent=1))

@@ -109,6 +109,17 @@ class TrainConfig:
         return adam(groups, lr=self.lr, betas=self.betas)
 
 
+def split_options(options: dict, task: str, *groups, also=("epochs",)) -> list[dict]:
+    """The flat `options` of a task's `train` cut into one dict per group of keys (the fields
+    of its data, model and TrainConfig dataclasses, ...); a key in no group and not in `also`
+    is a ValueError naming it."""
+    known = {*also}.union(*groups)
+    unknown = set(options) - known
+    if unknown:
+        raise ValueError(f"unknown {task} options: {sorted(unknown)}")
+    return [{k: v for k, v in options.items() if k in keys} for keys in groups]
+
+
 def epochs_budget(epochs, train: dict, default: int) -> int | None:
     """The number of epochs a run asked by epoch trains for, or None when `train` (TrainConfig
     fields) ends it by max_steps or max_time alone. With no end given at all: `default`

@@ -21,7 +21,7 @@ from rnnkit.data.vectors import read_vectors
 from rnnkit.data.vocab import Vocab
 from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
 from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig, epochs_budget
+from rnnkit.trainconfig import TrainConfig, epochs_budget, split_options
 from rnnkit.training import Trainer
 
 logger = logging.getLogger(__name__)
@@ -145,14 +145,10 @@ def load_data(data: ClassifyData, seed: int) -> Data:
 
 def plan(options: dict) -> tuple[ClassifyData, dict, TrainConfig, int | None]:
     """(data, model options, training config, epochs) from flat `options` over the defaults."""
-    unknown = set(options) - {*DATA_KEYS, *MODEL_KEYS, *TRAIN_KEYS, "epochs"}
-    if unknown:
-        raise ValueError(f"unknown classify options: {sorted(unknown)}")
-    data = ClassifyData(**{k: v for k, v in options.items() if k in DATA_KEYS})
-    model = {k: v for k, v in options.items() if k in MODEL_KEYS}
-    train = {"metric": "error", **{k: v for k, v in options.items() if k in TRAIN_KEYS}}
+    data, model, train = split_options(options, TASK, DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
+    train = {"metric": "error", **train}
     epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
-    return data, model, TrainConfig(**train), epochs
+    return ClassifyData(**data), model, TrainConfig(**train), epochs
 
 
 def train(

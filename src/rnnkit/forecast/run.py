@@ -19,7 +19,7 @@ from rnnkit.forecast.builtin import BUILTIN, builtin_path
 from rnnkit.forecast.windows import Prepared, WindowBatches
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig, epochs_budget
+from rnnkit.trainconfig import TrainConfig, epochs_budget, split_options
 from rnnkit.training import Trainer
 
 logger = logging.getLogger(__name__)
@@ -137,14 +137,10 @@ def season_of(settings: ForecastData, times: np.ndarray) -> int:
 
 def plan(options: dict) -> tuple[ForecastData, dict, TrainConfig, int | None]:
     """(data settings, model options, training config, epochs) from flat `options`."""
-    unknown = set(options) - {*DATA_KEYS, *MODEL_KEYS, *TRAIN_KEYS, "epochs"}
-    if unknown:
-        raise ValueError(f"unknown forecast options: {sorted(unknown)}")
-    settings = ForecastData(**{k: v for k, v in options.items() if k in DATA_KEYS})
-    model = {k: v for k, v in options.items() if k in MODEL_KEYS}
-    train = {"metric": "mse", **{k: v for k, v in options.items() if k in TRAIN_KEYS}}
+    data, model, train = split_options(options, "forecast", DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
+    train = {"metric": "mse", **train}
     epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
-    return settings, model, TrainConfig(**train), epochs
+    return ForecastData(**data), model, TrainConfig(**train), epochs
 
 
 def train(

@@ -27,7 +27,7 @@ from rnnkit.speech.features import FeatureConfig, Normaliser
 from rnnkit.speech.manifest import Entry, read_manifest
 from rnnkit.speech.predict import evaluate_classifier, evaluate_ctc
 from rnnkit.speech.text import UNITS, Alphabet, class_ids
-from rnnkit.trainconfig import TrainConfig, epochs_budget
+from rnnkit.trainconfig import TrainConfig, epochs_budget, split_options
 from rnnkit.training import Trainer
 
 logger = logging.getLogger(__name__)
@@ -108,19 +108,12 @@ class Run:
 
 def plan(options: dict):
     """(data, features, masking, model options, training config, epochs) from flat `options`."""
-    known = {*DATA_KEYS, *FEATURE_KEYS, *MASK_KEYS, *MODEL_KEYS, *TRAIN_KEYS, "epochs"}
-    unknown = set(options) - known
-    if unknown:
-        raise ValueError(f"unknown speech options: {sorted(unknown)}")
-
-    def pick(keys):
-        return {k: v for k, v in options.items() if k in keys}
-
-    data = SpeechData(**pick(DATA_KEYS))
-    features, masking = FeatureConfig(**pick(FEATURE_KEYS)), Masking(**pick(MASK_KEYS))
-    train = {"metric": "error", **pick(TRAIN_KEYS)}
+    groups = (DATA_KEYS, FEATURE_KEYS, MASK_KEYS, MODEL_KEYS, TRAIN_KEYS)
+    data, features, masking, model, train = split_options(options, "speech", *groups)
+    train = {"metric": "error", **train}
     epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
-    return data, features, masking, pick(MODEL_KEYS), TrainConfig(**train), epochs
+    data, features, masking = SpeechData(**data), FeatureConfig(**features), Masking(**masking)
+    return data, features, masking, model, TrainConfig(**train), epochs
 
 
 def load_data(data: SpeechData, features: FeatureConfig, masking: Masking, seed: int) -> Data:

@@ -17,7 +17,7 @@ from rnnkit import checkpoint, distributed, rundir
 from rnnkit.data.text import CharVocab, TextStreams, builtin_corpus, read_text, split_text
 from rnnkit.models.lm import CharLM, CharLMConfig, evaluate
 from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig
+from rnnkit.trainconfig import TrainConfig, split_options
 from rnnkit.training import Trainer
 
 logger = logging.getLogger(__name__)
@@ -103,12 +103,8 @@ def load_corpus(data: TextData, vocab: CharVocab | None = None) -> Corpus:
 def plan(options: dict, saved: dict | None = None) -> tuple[TextData, dict, TrainConfig]:
     """(data, model options, training config) from `options` over the defaults, or over the
     config `saved` in the checkpoint of the run being resumed (see the module docstring)."""
-    unknown = set(options) - {*DATA_KEYS, *MODEL_KEYS, *TRAIN_KEYS}
-    if unknown:
-        raise ValueError(f"unknown textgen options: {sorted(unknown)}")
-    data = {k: v for k, v in options.items() if k in DATA_KEYS}
-    model = {k: v for k, v in options.items() if k in MODEL_KEYS}
-    train = {k: v for k, v in options.items() if k in TRAIN_KEYS}
+    groups = (DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
+    data, model, train = split_options(options, "textgen", *groups, also=())
     if saved is None:
         return TextData(**data), model, TrainConfig(**train)
     before = {**saved["data"], **saved["model"]}

@@ -16,6 +16,7 @@ from rnnkit.data.buckets import Sequences
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.translate.batches import Encoded, sorted_pair_batches
 from rnnkit.translate.decode import Hypothesis, beam_search, greedy
+from rnnkit.translate.text import PAD_ID, Codec
 
 BLEU_TOKENIZE = "13a"
 
@@ -62,10 +63,10 @@ def loss(model: Seq2Seq, data: Encoded, batch: int = 64) -> dict:
         targets = targets.to(device)
         total += float(
             torch.nn.functional.cross_entropy(
-                logits.flatten(0, 1), targets.flatten(), ignore_index=0, reduction="sum"
+                logits.flatten(0, 1), targets.flatten(), ignore_index=PAD_ID, reduction="sum"
             )
         )
-        tokens += int((targets != 0).sum())
+        tokens += int((targets != PAD_ID).sum())
     model.train(was_training)
     mean = total / tokens
     return {"loss": mean, "ppl": math.exp(min(mean, 50.0))}
@@ -88,3 +89,21 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:
         "bleu_signature": str(bleu.get_signature()),
         "chrf_signature": str(chrf.get_signature()),
     }
+
+
+def score(
+    model: Seq2Seq,
+    data: Encoded,
+    references: list[str],
+    target: Codec,
+    *,
+    beam: int = 1,
+    alpha: float = 1.0,
+    max_length: int | None = None,
+) -> tuple[dict, list[str]]:
+    """({bleu, chrf, their signatures, loss, ppl, sentences, beam}, the translations) of the
+    model on `data` against the reference texts."""
+    hyps = translate_ids(model, data.source, beam=beam, alpha=alpha, max_length=max_length)
+    translations = [target.decode(h.tokens) for h in hyps]
+    result = {**corpus_scores(translations, references), **loss(model, data)}
+    return {**result, "sentences": len(hyps), "beam": beam}, translations

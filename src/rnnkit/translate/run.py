@@ -12,10 +12,10 @@ from rnnkit import checkpoint, distributed, rundir
 from rnnkit.data.buckets import Sequences
 from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig, epochs_budget
+from rnnkit.trainconfig import TrainConfig, epochs_budget, split_options
 from rnnkit.training import Trainer
 from rnnkit.translate.batches import Encoded, PairBatches
-from rnnkit.translate.evaluate import corpus_scores, loss, translate_ids
+from rnnkit.translate.evaluate import score
 from rnnkit.translate.pairs import Pairs, read_pairs
 from rnnkit.translate.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Codec
 
@@ -157,14 +157,10 @@ def load_data(data: TranslateData) -> Data:
 
 def plan(options: dict) -> tuple[TranslateData, dict, TrainConfig, int | None]:
     """(data, model options, training config, epochs) from flat `options` over the defaults."""
-    unknown = set(options) - {*DATA_KEYS, *MODEL_KEYS, *TRAIN_KEYS, "epochs"}
-    if unknown:
-        raise ValueError(f"unknown translate options: {sorted(unknown)}")
-    data = TranslateData(**{k: v for k, v in options.items() if k in DATA_KEYS})
-    model = {k: v for k, v in options.items() if k in MODEL_KEYS}
-    train = {"lr": 1e-3, **{k: v for k, v in options.items() if k in TRAIN_KEYS}}
+    data, model, train = split_options(options, TASK, DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
+    train = {"lr": 1e-3, **train}
     epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
-    return data, model, TrainConfig(**train), epochs
+    return TranslateData(**data), model, TrainConfig(**train), epochs
 
 
 def train(
@@ -239,24 +235,21 @@ def train(
         "test": None,
     }
     if data.test is not None:
-        summary["test"] = evaluate(
-            model, data.test, data.test_references, data.target, data_cfg.beam, data_cfg.alpha
+        summary["test"], _ = score(
+            model,
+            data.test,
+            data.test_references,
+            data.target,
+            beam=data_cfg.beam,
+            alpha=data_cfg.alpha,
         )
     return Run(model.eval(), data.source, data.target, summary)
 
 
-def evaluate(model, encoded: Encoded, references, target: Codec, beam: int, alpha: float):
-    """BLEU, chrF (sacrebleu) and the loss of the model's translations of `encoded`."""
-    hyps = translate_ids(model, encoded.source, beam=beam, alpha=alpha)
-    scores = corpus_scores([target.decode(h.tokens) for h in hyps], references)
-    return {**scores, **loss(model, encoded), "sentences": len(hyps), "beam": beam}
-
-
 def _valid_fn(data: Data) -> Callable:
     def valid(model) -> dict:
-        hyps = translate_ids(model, data.valid.source, beam=1)
-        bleu = corpus_scores([data.target.decode(h.tokens) for h in hyps], data.valid_references)
-        return {**loss(model, data.valid), "bleu": bleu["bleu"], "chrf": bleu["chrf"]}
+        result, _ = score(model, data.valid, data.valid_references, data.target)  # greedy
+        return {k: result[k] for k in ("loss", "ppl", "bleu", "chrf")}
 
     return valid
 

@@ -13,7 +13,7 @@ from rnnkit import rundir
 from rnnkit.data.buckets import Sequences
 from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.translate.decode import Hypothesis
-from rnnkit.translate.evaluate import corpus_scores, loss, translate_ids
+from rnnkit.translate.evaluate import score, translate_ids
 from rnnkit.translate.pairs import Pairs
 from rnnkit.translate.run import TASK, encode_pairs
 from rnnkit.translate.text import UNK_ID, Codec
@@ -91,19 +91,11 @@ class Translator:
         """BLEU and chrF (sacrebleu) of the translations of pairs.source against pairs.target,
         and the teacher-forced loss and perplexity."""
         encoded, _ = encode_pairs(pairs, self.source, self.target, self.max_tokens, pairs.origin)
-        hyps = translate_ids(
-            self.model, encoded.source, beam=beam, alpha=alpha, max_length=max_length
-        )
-        translations = [self.target.decode(h.tokens) for h in hyps]
-        scores = corpus_scores(translations, pairs.target)
-        return {
-            **scores,
-            **loss(self.model, encoded),
-            "sentences": len(pairs),
-            "skipped": pairs.skipped,
-            "beam": beam,
-            "translations": translations,
-        }
+        result, translations = score(
+            self.model, encoded, pairs.target, self.target, beam=beam, alpha=alpha,
+            max_length=max_length,
+        )  # fmt: skip
+        return {**result, "skipped": pairs.skipped, "translations": translations}
 
     def attention(self, sentence: str, beam: int = 5) -> tuple[list[str], list[str], torch.Tensor]:
         """(source tokens, target tokens with </s>, weights (target, source)) of one sentence."""
