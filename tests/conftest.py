@@ -12,3 +12,16 @@ torch.set_num_threads(1)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(params=["native", "python"])
+def both_loops(request, monkeypatch):
+    """Run a test on each time loop of the LSTM and GRU kernels: C++ and Python."""
+    from rnnkit.bptt import native
+
+    if request.param == "native":
+        if native.load() is None:
+            pytest.skip("the C++ time loops could not be built here (no compiler?)")
+    else:
+        monkeypatch.setitem(native._state, "module", None)
+    return request.param

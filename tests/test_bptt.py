@@ -7,6 +7,8 @@ from torch.testing import assert_close
 from rnnkit import functional as F
 from rnnkit.bptt import GRUFunction, LSTMFunction, RNNFunction
 
+pytestmark = pytest.mark.usefixtures("both_loops")  # C++ and Python loops
+
 KINDS = ["rnn_tanh", "rnn_relu", "lstm", "gru"]
 GATES = {"rnn_tanh": 1, "rnn_relu": 1, "lstm": 4, "gru": 3}
 B, I, H = 3, 2, 4

@@ -8,6 +8,8 @@ import rnnkit
 from rnnkit import functional as F
 from rnnkit.bptt.probe import GradientRecord
 
+pytestmark = pytest.mark.usefixtures("both_loops")  # C++ and Python loops
+
 T, B, I, H = 7, 3, 4, 5
 
 

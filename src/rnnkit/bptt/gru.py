@@ -5,7 +5,7 @@ from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from rnnkit import gemm
-from rnnkit.bptt import probe
+from rnnkit.bptt import native, probe
 from rnnkit.bptt.common import (
     _chunk,
     _consts,
@@ -60,7 +60,10 @@ class GRUFunction(Function):
         h_n = torch.empty_like(h0)
         prev = [(h0 + one) * half, *_rows(out[:-1], steps[1:])]  # q_{t-1}
         outs = _rows(out, steps)
-        mm = gemm.linear_step(w, b_u, B)
+        mm = gemm.linear_step(w, b_u, B, T)
+        loops = native.for_cpu(x)
+        if loops is not None:  # the same loop in C++
+            w_packed, onednn = gemm.step_weight(w, B, T)
         fresh = []  # (t, u_t) where oneDNN returned the product in a new tensor
         for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
             chunk = steps[t0 : t0 + len(A)]
@@ -71,6 +74,13 @@ class GRUFunction(Function):
                 u = buffer("gru.u", (B, 3 * H), x)
                 views = [_Prefixes(v) for v in (u, u[:, : 2 * H], u[:, 2 * H :])]
                 us, u_rzs, u_ns = ([v[bt] for _, bt, _ in chunk] for v in views)
+            if loops is not None:
+                ts = range(t0, t0 + len(chunk))
+                prevs, hs = [prev[t] for t in ts], [outs[t] for t in ts]
+                args = (_rows(A, chunk), us, prevs, hs, w_packed, b_u, onednn, save, h_n)
+                u_new = loops.gru_forward(chunk, *args)
+                fresh += zip(ts, u_new)
+                continue
             gates = (A[:, :, : 2 * H], A[:, :, :H], A[:, :, H : 2 * H], A[:, :, 2 * H :])
             per_step = zip(chunk, us, u_rzs, u_ns, *(_rows(g, chunk) for g in gates))
             for (t, bt, bn), u, u_rz, u_n, a_rz, r, z, a_n in per_step:
@@ -124,7 +134,7 @@ class GRUFunction(Function):
         DH = buffer("gru.DH", out.shape, out, zero=padded)  # dL/dh_t
         w_hh_t = w_hh.t().contiguous()
         DHs, dUs, douts, zs = (_rows(v, steps) for v in (DH, dU, dout, z))
-        mm = gemm.addmm_step(w_hh_t, B)
+        mm = gemm.addmm_step(w_hh_t, B, T)
         per_step = zip(_rows(DH.unsqueeze(2), steps), _rows(K, steps), _rows(dU3, steps))
         for (t, bt, bn), (dh3, k, du3) in zip(reversed(steps), reversed(list(per_step))):
             if bn:  # dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh

@@ -5,7 +5,7 @@ from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from rnnkit import gemm
-from rnnkit.bptt import probe
+from rnnkit.bptt import native, probe
 from rnnkit.bptt.common import (
     _add,
     _chunk,
@@ -76,7 +76,8 @@ class LSTMFunction(Function):
             XH[0, :, I:] = h0 * half
             last = torch.empty_like(h0)
             h_dst = [*_rows(XH[1:, :, I:], steps[:-1]), last[: steps[-1][1]]]
-            xhs, mm = _rows(XH, steps), gemm.linear_step(torch.cat([w_x, w2], 1), b, B)
+            w_xh = torch.cat([w_x, w2], 1)
+            xhs, mm = _rows(XH, steps), gemm.linear_step(w_xh, b, B, T)
             chunks = [(0, torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device))]
 
             def preactivate(t, z):
@@ -84,14 +85,38 @@ class LSTMFunction(Function):
         else:
             h_dst = outs
             prev_h = [h0, *_rows(out[:-1], steps[1:])]  # h_{-1}, then h_{t-1} / 2
-            mm1, mm2 = gemm.addmm_step(w1, B), gemm.addmm_step(w2, B)
+            mm1, mm2 = gemm.addmm_step(w1, B), gemm.addmm_step(w2, B, T)
             chunks = _projections(x, w_x, b, T if save else _chunk(B, 4 * H))
 
             def preactivate(t, z):
                 (mm2 if t else mm1)(z, prev_h[t]).sigmoid_()
 
+        loops = native.for_cpu(x)
+        if loops is not None:  # the same loop in C++
+            if combined:
+                w_rest, onednn = gemm.step_weight(w_xh, B, T)
+                w_first, prev_h, bias = w_rest, xhs, b
+            else:
+                w_rest, onednn = gemm.step_weight(w2, B, T)
+                w_first, bias = w1, None
         for t0, Zc in chunks:
             chunk = steps[t0 : t0 + len(Zc)]
+            if loops is not None:
+                ts = range(t0, t0 + len(chunk))
+                lists = ([v[t] for t in ts] for v in (prev_h, prev_c, Cs, h_dst))
+                loops.lstm_forward(
+                    chunk,
+                    _rows(Zc, chunk),
+                    *lists,
+                    w_first,
+                    w_rest,
+                    bias,
+                    combined,
+                    onednn,
+                    h_n,
+                    c_n,
+                )
+                continue
             gates = zip(
                 _rows(Zc, chunk), *(_rows(g, chunk) for g in Zc.unflatten(2, (4, H)).unbind(2))
             )
@@ -140,34 +165,42 @@ class LSTMFunction(Function):
         K_ifg = K[:, :, :3]
 
         dZ = buffer("lstm.dZ", Z.shape, Z, zero=_padded(steps, B))  # (T, B, 4H)
-        dZ4 = dZ.unflatten(2, (4, H))
-        dh = _Prefixes(torch.empty_like(h0))
         dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
-        dcs, dc3s = _Prefixes(dc), _Prefixes(dc.unsqueeze(1))
         w_hh_t = w_hh.t().contiguous()
-        dZs, douts = _rows(dZ, steps), _rows(dout, steps)
-        mm = gemm.addmm_out_step(w_hh_t, B)
         norms = ctx.norms  # None unless a probe.GradientRecord is open
-        per_step = zip(
-            _rows(K_c, steps),
-            _rows(K_o, steps),
-            _rows(K_ifg, steps),
-            _rows(f, steps),
-            _rows(dZ4[:, :, 3], steps),
-            _rows(dZ4[:, :, :3], steps),
-        )
-        for (t, bt, bn), (kc, ko, kifg, f_t, dz_o, dz_ifg) in zip(
-            reversed(steps), reversed(list(per_step))
-        ):
-            if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
-                mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
-            dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
-            if norms is not None:
-                torch.linalg.vector_norm(dh_t, out=norms[t])
-            dc_t = dcs[bt].addcmul_(dh_t, kc)  # through h_t = o tanh(c_t)
-            torch.mul(dh_t, ko, out=dz_o)  # through o
-            torch.mul(dc3s[bt], kifg, out=dz_ifg)  # through i, f, g
-            dc_t.mul_(f_t)  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
+        loops = native.for_cpu(out)
+        if loops is not None:  # the same loop in C++
+            w, onednn = gemm.step_weight(w_hh_t, B, T)
+            dh = torch.empty_like(h0)
+            loops.lstm_backward(
+                steps, Z, K, K_c, dout, dh_n.contiguous(), dZ, dc, dh, w, onednn, norms
+            )
+        else:
+            dZ4 = dZ.unflatten(2, (4, H))
+            dh = _Prefixes(torch.empty_like(h0))
+            dcs, dc3s = _Prefixes(dc), _Prefixes(dc.unsqueeze(1))
+            dZs, douts = _rows(dZ, steps), _rows(dout, steps)
+            mm = gemm.addmm_out_step(w_hh_t, B, T)
+            per_step = zip(
+                _rows(K_c, steps),
+                _rows(K_o, steps),
+                _rows(K_ifg, steps),
+                _rows(f, steps),
+                _rows(dZ4[:, :, 3], steps),
+                _rows(dZ4[:, :, :3], steps),
+            )
+            for (t, bt, bn), (kc, ko, kifg, f_t, dz_o, dz_ifg) in zip(
+                reversed(steps), reversed(list(per_step))
+            ):
+                if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
+                    mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
+                dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
+                if norms is not None:
+                    torch.linalg.vector_norm(dh_t, out=norms[t])
+                dc_t = dcs[bt].addcmul_(dh_t, kc)  # through h_t = o tanh(c_t)
+                torch.mul(dh_t, ko, out=dz_o)  # through o
+                torch.mul(dc3s[bt], kifg, out=dz_ifg)  # through i, f, g
+                dc_t.mul_(f_t)  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
         dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dc0 = dc if need[2] else None
         if ctx.combined:  # x holds [x_t, h_{t-1} / 2]: dW_ih and dW_hh in one GEMM

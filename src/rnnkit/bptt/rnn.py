@@ -45,14 +45,14 @@ class RNNFunction(Function):
             Z = _project(x, 2 * w_ih, None if b is None else 2 * b)  # z' = 2 z  (T, B, H)
             if T > 1:
                 Z[1:] -= 2 * w_hh.sum(1)  # -2 W_hh 1: h_{t-1} = 2 s_{t-1} - 1
-            mm0, mm = gemm.addmm_step(2 * w_hh, B), gemm.addmm_step(4 * w_hh, B)
+            mm0, mm = gemm.addmm_step(2 * w_hh, B), gemm.addmm_step(4 * w_hh, B, T)
             prev = [h0, *_rows(Z[:-1], steps[1:])]  # h_{-1}, then s_{t-1}
             for z, h, t in zip(_rows(Z, steps), prev, range(T)):
                 (mm if t else mm0)(z, h).sigmoid_()  # s_t
             out = Z.mul_(two).sub_(one)  # h = 2 s - 1
         else:
             Z = _project(x, w_ih, b)
-            mm = gemm.addmm_step(w_hh, B)
+            mm = gemm.addmm_step(w_hh, B, T)
             for z, h in zip(_rows(Z, steps), [h0, *_rows(Z[:-1], steps[1:])]):
                 mm(z, h).clamp_min_(0)
             out = Z
@@ -79,7 +79,7 @@ class RNNFunction(Function):
         dh = _Prefixes(torch.empty_like(h0))
         w_hh_t = w_hh.t().contiguous()
         dZs, Ds, douts = _rows(dZ, steps), _rows(D, steps), _rows(dout, steps)
-        mm = gemm.addmm_out_step(w_hh_t, len(h0))
+        mm = gemm.addmm_out_step(w_hh_t, len(h0), len(steps))
         norms = ctx.norms  # None unless a probe.GradientRecord is open
         for t, bt, bn in reversed(steps):
             if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)

@@ -1,0 +1,305 @@
+// The time loops of the LSTM and GRU kernels in C++ (CPU tensors only).
+//
+// Same math, same buffers and same order of operations as the Python loops in lstm.py and
+// gru.py, which stay as the reference and the path for CUDA: the kernels prepare every
+// buffer and every per-step view in Python, and only the loop over time runs here. What this
+// saves is the interpreter: a Python-level op costs 1.2-3.7 us of dispatch (PERF-NOTES.md),
+// and a step is 6-8 of them. Here a step is its GEMM, one or two ATen sigmoids (vectorised)
+// and plain loops for the arithmetic between them, which the compiler vectorises.
+//
+// Symbols follow the Python kernels: z the LSTM's (B, 4H) gate row [i, f, s_g, o] (s_g =
+// sigmoid(2 z_g), so g = 2 s_g - 1), c' = 2c, h/2 carried between steps; the GRU's q = (h+1)/2.
+
+#include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/extension.h>
+
+#include <optional>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (t, b_t, b_{t+1})
+
+Tensor onednn_linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+                       .typed<Tensor(const Tensor&, const Tensor&, const std::optional<Tensor>&,
+                                     c10::string_view, c10::List<std::optional<c10::Scalar>>,
+                                     std::optional<c10::string_view>)>();
+  return op.call(x, w, b, "none", c10::List<std::optional<c10::Scalar>>(), "");
+}
+
+// z += x W^T, W (N, K) as torch.nn stores it; oneDNN when `onednn` (W may be prepacked).
+void addmm_(Tensor& z, const Tensor& x, const Tensor& w, bool onednn) {
+  if (onednn) {
+    z.add_(onednn_linear(x, w, std::nullopt));
+  } else {
+    z.addmm_(x, w.t());
+  }
+}
+
+// Rows [0, n) of a (n, H) block: run f(b0, b1) over row ranges, in parallel when large.
+template <typename F>
+void rows(int64_t n, int64_t H, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1));
+  if (n <= grain) {
+    f(0, n);
+  } else {
+    at::parallel_for(0, n, grain, f);
+  }
+}
+
+template <typename S>
+S* ptr(const Tensor& x) {
+  return x.data_ptr<S>();
+}
+
+// ---------------------------------------------------------------------------------------
+// LSTM forward: for each step
+//   z = sigmoid(z + prev_h W^T)          (or sigmoid(xh_t W^T + b) on the combined path)
+//   c'_t = f c'_{t-1} + 4 i s_g - 2 i    (= 2 (f c_{t-1} + i g))
+//   h_t / 2 = o sigmoid(c'_t) - o / 2    (= o tanh(c_t) / 2)
+template <typename S>
+void lstm_forward_impl(const Steps& steps, const std::vector<Tensor>& zs,
+                       const std::vector<Tensor>& prev_h, const std::vector<Tensor>& prev_c,
+                       const std::vector<Tensor>& c_dst, const std::vector<Tensor>& h_dst,
+                       const Tensor& w_first, const Tensor& w_rest,
+                       const std::optional<Tensor>& bias, bool combined, bool onednn,
+                       Tensor& h_n, Tensor& c_n) {
+  const int64_t H = h_n.size(1);
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const auto [t, bt, bn] = steps[k];
+    Tensor z = zs[k];
+    if (combined) {
+      if (onednn) {
+        at::sigmoid_out(z, onednn_linear(prev_h[k], w_rest, bias));
+      } else {
+        at::addmm_out(z, *bias, prev_h[k], w_rest.t()).sigmoid_();
+      }
+    } else {
+      addmm_(z, prev_h[k], t ? w_rest : w_first, onednn);
+      z.sigmoid_();
+    }
+    const Tensor& c = c_dst[k];
+    const Tensor& h = h_dst[k];
+    const int64_t sz = z.stride(0), spc = prev_c[k].stride(0), sc = c.stride(0);
+    S* zp = ptr<S>(z);
+    const S* pcp = ptr<S>(prev_c[k]);
+    S* cp = ptr<S>(c);
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const S* zr = zp + b * sz;
+        const S* pc = pcp + b * spc;
+        S* cr = cp + b * sc;
+        for (int64_t j = 0; j < H; ++j) {
+          const S i = zr[j], f = zr[H + j], s_g = zr[2 * H + j];
+          cr[j] = f * pc[j] + S(4) * i * s_g - S(2) * i;
+        }
+      }
+    });
+    at::sigmoid_out(const_cast<Tensor&>(h), c);
+    const int64_t sh = h.stride(0);
+    S* hp = ptr<S>(h);
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const S* o = zp + b * sz + 3 * H;
+        S* hr = hp + b * sh;
+        for (int64_t j = 0; j < H; ++j) {
+          hr[j] = o[j] * hr[j] - S(0.5) * o[j];
+        }
+      }
+    });
+    if (bn < bt) {  // rows [bn, bt) end here
+      h_n.narrow(0, bn, bt - bn).copy_(h.narrow(0, bn, bt - bn));
+      c_n.narrow(0, bn, bt - bn).copy_(c.narrow(0, bn, bt - bn));
+    }
+  }
+}
+
+void lstm_forward(const Steps& steps, const std::vector<Tensor>& zs,
+                  const std::vector<Tensor>& prev_h, const std::vector<Tensor>& prev_c,
+                  const std::vector<Tensor>& c_dst, const std::vector<Tensor>& h_dst,
+                  const Tensor& w_first, const Tensor& w_rest, const std::optional<Tensor>& bias,
+                  bool combined, bool onednn, Tensor h_n, Tensor c_n) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  AT_DISPATCH_FLOATING_TYPES(h_n.scalar_type(), "lstm_forward", [&] {
+    lstm_forward_impl<scalar_t>(steps, zs, prev_h, prev_c, c_dst, h_dst, w_first, w_rest, bias,
+                                combined, onednn, h_n, c_n);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// LSTM backward, reverse time, with K = [K_i, K_f, K_g, K_o] and K_c precomputed:
+//   dh_t = dout_t + dz_{t+1} W_hh             (rows still running at t+1)
+//   dh_t = dout_t + dL/dh_n                   (rows [b_{t+1}, b_t), which end at t)
+//   dc_t += dh_t K_c;  dz_o = dh_t K_o;  dz_{i,f,g} = dc_t K_{i,f,g};  dc_{t-1} = dc_t f
+template <typename S>
+void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& K, const Tensor& K_c,
+                        const Tensor& dout, const Tensor& dh_n, Tensor& dZ, Tensor& dc,
+                        Tensor& dh, const Tensor& w_hh_t, bool onednn,
+                        const std::optional<Tensor>& norms) {
+  const int64_t B = Z.size(1), H = dc.size(1), G = 4 * H;
+  const S* Zp = ptr<S>(Z);
+  const S* Kp = ptr<S>(K);
+  const S* Kcp = ptr<S>(K_c);
+  const S* dop = ptr<S>(dout);
+  const S* dhnp = ptr<S>(dh_n);
+  S* dZp = ptr<S>(dZ);
+  S* dcp = ptr<S>(dc);
+  S* dhp = ptr<S>(dh);
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const auto [t, bt, bn] = *it;
+    if (bn) {  // dh[:bn] = dout_t[:bn] + dZ_{t+1}[:bn] W_hh
+      Tensor d = dh.narrow(0, 0, bn);
+      Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
+      Tensor o = dout[t].narrow(0, 0, bn);
+      if (onednn) {
+        at::add_out(d, o, onednn_linear(dz1, w_hh_t, std::nullopt));
+      } else {  // mm, then dout in the loop below: addmm_out would first copy dout into d
+        at::mm_out(d, dz1, w_hh_t.t());
+      }
+    }
+    const bool add_dout = bn && !onednn;
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r = t * B + b;  // row of (T, B, .) tensors
+        S* dhr = dhp + b * H;
+        const S* dor = dop + r * H;
+        if (b >= bn) {  // ends here: dout_t + dL/dh_n
+          const S* dhnr = dhnp + b * H;
+          for (int64_t j = 0; j < H; ++j) dhr[j] = dor[j] + dhnr[j];
+        } else if (add_dout) {
+          for (int64_t j = 0; j < H; ++j) dhr[j] += dor[j];
+        }
+        const S* kr = Kp + r * G;
+        const S* kc = Kcp + r * H;
+        const S* f = Zp + r * G + H;
+        S* dzr = dZp + r * G;
+        S* dcr = dcp + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const S d_h = dhr[j];
+          const S d_c = dcr[j] + d_h * kc[j];
+          dzr[j] = d_c * kr[j];
+          dzr[H + j] = d_c * kr[H + j];
+          dzr[2 * H + j] = d_c * kr[2 * H + j];
+          dzr[3 * H + j] = d_h * kr[3 * H + j];
+          dcr[j] = d_c * f[j];
+        }
+      }
+    });
+    if (norms) {
+      Tensor n = (*norms)[t];
+      at::linalg_vector_norm_out(n, dh.narrow(0, 0, bt), 2);
+    }
+  }
+}
+
+void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& K, const Tensor& K_c,
+                   const Tensor& dout, const Tensor& dh_n, Tensor dZ, Tensor dc, Tensor dh,
+                   const Tensor& w_hh_t, bool onednn, const std::optional<Tensor>& norms) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  for (const Tensor* x : std::initializer_list<const Tensor*>{&Z, &K, &K_c, &dout, &dh_n, &dZ, &dc, &dh}) {
+    TORCH_CHECK(x->is_contiguous(), "lstm_backward: every buffer must be contiguous");
+  }
+  AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "lstm_backward", [&] {
+    lstm_backward_impl<scalar_t>(steps, Z, K, K_c, dout, dh_n, dZ, dc, dh, w_hh_t, onednn, norms);
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// GRU forward, carrying q = (h + 1) / 2: for each step
+//   u = q_{t-1} W^T + b_u                     (into us[k], or a new tensor from oneDNN)
+//   [r, z] = sigmoid(a_rz + u_rz)
+//   s_n = sigmoid(a_n + r u_n)                (= (n + 1) / 2)
+//   q_t = s_n + z (q_{t-1} - s_n)
+// Returns the steps' u where oneDNN gave a new tensor (empty otherwise), for the backward.
+template <typename S>
+std::vector<Tensor> gru_forward_impl(const Steps& steps, const std::vector<Tensor>& as,
+                                     const std::vector<Tensor>& us,
+                                     const std::vector<Tensor>& prev,
+                                     const std::vector<Tensor>& h_dst, const Tensor& w,
+                                     const std::optional<Tensor>& b_u, bool onednn, bool save,
+                                     Tensor& h_n) {
+  const int64_t H = h_n.size(1);
+  std::vector<Tensor> fresh;
+  for (size_t k = 0; k < steps.size(); ++k) {
+    const auto [t, bt, bn] = steps[k];
+    Tensor u;
+    if (onednn) {
+      u = onednn_linear(prev[k], w, b_u);
+      if (save) fresh.push_back(u);
+    } else {
+      u = us[k];
+      if (b_u) {
+        at::addmm_out(u, *b_u, prev[k], w.t());
+      } else {
+        at::mm_out(u, prev[k], w.t());
+      }
+    }
+    const Tensor& a = as[k];
+    const int64_t sa = a.stride(0), su = u.stride(0);
+    S* ap = ptr<S>(a);
+    const S* up = ptr<S>(u);
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        S* ar = ap + b * sa;
+        const S* ur = up + b * su;
+        for (int64_t j = 0; j < 2 * H; ++j) ar[j] += ur[j];
+      }
+    });
+    Tensor a_rz = a.narrow(1, 0, 2 * H);
+    a_rz.sigmoid_();
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        S* ar = ap + b * sa;
+        const S* ur = up + b * su;
+        for (int64_t j = 0; j < H; ++j) ar[2 * H + j] += ar[j] * ur[2 * H + j];
+      }
+    });
+    Tensor a_n = a.narrow(1, 2 * H, H);
+    a_n.sigmoid_();
+    const Tensor& h = h_dst[k];
+    const int64_t sh = h.stride(0), sp = prev[k].stride(0);
+    S* hp = ptr<S>(h);
+    const S* pp = ptr<S>(prev[k]);
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const S* ar = ap + b * sa;
+        const S* q = pp + b * sp;
+        S* hr = hp + b * sh;
+        for (int64_t j = 0; j < H; ++j) {
+          const S s_n = ar[2 * H + j];
+          hr[j] = s_n + ar[H + j] * (q[j] - s_n);
+        }
+      }
+    });
+    if (bn < bt) {
+      h_n.narrow(0, bn, bt - bn).copy_(h.narrow(0, bn, bt - bn));
+    }
+  }
+  return fresh;
+}
+
+std::vector<Tensor> gru_forward(const Steps& steps, const std::vector<Tensor>& as,
+                                const std::vector<Tensor>& us, const std::vector<Tensor>& prev,
+                                const std::vector<Tensor>& h_dst, const Tensor& w,
+                                const std::optional<Tensor>& b_u, bool onednn, bool save,
+                                Tensor h_n) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  std::vector<Tensor> fresh;
+  AT_DISPATCH_FLOATING_TYPES(h_n.scalar_type(), "gru_forward", [&] {
+    fresh = gru_forward_impl<scalar_t>(steps, as, us, prev, h_dst, w, b_u, onednn, save, h_n);
+  });
+  return fresh;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "rnnkit's LSTM and GRU time loops (see native.cpp)";
+  m.def("lstm_forward", &lstm_forward);
+  m.def("lstm_backward", &lstm_backward);
+  m.def("gru_forward", &gru_forward);
+}

@@ -1,0 +1,56 @@
+"""The C++ time loops (`native.cpp`), compiled on first use; None where they cannot be.
+
+The LSTM and GRU kernels run their loops over time here when the tensors are on the CPU:
+the same math as their Python loops, without an interpreter round trip per op. The build
+needs a C++ compiler (torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR, about 30 s
+the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,
+which give the same results.
+"""
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+_SOURCE = Path(__file__).with_name("native.cpp")
+_state: dict = {}
+
+
+def enabled() -> bool:
+    return os.environ.get("RNNKIT_NATIVE", "1") not in ("0", "false", "no", "off")
+
+
+def load():
+    """The compiled module, or None (no compiler, a failed build, or RNNKIT_NATIVE=0)."""
+    if not enabled():
+        return None
+    if "module" not in _state:
+        _state["module"] = _build()
+    return _state["module"]
+
+
+def _build():
+    try:
+        from torch.utils.cpp_extension import _get_build_directory
+        from torch.utils.cpp_extension import load as cpp_load
+
+        if not (Path(_get_build_directory("rnnkit_native", False)) / "rnnkit_native.so").exists():
+            sys.stderr.write("rnnkit: compiling its C++ time loops (once, about 30 s)\n")
+        return cpp_load(
+            name="rnnkit_native",
+            sources=[str(_SOURCE)],
+            extra_cflags=["-O3"],
+            verbose=False,
+        )
+    except Exception as e:  # no compiler, no ninja, a failed build: keep the Python loops
+        warnings.warn(
+            f"rnnkit: C++ time loops unavailable ({type(e).__name__}: {str(e)[:200]}); "
+            "using the Python loops (same results, slower at small shapes)",
+            stacklevel=3,
+        )
+        return None
+
+
+def for_cpu(x) -> object | None:
+    """The module when x is a CPU tensor and the loops are available, else None."""
+    return load() if x.device.type == "cpu" else None

@@ -1,0 +1,94 @@
+"""The C++ time loops of the LSTM and GRU kernels against their Python loops (test_bptt.py
+runs every kernel test on both; here: larger shapes, where rows are split for threads,
+ragged batches, float32 on both GEMM libraries, and the fallback when they are off)."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import rnnkit
+from rnnkit import gemm
+from rnnkit.bptt import native
+
+pytestmark = pytest.mark.skipif(
+    native.load() is None, reason="the C++ time loops could not be built here (no compiler?)"
+)
+
+
+def _run(layer, x, lengths, loops, monkeypatch):
+    """Outputs, final states and every gradient, on the given time loop."""
+    with monkeypatch.context() as m:
+        if loops == "python":
+            m.setitem(native._state, "module", None)
+        out, state = layer(x, lengths=lengths)
+        flat = [out, *(state if isinstance(state, tuple) else (state,))]
+        loss = sum((t * torch.linspace(-1, 1, t.shape[-1], dtype=t.dtype)).sum() for t in flat)
+        grads = torch.autograd.grad(loss, [x, *layer.parameters()])
+    return [t.detach() for t in flat], list(grads)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
+def test_native_equals_python_float64(cell, ragged, monkeypatch):
+    """B x H above the row grain (32768 / H rows), so the loops split rows into ranges."""
+    torch.manual_seed(3)
+    T, B, I, H = 4, 70, 8, 512
+    layer = getattr(rnnkit, cell)(I, H, num_layers=2, bidirectional=True).double()
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    lengths = torch.randint(1, T + 1, (B,)) if ragged else None
+    fast, g_fast = _run(layer, x, lengths, "native", monkeypatch)
+    slow, g_slow = _run(layer, x, lengths, "python", monkeypatch)
+    for a, b in zip(fast + g_fast, slow + g_slow, strict=True):
+        assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("min_flops", [0, 10**12], ids=["onednn", "mkl"])
+def test_native_equals_python_float32(cell, min_flops, monkeypatch):
+    """float32 with every product on oneDNN (LSTM training then multiplies [x_t, h_{t-1}]
+    in one product, and reordered weights), or every product on MKL."""
+    if min_flops == 0 and not gemm.ONEDNN:
+        pytest.skip("this torch has no oneDNN")
+    monkeypatch.setattr(gemm, "MIN_FLOPS", min_flops)
+    monkeypatch.setattr(gemm, "MIN_FLOPS_PACKED", min_flops)
+    monkeypatch.setattr(gemm, "MIN_WEIGHT", 1 << 62)
+    torch.manual_seed(4)
+    layer = getattr(rnnkit, cell)(6, 32)
+    x = torch.randn(40, 5, 6, requires_grad=True)  # 40 steps: weights are reordered
+    lengths = torch.tensor([40, 17, 40, 1, 33])
+    fast, g_fast = _run(layer, x, lengths, "native", monkeypatch)
+    slow, g_slow = _run(layer, x, lengths, "python", monkeypatch)
+    for a, b in zip(fast + g_fast, slow + g_slow, strict=True):
+        assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_inference_uses_native_loops_and_matches(monkeypatch):
+    """No-grad calls (chunked projections, rolling buffers) on both loops."""
+    monkeypatch.setattr(rnnkit.bptt.common, "CHUNK", 1)
+    torch.manual_seed(5)
+    for cell in ("LSTM", "GRU"):
+        layer = getattr(rnnkit, cell)(3, 16).double()
+        x = torch.randn(9, 4, 3, dtype=torch.float64)
+        lengths = torch.tensor([9, 2, 5, 9])
+        with torch.no_grad():
+            fast = layer(x, lengths=lengths)
+            with monkeypatch.context() as m:
+                m.setitem(native._state, "module", None)
+                slow = layer(x, lengths=lengths)
+        assert_close(fast[0], slow[0], rtol=0, atol=1e-12)
+
+
+def test_rnnkit_native_0_keeps_the_python_loops():
+    """RNNKIT_NATIVE=0: nothing is built or loaded, and the layers still run."""
+    code = (
+        "import torch, rnnkit; from rnnkit.bptt import native; "
+        "assert native.load() is None; "
+        "y, _ = rnnkit.LSTM(2, 3)(torch.randn(4, 1, 2)); print(tuple(y.shape))"
+    )
+    env = {"RNNKIT_NATIVE": "0", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(4, 1, 3)"
