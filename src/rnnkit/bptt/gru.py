@@ -133,16 +133,21 @@ class GRUFunction(Function):
         dU3 = dU.unflatten(2, (3, H))
         DH = buffer("gru.DH", out.shape, out, zero=padded)  # dL/dh_t
         w_hh_t = w_hh.t().contiguous()
-        DHs, dUs, douts, zs = (_rows(v, steps) for v in (DH, dU, dout, z))
-        mm = gemm.addmm_step(w_hh_t, B, T)
-        per_step = zip(_rows(DH.unsqueeze(2), steps), _rows(K, steps), _rows(dU3, steps))
-        for (t, bt, bn), (dh3, k, du3) in zip(reversed(steps), reversed(list(per_step))):
-            if bn:  # dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh
-                dh, d = (DHs[t], douts[t]) if bn == bt else (DHs[t][:bn], douts[t][:bn])
-                torch.addcmul(d, zs[t + 1], DHs[t + 1], out=dh)
-                mm(dh, dUs[t + 1])
-            _grad_in(dout, dh_n, t, bt, bn, DHs[t])
-            torch.mul(dh3, k, out=du3)  # through r, z, n
+        loops = native.for_cpu(out)
+        if loops is not None:  # the same loop in C++
+            w, onednn = gemm.step_weight(w_hh_t, B, T)
+            loops.gru_backward(steps, A, K, dout, dh_n.contiguous(), dU, DH, w, onednn)
+        else:
+            DHs, dUs, douts, zs = (_rows(v, steps) for v in (DH, dU, dout, z))
+            mm = gemm.addmm_step(w_hh_t, B, T)
+            per_step = zip(_rows(DH.unsqueeze(2), steps), _rows(K, steps), _rows(dU3, steps))
+            for (t, bt, bn), (dh3, k, du3) in zip(reversed(steps), reversed(list(per_step))):
+                if bn:  # dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh
+                    dh, d = (DHs[t], douts[t]) if bn == bt else (DHs[t][:bn], douts[t][:bn])
+                    torch.addcmul(d, zs[t + 1], DHs[t + 1], out=dh)
+                    mm(dh, dUs[t + 1])
+                _grad_in(dout, dh_n, t, bt, bn, DHs[t])
+                torch.mul(dh3, k, out=du3)  # through r, z, n
         if ctx.norms is not None:  # a probe.GradientRecord is open; padded rows of DH are 0
             torch.linalg.vector_norm(DH, dim=(1, 2), out=ctx.norms)
         dh0 = None

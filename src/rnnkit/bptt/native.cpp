@@ -40,16 +40,19 @@ void addmm_(Tensor& z, const Tensor& x, const Tensor& w, bool onednn) {
   }
 }
 
-// Rows [0, n) of a (n, H) block: run f(b0, b1) over row ranges, in parallel when large.
+// Rows [0, n) of a (n, H) block: run f(b0, b1) over row ranges, split across threads once a
+// range would hold `min_work` elements (ATen's own ops split at 32768).
 template <typename F>
-void rows(int64_t n, int64_t H, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(H, 1));
+void rows(int64_t n, int64_t H, const F& f, int64_t min_work = 32768) {
+  const int64_t grain = std::max<int64_t>(1, min_work / std::max<int64_t>(H, 1));
   if (n <= grain) {
     f(0, n);
   } else {
     at::parallel_for(0, n, grain, f);
   }
 }
+
+constexpr int64_t kMinWork = 4096;  // elements per thread in a step's fused pointwise work
 
 template <typename S>
 S* ptr(const Tensor& x) {
@@ -71,46 +74,45 @@ void lstm_forward_impl(const Steps& steps, const std::vector<Tensor>& zs,
   const int64_t H = h_n.size(1);
   for (size_t k = 0; k < steps.size(); ++k) {
     const auto [t, bt, bn] = steps[k];
-    Tensor z = zs[k];
+    const Tensor& z = zs[k];
+    Tensor zlin;  // the product, where it lands outside z
     if (combined) {
-      if (onednn) {
-        at::sigmoid_out(z, onednn_linear(prev_h[k], w_rest, bias));
-      } else {
-        at::addmm_out(z, *bias, prev_h[k], w_rest.t()).sigmoid_();
-      }
+      zlin = onednn ? onednn_linear(prev_h[k], w_rest, bias)
+                    : at::addmm_out(const_cast<Tensor&>(z), *bias, prev_h[k], w_rest.t());
     } else {
-      addmm_(z, prev_h[k], t ? w_rest : w_first, onednn);
-      z.sigmoid_();
+      addmm_(const_cast<Tensor&>(z), prev_h[k], t ? w_rest : w_first, onednn);
+      zlin = z;
     }
     const Tensor& c = c_dst[k];
     const Tensor& h = h_dst[k];
-    const int64_t sz = z.stride(0), spc = prev_c[k].stride(0), sc = c.stride(0);
+    const int64_t sz = z.stride(0), spc = prev_c[k].stride(0), sc = c.stride(0), sh = h.stride(0);
     S* zp = ptr<S>(z);
     const S* pcp = ptr<S>(prev_c[k]);
     S* cp = ptr<S>(c);
+    S* hp = ptr<S>(h);
+    // All the step's pointwise work, per range of rows (one parallel region, not four).
     rows(bt, H, [&](int64_t b0, int64_t b1) {
+      Tensor zr = z.narrow(0, b0, b1 - b0);
+      at::sigmoid_out(zr, zlin.narrow(0, b0, b1 - b0));  // [i, f, s_g, o]
       for (int64_t b = b0; b < b1; ++b) {
-        const S* zr = zp + b * sz;
+        const S* zb = zp + b * sz;
         const S* pc = pcp + b * spc;
-        S* cr = cp + b * sc;
+        S* cb = cp + b * sc;
         for (int64_t j = 0; j < H; ++j) {
-          const S i = zr[j], f = zr[H + j], s_g = zr[2 * H + j];
-          cr[j] = f * pc[j] + S(4) * i * s_g - S(2) * i;
+          const S i = zb[j], f = zb[H + j], s_g = zb[2 * H + j];
+          cb[j] = f * pc[j] + S(4) * i * s_g - S(2) * i;
         }
       }
-    });
-    at::sigmoid_out(const_cast<Tensor&>(h), c);
-    const int64_t sh = h.stride(0);
-    S* hp = ptr<S>(h);
-    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      Tensor hr = h.narrow(0, b0, b1 - b0);
+      at::sigmoid_out(hr, c.narrow(0, b0, b1 - b0));  // s_c = sigmoid(c'_t)
       for (int64_t b = b0; b < b1; ++b) {
         const S* o = zp + b * sz + 3 * H;
-        S* hr = hp + b * sh;
+        S* hb = hp + b * sh;
         for (int64_t j = 0; j < H; ++j) {
-          hr[j] = o[j] * hr[j] - S(0.5) * o[j];
+          hb[j] = o[j] * hb[j] - S(0.5) * o[j];
         }
       }
-    });
+    }, kMinWork);
     if (bn < bt) {  // rows [bn, bt) end here
       h_n.narrow(0, bn, bt - bn).copy_(h.narrow(0, bn, bt - bn));
       c_n.narrow(0, bn, bt - bn).copy_(c.narrow(0, bn, bt - bn));
@@ -188,7 +190,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& K, co
           dcr[j] = d_c * f[j];
         }
       }
-    });
+    }, kMinWork);
     if (norms) {
       Tensor n = (*norms)[t];
       at::linalg_vector_norm_out(n, dh.narrow(0, 0, bt), 2);
@@ -239,32 +241,27 @@ std::vector<Tensor> gru_forward_impl(const Steps& steps, const std::vector<Tenso
       }
     }
     const Tensor& a = as[k];
-    const int64_t sa = a.stride(0), su = u.stride(0);
+    const Tensor& h = h_dst[k];
+    const int64_t sa = a.stride(0), su = u.stride(0), sh = h.stride(0), sp = prev[k].stride(0);
     S* ap = ptr<S>(a);
     const S* up = ptr<S>(u);
+    S* hp = ptr<S>(h);
+    const S* pp = ptr<S>(prev[k]);
+    // All the step's pointwise work, per range of rows (one parallel region, not five).
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         S* ar = ap + b * sa;
         const S* ur = up + b * su;
         for (int64_t j = 0; j < 2 * H; ++j) ar[j] += ur[j];
       }
-    });
-    Tensor a_rz = a.narrow(1, 0, 2 * H);
-    a_rz.sigmoid_();
-    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      Tensor ab = a.narrow(0, b0, b1 - b0);
+      ab.narrow(1, 0, 2 * H).sigmoid_();  // r, z
       for (int64_t b = b0; b < b1; ++b) {
         S* ar = ap + b * sa;
         const S* ur = up + b * su;
         for (int64_t j = 0; j < H; ++j) ar[2 * H + j] += ar[j] * ur[2 * H + j];
       }
-    });
-    Tensor a_n = a.narrow(1, 2 * H, H);
-    a_n.sigmoid_();
-    const Tensor& h = h_dst[k];
-    const int64_t sh = h.stride(0), sp = prev[k].stride(0);
-    S* hp = ptr<S>(h);
-    const S* pp = ptr<S>(prev[k]);
-    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      ab.narrow(1, 2 * H, H).sigmoid_();  // s_n = (n + 1) / 2
       for (int64_t b = b0; b < b1; ++b) {
         const S* ar = ap + b * sa;
         const S* q = pp + b * sp;
@@ -274,7 +271,7 @@ std::vector<Tensor> gru_forward_impl(const Steps& steps, const std::vector<Tenso
           hr[j] = s_n + ar[H + j] * (q[j] - s_n);
         }
       }
-    });
+    }, kMinWork);
     if (bn < bt) {
       h_n.narrow(0, bn, bt - bn).copy_(h.narrow(0, bn, bt - bn));
     }
@@ -295,6 +292,69 @@ std::vector<Tensor> gru_forward(const Steps& steps, const std::vector<Tensor>& a
   return fresh;
 }
 
+// ---------------------------------------------------------------------------------------
+// GRU backward, reverse time, with K = [K_r, K_z, K_u] precomputed (see gru.py):
+//   dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh     (rows still running at t+1)
+//   dh_t = dout_t + dL/dh_n                             (rows [b_{t+1}, b_t), ending at t)
+//   du_t = dh_t K
+template <typename S>
+void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& K, const Tensor& dout,
+                       const Tensor& dh_n, Tensor& dU, Tensor& DH, const Tensor& w_hh_t,
+                       bool onednn) {
+  const int64_t B = A.size(1), H = DH.size(2), G = 3 * H;
+  const S* Ap = ptr<S>(A);
+  const S* Kp = ptr<S>(K);
+  const S* dop = ptr<S>(dout);
+  const S* dhnp = ptr<S>(dh_n);
+  S* dUp = ptr<S>(dU);
+  S* DHp = ptr<S>(DH);
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const auto [t, bt, bn] = *it;
+    if (bn) {  // DH_t[:bn] = dU_{t+1}[:bn] W_hh; the other terms in the loop
+      Tensor d = DH[t].narrow(0, 0, bn);
+      Tensor du1 = dU[t + 1].narrow(0, 0, bn);
+      if (onednn) {
+        d.copy_(onednn_linear(du1, w_hh_t, std::nullopt));
+      } else {
+        at::mm_out(d, du1, w_hh_t.t());
+      }
+    }
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t r = t * B + b;
+        S* dh = DHp + r * H;
+        const S* d = dop + r * H;
+        if (b < bn) {
+          const S* z1 = Ap + (r + B) * G + H;  // z_{t+1}
+          const S* dh1 = DHp + (r + B) * H;
+          for (int64_t j = 0; j < H; ++j) dh[j] += d[j] + z1[j] * dh1[j];
+        } else {
+          const S* dhn = dhnp + b * H;
+          for (int64_t j = 0; j < H; ++j) dh[j] = d[j] + dhn[j];
+        }
+        const S* k = Kp + r * G;
+        S* du = dUp + r * G;
+        for (int64_t j = 0; j < H; ++j) {
+          du[j] = dh[j] * k[j];
+          du[H + j] = dh[j] * k[H + j];
+          du[2 * H + j] = dh[j] * k[2 * H + j];
+        }
+      }
+    }, kMinWork);
+  }
+}
+
+void gru_backward(const Steps& steps, const Tensor& A, const Tensor& K, const Tensor& dout,
+                  const Tensor& dh_n, Tensor dU, Tensor DH, const Tensor& w_hh_t, bool onednn) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  for (const Tensor* x : std::initializer_list<const Tensor*>{&A, &K, &dout, &dh_n, &dU, &DH}) {
+    TORCH_CHECK(x->is_contiguous(), "gru_backward: every buffer must be contiguous");
+  }
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "gru_backward", [&] {
+    gru_backward_impl<scalar_t>(steps, A, K, dout, dh_n, dU, DH, w_hh_t, onednn);
+  });
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -302,4 +362,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
   m.def("gru_forward", &gru_forward);
+  m.def("gru_backward", &gru_backward);
 }
