@@ -48,8 +48,9 @@ def test_native_equals_python_float64(cell, ragged, monkeypatch):
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 @pytest.mark.parametrize("min_flops", [0, 10**12], ids=["onednn", "mkl"])
 def test_native_equals_python_float32(cell, min_flops, monkeypatch):
-    """float32 with every product on oneDNN (LSTM training then multiplies [x_t, h_{t-1}]
-    in one product, and reordered weights), or every product on MKL."""
+    """float32 with every product on oneDNN (reordered weights; the Python loop's LSTM
+    training then multiplies [x_t, h_{t-1}] in one product, the C++ loop keeps them apart),
+    or every product on MKL."""
     if min_flops == 0 and not gemm.ONEDNN:
         pytest.skip("this torch has no oneDNN")
     monkeypatch.setattr(gemm, "MIN_FLOPS", min_flops)

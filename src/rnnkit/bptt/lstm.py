@@ -66,9 +66,11 @@ class LSTMFunction(Function):
             ring = [_Prefixes(c) for c in C]
             Cs = [ring[t % 2][bt] for t, bt, _ in steps]
             prev_c = [2 * c0] + [ring[t % 2][bt] for t, (_, bt, _) in enumerate(steps[1:])]
-        # Training on oneDNN: one product [x_t, h_{t-1} / 2] [W_ih; 2 W_hh]^T per step, which
-        # replaces the all-steps input GEMM (measured faster there) and gives dW in one GEMM.
-        combined = save and gemm.uses_onednn(B, w1)
+        # Training on oneDNN with the Python loop: one product [x_t, h_{t-1} / 2] [W_ih; 2 W_hh]^T
+        # per step, which replaces the all-steps input GEMM (measured faster there) and gives
+        # dW in one GEMM. The C++ loop is faster with the separate products (measured 1.1x).
+        loops = native.for_cpu(x)
+        combined = save and loops is None and gemm.uses_onednn(B, w1)
         if combined:
             I = x.shape[2]
             XH = torch.empty(T, B, I + H, dtype=x.dtype, device=x.device)  # [x_t, h_{t-1} / 2]
@@ -91,31 +93,14 @@ class LSTMFunction(Function):
             def preactivate(t, z):
                 (mm2 if t else mm1)(z, prev_h[t]).sigmoid_()
 
-        loops = native.for_cpu(x)
         if loops is not None:  # the same loop in C++
-            if combined:
-                w_rest, onednn = gemm.step_weight(w_xh, B, T)
-                w_first, prev_h, bias = w_rest, xhs, b
-            else:
-                w_rest, onednn = gemm.step_weight(w2, B, T)
-                w_first, bias = w1, None
+            w_rest, onednn = gemm.step_weight(w2, B, T)
         for t0, Zc in chunks:
             chunk = steps[t0 : t0 + len(Zc)]
             if loops is not None:
                 ts = range(t0, t0 + len(chunk))
                 lists = ([v[t] for t in ts] for v in (prev_h, prev_c, Cs, h_dst))
-                loops.lstm_forward(
-                    chunk,
-                    _rows(Zc, chunk),
-                    *lists,
-                    w_first,
-                    w_rest,
-                    bias,
-                    combined,
-                    onednn,
-                    h_n,
-                    c_n,
-                )
+                loops.lstm_forward(chunk, _rows(Zc, chunk), *lists, w1, w_rest, onednn, h_n, c_n)
                 continue
             gates = zip(
                 _rows(Zc, chunk), *(_rows(g, chunk) for g in Zc.unflatten(2, (4, H)).unbind(2))

@@ -61,28 +61,20 @@ S* ptr(const Tensor& x) {
 
 // ---------------------------------------------------------------------------------------
 // LSTM forward: for each step
-//   z = sigmoid(z + prev_h W^T)          (or sigmoid(xh_t W^T + b) on the combined path)
+//   z = sigmoid(z + h_{t-1} W^T)         (W = W_hh for h_0, 2 W_hh after: h/2 is carried)
 //   c'_t = f c'_{t-1} + 4 i s_g - 2 i    (= 2 (f c_{t-1} + i g))
 //   h_t / 2 = o sigmoid(c'_t) - o / 2    (= o tanh(c_t) / 2)
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const std::vector<Tensor>& zs,
                        const std::vector<Tensor>& prev_h, const std::vector<Tensor>& prev_c,
                        const std::vector<Tensor>& c_dst, const std::vector<Tensor>& h_dst,
-                       const Tensor& w_first, const Tensor& w_rest,
-                       const std::optional<Tensor>& bias, bool combined, bool onednn,
-                       Tensor& h_n, Tensor& c_n) {
+                       const Tensor& w_first, const Tensor& w_rest, bool onednn, Tensor& h_n,
+                       Tensor& c_n) {
   const int64_t H = h_n.size(1);
   for (size_t k = 0; k < steps.size(); ++k) {
     const auto [t, bt, bn] = steps[k];
     const Tensor& z = zs[k];
-    Tensor zlin;  // the product, where it lands outside z
-    if (combined) {
-      zlin = onednn ? onednn_linear(prev_h[k], w_rest, bias)
-                    : at::addmm_out(const_cast<Tensor&>(z), *bias, prev_h[k], w_rest.t());
-    } else {
-      addmm_(const_cast<Tensor&>(z), prev_h[k], t ? w_rest : w_first, onednn);
-      zlin = z;
-    }
+    addmm_(const_cast<Tensor&>(z), prev_h[k], t ? w_rest : w_first, onednn);
     const Tensor& c = c_dst[k];
     const Tensor& h = h_dst[k];
     const int64_t sz = z.stride(0), spc = prev_c[k].stride(0), sc = c.stride(0), sh = h.stride(0);
@@ -92,8 +84,7 @@ void lstm_forward_impl(const Steps& steps, const std::vector<Tensor>& zs,
     S* hp = ptr<S>(h);
     // All the step's pointwise work, per range of rows (one parallel region, not four).
     rows(bt, H, [&](int64_t b0, int64_t b1) {
-      Tensor zr = z.narrow(0, b0, b1 - b0);
-      at::sigmoid_out(zr, zlin.narrow(0, b0, b1 - b0));  // [i, f, s_g, o]
+      z.narrow(0, b0, b1 - b0).sigmoid_();  // [i, f, s_g, o]
       for (int64_t b = b0; b < b1; ++b) {
         const S* zb = zp + b * sz;
         const S* pc = pcp + b * spc;
@@ -123,12 +114,12 @@ void lstm_forward_impl(const Steps& steps, const std::vector<Tensor>& zs,
 void lstm_forward(const Steps& steps, const std::vector<Tensor>& zs,
                   const std::vector<Tensor>& prev_h, const std::vector<Tensor>& prev_c,
                   const std::vector<Tensor>& c_dst, const std::vector<Tensor>& h_dst,
-                  const Tensor& w_first, const Tensor& w_rest, const std::optional<Tensor>& bias,
-                  bool combined, bool onednn, Tensor h_n, Tensor c_n) {
+                  const Tensor& w_first, const Tensor& w_rest, bool onednn, Tensor h_n,
+                  Tensor c_n) {
   at::AutoDispatchBelowADInplaceOrView guard;
   AT_DISPATCH_FLOATING_TYPES(h_n.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_impl<scalar_t>(steps, zs, prev_h, prev_c, c_dst, h_dst, w_first, w_rest, bias,
-                                combined, onednn, h_n, c_n);
+    lstm_forward_impl<scalar_t>(steps, zs, prev_h, prev_c, c_dst, h_dst, w_first, w_rest, onednn,
+                                h_n, c_n);
   });
 }
 
