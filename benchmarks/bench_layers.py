@@ -33,6 +33,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import rnnkit
+from rnnkit.bptt import native
 
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -116,6 +117,7 @@ def bench_peak(case: dict) -> dict:
         "rnnkit_path": str(Path(rnnkit.__file__).parent),
         "num_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "loops": "C++ (bptt/native.cpp)" if native.load() is not None else "Python",
     }
     return {"times": {"mm": times}, "info": info}
 
@@ -380,7 +382,8 @@ def header(args, env: dict, peak_result: dict, peak: float | None) -> list[str]:
         "",
         f"- torch {info.get('torch', '?')}, Python {platform.python_version()}, "
         f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs, ATen capability "
-        f"{info.get('cpu_capability', '?')}); rnnkit from {info.get('rnnkit_path', '?')}",
+        f"{info.get('cpu_capability', '?')}); rnnkit from {info.get('rnnkit_path', '?')}; "
+        f"LSTM/GRU time loops: {info.get('loops', '?')} (RNNKIT_NATIVE=0 for the Python ones)",
         f"- threads: torch.set_num_threads({args.threads}) in every child "
         f"(got {info.get('num_threads', '?')}); child env: {omp}",
         f"- reps: median of {args.reps} timed runs after {args.warmup} warm-up run(s) "
