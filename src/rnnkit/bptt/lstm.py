@@ -133,59 +133,19 @@ class LSTMFunction(Function):
         steps, need = ctx.steps, ctx.needs_input_grad
         T, B, H = out.shape
         dout = dout.contiguous()
-        one, two, half = _consts(out)
-        # recurrence-independent factors for all steps (padded rows are never read)
-        i, f, g, o = Z.unflatten(2, (4, H)).unbind(2)
-        tc = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C)).mul_(two).sub_(one)  # tanh c_t
-        K_c = torch.mul(tc, tc, out=buffer("lstm.Kc", C.shape, C))
-        torch.sub(o, K_c.mul_(o), out=K_c)  # o (1 - tanh^2 c_t)
-        K = buffer("lstm.K", Z.shape, Z).unflatten(2, (4, H))  # (T, B, 4, H)
-        K_i, K_f, K_g, K_o = K.unbind(2)
-        torch.addcmul(i, i, i, value=-1, out=K_i).mul_(g)  # g i (1 - i)
-        torch.addcmul(f, f, f, value=-1, out=K_f)  # f (1 - f) ...
-        K_f[0].mul_(c0)  # ... c_{t-1}
-        K_f[1:].mul_(C[:-1]).mul_(half)
-        torch.mul(g, g, out=K_g).sub_(one).neg_().mul_(i)  # i (1 - g^2)
-        torch.addcmul(o, o, o, value=-1, out=K_o).mul_(tc)  # tanh(c_t) o (1 - o)
-        K_ifg = K[:, :, :3]
-
         dZ = buffer("lstm.dZ", Z.shape, Z, zero=_padded(steps, B))  # (T, B, 4H)
         dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
         w_hh_t = w_hh.t().contiguous()
         norms = ctx.norms  # None unless a probe.GradientRecord is open
         loops = native.for_cpu(out)
-        if loops is not None:  # the same loop in C++
+        if loops is not None:  # the same loop in C++, which forms the K factors in the loop
+            s_c = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C))  # (tanh c_t + 1) / 2
             w, onednn = gemm.step_weight(w_hh_t, B, T)
             dh = torch.empty_like(h0)
-            loops.lstm_backward(
-                steps, Z, K, K_c, dout, dh_n.contiguous(), dZ, dc, dh, w, onednn, norms
-            )
+            args = (Z, s_c, C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w, onednn)
+            loops.lstm_backward(steps, *args, norms)
         else:
-            dZ4 = dZ.unflatten(2, (4, H))
-            dh = _Prefixes(torch.empty_like(h0))
-            dcs, dc3s = _Prefixes(dc), _Prefixes(dc.unsqueeze(1))
-            dZs, douts = _rows(dZ, steps), _rows(dout, steps)
-            mm = gemm.addmm_out_step(w_hh_t, B, T)
-            per_step = zip(
-                _rows(K_c, steps),
-                _rows(K_o, steps),
-                _rows(K_ifg, steps),
-                _rows(f, steps),
-                _rows(dZ4[:, :, 3], steps),
-                _rows(dZ4[:, :, :3], steps),
-            )
-            for (t, bt, bn), (kc, ko, kifg, f_t, dz_o, dz_ifg) in zip(
-                reversed(steps), reversed(list(per_step))
-            ):
-                if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
-                    mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
-                dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
-                if norms is not None:
-                    torch.linalg.vector_norm(dh_t, out=norms[t])
-                dc_t = dcs[bt].addcmul_(dh_t, kc)  # through h_t = o tanh(c_t)
-                torch.mul(dh_t, ko, out=dz_o)  # through o
-                torch.mul(dc3s[bt], kifg, out=dz_ifg)  # through i, f, g
-                dc_t.mul_(f_t)  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
+            _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms)
         dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dc0 = dc if need[2] else None
         if ctx.combined:  # x holds [x_t, h_{t-1} / 2]: dW_ih and dW_hh in one GEMM
@@ -199,6 +159,52 @@ class LSTMFunction(Function):
             dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[3], False))
         db_ih = db_hh if need[5] else None
         return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh if need[6] else None, None
+
+
+def _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms):
+    """The backward's reverse-time loop in Python: fills dZ, leaves dL/dc_0 in dc."""
+    T, B, H = C.shape
+    one, two, half = _consts(C)
+    # recurrence-independent factors for all steps (padded rows are never read)
+    i, f, g, o = Z.unflatten(2, (4, H)).unbind(2)
+    tc = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C)).mul_(two).sub_(one)  # tanh c_t
+    K_c = torch.mul(tc, tc, out=buffer("lstm.Kc", C.shape, C))
+    torch.sub(o, K_c.mul_(o), out=K_c)  # o (1 - tanh^2 c_t)
+    K = buffer("lstm.K", Z.shape, Z).unflatten(2, (4, H))  # (T, B, 4, H)
+    K_i, K_f, K_g, K_o = K.unbind(2)
+    torch.addcmul(i, i, i, value=-1, out=K_i).mul_(g)  # g i (1 - i)
+    torch.addcmul(f, f, f, value=-1, out=K_f)  # f (1 - f) ...
+    K_f[0].mul_(c0)  # ... c_{t-1}
+    K_f[1:].mul_(C[:-1]).mul_(half)
+    torch.mul(g, g, out=K_g).sub_(one).neg_().mul_(i)  # i (1 - g^2)
+    torch.addcmul(o, o, o, value=-1, out=K_o).mul_(tc)  # tanh(c_t) o (1 - o)
+    K_ifg = K[:, :, :3]
+
+    dZ4 = dZ.unflatten(2, (4, H))
+    dh = _Prefixes(torch.empty_like(h0))
+    dcs, dc3s = _Prefixes(dc), _Prefixes(dc.unsqueeze(1))
+    dZs, douts = _rows(dZ, steps), _rows(dout, steps)
+    mm = gemm.addmm_out_step(w_hh_t, B, T)
+    per_step = zip(
+        _rows(K_c, steps),
+        _rows(K_o, steps),
+        _rows(K_ifg, steps),
+        _rows(f, steps),
+        _rows(dZ4[:, :, 3], steps),
+        _rows(dZ4[:, :, :3], steps),
+    )
+    for (t, bt, bn), (kc, ko, kifg, f_t, dz_o, dz_ifg) in zip(
+        reversed(steps), reversed(list(per_step))
+    ):
+        if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
+            mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
+        dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
+        if norms is not None:
+            torch.linalg.vector_norm(dh_t, out=norms[t])
+        dc_t = dcs[bt].addcmul_(dh_t, kc)  # through h_t = o tanh(c_t)
+        torch.mul(dh_t, ko, out=dz_o)  # through o
+        torch.mul(dc3s[bt], kifg, out=dz_ifg)  # through i, f, g
+        dc_t.mul_(f_t)  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
 
 
 def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None):

@@ -124,19 +124,25 @@ void lstm_forward(const Steps& steps, const std::vector<Tensor>& zs,
 }
 
 // ---------------------------------------------------------------------------------------
-// LSTM backward, reverse time, with K = [K_i, K_f, K_g, K_o] and K_c precomputed:
+// LSTM backward, reverse time. The K factors of lstm.py are formed in the loop from the
+// saved gates and cells instead of being precomputed into (T, B, 4H) buffers:
 //   dh_t = dout_t + dz_{t+1} W_hh             (rows still running at t+1)
 //   dh_t = dout_t + dL/dh_n                   (rows [b_{t+1}, b_t), which end at t)
-//   dc_t += dh_t K_c;  dz_o = dh_t K_o;  dz_{i,f,g} = dc_t K_{i,f,g};  dc_{t-1} = dc_t f
+//   tanh c_t = 2 s_c - 1                      (s_c = sigmoid(c'_t), one ATen call beforehand)
+//   dc_t += dh_t o (1 - tanh^2 c_t)
+//   dz_o = dh_t tanh(c_t) o (1 - o)           dz_i = dc_t g i (1 - i)
+//   dz_f = dc_t c_{t-1} f (1 - f)             dz_g = dc_t i (1 - g^2)
+//   dc_{t-1} = dc_t f
 template <typename S>
-void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& K, const Tensor& K_c,
-                        const Tensor& dout, const Tensor& dh_n, Tensor& dZ, Tensor& dc,
-                        Tensor& dh, const Tensor& w_hh_t, bool onednn,
+void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
+                        const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor& dZ,
+                        Tensor& dc, Tensor& dh, const Tensor& w_hh_t, bool onednn,
                         const std::optional<Tensor>& norms) {
   const int64_t B = Z.size(1), H = dc.size(1), G = 4 * H;
   const S* Zp = ptr<S>(Z);
-  const S* Kp = ptr<S>(K);
-  const S* Kcp = ptr<S>(K_c);
+  const S* scp = ptr<S>(s_c);
+  const S* Cp = ptr<S>(C);
+  const S* c0p = ptr<S>(c0);
   const S* dop = ptr<S>(dout);
   const S* dhnp = ptr<S>(dh_n);
   S* dZp = ptr<S>(dZ);
@@ -144,41 +150,40 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& K, co
   S* dhp = ptr<S>(dh);
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    if (bn) {  // dh[:bn] = dout_t[:bn] + dZ_{t+1}[:bn] W_hh
-      Tensor d = dh.narrow(0, 0, bn);
+    Tensor rec;  // dz_{t+1} W_hh for rows [0, bn)
+    if (bn) {
       Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
-      Tensor o = dout[t].narrow(0, 0, bn);
       if (onednn) {
-        at::add_out(d, o, onednn_linear(dz1, w_hh_t, std::nullopt));
-      } else {  // mm, then dout in the loop below: addmm_out would first copy dout into d
-        at::mm_out(d, dz1, w_hh_t.t());
+        rec = onednn_linear(dz1, w_hh_t, std::nullopt);
+      } else {
+        rec = dh.narrow(0, 0, bn);
+        at::mm_out(rec, dz1, w_hh_t.t());
       }
     }
-    const bool add_dout = bn && !onednn;
+    const S* recp = bn ? ptr<S>(rec) : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * B + b;  // row of (T, B, .) tensors
         S* dhr = dhp + b * H;
         const S* dor = dop + r * H;
-        if (b >= bn) {  // ends here: dout_t + dL/dh_n
-          const S* dhnr = dhnp + b * H;
-          for (int64_t j = 0; j < H; ++j) dhr[j] = dor[j] + dhnr[j];
-        } else if (add_dout) {
-          for (int64_t j = 0; j < H; ++j) dhr[j] += dor[j];
-        }
-        const S* kr = Kp + r * G;
-        const S* kc = Kcp + r * H;
-        const S* f = Zp + r * G + H;
+        const S* add = b < bn ? recp + b * H : dhnp + b * H;
+        for (int64_t j = 0; j < H; ++j) dhr[j] = dor[j] + add[j];
+        const S* z = Zp + r * G;
+        const S* sc = scp + r * H;
+        const S* cprev = t ? Cp + (r - B) * H : c0p + b * H;
+        const S cscale = t ? S(0.5) : S(1);  // C holds c' = 2c; c0 is c
         S* dzr = dZp + r * G;
         S* dcr = dcp + b * H;
         for (int64_t j = 0; j < H; ++j) {
+          const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
+          const S tc = S(2) * sc[j] - S(1);
           const S d_h = dhr[j];
-          const S d_c = dcr[j] + d_h * kc[j];
-          dzr[j] = d_c * kr[j];
-          dzr[H + j] = d_c * kr[H + j];
-          dzr[2 * H + j] = d_c * kr[2 * H + j];
-          dzr[3 * H + j] = d_h * kr[3 * H + j];
-          dcr[j] = d_c * f[j];
+          const S d_c = dcr[j] + d_h * (o - o * tc * tc);
+          dzr[j] = d_c * (g * (i - i * i));
+          dzr[H + j] = d_c * (cscale * cprev[j] * (f - f * f));
+          dzr[2 * H + j] = d_c * (i - i * g * g);
+          dzr[3 * H + j] = d_h * (tc * (o - o * o));
+          dcr[j] = d_c * f;
         }
       }
     }, kMinWork);
@@ -189,15 +194,18 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& K, co
   }
 }
 
-void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& K, const Tensor& K_c,
-                   const Tensor& dout, const Tensor& dh_n, Tensor dZ, Tensor dc, Tensor dh,
-                   const Tensor& w_hh_t, bool onednn, const std::optional<Tensor>& norms) {
+void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
+                   const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor dZ, Tensor dc,
+                   Tensor dh, const Tensor& w_hh_t, bool onednn,
+                   const std::optional<Tensor>& norms) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  for (const Tensor* x : std::initializer_list<const Tensor*>{&Z, &K, &K_c, &dout, &dh_n, &dZ, &dc, &dh}) {
+  for (const Tensor* x :
+       std::initializer_list<const Tensor*>{&Z, &s_c, &C, &c0, &dout, &dh_n, &dZ, &dc, &dh}) {
     TORCH_CHECK(x->is_contiguous(), "lstm_backward: every buffer must be contiguous");
   }
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "lstm_backward", [&] {
-    lstm_backward_impl<scalar_t>(steps, Z, K, K_c, dout, dh_n, dZ, dc, dh, w_hh_t, onednn, norms);
+    lstm_backward_impl<scalar_t>(steps, Z, s_c, C, c0, dout, dh_n, dZ, dc, dh, w_hh_t, onednn,
+                                 norms);
   });
 }
 
