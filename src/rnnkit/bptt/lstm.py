@@ -59,71 +59,25 @@ class LSTMFunction(Function):
         out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # h / 2 until the end
         C = torch.empty_like(out) if save else buffer("lstm.c", (2, B, H), x)  # c' = 2c
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
-        outs = _rows(out, steps)
-        if save:
-            Cs, prev_c = _rows(C, steps), [2 * c0, *_rows(C[:-1], steps[1:])]
-        else:  # two (B, H) buffers, used in turn
-            ring = [_Prefixes(c) for c in C]
-            Cs = [ring[t % 2][bt] for t, bt, _ in steps]
-            prev_c = [2 * c0] + [ring[t % 2][bt] for t, (_, bt, _) in enumerate(steps[1:])]
-        # Training on oneDNN with the Python loop: one product [x_t, h_{t-1} / 2] [W_ih; 2 W_hh]^T
-        # per step, which replaces the all-steps input GEMM (measured faster there) and gives
-        # dW in one GEMM. The C++ loop is faster with the separate products (measured 1.1x).
         loops = native.for_cpu(x)
-        combined = save and loops is None and gemm.uses_onednn(B, w1)
-        if combined:
-            I = x.shape[2]
-            XH = torch.empty(T, B, I + H, dtype=x.dtype, device=x.device)  # [x_t, h_{t-1} / 2]
-            XH[:, :, :I] = x
-            XH[0, :, I:] = h0 * half
-            last = torch.empty_like(h0)
-            h_dst = [*_rows(XH[1:, :, I:], steps[:-1]), last[: steps[-1][1]]]
-            w_xh = torch.cat([w_x, w2], 1)
-            xhs, mm = _rows(XH, steps), gemm.linear_step(w_xh, b, B, T)
-            chunks = [(0, torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device))]
-
-            def preactivate(t, z):
-                torch.sigmoid(mm(xhs[t], z), out=z)
-        else:
-            h_dst = outs
-            prev_h = [h0, *_rows(out[:-1], steps[1:])]  # h_{-1}, then h_{t-1} / 2
-            mm1, mm2 = gemm.addmm_step(w1, B), gemm.addmm_step(w2, B, T)
-            chunks = _projections(x, w_x, b, T if save else _chunk(B, 4 * H))
-
-            def preactivate(t, z):
-                (mm2 if t else mm1)(z, prev_h[t]).sigmoid_()
-
-        if loops is not None:  # the same loop in C++
+        if loops is not None:  # the loop in C++, over whole tensors
             w_rest, onednn = gemm.step_weight(w2, B, T)
-        for t0, Zc in chunks:
-            chunk = steps[t0 : t0 + len(Zc)]
-            if loops is not None:
-                ts = range(t0, t0 + len(chunk))
-                lists = ([v[t] for t in ts] for v in (prev_h, prev_c, Cs, h_dst))
-                loops.lstm_forward(chunk, _rows(Zc, chunk), *lists, w1, w_rest, onednn, h_n, c_n)
-                continue
-            gates = zip(
-                _rows(Zc, chunk), *(_rows(g, chunk) for g in Zc.unflatten(2, (4, H)).unbind(2))
-            )
-            for (t, bt, bn), (z, i, f, s_g, o) in zip(chunk, gates):
-                preactivate(t, z)  # z = sigmoid(z') = [i, f, s_g, o]
-                c = torch.mul(f, prev_c[t], out=Cs[t])
-                c.addcmul_(i, s_g, value=4).sub_(i, alpha=2)  # c'_t = f c'_{t-1} + 2 i g
-                h = torch.sigmoid(c, out=h_dst[t]).mul_(o).sub_(o, alpha=0.5)  # o tanh(c) / 2
-                if bn < bt:  # rows [bn, bt) end here
-                    h_n[bn:bt], c_n[bn:bt] = h[bn:bt], c[bn:bt]
-        if combined:
-            torch.mul(XH[1:, :, I:], two, out=out[:-1])
-            torch.mul(last, two, out=out[-1])
-        else:
+            c_prev = 2 * c0
+            for t0, Zc in _projections(x, w_x, b, T if save else _chunk(B, 4 * H)):
+                chunk = steps[t0 : t0 + len(Zc)]
+                args = (Zc, h0.contiguous(), c_prev, out, C, not save, w1, w_rest, onednn, h_n, c_n)
+                loops.lstm_forward(chunk, *args)
             out.mul_(two)
+            XH = None
+        else:
+            Zc, XH = _forward_loop(x, h0, c0, w_x, b, w1, w2, out, C, h_n, c_n, steps, save)
         h_n.mul_(two), c_n.mul_(half)
         _mask_padding(out, steps)
         if save:
             Zc[:, :, 2 * H : 3 * H].mul_(two).sub_(one)  # g, for the backward
-            ctx.save_for_backward(XH if combined else x, h0, c0, w_ih, w_hh, Zc, C, out)
+            ctx.save_for_backward(x if XH is None else XH, h0, c0, w_ih, w_hh, Zc, C, out)
             ctx.norms = probe.claim(T, x)
-        ctx.steps, ctx.combined = steps, combined
+        ctx.steps, ctx.combined = steps, XH is not None
         return out, h_n, c_n
 
     @staticmethod
@@ -159,6 +113,63 @@ class LSTMFunction(Function):
             dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[3], False))
         db_ih = db_hh if need[5] else None
         return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh if need[6] else None, None
+
+
+def _forward_loop(x, h0, c0, w_x, b, w1, w2, out, C, h_n, c_n, steps, save):
+    """The forward's time loop in Python, over prebuilt per-step views: fills out (h), C,
+    h_n and c_n (h_n still halved, c_n still doubled); returns the gates and, on the combined
+    path, the saved [x_t, h_{t-1} / 2]."""
+    T, B, H = out.shape
+    one, two, half = _consts(x)
+    outs = _rows(out, steps)
+    if save:
+        Cs, prev_c = _rows(C, steps), [2 * c0, *_rows(C[:-1], steps[1:])]
+    else:  # two (B, H) buffers, used in turn
+        ring = [_Prefixes(c) for c in C]
+        Cs = [ring[t % 2][bt] for t, bt, _ in steps]
+        prev_c = [2 * c0] + [ring[t % 2][bt] for t, (_, bt, _) in enumerate(steps[1:])]
+    # Training on oneDNN with the Python loop: one product [x_t, h_{t-1} / 2] [W_ih; 2 W_hh]^T
+    # per step, which replaces the all-steps input GEMM (measured faster there) and gives
+    # dW in one GEMM. The C++ loop is faster with the separate products (measured 1.1x).
+    combined = save and gemm.uses_onednn(B, w1)
+    if combined:
+        I = x.shape[2]
+        XH = torch.empty(T, B, I + H, dtype=x.dtype, device=x.device)  # [x_t, h_{t-1} / 2]
+        XH[:, :, :I] = x
+        XH[0, :, I:] = h0 * half
+        last = torch.empty_like(h0)
+        h_dst = [*_rows(XH[1:, :, I:], steps[:-1]), last[: steps[-1][1]]]
+        w_xh = torch.cat([w_x, w2], 1)
+        xhs, mm = _rows(XH, steps), gemm.linear_step(w_xh, b, B, T)
+        chunks = [(0, torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device))]
+
+        def preactivate(t, z):
+            torch.sigmoid(mm(xhs[t], z), out=z)
+    else:
+        h_dst = outs
+        prev_h = [h0, *_rows(out[:-1], steps[1:])]  # h_{-1}, then h_{t-1} / 2
+        mm1, mm2 = gemm.addmm_step(w1, B), gemm.addmm_step(w2, B, T)
+        chunks = _projections(x, w_x, b, T if save else _chunk(B, 4 * H))
+
+        def preactivate(t, z):
+            (mm2 if t else mm1)(z, prev_h[t]).sigmoid_()
+
+    for t0, Zc in chunks:
+        chunk = steps[t0 : t0 + len(Zc)]
+        gates = zip(_rows(Zc, chunk), *(_rows(g, chunk) for g in Zc.unflatten(2, (4, H)).unbind(2)))
+        for (t, bt, bn), (z, i, f, s_g, o) in zip(chunk, gates):
+            preactivate(t, z)  # z = sigmoid(z') = [i, f, s_g, o]
+            c = torch.mul(f, prev_c[t], out=Cs[t])
+            c.addcmul_(i, s_g, value=4).sub_(i, alpha=2)  # c'_t = f c'_{t-1} + 2 i g
+            h = torch.sigmoid(c, out=h_dst[t]).mul_(o).sub_(o, alpha=0.5)  # o tanh(c) / 2
+            if bn < bt:  # rows [bn, bt) end here
+                h_n[bn:bt], c_n[bn:bt] = h[bn:bt], c[bn:bt]
+    if combined:
+        torch.mul(XH[1:, :, I:], two, out=out[:-1])
+        torch.mul(last, two, out=out[-1])
+    else:
+        out.mul_(two)
+    return Zc, XH if combined else None
 
 
 def _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms):

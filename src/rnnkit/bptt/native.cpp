@@ -60,66 +60,72 @@ S* ptr(const Tensor& x) {
 }
 
 // ---------------------------------------------------------------------------------------
-// LSTM forward: for each step
+// LSTM forward over the steps of one chunk of pre-activations Zc (T_c, B, 4H): for each step
 //   z = sigmoid(z + h_{t-1} W^T)         (W = W_hh for h_0, 2 W_hh after: h/2 is carried)
 //   c'_t = f c'_{t-1} + 4 i s_g - 2 i    (= 2 (f c_{t-1} + i g))
 //   h_t / 2 = o sigmoid(c'_t) - o / 2    (= o tanh(c_t) / 2)
+// out (T, B, H) receives h_t / 2; C is (T, B, H), or two (B, H) buffers used in turn (ring,
+// when nothing is saved); c_prev is c'_{-1} = 2 c_0.
 template <typename S>
-void lstm_forward_impl(const Steps& steps, const std::vector<Tensor>& zs,
-                       const std::vector<Tensor>& prev_h, const std::vector<Tensor>& prev_c,
-                       const std::vector<Tensor>& c_dst, const std::vector<Tensor>& h_dst,
+void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
+                       const Tensor& c_prev, const Tensor& out, const Tensor& C, bool ring,
                        const Tensor& w_first, const Tensor& w_rest, bool onednn, Tensor& h_n,
                        Tensor& c_n) {
-  const int64_t H = h_n.size(1);
-  for (size_t k = 0; k < steps.size(); ++k) {
-    const auto [t, bt, bn] = steps[k];
-    const Tensor& z = zs[k];
-    addmm_(const_cast<Tensor&>(z), prev_h[k], t ? w_rest : w_first, onednn);
-    const Tensor& c = c_dst[k];
-    const Tensor& h = h_dst[k];
-    const int64_t sz = z.stride(0), spc = prev_c[k].stride(0), sc = c.stride(0), sh = h.stride(0);
-    S* zp = ptr<S>(z);
-    const S* pcp = ptr<S>(prev_c[k]);
-    S* cp = ptr<S>(c);
-    S* hp = ptr<S>(h);
+  const int64_t B = out.size(1), H = out.size(2), BH = B * H, G = 4 * H;
+  const int64_t t0 = std::get<0>(steps.front());
+  S* Zp = ptr<S>(Zc);
+  S* outp = ptr<S>(out);
+  S* Cp = ptr<S>(C);
+  const S* c0p = ptr<S>(c_prev);
+  for (const auto& [t, bt, bn] : steps) {
+    Tensor z = Zc[t - t0].narrow(0, 0, bt);
+    Tensor h_prev = t ? out[t - 1].narrow(0, 0, bt) : h0;
+    addmm_(z, h_prev, t ? w_rest : w_first, onednn);
+    const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;
+    S* zt = Zp + (t - t0) * B * G;
+    const S* pc = t ? Cp + tp * BH : c0p;
+    S* ct = Cp + tc * BH;
+    S* ht = outp + t * BH;
+    Tensor c_rows = C[tc], h_rows = out[t];
     // All the step's pointwise work, per range of rows (one parallel region, not four).
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       z.narrow(0, b0, b1 - b0).sigmoid_();  // [i, f, s_g, o]
       for (int64_t b = b0; b < b1; ++b) {
-        const S* zb = zp + b * sz;
-        const S* pc = pcp + b * spc;
-        S* cb = cp + b * sc;
+        const S* zb = zt + b * G;
+        const S* pcb = pc + b * H;
+        S* cb = ct + b * H;
         for (int64_t j = 0; j < H; ++j) {
           const S i = zb[j], f = zb[H + j], s_g = zb[2 * H + j];
-          cb[j] = f * pc[j] + S(4) * i * s_g - S(2) * i;
+          cb[j] = f * pcb[j] + S(4) * i * s_g - S(2) * i;
         }
       }
-      Tensor hr = h.narrow(0, b0, b1 - b0);
-      at::sigmoid_out(hr, c.narrow(0, b0, b1 - b0));  // s_c = sigmoid(c'_t)
+      Tensor hr = h_rows.narrow(0, b0, b1 - b0);
+      at::sigmoid_out(hr, c_rows.narrow(0, b0, b1 - b0));  // s_c = sigmoid(c'_t)
       for (int64_t b = b0; b < b1; ++b) {
-        const S* o = zp + b * sz + 3 * H;
-        S* hb = hp + b * sh;
+        const S* o = zt + b * G + 3 * H;
+        S* hb = ht + b * H;
         for (int64_t j = 0; j < H; ++j) {
           hb[j] = o[j] * hb[j] - S(0.5) * o[j];
         }
       }
     }, kMinWork);
     if (bn < bt) {  // rows [bn, bt) end here
-      h_n.narrow(0, bn, bt - bn).copy_(h.narrow(0, bn, bt - bn));
-      c_n.narrow(0, bn, bt - bn).copy_(c.narrow(0, bn, bt - bn));
+      h_n.narrow(0, bn, bt - bn).copy_(h_rows.narrow(0, bn, bt - bn));
+      c_n.narrow(0, bn, bt - bn).copy_(c_rows.narrow(0, bn, bt - bn));
     }
   }
 }
 
-void lstm_forward(const Steps& steps, const std::vector<Tensor>& zs,
-                  const std::vector<Tensor>& prev_h, const std::vector<Tensor>& prev_c,
-                  const std::vector<Tensor>& c_dst, const std::vector<Tensor>& h_dst,
-                  const Tensor& w_first, const Tensor& w_rest, bool onednn, Tensor h_n,
-                  Tensor c_n) {
+void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const Tensor& c_prev,
+                  const Tensor& out, const Tensor& C, bool ring, const Tensor& w_first,
+                  const Tensor& w_rest, bool onednn, Tensor h_n, Tensor c_n) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  AT_DISPATCH_FLOATING_TYPES(h_n.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_impl<scalar_t>(steps, zs, prev_h, prev_c, c_dst, h_dst, w_first, w_rest, onednn,
-                                h_n, c_n);
+  for (const Tensor* x : std::initializer_list<const Tensor*>{&Zc, &h0, &c_prev, &out, &C}) {
+    TORCH_CHECK(x->is_contiguous(), "lstm_forward: every buffer must be contiguous");
+  }
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "lstm_forward", [&] {
+    lstm_forward_impl<scalar_t>(steps, Zc, h0, c_prev, out, C, ring, w_first, w_rest, onednn, h_n,
+                                c_n);
   });
 }
 
