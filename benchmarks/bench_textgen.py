@@ -2,8 +2,9 @@
 
 Prints one markdown table: characters per second of training steps (forward, backward, AdamW,
 gradient clipping) of `rnnkit.models.CharLM` with its recurrent stack from rnnkit and with the
-same stack from torch.nn (weights copied), on tiny-shakespeare batches. Each case runs in a
-fresh process with the stated thread count; the figure is the median over the timed steps.
+same stack from torch.nn (weights copied), on tiny-shakespeare batches. Each implementation
+runs in several fresh processes (alternating, so both see the same machine) with the stated
+thread count; the figure is the median over the processes of each one's median step.
 """
 
 import argparse
@@ -65,6 +66,7 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--bptt", type=int, default=128)
     p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--processes", type=int, default=3, help="fresh processes per implementation")
     p.add_argument("--case", help=argparse.SUPPRESS)
     a = p.parse_args()
     shape = (a.cell, a.hidden, a.layers, a.batch, a.bptt, a.steps)
@@ -75,17 +77,20 @@ def main() -> None:
     print(
         f"CharLM {a.layers}x{a.hidden} {a.cell}, batch {a.batch}, bptt {a.bptt}, AdamW + clipping; "
         f"torch {torch.__version__}, torch.set_num_threads({a.threads}), median of {a.steps - 2} "
-        "steps after 2 warm-up steps, each implementation in a fresh process\n"
+        f"steps after 2 warm-up steps, each implementation in {a.processes} fresh processes "
+        "(median of their medians)\n"
     )
     print("| recurrent stack | chars/s | rnnkit / torch.nn |\n|---|---:|---:|")
-    res = {}
-    for impl in ("rnnkit", "torch.nn"):
-        cmd = [sys.executable, __file__, "--case", impl] + sum(
-            ([f"--{k}", str(v)] for k, v in vars(a).items() if k != "case"), []
-        )
-        res[impl] = json.loads(
-            subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-        )
+    runs = {"rnnkit": [], "torch.nn": []}
+    for _ in range(a.processes):
+        for impl in runs:
+            cmd = [sys.executable, __file__, "--case", impl] + sum(
+                ([f"--{k}", str(v)] for k, v in vars(a).items() if k not in ("case", "processes")),
+                [],
+            )
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            runs[impl].append(json.loads(done.stdout)["chars_per_s"])
+    res = {impl: {"chars_per_s": statistics.median(v)} for impl, v in runs.items()}
     ratio = res["rnnkit"]["chars_per_s"] / res["torch.nn"]["chars_per_s"]
     for impl in res:
         cps = res[impl]["chars_per_s"]
