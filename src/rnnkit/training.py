@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from rnnkit import checkpoint, distributed, rundir
 from rnnkit.batches import to_device, unpack
+from rnnkit.bptt import native
 from rnnkit.interrupts import stop_requests
 from rnnkit.runlog import MetricsLog, NullLog, Window
 from rnnkit.seeding import rng_state, seed_everything, set_rng_state
@@ -110,6 +111,8 @@ class Trainer:
             self._restore(checkpoint.load(resume, map_location=self.device))
         else:
             seed_everything(self.cfg.seed + distributed.rank())
+        if torch.device(self.device).type == "cpu":
+            native.load()  # a first build of the C++ time loops is not charged to --max-time
         log = NullLog()
         if self.main:
             resume_step = self.step if resume is not None else None
