@@ -174,7 +174,7 @@ def random_sequences(n: int, V: int, g: torch.Generator) -> list[list[int]]:
 @pytest.mark.parametrize("attention", ["luong", "bahdanau"])
 def test_a_model_learns_to_reverse_sequences_perfectly_greedy_and_beam(attention):
     torch.manual_seed(0)
-    g, V, steps, lr = torch.Generator().manual_seed(0), 12, 300, 1e-2
+    g, V, steps, lr = torch.Generator().manual_seed(0), 12, 400, 1e-2
     seqs = random_sequences(4096, V, g)
     data = Encoded(Sequences(seqs), Sequences([s[::-1] for s in seqs]))
     m = Seq2Seq(V, V, attention=attention, embed=32, hidden=64, dropout=0.0, label_smoothing=0.0)
