@@ -1,4 +1,4 @@
-"""The C++ time loops of the LSTM and GRU kernels against their Python loops (test_bptt.py
+"""The C++ time loops of the kernels against their Python loops (test_bptt.py
 runs every kernel test on both; here: larger shapes, where rows are split for threads,
 ragged batches, float32 on both GEMM libraries, and the fallback when they are off)."""
 
@@ -30,13 +30,19 @@ def _run(layer, x, lengths, loops, monkeypatch):
     return [t.detach() for t in flat], list(grads)
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+CELLS = {"LSTM": {}, "GRU": {}, "RNN": {}, "RNN-relu": {"nonlinearity": "relu"}}
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
 def test_native_equals_python_float64(cell, ragged, monkeypatch):
-    """B x H above the row grain (32768 / H rows), so the loops split rows into ranges."""
+    """B x H above the row grain (4096 / H rows), so the loops split rows into ranges."""
     torch.manual_seed(3)
     T, B, I, H = 4, 70, 8, 512
-    layer = getattr(rnnkit, cell)(I, H, num_layers=2, bidirectional=True).double()
+    layer = getattr(rnnkit, cell.split("-")[0])(
+        I, H, num_layers=2, bidirectional=True, **CELLS[cell]
+    )
+    layer = layer.double()
     x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
     lengths = torch.randint(1, T + 1, (B,)) if ragged else None
     fast, g_fast = _run(layer, x, lengths, "native", monkeypatch)
@@ -45,7 +51,7 @@ def test_native_equals_python_float64(cell, ragged, monkeypatch):
         assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 @pytest.mark.parametrize("min_flops", [0, 10**12], ids=["onednn", "mkl"])
 def test_native_equals_python_float32(cell, min_flops, monkeypatch):
     """float32 with every product on oneDNN (reordered weights; the Python loop's LSTM
@@ -70,7 +76,7 @@ def test_inference_uses_native_loops_and_matches(monkeypatch):
     """No-grad calls (chunked projections, rolling buffers) on both loops."""
     monkeypatch.setattr(rnnkit.bptt.common, "CHUNK", 1)
     torch.manual_seed(5)
-    for cell in ("LSTM", "GRU"):
+    for cell in ("LSTM", "GRU", "RNN"):
         layer = getattr(rnnkit, cell)(3, 16).double()
         x = torch.randn(9, 4, 3, dtype=torch.float64)
         lengths = torch.tensor([9, 2, 5, 9])

@@ -360,10 +360,29 @@ void gru_backward(const Steps& steps, const Tensor& A, const Tensor& K, const Te
   });
 }
 
+// ---------------------------------------------------------------------------------------
+// Elman RNN forward, in place over the projections Z (T, B, H) (see rnn.py):
+//   tanh: z'_t += s_{t-1} W'^T; s_t = sigmoid(z'_t)    (s = (h + 1) / 2, W' = 4 W_hh)
+//   relu: z_t += h_{t-1} W_hh^T; h_t = max(z_t, 0)
+void rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w_first,
+                 const Tensor& w_rest, bool onednn, bool relu) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  for (const auto& [t, bt, bn] : steps) {
+    Tensor z = Z[t].narrow(0, 0, bt);
+    addmm_(z, t ? Z[t - 1].narrow(0, 0, bt) : h0, t ? w_rest : w_first, onednn);
+    if (relu) {
+      z.clamp_min_(0);
+    } else {
+      z.sigmoid_();
+    }
+  }
+}
+
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "rnnkit's LSTM and GRU time loops (see native.cpp)";
+  m.doc() = "rnnkit's RNN, LSTM and GRU time loops (see native.cpp)";
+  m.def("rnn_forward", &rnn_forward);
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
   m.def("gru_forward", &gru_forward);

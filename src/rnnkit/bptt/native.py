@@ -1,6 +1,7 @@
 """The C++ time loops (`native.cpp`), compiled on first use; None where they cannot be.
 
-The LSTM and GRU kernels run their loops over time here when the tensors are on the CPU:
+The kernels run their loops over time here when the tensors are on the CPU (the LSTM's and
+the GRU's forward and backward, the RNN's forward):
 the same math as their Python loops, without an interpreter round trip per op. The build
 needs a C++ compiler (torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR, about 30 s
 the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,

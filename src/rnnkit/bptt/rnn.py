@@ -5,7 +5,7 @@ from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
 from rnnkit import gemm
-from rnnkit.bptt import probe
+from rnnkit.bptt import native, probe
 from rnnkit.bptt.common import (
     _add,
     _consts,
@@ -45,21 +45,29 @@ class RNNFunction(Function):
             Z = _project(x, 2 * w_ih, None if b is None else 2 * b)  # z' = 2 z  (T, B, H)
             if T > 1:
                 Z[1:] -= 2 * w_hh.sum(1)  # -2 W_hh 1: h_{t-1} = 2 s_{t-1} - 1
-            mm0, mm = gemm.addmm_step(2 * w_hh, B), gemm.addmm_step(4 * w_hh, B, T)
-            prev = [h0, *_rows(Z[:-1], steps[1:])]  # h_{-1}, then s_{t-1}
-            for z, h, t in zip(_rows(Z, steps), prev, range(T)):
-                (mm if t else mm0)(z, h).sigmoid_()  # s_t
-            out = Z.mul_(two).sub_(one)  # h = 2 s - 1
+            w0, w = 2 * w_hh, 4 * w_hh
         else:
             Z = _project(x, w_ih, b)
-            mm = gemm.addmm_step(w_hh, B, T)
-            for z, h in zip(_rows(Z, steps), [h0, *_rows(Z[:-1], steps[1:])]):
-                mm(z, h).clamp_min_(0)
-            out = Z
+            w0 = w = w_hh
+        relu = nonlinearity == "relu"
+        loops = native.for_cpu(x)
+        if loops is not None:  # the same loop in C++
+            w_rest, onednn = gemm.step_weight(w, B, T)
+            loops.rnn_forward(steps, Z, h0.contiguous(), w0, w_rest, onednn, relu)
+        else:
+            mm0, mm = gemm.addmm_step(w0, B), gemm.addmm_step(w, B, T)
+            prev = [h0, *_rows(Z[:-1], steps[1:])]  # h_{-1}, then s_{t-1} (tanh) or h_{t-1}
+            for z, h, t in zip(_rows(Z, steps), prev, range(T)):
+                z = (mm if t else mm0)(z, h)
+                if relu:
+                    z.clamp_min_(0)  # h_t
+                else:
+                    z.sigmoid_()  # s_t
+        out = Z if relu else Z.mul_(two).sub_(one)  # h = 2 s - 1
         h_n = _final(out, steps)
         _mask_padding(out, steps)
         ctx.save_for_backward(x, h0, w_ih, w_hh, out)
-        ctx.steps, ctx.relu = steps, nonlinearity == "relu"
+        ctx.steps, ctx.relu = steps, relu
         ctx.norms = probe.claim(T, x)
         return out, h_n
 
