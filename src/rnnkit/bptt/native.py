@@ -9,12 +9,21 @@ which give the same results.
 """
 
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
 
 _SOURCE = Path(__file__).with_name("native.cpp")
 _state: dict = {}
+
+
+def _name() -> str:
+    """The module's name, one per torch version: a build is only valid for the torch whose
+    headers and ABI it was compiled against."""
+    import torch
+
+    return "rnnkit_native_" + re.sub(r"\W", "_", torch.__version__)
 
 
 def enabled() -> bool:
@@ -35,10 +44,11 @@ def _build():
         from torch.utils.cpp_extension import _get_build_directory
         from torch.utils.cpp_extension import load as cpp_load
 
-        if not (Path(_get_build_directory("rnnkit_native", False)) / "rnnkit_native.so").exists():
+        name = _name()
+        if not (Path(_get_build_directory(name, False)) / f"{name}.so").exists():
             sys.stderr.write("rnnkit: compiling its C++ time loops (once, about 30 s)\n")
         return cpp_load(
-            name="rnnkit_native",
+            name=name,
             sources=[str(_SOURCE)],
             extra_cflags=["-O3"],
             verbose=False,
