@@ -60,10 +60,11 @@ class GRUFunction(Function):
         h_n = torch.empty_like(h0)
         prev = [(h0 + one) * half, *_rows(out[:-1], steps[1:])]  # q_{t-1}
         outs = _rows(out, steps)
-        mm = gemm.linear_step(w, b_u, B, T)
         loops = native.for_cpu(x)
         if loops is not None:  # the same loop in C++
             w_packed, onednn = gemm.step_weight(w, B, T)
+        else:
+            mm = gemm.linear_step(w, b_u, B, T)
         fresh = []  # (t, u_t) where oneDNN returned the product in a new tensor
         for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
             chunk = steps[t0 : t0 + len(A)]

@@ -40,11 +40,13 @@ void addmm_(Tensor& z, const Tensor& x, const Tensor& w, bool onednn) {
   }
 }
 
+constexpr int64_t kMinWork = 4096;  // elements per thread in a step's fused pointwise work
+
 // Rows [0, n) of a (n, H) block: run f(b0, b1) over row ranges, split across threads once a
-// range would hold `min_work` elements (ATen's own ops split at 32768).
+// range would hold kMinWork elements.
 template <typename F>
-void rows(int64_t n, int64_t H, const F& f, int64_t min_work = 32768) {
-  const int64_t grain = std::max<int64_t>(1, min_work / std::max<int64_t>(H, 1));
+void rows(int64_t n, int64_t H, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, kMinWork / std::max<int64_t>(H, 1));
   if (n <= grain) {
     f(0, n);
   } else {
@@ -52,7 +54,11 @@ void rows(int64_t n, int64_t H, const F& f, int64_t min_work = 32768) {
   }
 }
 
-constexpr int64_t kMinWork = 4096;  // elements per thread in a step's fused pointwise work
+void check_contiguous(const char* fn, std::initializer_list<const Tensor*> buffers) {
+  for (const Tensor* x : buffers) {
+    TORCH_CHECK(x->is_contiguous(), fn, ": every buffer must be contiguous");
+  }
+}
 
 template <typename S>
 S* ptr(const Tensor& x) {
@@ -108,7 +114,7 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
           hb[j] = o[j] * hb[j] - S(0.5) * o[j];
         }
       }
-    }, kMinWork);
+    });
     if (bn < bt) {  // rows [bn, bt) end here
       h_n.narrow(0, bn, bt - bn).copy_(h_rows.narrow(0, bn, bt - bn));
       c_n.narrow(0, bn, bt - bn).copy_(c_rows.narrow(0, bn, bt - bn));
@@ -120,9 +126,7 @@ void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const 
                   const Tensor& out, const Tensor& C, bool ring, const Tensor& w_first,
                   const Tensor& w_rest, bool onednn, Tensor h_n, Tensor c_n) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  for (const Tensor* x : std::initializer_list<const Tensor*>{&Zc, &h0, &c_prev, &out, &C}) {
-    TORCH_CHECK(x->is_contiguous(), "lstm_forward: every buffer must be contiguous");
-  }
+  check_contiguous("lstm_forward", {&Zc, &h0, &c_prev, &out, &C});
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "lstm_forward", [&] {
     lstm_forward_impl<scalar_t>(steps, Zc, h0, c_prev, out, C, ring, w_first, w_rest, onednn, h_n,
                                 c_n);
@@ -192,7 +196,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
           dcr[j] = d_c * f;
         }
       }
-    }, kMinWork);
+    });
     if (norms) {
       Tensor n = (*norms)[t];
       at::linalg_vector_norm_out(n, dh.narrow(0, 0, bt), 2);
@@ -205,10 +209,7 @@ void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const
                    Tensor dh, const Tensor& w_hh_t, bool onednn,
                    const std::optional<Tensor>& norms) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  for (const Tensor* x :
-       std::initializer_list<const Tensor*>{&Z, &s_c, &C, &c0, &dout, &dh_n, &dZ, &dc, &dh}) {
-    TORCH_CHECK(x->is_contiguous(), "lstm_backward: every buffer must be contiguous");
-  }
+  check_contiguous("lstm_backward", {&Z, &s_c, &C, &c0, &dout, &dh_n, &dZ, &dc, &dh});
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "lstm_backward", [&] {
     lstm_backward_impl<scalar_t>(steps, Z, s_c, C, c0, dout, dh_n, dZ, dc, dh, w_hh_t, onednn,
                                  norms);
@@ -276,7 +277,7 @@ std::vector<Tensor> gru_forward_impl(const Steps& steps, const std::vector<Tenso
           hr[j] = s_n + ar[H + j] * (q[j] - s_n);
         }
       }
-    }, kMinWork);
+    });
     if (bn < bt) {
       h_n.narrow(0, bn, bt - bn).copy_(h.narrow(0, bn, bt - bn));
     }
@@ -345,16 +346,14 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& K, con
           du[2 * H + j] = dh[j] * k[2 * H + j];
         }
       }
-    }, kMinWork);
+    });
   }
 }
 
 void gru_backward(const Steps& steps, const Tensor& A, const Tensor& K, const Tensor& dout,
                   const Tensor& dh_n, Tensor dU, Tensor DH, const Tensor& w_hh_t, bool onednn) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  for (const Tensor* x : std::initializer_list<const Tensor*>{&A, &K, &dout, &dh_n, &dU, &DH}) {
-    TORCH_CHECK(x->is_contiguous(), "gru_backward: every buffer must be contiguous");
-  }
+  check_contiguous("gru_backward", {&A, &K, &dout, &dh_n, &dU, &DH});
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "gru_backward", [&] {
     gru_backward_impl<scalar_t>(steps, A, K, dout, dh_n, dU, DH, w_hh_t, onednn);
   });
