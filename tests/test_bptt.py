@@ -226,6 +226,7 @@ def test_onednn_paths_match_reference(cell, ragged, monkeypatch):
     if not gemm.ONEDNN:
         pytest.skip("this torch has no oneDNN")
     monkeypatch.setattr(gemm, "MIN_FLOPS", 0)
+    monkeypatch.setattr(gemm, "MKL_PACKED_MIN_ROWS", gemm.NEVER)
     torch.manual_seed(2)
     layer = {"lstm": LSTM, "gru": GRU, "rnn": RNN}[cell](4, 6)
     x = torch.randn(5, 3, 4, requires_grad=True)

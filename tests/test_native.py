@@ -30,6 +30,17 @@ def _run(layer, x, lengths, loops, monkeypatch):
     return [t.detach() for t in flat], list(grads)
 
 
+@pytest.fixture
+def nan_empty():
+    """torch.empty and the workspace buffers filled with NaN (torch's deterministic mode)."""
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
 CELLS = {"LSTM": {}, "GRU": {}, "RNN": {}, "RNN-relu": {"nonlinearity": "relu"}}
 
 
@@ -52,16 +63,21 @@ def test_native_equals_python_float64(cell, ragged, monkeypatch):
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
-@pytest.mark.parametrize("min_flops", [0, 10**12], ids=["onednn", "mkl"])
-def test_native_equals_python_float32(cell, min_flops, monkeypatch):
+@pytest.mark.parametrize("lib", ["onednn", "aten", "mkl_packed"])
+def test_native_equals_python_float32(cell, lib, monkeypatch, nan_empty):
     """float32 with every product on oneDNN (reordered weights; the Python loop's LSTM
     training then multiplies [x_t, h_{t-1}] in one product, the C++ loop keeps them apart),
-    or every product on MKL."""
-    if min_flops == 0 and not gemm.ONEDNN:
+    on ATen (MKL's plain GEMM), or the step products on MKL's packed GEMM. New tensors start
+    as NaN, so a padded row read before it is written shows."""
+    if lib == "onednn" and not gemm.ONEDNN:
         pytest.skip("this torch has no oneDNN")
+    if lib == "mkl_packed" and gemm._MKL_REORDER is None:
+        pytest.skip("this torch has no MKL packed GEMM")
+    min_flops = 0 if lib == "onednn" else gemm.NEVER
     monkeypatch.setattr(gemm, "MIN_FLOPS", min_flops)
     monkeypatch.setattr(gemm, "MIN_FLOPS_PACKED", min_flops)
-    monkeypatch.setattr(gemm, "MIN_WEIGHT", 1 << 62)
+    monkeypatch.setattr(gemm, "MIN_WEIGHT", gemm.NEVER)
+    monkeypatch.setattr(gemm, "MKL_PACKED_MIN_ROWS", 1 if lib == "mkl_packed" else gemm.NEVER)
     torch.manual_seed(4)
     layer = getattr(rnnkit, cell)(6, 32)
     x = torch.randn(40, 5, 6, requires_grad=True)  # 40 steps: weights are reordered
@@ -99,3 +115,16 @@ def test_rnnkit_native_0_keeps_the_python_loops():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(4, 1, 3)"
+
+
+@pytest.mark.parametrize("dtype,atol", [(torch.float32, 2e-7), (torch.float64, 1e-15)])
+def test_loops_sigmoid_matches_torch(dtype, atol):
+    """The loops' own sigmoid (float: a polynomial exp, vectorised): within a few float
+    ulps of torch.sigmoid over [-100, 100], saturating at +-inf, NaN kept."""
+    x = torch.linspace(-100, 100, 200_001, dtype=dtype)
+    y = x.clone()
+    native.load().sigmoid_(y)
+    assert_close(y, torch.sigmoid(x), rtol=0, atol=atol)
+    edge = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0], dtype=dtype)
+    native.load().sigmoid_(edge)
+    assert edge[0].isnan() and edge[1] == 1 and 0 <= edge[2] < 1e-37 and edge[3] == 0.5

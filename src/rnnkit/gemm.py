@@ -1,15 +1,20 @@
 """The matrix products of the BPTT kernels, each on the faster of two CPU GEMM libraries.
 
-On the CPU torch.mm calls MKL, whose fp32 GEMM reached about 200 GFLOP/s on this project's
-AMD machines, where oneDNN's (reached through `torch.ops.mkldnn._linear_pointwise`, the op
-torch.compile uses for CPU linears) reached 2-2.6x that for the shapes of a recurrent step
-above a few MFLOP, and for matrix-vector products with a weight of 4 MB or more; below,
-oneDNN's ~12 us call overhead loses. `benchmarks/bench_gemm.py`
-measures the crossover. Everything else (CUDA, float64, small shapes, a torch without the op)
-goes to torch.mm/addmm, so results never depend on the op being there.
+On the CPU torch.mm calls MKL, and MKL's fast fp32 kernels are Intel's own: on this project's
+AMD machines it reached about 200 GFLOP/s, where oneDNN's (reached through
+`torch.ops.mkldnn._linear_pointwise`, the op torch.compile uses for CPU linears) reached
+2-2.6x that for the shapes of a recurrent step above a few MFLOP, and for matrix-vector
+products with a weight of 4 MB or more; below, oneDNN's ~12 us call overhead loses. On an
+Intel Xeon (Sapphire Rapids) MKL won every unpacked shape, and its packed GEMM (weights
+reordered once, `step_weight`) beat oneDNN's packed one at every step shape of 4 rows or more.
+`benchmarks/bench_gemm.py` measures the crossovers. Everything else (CUDA, float64, small
+shapes, a torch without the op) goes to torch.mm/addmm, so results never depend on the op
+being there.
 
 All functions take W as torch.nn stores weights, (N, K), and compute x W^T.
 """
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -22,11 +27,38 @@ try:
     _REORDER = torch.ops.mkldnn._reorder_linear_weight.default
 except (AttributeError, RuntimeError):
     _REORDER = None
+try:  # MKL's packed GEMM (x86 builds of torch)
+    _MKL_REORDER = torch.ops.mkl._mkl_reorder_linear_weight.default
+    _MKL_LINEAR = torch.ops.mkl._mkl_linear.default
+except (AttributeError, RuntimeError):
+    _MKL_REORDER = _MKL_LINEAR = None
 
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id from /proc/cpuinfo ("GenuineIntel", "AuthenticAMD", ...), or ""."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+NEVER = 1 << 62
 ONEDNN = _LINEAR is not None and torch.backends.mkldnn.is_available()  # switch for tests
-MIN_FLOPS = 5_000_000  # 2 M N K at or above which oneDNN is used (crossover measured)
-MIN_FLOPS_PACKED = 2_000_000  # the same with W reordered once for many products
-MIN_WEIGHT = 1 << 20  # N K at or above which oneDNN is used even for one row (memory-bound GEMV)
+# Crossovers (2 M N K FLOPs of one product; N K elements of W), measured per vendor:
+if cpu_vendor() == "GenuineIntel":
+    MIN_FLOPS = NEVER  # oneDNN with a plain weight: MKL won every shape
+    MIN_FLOPS_PACKED = 16_000_000  # oneDNN with W reordered once for many products
+    MIN_WEIGHT = NEVER  # MKL's matrix-vector product won too
+    MKL_PACKED_MIN_ROWS = 4  # MKL's packed GEMM for step products of this many rows or more
+else:
+    MIN_FLOPS = 5_000_000
+    MIN_FLOPS_PACKED = 2_000_000
+    MIN_WEIGHT = 1 << 20  # oneDNN even for one row (a memory-bound GEMV)
+    MKL_PACKED_MIN_ROWS = NEVER  # not measured off Intel
 
 
 def _onednn(x: Tensor, w: Tensor) -> bool:
@@ -38,7 +70,8 @@ def uses_onednn(rows: int, w: Tensor) -> bool:
     return _onednn_for(rows, w)
 
 
-def _onednn_for(rows: int, w: Tensor, min_flops: int = MIN_FLOPS) -> bool:
+def _onednn_for(rows: int, w: Tensor, min_flops: int | None = None) -> bool:
+    min_flops = MIN_FLOPS if min_flops is None else min_flops  # read late: tests set these
     return (
         ONEDNN
         and w.dtype == torch.float32
@@ -74,48 +107,74 @@ def t_mm(a: Tensor, b: Tensor) -> Tensor:
 # Per-step products, with the library chosen once per sequence: a Python-level check per step
 # costs about 1 us, as much as the GEMM itself at batch 1.
 
-MIN_CALLS = 32  # products with one W at or above which W is reordered for oneDNN first
+MIN_CALLS = 32  # products with one W at or above which W is reordered (packed) first
+ATEN, ONEDNN_PACKED, MKL_PACKED = 0, 1, 2  # the libraries of a StepWeight
 
 
-def step_weight(w: Tensor, rows: int, calls: int = 0) -> tuple[Tensor, bool]:
-    """(W, on_onednn) for `calls` products of at most `rows` rows with W. On oneDNN a W used
-    for many products is reordered once into oneDNN's blocked layout (the op torch.compile
-    uses to prepack linear weights): the products are then 10-20 % faster, with the same
-    results, and the reorder costs about as much as 5-15 of them."""
-    packable = _REORDER is not None and calls >= MIN_CALLS
+class StepWeight(NamedTuple):
+    """W ready for many products x W^T: `packed` is W in the layout of `lib` (W itself for
+    ATen), `rows` the row count it was packed for. The C++ loops take it as a tuple."""
+
+    packed: Tensor
+    w: Tensor
+    lib: int
+    rows: int
+
+
+def step_weight(w: Tensor, rows: int, calls: int = 0) -> StepWeight:
+    """W for `calls` products of at most `rows` rows. A W used for many products is packed
+    once: on an Intel CPU for MKL's packed GEMM (cblas_sgemm_pack, the op torch.compile uses
+    for CPU linears there: 1.3-1.8x MKL's plain GEMM for step shapes, from 4 rows), elsewhere
+    into oneDNN's blocked layout (10-20 % faster than a plain W on oneDNN). Same results; the
+    packing costs about as much as 5-15 products."""
+    packable = calls >= MIN_CALLS and w.dtype == torch.float32 and w.device.type == "cpu"
+    if packable and _MKL_REORDER is not None and rows >= MKL_PACKED_MIN_ROWS:
+        w = w.contiguous()
+        return StepWeight(_MKL_REORDER(w, rows), w, MKL_PACKED, rows)
+    packable = packable and _REORDER is not None
     if not _onednn_for(rows, w, MIN_FLOPS_PACKED if packable else MIN_FLOPS):
-        return w, False
+        return StepWeight(w, w, ATEN, rows)
     if packable:
         try:
-            return _REORDER(w.contiguous(), rows), True
+            return StepWeight(_REORDER(w.contiguous(), rows), w, ONEDNN_PACKED, rows)
         except RuntimeError:  # a oneDNN without the blocked layout: the plain weight works
             pass
-    return w, True
+    return StepWeight(w, w, ONEDNN_PACKED, rows)
+
+
+def product(sw: StepWeight, x: Tensor, b: Tensor | None = None) -> Tensor:
+    """x W^T + b in a new tensor."""
+    if sw.lib == MKL_PACKED:
+        return _MKL_LINEAR(x, sw.packed, sw.w, b, sw.rows)
+    if sw.lib == ONEDNN_PACKED:
+        return _LINEAR(x, sw.packed, b, "none", [], "")
+    return torch.nn.functional.linear(x, sw.w, b)
 
 
 def addmm_step(w: Tensor, rows: int, calls: int = 0):
     """f(z, x): z += x W^T in place, for x of at most `rows` rows."""
-    w, onednn = step_weight(w, rows, calls)
-    if onednn:
-        return lambda z, x: z.add_(_LINEAR(x, w, None, "none", [], ""))
+    sw = step_weight(w, rows, calls)
+    if sw.lib != ATEN:
+        return lambda z, x: z.add_(product(sw, x))
     wt = w.t()
     return lambda z, x: z.addmm_(x, wt)
 
 
 def addmm_out_step(w: Tensor, rows: int, calls: int = 0):
     """f(c, x, out): out = c + x W^T."""
-    w, onednn = step_weight(w, rows, calls)
-    if onednn:
-        return lambda c, x, out: torch.add(c, _LINEAR(x, w, None, "none", [], ""), out=out)
+    sw = step_weight(w, rows, calls)
+    if sw.lib != ATEN:
+        return lambda c, x, out: torch.add(c, product(sw, x), out=out)
     wt = w.t()
     return lambda c, x, out: torch.addmm(c, x, wt, out=out)
 
 
 def linear_step(w: Tensor, b: Tensor | None, rows: int, calls: int = 0):
-    """f(x, out) -> x W^T + b, in `out` (MKL) or in a new tensor (oneDNN, which has no out=)."""
-    w, onednn = step_weight(w, rows, calls)
-    if onednn:
-        return lambda x, out: _LINEAR(x, w, b, "none", [], "")
+    """f(x, out) -> x W^T + b, in `out` (ATen) or in a new tensor (the packed GEMMs have no
+    out=)."""
+    sw = step_weight(w, rows, calls)
+    if sw.lib != ATEN:
+        return lambda x, out: product(sw, x, b)
     wt = w.t()
     if b is None:
         return lambda x, out: torch.mm(x, wt, out=out)

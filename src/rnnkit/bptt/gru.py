@@ -62,7 +62,7 @@ class GRUFunction(Function):
         outs = _rows(out, steps)
         loops = native.for_cpu(x)
         if loops is not None:  # the same loop in C++
-            w_packed, onednn = gemm.step_weight(w, B, T)
+            w_step = gemm.step_weight(w, B, T)
         else:
             mm = gemm.linear_step(w, b_u, B, T)
         fresh = []  # (t, u_t) where oneDNN returned the product in a new tensor
@@ -78,7 +78,7 @@ class GRUFunction(Function):
             if loops is not None:
                 ts = range(t0, t0 + len(chunk))
                 prevs, hs = [prev[t] for t in ts], [outs[t] for t in ts]
-                args = (_rows(A, chunk), us, prevs, hs, w_packed, b_u, onednn, save, h_n)
+                args = (_rows(A, chunk), us, prevs, hs, w_step, b_u, save, h_n)
                 u_new = loops.gru_forward(chunk, *args)
                 fresh += zip(ts, u_new)
                 continue
@@ -136,8 +136,8 @@ class GRUFunction(Function):
         w_hh_t = w_hh.t().contiguous()
         loops = native.for_cpu(out)
         if loops is not None:  # the same loop in C++
-            w, onednn = gemm.step_weight(w_hh_t, B, T)
-            loops.gru_backward(steps, A, K, dout, dh_n.contiguous(), dU, DH, w, onednn)
+            w = gemm.step_weight(w_hh_t, B, T)
+            loops.gru_backward(steps, A, K, dout, dh_n.contiguous(), dU, DH, w)
         else:
             DHs, dUs, douts, zs = (_rows(v, steps) for v in (DH, dU, dout, z))
             mm = gemm.addmm_step(w_hh_t, B, T)

@@ -61,11 +61,11 @@ class LSTMFunction(Function):
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
         loops = native.for_cpu(x)
         if loops is not None:  # the loop in C++, over whole tensors
-            w_rest, onednn = gemm.step_weight(w2, B, T)
+            w_rest = gemm.step_weight(w2, B, T)
             c_prev = 2 * c0
             for t0, Zc in _projections(x, w_x, b, T if save else _chunk(B, 4 * H)):
                 chunk = steps[t0 : t0 + len(Zc)]
-                args = (Zc, h0.contiguous(), c_prev, out, C, not save, w1, w_rest, onednn, h_n, c_n)
+                args = (Zc, h0.contiguous(), c_prev, out, C, not save, w1, w_rest, h_n, c_n)
                 loops.lstm_forward(chunk, *args)
             out.mul_(two)
             XH = None
@@ -94,9 +94,9 @@ class LSTMFunction(Function):
         loops = native.for_cpu(out)
         if loops is not None:  # the same loop in C++, which forms the K factors in the loop
             s_c = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C))  # (tanh c_t + 1) / 2
-            w, onednn = gemm.step_weight(w_hh_t, B, T)
+            w = gemm.step_weight(w_hh_t, B, T)
             dh = torch.empty_like(h0)
-            args = (Z, s_c, C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w, onednn)
+            args = (Z, s_c, C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w)
             loops.lstm_backward(steps, *args, norms)
         else:
             _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms)
@@ -134,7 +134,10 @@ def _forward_loop(x, h0, c0, w_x, b, w1, w2, out, C, h_n, c_n, steps, save):
     combined = save and gemm.uses_onednn(B, w1)
     if combined:
         I = x.shape[2]
-        XH = torch.empty(T, B, I + H, dtype=x.dtype, device=x.device)  # [x_t, h_{t-1} / 2]
+        # [x_t, h_{t-1} / 2]; zeros where padded: dW sums dZ^T XH over every row, and an
+        # unwritten row could hold NaN (0 * NaN = NaN)
+        new = torch.zeros if _padded(steps, B) else torch.empty
+        XH = new(T, B, I + H, dtype=x.dtype, device=x.device)
         XH[:, :, :I] = x
         XH[0, :, I:] = h0 * half
         last = torch.empty_like(h0)

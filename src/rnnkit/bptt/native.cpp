@@ -5,7 +5,9 @@
 // buffer and every per-step view in Python, and only the loop over time runs here. What this
 // saves is the interpreter: a Python-level op costs 1.2-3.7 us of dispatch (PERF-NOTES.md),
 // and a step is 6-8 of them. Here a step is its GEMM, one or two ATen sigmoids (vectorised)
-// and plain loops for the arithmetic between them, which the compiler vectorises.
+// and one pass of plain loops for the pointwise work, which the compiler vectorises: the
+// sigmoids too (float: exp from a degree-6 polynomial, as in Cephes' expf; double: std::exp),
+// each loop compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time.
 //
 // Symbols follow the Python kernels: z the LSTM's (B, 4H) gate row [i, f, s_g, o] (s_g =
 // sigmoid(2 z_g), so g = 2 s_g - 1), c' = 2c, h/2 carried between steps; the GRU's q = (h+1)/2.
@@ -14,8 +16,18 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/extension.h>
 
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <vector>
+
+// The pointwise loops, compiled once per x86-64 level and dispatched by the loader (ifunc).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RNNKIT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define RNNKIT_CLONES
+#endif
 
 namespace {
 
@@ -31,13 +43,28 @@ Tensor onednn_linear(const Tensor& x, const Tensor& w, const std::optional<Tenso
   return op.call(x, w, b, "none", c10::List<std::optional<c10::Scalar>>(), "");
 }
 
-// z += x W^T, W (N, K) as torch.nn stores it; oneDNN when `onednn` (W may be prepacked).
-void addmm_(Tensor& z, const Tensor& x, const Tensor& w, bool onednn) {
-  if (onednn) {
-    z.add_(onednn_linear(x, w, std::nullopt));
-  } else {
-    z.addmm_(x, w.t());
-  }
+Tensor mkl_linear(const Tensor& x, const Tensor& packed, const Tensor& w,
+                  const std::optional<Tensor>& b, int64_t rows) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("mkl::_mkl_linear", "")
+                       .typed<Tensor(const Tensor&, const Tensor&, const Tensor&,
+                                     const std::optional<Tensor>&, int64_t)>();
+  return op.call(x, packed, w, b, rows);
+}
+
+// A weight ready for many products x W^T (gemm.StepWeight): (packed, W, lib, rows), W (N, K)
+// as torch.nn stores it, `packed` W in the layout of `lib` for products of `rows` rows.
+using StepW = std::tuple<Tensor, Tensor, int64_t, int64_t>;
+constexpr int64_t kATen = 0, kOneDNN = 1, kMKLPacked = 2;
+
+bool on_aten(const StepW& w) { return std::get<2>(w) == kATen; }
+
+// x W^T + b in a new tensor (the packed libraries have no out=).
+Tensor product(const Tensor& x, const StepW& w, const std::optional<Tensor>& b = std::nullopt) {
+  const auto& [packed, plain, lib, rows] = w;
+  if (lib == kMKLPacked) return mkl_linear(x, packed, plain, b, rows);
+  if (lib == kOneDNN) return onednn_linear(x, packed, b);
+  return at::linear(x, plain, b);
 }
 
 constexpr int64_t kMinWork = 4096;  // elements per thread in a step's fused pointwise work
@@ -65,6 +92,110 @@ S* ptr(const Tensor& x) {
   return x.data_ptr<S>();
 }
 
+// sigmoid(x) = 1 / (1 + e^{-x}). float: e^y = 2^n p(r), n = round(y log2 e) (by adding and
+// subtracting 1.5 * 2^23), r = y - n ln 2 (ln 2 in two parts), p Cephes' expf polynomial; y
+// clamped to [-87, 88] (sigmoid is 0 or 1 there to float precision), NaN stays NaN. Error
+// about 1e-7; branch-free, so loops over it vectorise (built with -fno-trapping-math, which
+// lets the compiler turn the clamps into vector selects).
+inline float sigmoid(float x) {
+  float y = -x;
+  y = y < -87.f ? -87.f : y;
+  y = y > 88.f ? 88.f : y;
+  const float n = (y * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  const float r = y - n * 0.693359375f + n * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return 1.f / (1.f + p * scale);
+}
+
+inline double sigmoid(double x) { return 1. / (1. + std::exp(-x)); }
+
+// One LSTM row, after its GEMM: z = sigmoid(z + y) = [i, f, s_g, o] (y = h_{t-1} W^T when
+// the GEMM gave it apart, else null: z holds it already), then
+//   c'_t = f c'_{t-1} + 4 i s_g - 2 i,   h_t / 2 = o sigmoid(c'_t) - o / 2
+template <typename S>
+inline void lstm_row_impl(S* z, const S* y, const S* pc, S* c, S* h, int64_t H) {
+  if (y) {
+    for (int64_t j = 0; j < 4 * H; ++j) z[j] = sigmoid(z[j] + y[j]);
+  } else {
+    for (int64_t j = 0; j < 4 * H; ++j) z[j] = sigmoid(z[j]);
+  }
+  const S* i = z;
+  const S* f = z + H;
+  const S* s_g = z + 2 * H;
+  const S* o = z + 3 * H;
+  for (int64_t j = 0; j < H; ++j) {
+    const S cj = f[j] * pc[j] + S(4) * i[j] * s_g[j] - S(2) * i[j];
+    c[j] = cj;
+    h[j] = o[j] * sigmoid(cj) - S(0.5) * o[j];
+  }
+}
+RNNKIT_CLONES void lstm_row(float* z, const float* y, const float* pc, float* c, float* h,
+                            int64_t H) {
+  lstm_row_impl(z, y, pc, c, h, H);
+}
+void lstm_row(double* z, const double* y, const double* pc, double* c, double* h, int64_t H) {
+  lstm_row_impl(z, y, pc, c, h, H);
+}
+
+// One GRU row, after its GEMM u = q_{t-1} W^T + b_u, in place over a = [a_r, a_z, a_n]:
+//   [r, z] = sigmoid(a_rz + u_rz),  s_n = sigmoid(a_n + r u_n),  q_t = s_n + z (q_{t-1} - s_n)
+template <typename S>
+inline void gru_row_impl(S* a, const S* u, const S* q, S* h, int64_t H) {
+  for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(a[j] + u[j]);
+  const S* r = a;
+  const S* z = a + H;
+  S* n = a + 2 * H;
+  const S* u_n = u + 2 * H;
+  for (int64_t j = 0; j < H; ++j) {
+    const S s_n = sigmoid(n[j] + r[j] * u_n[j]);
+    n[j] = s_n;
+    h[j] = s_n + z[j] * (q[j] - s_n);
+  }
+}
+RNNKIT_CLONES void gru_row(float* a, const float* u, const float* q, float* h, int64_t H) {
+  gru_row_impl(a, u, q, h, H);
+}
+void gru_row(double* a, const double* u, const double* q, double* h, int64_t H) {
+  gru_row_impl(a, u, q, h, H);
+}
+
+// In place over n values: z = act(z + y) (y null: act(z)), act = sigmoid (the tanh RNN's
+// s_t) or max(x, 0) (relu).
+template <typename S>
+inline void rnn_act_impl(S* z, const S* y, int64_t n, bool relu) {
+  if (y) {
+    for (int64_t j = 0; j < n; ++j) z[j] += y[j];
+  }
+  if (relu) {
+    for (int64_t j = 0; j < n; ++j) z[j] = z[j] > S(0) ? z[j] : S(0);
+  } else {
+    for (int64_t j = 0; j < n; ++j) z[j] = sigmoid(z[j]);
+  }
+}
+RNNKIT_CLONES void rnn_act(float* z, const float* y, int64_t n, bool relu) {
+  rnn_act_impl(z, y, n, relu);
+}
+void rnn_act(double* z, const double* y, int64_t n, bool relu) { rnn_act_impl(z, y, n, relu); }
+
+// dz = dh D (the RNN backward's pointwise step), over n values.
+template <typename S>
+inline void mul_impl(S* out, const S* a, const S* b, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) out[j] = a[j] * b[j];
+}
+RNNKIT_CLONES void mul(float* out, const float* a, const float* b, int64_t n) {
+  mul_impl(out, a, b, n);
+}
+void mul(double* out, const double* a, const double* b, int64_t n) { mul_impl(out, a, b, n); }
+
 // ---------------------------------------------------------------------------------------
 // LSTM forward over the steps of one chunk of pre-activations Zc (T_c, B, 4H): for each step
 //   z = sigmoid(z + h_{t-1} W^T)         (W = W_hh for h_0, 2 W_hh after: h/2 is carried)
@@ -75,8 +206,7 @@ S* ptr(const Tensor& x) {
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
                        const Tensor& c_prev, const Tensor& out, const Tensor& C, bool ring,
-                       const Tensor& w_first, const Tensor& w_rest, bool onednn, Tensor& h_n,
-                       Tensor& c_n) {
+                       const Tensor& w_first, const StepW& w_rest, Tensor& h_n, Tensor& c_n) {
   const int64_t B = out.size(1), H = out.size(2), BH = B * H, G = 4 * H;
   const int64_t t0 = std::get<0>(steps.front());
   S* Zp = ptr<S>(Zc);
@@ -84,52 +214,40 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
   S* Cp = ptr<S>(C);
   const S* c0p = ptr<S>(c_prev);
   for (const auto& [t, bt, bn] : steps) {
-    Tensor z = Zc[t - t0].narrow(0, 0, bt);
-    Tensor h_prev = t ? out[t - 1].narrow(0, 0, bt) : h0;
-    addmm_(z, h_prev, t ? w_rest : w_first, onednn);
+    Tensor z = Zc[t - t0].narrow(0, 0, bt), y;  // y: h_{t-1} W^T when not added into z
+    if (!t) {
+      z.addmm_(h0, w_first.t());
+    } else if (on_aten(w_rest)) {
+      z.addmm_(out[t - 1].narrow(0, 0, bt), std::get<1>(w_rest).t());
+    } else {
+      y = product(out[t - 1].narrow(0, 0, bt), w_rest);
+    }
+    const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;
     S* zt = Zp + (t - t0) * B * G;
     const S* pc = t ? Cp + tp * BH : c0p;
     S* ct = Cp + tc * BH;
     S* ht = outp + t * BH;
-    Tensor c_rows = C[tc], h_rows = out[t];
-    // All the step's pointwise work, per range of rows (one parallel region, not four).
+    // All the step's pointwise work in one pass per row, rows split across threads.
     rows(bt, H, [&](int64_t b0, int64_t b1) {
-      z.narrow(0, b0, b1 - b0).sigmoid_();  // [i, f, s_g, o]
       for (int64_t b = b0; b < b1; ++b) {
-        const S* zb = zt + b * G;
-        const S* pcb = pc + b * H;
-        S* cb = ct + b * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const S i = zb[j], f = zb[H + j], s_g = zb[2 * H + j];
-          cb[j] = f * pcb[j] + S(4) * i * s_g - S(2) * i;
-        }
-      }
-      Tensor hr = h_rows.narrow(0, b0, b1 - b0);
-      at::sigmoid_out(hr, c_rows.narrow(0, b0, b1 - b0));  // s_c = sigmoid(c'_t)
-      for (int64_t b = b0; b < b1; ++b) {
-        const S* o = zt + b * G + 3 * H;
-        S* hb = ht + b * H;
-        for (int64_t j = 0; j < H; ++j) {
-          hb[j] = o[j] * hb[j] - S(0.5) * o[j];
-        }
+        lstm_row(zt + b * G, yt ? yt + b * G : nullptr, pc + b * H, ct + b * H, ht + b * H, H);
       }
     });
     if (bn < bt) {  // rows [bn, bt) end here
-      h_n.narrow(0, bn, bt - bn).copy_(h_rows.narrow(0, bn, bt - bn));
-      c_n.narrow(0, bn, bt - bn).copy_(c_rows.narrow(0, bn, bt - bn));
+      h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
+      c_n.narrow(0, bn, bt - bn).copy_(C[tc].narrow(0, bn, bt - bn));
     }
   }
 }
 
 void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const Tensor& c_prev,
                   const Tensor& out, const Tensor& C, bool ring, const Tensor& w_first,
-                  const Tensor& w_rest, bool onednn, Tensor h_n, Tensor c_n) {
+                  const StepW& w_rest, Tensor h_n, Tensor c_n) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("lstm_forward", {&Zc, &h0, &c_prev, &out, &C});
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_impl<scalar_t>(steps, Zc, h0, c_prev, out, C, ring, w_first, w_rest, onednn, h_n,
-                                c_n);
+    lstm_forward_impl<scalar_t>(steps, Zc, h0, c_prev, out, C, ring, w_first, w_rest, h_n, c_n);
   });
 }
 
@@ -146,7 +264,7 @@ void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const 
 template <typename S>
 void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
                         const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor& dZ,
-                        Tensor& dc, Tensor& dh, const Tensor& w_hh_t, bool onednn,
+                        Tensor& dc, Tensor& dh, const StepW& w_hh_t,
                         const std::optional<Tensor>& norms) {
   const int64_t B = Z.size(1), H = dc.size(1), G = 4 * H;
   const S* Zp = ptr<S>(Z);
@@ -163,11 +281,11 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
     Tensor rec;  // dz_{t+1} W_hh for rows [0, bn)
     if (bn) {
       Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
-      if (onednn) {
-        rec = onednn_linear(dz1, w_hh_t, std::nullopt);
-      } else {
+      if (on_aten(w_hh_t)) {
         rec = dh.narrow(0, 0, bn);
-        at::mm_out(rec, dz1, w_hh_t.t());
+        at::mm_out(rec, dz1, std::get<1>(w_hh_t).t());
+      } else {
+        rec = product(dz1, w_hh_t);
       }
     }
     const S* recp = bn ? ptr<S>(rec) : nullptr;
@@ -206,13 +324,11 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
 
 void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
                    const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor dZ, Tensor dc,
-                   Tensor dh, const Tensor& w_hh_t, bool onednn,
-                   const std::optional<Tensor>& norms) {
+                   Tensor dh, const StepW& w_hh_t, const std::optional<Tensor>& norms) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("lstm_backward", {&Z, &s_c, &C, &c0, &dout, &dh_n, &dZ, &dc, &dh});
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "lstm_backward", [&] {
-    lstm_backward_impl<scalar_t>(steps, Z, s_c, C, c0, dout, dh_n, dZ, dc, dh, w_hh_t, onednn,
-                                 norms);
+    lstm_backward_impl<scalar_t>(steps, Z, s_c, C, c0, dout, dh_n, dZ, dc, dh, w_hh_t, norms);
   });
 }
 
@@ -227,55 +343,38 @@ template <typename S>
 std::vector<Tensor> gru_forward_impl(const Steps& steps, const std::vector<Tensor>& as,
                                      const std::vector<Tensor>& us,
                                      const std::vector<Tensor>& prev,
-                                     const std::vector<Tensor>& h_dst, const Tensor& w,
-                                     const std::optional<Tensor>& b_u, bool onednn, bool save,
-                                     Tensor& h_n) {
+                                     const std::vector<Tensor>& h_dst, const StepW& w,
+                                     const std::optional<Tensor>& b_u, bool save, Tensor& h_n) {
   const int64_t H = h_n.size(1);
   std::vector<Tensor> fresh;
   for (size_t k = 0; k < steps.size(); ++k) {
     const auto [t, bt, bn] = steps[k];
     Tensor u;
-    if (onednn) {
-      u = onednn_linear(prev[k], w, b_u);
-      if (save) fresh.push_back(u);
-    } else {
+    if (on_aten(w)) {
       u = us[k];
       if (b_u) {
-        at::addmm_out(u, *b_u, prev[k], w.t());
+        at::addmm_out(u, *b_u, prev[k], std::get<1>(w).t());
       } else {
-        at::mm_out(u, prev[k], w.t());
+        at::mm_out(u, prev[k], std::get<1>(w).t());
       }
+    } else {
+      u = product(prev[k], w, b_u);
+      if (save) fresh.push_back(u);
     }
     const Tensor& a = as[k];
     const Tensor& h = h_dst[k];
     const int64_t sa = a.stride(0), su = u.stride(0), sh = h.stride(0), sp = prev[k].stride(0);
+    TORCH_CHECK(a.stride(1) == 1 && u.stride(1) == 1 && h.stride(1) == 1 &&
+                    prev[k].stride(1) == 1,
+                "gru_forward: rows must be contiguous");
     S* ap = ptr<S>(a);
     const S* up = ptr<S>(u);
     S* hp = ptr<S>(h);
     const S* pp = ptr<S>(prev[k]);
-    // All the step's pointwise work, per range of rows (one parallel region, not five).
+    // All the step's pointwise work in one pass per row, rows split across threads.
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        S* ar = ap + b * sa;
-        const S* ur = up + b * su;
-        for (int64_t j = 0; j < 2 * H; ++j) ar[j] += ur[j];
-      }
-      Tensor ab = a.narrow(0, b0, b1 - b0);
-      ab.narrow(1, 0, 2 * H).sigmoid_();  // r, z
-      for (int64_t b = b0; b < b1; ++b) {
-        S* ar = ap + b * sa;
-        const S* ur = up + b * su;
-        for (int64_t j = 0; j < H; ++j) ar[2 * H + j] += ar[j] * ur[2 * H + j];
-      }
-      ab.narrow(1, 2 * H, H).sigmoid_();  // s_n = (n + 1) / 2
-      for (int64_t b = b0; b < b1; ++b) {
-        const S* ar = ap + b * sa;
-        const S* q = pp + b * sp;
-        S* hr = hp + b * sh;
-        for (int64_t j = 0; j < H; ++j) {
-          const S s_n = ar[2 * H + j];
-          hr[j] = s_n + ar[H + j] * (q[j] - s_n);
-        }
+        gru_row(ap + b * sa, up + b * su, pp + b * sp, hp + b * sh, H);
       }
     });
     if (bn < bt) {
@@ -287,13 +386,12 @@ std::vector<Tensor> gru_forward_impl(const Steps& steps, const std::vector<Tenso
 
 std::vector<Tensor> gru_forward(const Steps& steps, const std::vector<Tensor>& as,
                                 const std::vector<Tensor>& us, const std::vector<Tensor>& prev,
-                                const std::vector<Tensor>& h_dst, const Tensor& w,
-                                const std::optional<Tensor>& b_u, bool onednn, bool save,
-                                Tensor h_n) {
+                                const std::vector<Tensor>& h_dst, const StepW& w,
+                                const std::optional<Tensor>& b_u, bool save, Tensor h_n) {
   at::AutoDispatchBelowADInplaceOrView guard;
   std::vector<Tensor> fresh;
   AT_DISPATCH_FLOATING_TYPES(h_n.scalar_type(), "gru_forward", [&] {
-    fresh = gru_forward_impl<scalar_t>(steps, as, us, prev, h_dst, w, b_u, onednn, save, h_n);
+    fresh = gru_forward_impl<scalar_t>(steps, as, us, prev, h_dst, w, b_u, save, h_n);
   });
   return fresh;
 }
@@ -305,8 +403,7 @@ std::vector<Tensor> gru_forward(const Steps& steps, const std::vector<Tensor>& a
 //   du_t = dh_t K
 template <typename S>
 void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& K, const Tensor& dout,
-                       const Tensor& dh_n, Tensor& dU, Tensor& DH, const Tensor& w_hh_t,
-                       bool onednn) {
+                       const Tensor& dh_n, Tensor& dU, Tensor& DH, const StepW& w_hh_t) {
   const int64_t B = A.size(1), H = DH.size(2), G = 3 * H;
   const S* Ap = ptr<S>(A);
   const S* Kp = ptr<S>(K);
@@ -319,10 +416,10 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& K, con
     if (bn) {  // DH_t[:bn] = dU_{t+1}[:bn] W_hh; the other terms in the loop
       Tensor d = DH[t].narrow(0, 0, bn);
       Tensor du1 = dU[t + 1].narrow(0, 0, bn);
-      if (onednn) {
-        d.copy_(onednn_linear(du1, w_hh_t, std::nullopt));
+      if (on_aten(w_hh_t)) {
+        at::mm_out(d, du1, std::get<1>(w_hh_t).t());
       } else {
-        at::mm_out(d, du1, w_hh_t.t());
+        d.copy_(product(du1, w_hh_t));
       }
     }
     rows(bt, H, [&](int64_t b0, int64_t b1) {
@@ -351,11 +448,11 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& K, con
 }
 
 void gru_backward(const Steps& steps, const Tensor& A, const Tensor& K, const Tensor& dout,
-                  const Tensor& dh_n, Tensor dU, Tensor DH, const Tensor& w_hh_t, bool onednn) {
+                  const Tensor& dh_n, Tensor dU, Tensor DH, const StepW& w_hh_t) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("gru_backward", {&A, &K, &dout, &dh_n, &dU, &DH});
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "gru_backward", [&] {
-    gru_backward_impl<scalar_t>(steps, A, K, dout, dh_n, dU, DH, w_hh_t, onednn);
+    gru_backward_impl<scalar_t>(steps, A, K, dout, dh_n, dU, DH, w_hh_t);
   });
 }
 
@@ -363,25 +460,97 @@ void gru_backward(const Steps& steps, const Tensor& A, const Tensor& K, const Te
 // Elman RNN forward, in place over the projections Z (T, B, H) (see rnn.py):
 //   tanh: z'_t += s_{t-1} W'^T; s_t = sigmoid(z'_t)    (s = (h + 1) / 2, W' = 4 W_hh)
 //   relu: z_t += h_{t-1} W_hh^T; h_t = max(z_t, 0)
-void rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w_first,
-                 const Tensor& w_rest, bool onednn, bool relu) {
-  at::AutoDispatchBelowADInplaceOrView guard;
+template <typename S>
+void rnn_forward_impl(const Steps& steps, Tensor& Z, const Tensor& h0, const Tensor& w_first,
+                      const StepW& w_rest, bool relu) {
+  const int64_t B = Z.size(1), H = Z.size(2);
+  S* Zp = ptr<S>(Z);
   for (const auto& [t, bt, bn] : steps) {
-    Tensor z = Z[t].narrow(0, 0, bt);
-    addmm_(z, t ? Z[t - 1].narrow(0, 0, bt) : h0, t ? w_rest : w_first, onednn);
-    if (relu) {
-      z.clamp_min_(0);
+    Tensor z = Z[t].narrow(0, 0, bt), y;  // y: h_{t-1} W^T when not added into z
+    if (!t) {
+      z.addmm_(h0, w_first.t());
+    } else if (on_aten(w_rest)) {
+      z.addmm_(Z[t - 1].narrow(0, 0, bt), std::get<1>(w_rest).t());
     } else {
-      z.sigmoid_();
+      y = product(Z[t - 1].narrow(0, 0, bt), w_rest);
     }
+    S* zt = Zp + t * B * H;
+    const S* yt = y.defined() ? ptr<S>(y) : nullptr;
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      rnn_act(zt + b0 * H, yt ? yt + b0 * H : nullptr, (b1 - b0) * H, relu);
+    });
   }
+}
+
+void rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w_first,
+                 const StepW& w_rest, bool relu) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  check_contiguous("rnn_forward", {&Z});
+  AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "rnn_forward", [&] {
+    rnn_forward_impl<scalar_t>(steps, Z, h0, w_first, w_rest, relu);
+  });
+}
+
+// Elman RNN backward, reverse time, with D = act'(z) for all steps:
+//   dh_t = dout_t + dz_{t+1} W_hh             (rows still running at t+1)
+//   dh_t = dout_t + dL/dh_n                   (rows [b_{t+1}, b_t), which end at t)
+//   dz_t = dh_t D_t
+template <typename S>
+void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
+                       const Tensor& dh_n, Tensor& dZ, Tensor& dh, const StepW& w_hh_t,
+                       const std::optional<Tensor>& norms) {
+  const int64_t B = D.size(1), H = D.size(2);
+  const S* Dp = ptr<S>(D);
+  const S* dop = ptr<S>(dout);
+  const S* dhnp = ptr<S>(dh_n);
+  S* dZp = ptr<S>(dZ);
+  S* dhp = ptr<S>(dh);
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const auto [t, bt, bn] = *it;
+    const S* dot = dop + t * B * H;
+    if (bn) {  // dh[:bn] = dout_t[:bn] + dz_{t+1}[:bn] W_hh
+      Tensor d = dh.narrow(0, 0, bn);
+      Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
+      Tensor dot_rows = dout[t].narrow(0, 0, bn);
+      if (on_aten(w_hh_t)) {
+        at::addmm_out(d, dot_rows, dz1, std::get<1>(w_hh_t).t());
+      } else {
+        at::add_out(d, dot_rows, product(dz1, w_hh_t));
+      }
+    }
+    for (int64_t j = bn * H; j < bt * H; ++j) dhp[j] = dot[j] + dhnp[j];
+    if (norms) {
+      Tensor n = (*norms)[t];
+      at::linalg_vector_norm_out(n, dh.narrow(0, 0, bt), 2);
+    }
+    mul(dZp + t * B * H, dhp, Dp + t * B * H, bt * H);
+  }
+}
+
+void rnn_backward(const Steps& steps, const Tensor& D, const Tensor& dout, const Tensor& dh_n,
+                  Tensor dZ, Tensor dh, const StepW& w_hh_t,
+                  const std::optional<Tensor>& norms) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  check_contiguous("rnn_backward", {&D, &dout, &dh_n, &dZ, &dh});
+  AT_DISPATCH_FLOATING_TYPES(D.scalar_type(), "rnn_backward", [&] {
+    rnn_backward_impl<scalar_t>(steps, D, dout, dh_n, dZ, dh, w_hh_t, norms);
+  });
+}
+
+// sigmoid in place over a contiguous tensor: the loops' own sigmoid, bound for its test.
+void sigmoid_(Tensor x) {
+  check_contiguous("sigmoid_", {&x});
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "sigmoid_",
+                             [&] { rnn_act(ptr<scalar_t>(x), nullptr, x.numel(), false); });
 }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "rnnkit's RNN, LSTM and GRU time loops (see native.cpp)";
+  m.def("sigmoid_", &sigmoid_);
   m.def("rnn_forward", &rnn_forward);
+  m.def("rnn_backward", &rnn_backward);
   m.def("lstm_forward", &lstm_forward);
   m.def("lstm_backward", &lstm_backward);
   m.def("gru_forward", &gru_forward);

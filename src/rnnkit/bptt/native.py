@@ -50,7 +50,7 @@ def _build():
         return cpp_load(
             name=name,
             sources=[str(_SOURCE)],
-            extra_cflags=["-O3"],
+            extra_cflags=["-O3", "-fno-trapping-math"],
             verbose=False,
         )
     except Exception as e:  # no compiler, no ninja, a failed build: keep the Python loops

@@ -52,8 +52,8 @@ class RNNFunction(Function):
         relu = nonlinearity == "relu"
         loops = native.for_cpu(x)
         if loops is not None:  # the same loop in C++
-            w_rest, onednn = gemm.step_weight(w, B, T)
-            loops.rnn_forward(steps, Z, h0.contiguous(), w0, w_rest, onednn, relu)
+            w_rest = gemm.step_weight(w, B, T)
+            loops.rnn_forward(steps, Z, h0.contiguous(), w0, w_rest, relu)
         else:
             mm0, mm = gemm.addmm_step(w0, B), gemm.addmm_step(w, B, T)
             prev = [h0, *_rows(Z[:-1], steps[1:])]  # h_{-1}, then s_{t-1} (tanh) or h_{t-1}
@@ -84,23 +84,34 @@ class RNNFunction(Function):
         else:
             torch.mul(out, out, out=D).sub_(one).neg_()  # 1 - h^2
         dZ = buffer("rnn.dZ", out.shape, out, zero=_padded(steps, out.shape[1]))
-        dh = _Prefixes(torch.empty_like(h0))
         w_hh_t = w_hh.t().contiguous()
-        dZs, Ds, douts = _rows(dZ, steps), _rows(D, steps), _rows(dout, steps)
-        mm = gemm.addmm_out_step(w_hh_t, len(h0), len(steps))
         norms = ctx.norms  # None unless a probe.GradientRecord is open
-        for t, bt, bn in reversed(steps):
-            if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
-                mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
-            dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
-            if norms is not None:
-                torch.linalg.vector_norm(dh_t, out=norms[t])
-            torch.mul(dh_t, Ds[t], out=dZs[t])  # dz_t = dh_t act'(z_t)   (through act)
+        loops = native.for_cpu(out)
+        if loops is not None:  # the same loop in C++
+            w = gemm.step_weight(w_hh_t, len(h0), len(steps))
+            dh = torch.empty(h0.shape, dtype=out.dtype)
+            loops.rnn_backward(steps, D, dout, dh_n.contiguous(), dZ, dh, w, norms)
+        else:
+            _backward_loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms)
         dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[3], need[5] or need[4])
         dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[2], False))
         db_ih = db_hh if need[4] else None
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh if need[5] else None, None, None
+
+
+def _backward_loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms):
+    """The backward's reverse-time loop in Python: fills dZ."""
+    dh = _Prefixes(torch.empty_like(h0))
+    dZs, Ds, douts = _rows(dZ, steps), _rows(D, steps), _rows(dout, steps)
+    mm = gemm.addmm_out_step(w_hh_t, len(h0), len(steps))
+    for t, bt, bn in reversed(steps):
+        if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
+            mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
+        dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
+        if norms is not None:
+            torch.linalg.vector_norm(dh_t, out=norms[t])
+        torch.mul(dh_t, Ds[t], out=dZs[t])  # dz_t = dh_t act'(z_t)   (through act)
 
 
 def rnn(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None, nonlinearity="tanh"):
