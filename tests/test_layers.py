@@ -388,6 +388,23 @@ def test_step_equals_forward(mode_id, num_layers, with_hx):
         assert_close(a, b, atol=1e-12, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_lstm_no_grad_step_equals_forward(dtype, tol):
+    """Without autograd the LSTM's step runs in one C++ call (bptt.lstm_step) where the C++
+    loops are built; it agrees with the sequence kernel."""
+    layer = make("lstm", "ours", num_layers=2, dtype=dtype)
+    x, hx = random_inputs("lstm", layer, dtype)
+    with torch.no_grad():
+        want_out, want_state = layer(x, hx)
+        state, outs = hx, []
+        for t in range(T):
+            y, state = layer.step(x[t], state)
+            outs.append(y)
+    assert_close(torch.stack(outs), want_out, atol=tol, rtol=tol)
+    for a, b in zip(_states(state), _states(want_state), strict=True):
+        assert_close(a, b, atol=tol, rtol=tol)
+
+
 @pytest.mark.parametrize("mode_id", MODE_IDS)
 def test_bidirectional_step_raises(mode_id):
     layer = make(mode_id, "ours", bidirectional=True)

@@ -247,9 +247,14 @@ class RNNBase(nn.Module):
 
         return run
 
-    def _step_fn(self):
-        """One step on a state list: [h] -> [h'] or [h, c] -> [h', c'] (functional.py)."""
+    def _step_fn(self, fast: bool = False):
+        """One step on a state list: [h] -> [h'] or [h, c] -> [h', c'] (functional.py; with
+        `fast`, the LSTM's no-grad CPU steps do their pointwise work in C++, bptt.lstm_step)."""
         if self.mode == "lstm":
+            if fast:
+                return lambda x, s, w: list(
+                    bptt.lstm_step(x, s[0], s[1], *w) or F.lstm_step(x, (s[0], s[1]), *w)
+                )
             return lambda x, s, w: list(F.lstm_step(x, (s[0], s[1]), *w))
         if self.mode == "gru":
             return lambda x, s, w: [F.gru_step(x, s[0], *w)]
@@ -272,7 +277,7 @@ class RNNBase(nn.Module):
                 f"step() takes one step of shape (B, {self.input_size}), got {tuple(x.shape)}"
             )
         state = self._initial_state(hx, x.unsqueeze(0), True)
-        step, new = self._step_fn(), [[] for _ in state]
+        step, new = self._step_fn(fast=True), [[] for _ in state]
         for k in range(self.num_layers):
             if k and self.dropout and self.training:
                 x = nn.functional.dropout(x, self.dropout, True)

@@ -21,7 +21,7 @@ Scalars in per-step ops are 0-dim tensors: a Python scalar costs a host copy per
 """
 
 from rnnkit.bptt.gru import GRUFunction, gru
-from rnnkit.bptt.lstm import LSTMFunction, lstm
+from rnnkit.bptt.lstm import LSTMFunction, lstm, lstm_step
 from rnnkit.bptt.rnn import RNNFunction, rnn
 
-__all__ = ["GRUFunction", "LSTMFunction", "RNNFunction", "gru", "lstm", "rnn"]
+__all__ = ["GRUFunction", "LSTMFunction", "RNNFunction", "gru", "lstm", "lstm_step", "rnn"]

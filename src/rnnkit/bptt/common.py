@@ -1,16 +1,20 @@
 """What the three BPTT kernels share: the step layout of a (possibly ragged) batch, bulk
 per-step views, the all-steps input GEMMs and the weight gradients (see `rnnkit.bptt`)."""
 
+import functools
+
 import torch
 from torch import Tensor
 
 from rnnkit import gemm
 
 
-def _steps(batch_sizes: tuple[int, ...] | None, T: int, B: int) -> list[tuple[int, int, int]]:
-    """(t, b_t, b_{t+1}) for every step; b_T = 0. Rows [b_{t+1}, b_t) end at step t."""
+@functools.lru_cache(maxsize=64)
+def _steps(batch_sizes: tuple[int, ...] | None, T: int, B: int) -> tuple[tuple[int, int, int]]:
+    """(t, b_t, b_{t+1}) for every step; b_T = 0. Rows [b_{t+1}, b_t) end at step t. Cached
+    (immutable): T new tuples per call would wake Python's garbage collector every few calls."""
     bs = list(batch_sizes) if batch_sizes is not None else [B] * T
-    return [(t, bs[t], bs[t + 1] if t + 1 < T else 0) for t in range(T)]
+    return tuple((t, bs[t], bs[t + 1] if t + 1 < T else 0) for t in range(T))
 
 
 def _rows(seq: Tensor, steps: list[tuple[int, int, int]]) -> list[Tensor]:

@@ -221,6 +221,17 @@ def _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms):
         dc_t.mul_(f_t)  # dc_{t-1} = dc_t f   (through c_t = f c_{t-1} + ...)
 
 
+def lstm_step(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One LSTM step without autograd (generation) in one C++ call: (h', c'), or None where
+    that does not apply (CUDA, no C++ loops, a gradient needed)."""
+    loops = native.for_cpu(x)
+    if loops is None or _needs_grad(x, h, c, w_ih, w_hh, b_ih, b_hh):
+        return None
+    onednn = gemm.uses_onednn(len(x), w_hh)
+    h, c = loops.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, onednn)
+    return h, c
+
+
 def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None):
     """The LSTM kernel: (out, h_n, c_n); through autograd only when a gradient is needed."""
     args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)

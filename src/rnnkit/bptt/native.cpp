@@ -122,16 +122,17 @@ inline double sigmoid(double x) { return 1. / (1. + std::exp(-x)); }
 // the GEMM gave it apart, else null: z holds it already), then
 //   c'_t = f c'_{t-1} + 4 i s_g - 2 i,   h_t / 2 = o sigmoid(c'_t) - o / 2
 template <typename S>
-inline void lstm_row_impl(S* z, const S* y, const S* pc, S* c, S* h, int64_t H) {
+inline void lstm_row_impl(S* __restrict__ z, const S* __restrict__ y, const S* __restrict__ pc,
+                          S* __restrict__ c, S* __restrict__ h, int64_t H) {
   if (y) {
     for (int64_t j = 0; j < 4 * H; ++j) z[j] = sigmoid(z[j] + y[j]);
   } else {
     for (int64_t j = 0; j < 4 * H; ++j) z[j] = sigmoid(z[j]);
   }
-  const S* i = z;
-  const S* f = z + H;
-  const S* s_g = z + 2 * H;
-  const S* o = z + 3 * H;
+  const S* __restrict__ i = z;
+  const S* __restrict__ f = z + H;
+  const S* __restrict__ s_g = z + 2 * H;
+  const S* __restrict__ o = z + 3 * H;
   for (int64_t j = 0; j < H; ++j) {
     const S cj = f[j] * pc[j] + S(4) * i[j] * s_g[j] - S(2) * i[j];
     c[j] = cj;
@@ -149,12 +150,13 @@ void lstm_row(double* z, const double* y, const double* pc, double* c, double* h
 // One GRU row, after its GEMM u = q_{t-1} W^T + b_u, in place over a = [a_r, a_z, a_n]:
 //   [r, z] = sigmoid(a_rz + u_rz),  s_n = sigmoid(a_n + r u_n),  q_t = s_n + z (q_{t-1} - s_n)
 template <typename S>
-inline void gru_row_impl(S* a, const S* u, const S* q, S* h, int64_t H) {
+inline void gru_row_impl(S* __restrict__ a, const S* __restrict__ u, const S* __restrict__ q,
+                         S* __restrict__ h, int64_t H) {
   for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(a[j] + u[j]);
-  const S* r = a;
-  const S* z = a + H;
-  S* n = a + 2 * H;
-  const S* u_n = u + 2 * H;
+  const S* __restrict__ r = a;
+  const S* __restrict__ z = a + H;
+  S* __restrict__ n = a + 2 * H;
+  const S* __restrict__ u_n = u + 2 * H;
   for (int64_t j = 0; j < H; ++j) {
     const S s_n = sigmoid(n[j] + r[j] * u_n[j]);
     n[j] = s_n;
@@ -171,7 +173,7 @@ void gru_row(double* a, const double* u, const double* q, double* h, int64_t H) 
 // In place over n values: z = act(z + y) (y null: act(z)), act = sigmoid (the tanh RNN's
 // s_t) or max(x, 0) (relu).
 template <typename S>
-inline void rnn_act_impl(S* z, const S* y, int64_t n, bool relu) {
+inline void rnn_act_impl(S* __restrict__ z, const S* __restrict__ y, int64_t n, bool relu) {
   if (y) {
     for (int64_t j = 0; j < n; ++j) z[j] += y[j];
   }
@@ -188,7 +190,8 @@ void rnn_act(double* z, const double* y, int64_t n, bool relu) { rnn_act_impl(z,
 
 // dz = dh D (the RNN backward's pointwise step), over n values.
 template <typename S>
-inline void mul_impl(S* out, const S* a, const S* b, int64_t n) {
+inline void mul_impl(S* __restrict__ out, const S* __restrict__ a, const S* __restrict__ b,
+                     int64_t n) {
   for (int64_t j = 0; j < n; ++j) out[j] = a[j] * b[j];
 }
 RNNKIT_CLONES void mul(float* out, const float* a, const float* b, int64_t n) {
@@ -537,6 +540,66 @@ void rnn_backward(const Steps& steps, const Tensor& D, const Tensor& dout, const
   });
 }
 
+// ---------------------------------------------------------------------------------------
+// One LSTM step with the true gates (generation, streaming), x (B, I), h and c (B, H):
+//   z = x W_ih^T + b_ih + h W_hh^T + b_hh                   (B, 4H; both products on oneDNN
+//   i, f, o = sigmoid(z_i, z_f, z_o),  g = tanh(z_g)         or both on ATen)
+//   c' = f c + i g,  h' = o tanh(c'),  tanh(a) = 2 sigmoid(2a) - 1
+template <typename S>
+inline void lstm_cell_row_impl(const S* __restrict__ z, const S* __restrict__ b,
+                               const S* __restrict__ c, S* __restrict__ h_new,
+                               S* __restrict__ c_new, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const S i = sigmoid(z[j] + b[j]), f = sigmoid(z[H + j] + b[H + j]);
+    const S g = S(2) * sigmoid(S(2) * (z[2 * H + j] + b[2 * H + j])) - S(1);
+    const S o = sigmoid(z[3 * H + j] + b[3 * H + j]);
+    const S cj = f * c[j] + i * g;
+    c_new[j] = cj;
+    h_new[j] = o * (S(2) * sigmoid(S(2) * cj) - S(1));
+  }
+}
+RNNKIT_CLONES void lstm_cell_row(const float* z, const float* b, const float* c, float* h_new,
+                                 float* c_new, int64_t H) {
+  lstm_cell_row_impl(z, b, c, h_new, c_new, H);
+}
+void lstm_cell_row(const double* z, const double* b, const double* c, double* h_new,
+                   double* c_new, int64_t H) {
+  lstm_cell_row_impl(z, b, c, h_new, c_new, H);
+}
+
+std::vector<Tensor> lstm_cell(const Tensor& x, const Tensor& h, const Tensor& c,
+                              const Tensor& w_ih, const Tensor& w_hh,
+                              const std::optional<Tensor>& b_ih,
+                              const std::optional<Tensor>& b_hh, bool onednn) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const int64_t B = c.size(0), H = c.size(1);
+  Tensor z, b;
+  if (onednn) {
+    z = onednn_linear(x, w_ih, b_ih);
+    z.add_(onednn_linear(h, w_hh, std::nullopt));
+  } else {
+    z = b_ih ? at::addmm(*b_ih, x, w_ih.t()) : at::mm(x, w_ih.t());
+    z.addmm_(h, w_hh.t());
+  }
+  b = b_hh ? b_hh->contiguous() : at::zeros({4 * H}, c.options());
+  Tensor cc = c.contiguous();
+  check_contiguous("lstm_cell", {&z, &b, &cc});
+  Tensor h_new = at::empty({B, H}, c.options()), c_new = at::empty({B, H}, c.options());
+  AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "lstm_cell", [&] {
+    const scalar_t* zp = ptr<scalar_t>(z);
+    const scalar_t* bp = ptr<scalar_t>(b);
+    const scalar_t* cp = ptr<scalar_t>(cc);
+    scalar_t* hn = ptr<scalar_t>(h_new);
+    scalar_t* cn = ptr<scalar_t>(c_new);
+    rows(B, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t r = b0; r < b1; ++r) {
+        lstm_cell_row(zp + r * 4 * H, bp, cp + r * H, hn + r * H, cn + r * H, H);
+      }
+    });
+  });
+  return {h_new, c_new};
+}
+
 // sigmoid in place over a contiguous tensor: the loops' own sigmoid, bound for its test.
 void sigmoid_(Tensor x) {
   check_contiguous("sigmoid_", {&x});
@@ -549,6 +612,7 @@ void sigmoid_(Tensor x) {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "rnnkit's RNN, LSTM and GRU time loops (see native.cpp)";
   m.def("sigmoid_", &sigmoid_);
+  m.def("lstm_cell", &lstm_cell);
   m.def("rnn_forward", &rnn_forward);
   m.def("rnn_backward", &rnn_backward);
   m.def("lstm_forward", &lstm_forward);
