@@ -65,7 +65,7 @@ class GRUFunction(Function):
             w_step = gemm.step_weight(w, B, T)
         else:
             mm = gemm.linear_step(w, b_u, B, T)
-        fresh = []  # (t, u_t) where oneDNN returned the product in a new tensor
+        fresh = []  # (t, u_t) where a packed GEMM gave the product in a new tensor (Python loop)
         for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
             chunk = steps[t0 : t0 + len(A)]
             if save:
@@ -75,12 +75,10 @@ class GRUFunction(Function):
                 u = buffer("gru.u", (B, 3 * H), x)
                 views = [_Prefixes(v) for v in (u, u[:, : 2 * H], u[:, 2 * H :])]
                 us, u_rzs, u_ns = ([v[bt] for _, bt, _ in chunk] for v in views)
-            if loops is not None:
+            if loops is not None:  # writes each step's u into us when it saves
                 ts = range(t0, t0 + len(chunk))
                 prevs, hs = [prev[t] for t in ts], [outs[t] for t in ts]
-                args = (_rows(A, chunk), us, prevs, hs, w_step, b_u, save, h_n)
-                u_new = loops.gru_forward(chunk, *args)
-                fresh += zip(ts, u_new)
+                loops.gru_forward(chunk, _rows(A, chunk), us, prevs, hs, w_step, b_u, save, h_n)
                 continue
             gates = (A[:, :, : 2 * H], A[:, :, :H], A[:, :, H : 2 * H], A[:, :, 2 * H :])
             per_step = zip(chunk, us, u_rzs, u_ns, *(_rows(g, chunk) for g in gates))
@@ -117,47 +115,60 @@ class GRUFunction(Function):
         T, B, H = out.shape
         dout = dout.contiguous()
         one, _, half = _consts(out)
-        r, z, n = A.unflatten(2, (3, H)).unbind(2)
-        K_n = torch.mul(n, n, out=buffer("gru.Kn", out.shape, out)).sub_(one).neg_()  # 1 - n^2
-        K_n.addcmul_(z, K_n, value=-1)  # (1 - z)(1 - n^2)
-        K = buffer("gru.K", A.shape, A).unflatten(2, (3, H))  # (T, B, 3, H)
-        K_r, K_z, K_u = K.unbind(2)
-        torch.addcmul(r, r, r, value=-1, out=K_r).mul_(K_n).mul_(U[:, :, 2 * H :]).mul_(half)
-        torch.addcmul(z, z, z, value=-1, out=K_u)  # z (1 - z), scratch
-        torch.sub(h0, n[0], out=K_z[0])  # h_{t-1} - n_t ...
-        torch.sub(out[:-1], n[1:], out=K_z[1:])
-        K_z.mul_(K_u)  # ... z (1 - z)
-        torch.mul(K_n, r, out=K_u)  # dL/du_n = dL/da_n r
-
         padded = _padded(steps, B)
         dU = buffer("gru.dU", A.shape, A, zero=padded)  # (T, B, 3H)
         dU3 = dU.unflatten(2, (3, H))
         DH = buffer("gru.DH", out.shape, out, zero=padded)  # dL/dh_t
         w_hh_t = w_hh.t().contiguous()
+        r, z, n = A.unflatten(2, (3, H)).unbind(2)
         loops = native.for_cpu(out)
-        if loops is not None:  # the same loop in C++
+        if loops is not None:  # the loop in C++, which forms the K factors in the loop
+            dA_n = buffer("gru.dAn", out.shape, out, zero=padded)  # dL/da_n
             w = gemm.step_weight(w_hh_t, B, T)
-            loops.gru_backward(steps, A, K, dout, dh_n.contiguous(), dU, DH, w)
+            args = (A, U, out, h0.contiguous(), dout, dh_n.contiguous(), dU, DH, dA_n, w)
+            loops.gru_backward(steps, *args)
         else:
-            DHs, dUs, douts, zs = (_rows(v, steps) for v in (DH, dU, dout, z))
-            mm = gemm.addmm_step(w_hh_t, B, T)
-            per_step = zip(_rows(DH.unsqueeze(2), steps), _rows(K, steps), _rows(dU3, steps))
-            for (t, bt, bn), (dh3, k, du3) in zip(reversed(steps), reversed(list(per_step))):
-                if bn:  # dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh
-                    dh, d = (DHs[t], douts[t]) if bn == bt else (DHs[t][:bn], douts[t][:bn])
-                    torch.addcmul(d, zs[t + 1], DHs[t + 1], out=dh)
-                    mm(dh, dUs[t + 1])
-                _grad_in(dout, dh_n, t, bt, bn, DHs[t])
-                torch.mul(dh3, k, out=du3)  # through r, z, n
+            dA_n = _backward_loop(steps, A, U, out, h0, dout, dh_n, dU, DH, w_hh_t)
         if ctx.norms is not None:  # a probe.GradientRecord is open; padded rows of DH are 0
             torch.linalg.vector_norm(DH, dim=(1, 2), out=ctx.norms)
         dh0 = None
         if need[1]:
             dh0 = gemm.addmm_(z[0] * DH[0], dU[0], w_hh_t)
         dw_hh, db_hh = _recurrent_grads(dU, h0, out, need[3], need[5])
-        torch.mul(DH, K_n, out=dU3[:, :, 2])  # the input side of n is not multiplied by r
+        dU3[:, :, 2].copy_(dA_n)  # the input side of n is not multiplied by r
         dx, dw_ih, db_ih = _input_grads(dU, x, w_ih, (need[0], need[2], need[4]))
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None
+
+
+def _backward_loop(steps, A, U, out, h0, dout, dh_n, dU, DH, w_hh_t):
+    """The backward's reverse-time loop in Python, with the recurrence-independent factors K
+    of all steps computed before it: fills dU and DH, returns dL/da_n = DH K_n."""
+    T, B, H = out.shape
+    one, _, half = _consts(out)
+    r, z, n = A.unflatten(2, (3, H)).unbind(2)
+    K_n = torch.mul(n, n, out=buffer("gru.Kn", out.shape, out)).sub_(one).neg_()  # 1 - n^2
+    K_n.addcmul_(z, K_n, value=-1)  # (1 - z)(1 - n^2)
+    K = buffer("gru.K", A.shape, A).unflatten(2, (3, H))  # (T, B, 3, H)
+    K_r, K_z, K_u = K.unbind(2)
+    torch.addcmul(r, r, r, value=-1, out=K_r).mul_(K_n).mul_(U[:, :, 2 * H :]).mul_(half)
+    torch.addcmul(z, z, z, value=-1, out=K_u)  # z (1 - z), scratch
+    torch.sub(h0, n[0], out=K_z[0])  # h_{t-1} - n_t ...
+    torch.sub(out[:-1], n[1:], out=K_z[1:])
+    K_z.mul_(K_u)  # ... z (1 - z)
+    torch.mul(K_n, r, out=K_u)  # dL/du_n = dL/da_n r
+
+    dU3 = dU.unflatten(2, (3, H))
+    DHs, dUs, douts, zs = (_rows(v, steps) for v in (DH, dU, dout, z))
+    mm = gemm.addmm_step(w_hh_t, B, T)
+    per_step = zip(_rows(DH.unsqueeze(2), steps), _rows(K, steps), _rows(dU3, steps))
+    for (t, bt, bn), (dh3, k, du3) in zip(reversed(steps), reversed(list(per_step))):
+        if bn:  # dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh
+            dh, d = (DHs[t], douts[t]) if bn == bt else (DHs[t][:bn], douts[t][:bn])
+            torch.addcmul(d, zs[t + 1], DHs[t + 1], out=dh)
+            mm(dh, dUs[t + 1])
+        _grad_in(dout, dh_n, t, bt, bn, DHs[t])
+        torch.mul(dh3, k, out=du3)  # through r, z, n
+    return K_n.mul_(DH)
 
 
 def gru(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None):

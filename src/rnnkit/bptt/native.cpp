@@ -337,46 +337,48 @@ void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const
 
 // ---------------------------------------------------------------------------------------
 // GRU forward, carrying q = (h + 1) / 2: for each step
-//   u = q_{t-1} W^T + b_u                     (into us[k], or a new tensor from oneDNN)
+//   u = q_{t-1} W^T + b_u                     (into us[k], or a new tensor from a packed GEMM,
+//                                              copied into us[k] when saved)
 //   [r, z] = sigmoid(a_rz + u_rz)
 //   s_n = sigmoid(a_n + r u_n)                (= (n + 1) / 2)
 //   q_t = s_n + z (q_{t-1} - s_n)
-// Returns the steps' u where oneDNN gave a new tensor (empty otherwise), for the backward.
 template <typename S>
-std::vector<Tensor> gru_forward_impl(const Steps& steps, const std::vector<Tensor>& as,
-                                     const std::vector<Tensor>& us,
-                                     const std::vector<Tensor>& prev,
-                                     const std::vector<Tensor>& h_dst, const StepW& w,
-                                     const std::optional<Tensor>& b_u, bool save, Tensor& h_n) {
+void gru_forward_impl(const Steps& steps, const std::vector<Tensor>& as,
+                      const std::vector<Tensor>& us, const std::vector<Tensor>& prev,
+                      const std::vector<Tensor>& h_dst, const StepW& w,
+                      const std::optional<Tensor>& b_u, bool save, Tensor& h_n) {
   const int64_t H = h_n.size(1);
-  std::vector<Tensor> fresh;
   for (size_t k = 0; k < steps.size(); ++k) {
     const auto [t, bt, bn] = steps[k];
     Tensor u;
-    if (on_aten(w)) {
+    const bool fresh = !on_aten(w);  // u in a new tensor, copied into us[k] when saved
+    if (fresh) {
+      u = product(prev[k], w, b_u);
+    } else {
       u = us[k];
       if (b_u) {
         at::addmm_out(u, *b_u, prev[k], std::get<1>(w).t());
       } else {
         at::mm_out(u, prev[k], std::get<1>(w).t());
       }
-    } else {
-      u = product(prev[k], w, b_u);
-      if (save) fresh.push_back(u);
     }
     const Tensor& a = as[k];
     const Tensor& h = h_dst[k];
+    const Tensor& keep = us[k];
+    for (const Tensor* v : std::initializer_list<const Tensor*>{&a, &u, &h, &prev[k], &keep}) {
+      TORCH_CHECK(v->stride(1) == 1, "gru_forward: rows must be contiguous");
+    }
     const int64_t sa = a.stride(0), su = u.stride(0), sh = h.stride(0), sp = prev[k].stride(0);
-    TORCH_CHECK(a.stride(1) == 1 && u.stride(1) == 1 && h.stride(1) == 1 &&
-                    prev[k].stride(1) == 1,
-                "gru_forward: rows must be contiguous");
+    const int64_t sk = keep.stride(0);
     S* ap = ptr<S>(a);
     const S* up = ptr<S>(u);
     S* hp = ptr<S>(h);
     const S* pp = ptr<S>(prev[k]);
+    S* kp = fresh && save ? ptr<S>(keep) : nullptr;
     // All the step's pointwise work in one pass per row, rows split across threads.
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
+        if (kp) std::memcpy(kp + b * sk, up + b * su, 3 * H * sizeof(S));
         gru_row(ap + b * sa, up + b * su, pp + b * sp, hp + b * sh, H);
       }
     });
@@ -384,47 +386,75 @@ std::vector<Tensor> gru_forward_impl(const Steps& steps, const std::vector<Tenso
       h_n.narrow(0, bn, bt - bn).copy_(h.narrow(0, bn, bt - bn));
     }
   }
-  return fresh;
 }
 
-std::vector<Tensor> gru_forward(const Steps& steps, const std::vector<Tensor>& as,
-                                const std::vector<Tensor>& us, const std::vector<Tensor>& prev,
-                                const std::vector<Tensor>& h_dst, const StepW& w,
-                                const std::optional<Tensor>& b_u, bool save, Tensor h_n) {
+void gru_forward(const Steps& steps, const std::vector<Tensor>& as,
+                 const std::vector<Tensor>& us, const std::vector<Tensor>& prev,
+                 const std::vector<Tensor>& h_dst, const StepW& w,
+                 const std::optional<Tensor>& b_u, bool save, Tensor h_n) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  std::vector<Tensor> fresh;
   AT_DISPATCH_FLOATING_TYPES(h_n.scalar_type(), "gru_forward", [&] {
-    fresh = gru_forward_impl<scalar_t>(steps, as, us, prev, h_dst, w, b_u, save, h_n);
+    gru_forward_impl<scalar_t>(steps, as, us, prev, h_dst, w, b_u, save, h_n);
   });
-  return fresh;
 }
 
 // ---------------------------------------------------------------------------------------
-// GRU backward, reverse time, with K = [K_r, K_z, K_u] precomputed (see gru.py):
+// GRU backward, reverse time. The K factors of gru.py are formed in the loop from the saved
+// gates A = [r, z, n], U (whose n part is 2 u_n) and h_{t-1}:
 //   dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh     (rows still running at t+1)
 //   dh_t = dout_t + dL/dh_n                             (rows [b_{t+1}, b_t), ending at t)
-//   du_t = dh_t K
+//   K_n = (1 - z)(1 - n^2)
+//   du_r = dh_t K_n u_n r (1 - r),  du_z = dh_t (h_{t-1} - n) z (1 - z),  du_n = dh_t K_n r
+//   da_n = dh_t K_n                                     (the input side of n, into dA_n)
 template <typename S>
-void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& K, const Tensor& dout,
-                       const Tensor& dh_n, Tensor& dU, Tensor& DH, const StepW& w_hh_t) {
+inline void gru_grad_row_impl(const S* __restrict__ dh, const S* __restrict__ a,
+                              const S* __restrict__ u2, const S* __restrict__ h_prev,
+                              S* __restrict__ du, S* __restrict__ da_n, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const S r = a[j], z = a[H + j], n = a[2 * H + j], g = dh[j];
+    const S k_n = (S(1) - n * n) * (S(1) - z);
+    du[j] = g * k_n * (S(0.5) * u2[2 * H + j]) * (r - r * r);
+    du[H + j] = g * (h_prev[j] - n) * (z - z * z);
+    du[2 * H + j] = g * k_n * r;
+    da_n[j] = g * k_n;
+  }
+}
+RNNKIT_CLONES void gru_grad_row(const float* dh, const float* a, const float* u2,
+                                const float* h_prev, float* du, float* da_n, int64_t H) {
+  gru_grad_row_impl(dh, a, u2, h_prev, du, da_n, H);
+}
+void gru_grad_row(const double* dh, const double* a, const double* u2, const double* h_prev,
+                  double* du, double* da_n, int64_t H) {
+  gru_grad_row_impl(dh, a, u2, h_prev, du, da_n, H);
+}
+
+template <typename S>
+void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& out,
+                       const Tensor& h0, const Tensor& dout, const Tensor& dh_n, Tensor& dU,
+                       Tensor& DH, Tensor& dA_n, const StepW& w_hh_t) {
   const int64_t B = A.size(1), H = DH.size(2), G = 3 * H;
   const S* Ap = ptr<S>(A);
-  const S* Kp = ptr<S>(K);
+  const S* Up = ptr<S>(U);
+  const S* outp = ptr<S>(out);
+  const S* h0p = ptr<S>(h0);
   const S* dop = ptr<S>(dout);
   const S* dhnp = ptr<S>(dh_n);
   S* dUp = ptr<S>(dU);
   S* DHp = ptr<S>(DH);
+  S* dAnp = ptr<S>(dA_n);
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    if (bn) {  // DH_t[:bn] = dU_{t+1}[:bn] W_hh; the other terms in the loop
-      Tensor d = DH[t].narrow(0, 0, bn);
+    Tensor rec;  // du_{t+1} W_hh for rows [0, bn): in DH_t (ATen) or a new tensor
+    if (bn) {
       Tensor du1 = dU[t + 1].narrow(0, 0, bn);
       if (on_aten(w_hh_t)) {
-        at::mm_out(d, du1, std::get<1>(w_hh_t).t());
+        rec = DH[t].narrow(0, 0, bn);
+        at::mm_out(rec, du1, std::get<1>(w_hh_t).t());
       } else {
-        d.copy_(product(du1, w_hh_t));
+        rec = product(du1, w_hh_t);
       }
     }
+    const S* recp = bn ? ptr<S>(rec) : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * B + b;
@@ -433,29 +463,26 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& K, con
         if (b < bn) {
           const S* z1 = Ap + (r + B) * G + H;  // z_{t+1}
           const S* dh1 = DHp + (r + B) * H;
-          for (int64_t j = 0; j < H; ++j) dh[j] += d[j] + z1[j] * dh1[j];
+          const S* rc = recp + b * H;  // may be dh itself
+          for (int64_t j = 0; j < H; ++j) dh[j] = rc[j] + d[j] + z1[j] * dh1[j];
         } else {
           const S* dhn = dhnp + b * H;
           for (int64_t j = 0; j < H; ++j) dh[j] = d[j] + dhn[j];
         }
-        const S* k = Kp + r * G;
-        S* du = dUp + r * G;
-        for (int64_t j = 0; j < H; ++j) {
-          du[j] = dh[j] * k[j];
-          du[H + j] = dh[j] * k[H + j];
-          du[2 * H + j] = dh[j] * k[2 * H + j];
-        }
+        const S* h_prev = t ? outp + (r - B) * H : h0p + b * H;
+        gru_grad_row(dh, Ap + r * G, Up + r * G, h_prev, dUp + r * G, dAnp + r * H, H);
       }
     });
   }
 }
 
-void gru_backward(const Steps& steps, const Tensor& A, const Tensor& K, const Tensor& dout,
-                  const Tensor& dh_n, Tensor dU, Tensor DH, const StepW& w_hh_t) {
+void gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& out,
+                  const Tensor& h0, const Tensor& dout, const Tensor& dh_n, Tensor dU,
+                  Tensor DH, Tensor dA_n, const StepW& w_hh_t) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  check_contiguous("gru_backward", {&A, &K, &dout, &dh_n, &dU, &DH});
+  check_contiguous("gru_backward", {&A, &U, &out, &h0, &dout, &dh_n, &dU, &DH, &dA_n});
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "gru_backward", [&] {
-    gru_backward_impl<scalar_t>(steps, A, K, dout, dh_n, dU, DH, w_hh_t);
+    gru_backward_impl<scalar_t>(steps, A, U, out, h0, dout, dh_n, dU, DH, dA_n, w_hh_t);
   });
 }
 
