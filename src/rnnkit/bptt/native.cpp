@@ -28,6 +28,12 @@
 #else
 #define RNNKIT_CLONES
 #endif
+// What the clones call must be inlined into each, so that it is compiled for its level too.
+#if defined(__GNUC__)
+#define RNNKIT_INLINE inline __attribute__((always_inline))
+#else
+#define RNNKIT_INLINE inline
+#endif
 
 namespace {
 
@@ -97,7 +103,7 @@ S* ptr(const Tensor& x) {
 // clamped to [-87, 88] (sigmoid is 0 or 1 there to float precision), NaN stays NaN. Error
 // about 1e-7; branch-free, so loops over it vectorise (built with -fno-trapping-math, which
 // lets the compiler turn the clamps into vector selects).
-inline float sigmoid(float x) {
+RNNKIT_INLINE float sigmoid(float x) {
   float y = -x;
   y = y < -87.f ? -87.f : y;
   y = y > 88.f ? 88.f : y;
@@ -116,13 +122,13 @@ inline float sigmoid(float x) {
   return 1.f / (1.f + p * scale);
 }
 
-inline double sigmoid(double x) { return 1. / (1. + std::exp(-x)); }
+RNNKIT_INLINE double sigmoid(double x) { return 1. / (1. + std::exp(-x)); }
 
 // One LSTM row, after its GEMM: z = sigmoid(z + y) = [i, f, s_g, o] (y = h_{t-1} W^T when
 // the GEMM gave it apart, else null: z holds it already), then
 //   c'_t = f c'_{t-1} + 4 i s_g - 2 i,   h_t / 2 = o sigmoid(c'_t) - o / 2
 template <typename S>
-inline void lstm_row_impl(S* __restrict__ z, const S* __restrict__ y, const S* __restrict__ pc,
+RNNKIT_INLINE void lstm_row_impl(S* __restrict__ z, const S* __restrict__ y, const S* __restrict__ pc,
                           S* __restrict__ c, S* __restrict__ h, int64_t H) {
   if (y) {
     for (int64_t j = 0; j < 4 * H; ++j) z[j] = sigmoid(z[j] + y[j]);
@@ -133,11 +139,10 @@ inline void lstm_row_impl(S* __restrict__ z, const S* __restrict__ y, const S* _
   const S* __restrict__ f = z + H;
   const S* __restrict__ s_g = z + 2 * H;
   const S* __restrict__ o = z + 3 * H;
-  for (int64_t j = 0; j < H; ++j) {
-    const S cj = f[j] * pc[j] + S(4) * i[j] * s_g[j] - S(2) * i[j];
-    c[j] = cj;
-    h[j] = o[j] * sigmoid(cj) - S(0.5) * o[j];
-  }
+  // three loops, not one: fused, GCC's vector code for this one ran 2.7x slower (measured)
+  for (int64_t j = 0; j < H; ++j) c[j] = f[j] * pc[j] + S(4) * i[j] * s_g[j] - S(2) * i[j];
+  for (int64_t j = 0; j < H; ++j) h[j] = sigmoid(c[j]);
+  for (int64_t j = 0; j < H; ++j) h[j] = o[j] * h[j] - S(0.5) * o[j];
 }
 RNNKIT_CLONES void lstm_row(float* z, const float* y, const float* pc, float* c, float* h,
                             int64_t H) {
@@ -150,18 +155,15 @@ void lstm_row(double* z, const double* y, const double* pc, double* c, double* h
 // One GRU row, after its GEMM u = q_{t-1} W^T + b_u, in place over a = [a_r, a_z, a_n]:
 //   [r, z] = sigmoid(a_rz + u_rz),  s_n = sigmoid(a_n + r u_n),  q_t = s_n + z (q_{t-1} - s_n)
 template <typename S>
-inline void gru_row_impl(S* __restrict__ a, const S* __restrict__ u, const S* __restrict__ q,
+RNNKIT_INLINE void gru_row_impl(S* __restrict__ a, const S* __restrict__ u, const S* __restrict__ q,
                          S* __restrict__ h, int64_t H) {
   for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(a[j] + u[j]);
   const S* __restrict__ r = a;
   const S* __restrict__ z = a + H;
   S* __restrict__ n = a + 2 * H;
   const S* __restrict__ u_n = u + 2 * H;
-  for (int64_t j = 0; j < H; ++j) {
-    const S s_n = sigmoid(n[j] + r[j] * u_n[j]);
-    n[j] = s_n;
-    h[j] = s_n + z[j] * (q[j] - s_n);
-  }
+  for (int64_t j = 0; j < H; ++j) n[j] = sigmoid(n[j] + r[j] * u_n[j]);  // s_n
+  for (int64_t j = 0; j < H; ++j) h[j] = n[j] + z[j] * (q[j] - n[j]);
 }
 RNNKIT_CLONES void gru_row(float* a, const float* u, const float* q, float* h, int64_t H) {
   gru_row_impl(a, u, q, h, H);
@@ -173,7 +175,7 @@ void gru_row(double* a, const double* u, const double* q, double* h, int64_t H) 
 // In place over n values: z = act(z + y) (y null: act(z)), act = sigmoid (the tanh RNN's
 // s_t) or max(x, 0) (relu).
 template <typename S>
-inline void rnn_act_impl(S* __restrict__ z, const S* __restrict__ y, int64_t n, bool relu) {
+RNNKIT_INLINE void rnn_act_impl(S* __restrict__ z, const S* __restrict__ y, int64_t n, bool relu) {
   if (y) {
     for (int64_t j = 0; j < n; ++j) z[j] += y[j];
   }
@@ -190,7 +192,7 @@ void rnn_act(double* z, const double* y, int64_t n, bool relu) { rnn_act_impl(z,
 
 // dz = dh D (the RNN backward's pointwise step), over n values.
 template <typename S>
-inline void mul_impl(S* __restrict__ out, const S* __restrict__ a, const S* __restrict__ b,
+RNNKIT_INLINE void mul_impl(S* __restrict__ out, const S* __restrict__ a, const S* __restrict__ b,
                      int64_t n) {
   for (int64_t j = 0; j < n; ++j) out[j] = a[j] * b[j];
 }
@@ -407,7 +409,7 @@ void gru_forward(const Steps& steps, const std::vector<Tensor>& as,
 //   du_r = dh_t K_n u_n r (1 - r),  du_z = dh_t (h_{t-1} - n) z (1 - z),  du_n = dh_t K_n r
 //   da_n = dh_t K_n                                     (the input side of n, into dA_n)
 template <typename S>
-inline void gru_grad_row_impl(const S* __restrict__ dh, const S* __restrict__ a,
+RNNKIT_INLINE void gru_grad_row_impl(const S* __restrict__ dh, const S* __restrict__ a,
                               const S* __restrict__ u2, const S* __restrict__ h_prev,
                               S* __restrict__ du, S* __restrict__ da_n, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
@@ -573,24 +575,27 @@ void rnn_backward(const Steps& steps, const Tensor& D, const Tensor& dout, const
 //   i, f, o = sigmoid(z_i, z_f, z_o),  g = tanh(z_g)         or both on ATen)
 //   c' = f c + i g,  h' = o tanh(c'),  tanh(a) = 2 sigmoid(2a) - 1
 template <typename S>
-inline void lstm_cell_row_impl(const S* __restrict__ z, const S* __restrict__ b,
+RNNKIT_INLINE void lstm_cell_row_impl(S* __restrict__ z, const S* __restrict__ b,
                                const S* __restrict__ c, S* __restrict__ h_new,
                                S* __restrict__ c_new, int64_t H) {
-  for (int64_t j = 0; j < H; ++j) {
-    const S i = sigmoid(z[j] + b[j]), f = sigmoid(z[H + j] + b[H + j]);
-    const S g = S(2) * sigmoid(S(2) * (z[2 * H + j] + b[2 * H + j])) - S(1);
-    const S o = sigmoid(z[3 * H + j] + b[3 * H + j]);
-    const S cj = f * c[j] + i * g;
-    c_new[j] = cj;
-    h_new[j] = o * (S(2) * sigmoid(S(2) * cj) - S(1));
-  }
+  // z becomes [i, f, s_g, o], s_g = sigmoid(2 z_g) (g = 2 s_g - 1); short loops (see lstm_row)
+  for (int64_t j = 0; j < 2 * H; ++j) z[j] = sigmoid(z[j] + b[j]);
+  for (int64_t j = 2 * H; j < 3 * H; ++j) z[j] = sigmoid(S(2) * (z[j] + b[j]));
+  for (int64_t j = 3 * H; j < 4 * H; ++j) z[j] = sigmoid(z[j] + b[j]);
+  const S* __restrict__ i = z;
+  const S* __restrict__ f = z + H;
+  const S* __restrict__ s_g = z + 2 * H;
+  const S* __restrict__ o = z + 3 * H;
+  for (int64_t j = 0; j < H; ++j) c_new[j] = f[j] * c[j] + i[j] * (S(2) * s_g[j] - S(1));
+  for (int64_t j = 0; j < H; ++j) h_new[j] = sigmoid(S(2) * c_new[j]);
+  for (int64_t j = 0; j < H; ++j) h_new[j] = o[j] * (S(2) * h_new[j] - S(1));
 }
-RNNKIT_CLONES void lstm_cell_row(const float* z, const float* b, const float* c, float* h_new,
+RNNKIT_CLONES void lstm_cell_row(float* z, const float* b, const float* c, float* h_new,
                                  float* c_new, int64_t H) {
   lstm_cell_row_impl(z, b, c, h_new, c_new, H);
 }
-void lstm_cell_row(const double* z, const double* b, const double* c, double* h_new,
-                   double* c_new, int64_t H) {
+void lstm_cell_row(double* z, const double* b, const double* c, double* h_new, double* c_new,
+                   int64_t H) {
   lstm_cell_row_impl(z, b, c, h_new, c_new, H);
 }
 
@@ -613,7 +618,7 @@ std::vector<Tensor> lstm_cell(const Tensor& x, const Tensor& h, const Tensor& c,
   check_contiguous("lstm_cell", {&z, &b, &cc});
   Tensor h_new = at::empty({B, H}, c.options()), c_new = at::empty({B, H}, c.options());
   AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "lstm_cell", [&] {
-    const scalar_t* zp = ptr<scalar_t>(z);
+    scalar_t* zp = ptr<scalar_t>(z);  // a new tensor: the gates go in place
     const scalar_t* bp = ptr<scalar_t>(b);
     const scalar_t* cp = ptr<scalar_t>(cc);
     scalar_t* hn = ptr<scalar_t>(h_new);
