@@ -85,10 +85,17 @@ def _consts(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _mask_padding(out: Tensor, steps: list[tuple[int, int, int]]) -> None:
-    """Zero the outputs of padded steps in place."""
+    """Zero the outputs of padded steps in place: rows [b_t, B) of step t. b_t only falls, so
+    the padding is a staircase: one op per run of steps with the same b_t (at most B ops,
+    where one per step cost 256 Python-level calls at T = 256)."""
+    B, t0 = out.shape[1], None
     for t, b, _ in steps:
-        if b < out.shape[1]:
-            out[t, b:].zero_()
+        if b < B and (t0 is None or b != steps[t0][1]):
+            if t0 is not None:
+                out[t0:t, steps[t0][1] :].zero_()
+            t0 = t
+    if t0 is not None:
+        out[t0:, steps[t0][1] :].zero_()
 
 
 def _final(seq: Tensor, steps: list[tuple[int, int, int]]) -> Tensor:

@@ -55,7 +55,10 @@ class GRUFunction(Function):
         w = _scaled(w_hh, 2 * H, 3 * H, 2)
         b_u = -w.sum(1) if b_hh is None else _scaled(b_hh, 2 * H, 3 * H, 2) - w.sum(1)
         w = 2 * w
-        out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # q until the end
+        # q until the end; zeros where padded (a packed product reads whole steps)
+        out = (torch.zeros if _padded(steps, B) else torch.empty)(
+            T, B, H, dtype=x.dtype, device=x.device
+        )
         U = None  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
         h_n = torch.empty_like(h0)
         prev = [(h0 + one) * half, *_rows(out[:-1], steps[1:])]  # q_{t-1}

@@ -56,7 +56,10 @@ class LSTMFunction(Function):
         w_x, b = _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(_add(b_ih, b_hh), 2 * H, 3 * H, 2)
         w1 = _scaled(w_hh, 2 * H, 3 * H, 2)
         w2 = 2 * w1  # steps t >= 1 read h_{t-1} / 2 from out
-        out = torch.empty(T, B, H, dtype=x.dtype, device=x.device)  # h / 2 until the end
+        # h / 2 until the end; zeros where padded (a packed product reads whole steps)
+        out = (torch.zeros if _padded(steps, B) else torch.empty)(
+            T, B, H, dtype=x.dtype, device=x.device
+        )
         C = torch.empty_like(out) if save else buffer("lstm.c", (2, B, H), x)  # c' = 2c
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
         loops = native.for_cpu(x)

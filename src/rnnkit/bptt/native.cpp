@@ -65,10 +65,23 @@ constexpr int64_t kATen = 0, kOneDNN = 1, kMKLPacked = 2;
 
 bool on_aten(const StepW& w) { return std::get<2>(w) == kATen; }
 
-// x W^T + b in a new tensor (the packed libraries have no out=).
+// x W^T + b in a new tensor (the packed libraries have no out=). On MKL's packed GEMM, which
+// packs for one row count and falls back to its plain GEMM for any other, a shorter x (a
+// ragged batch's running rows), if it has 3/4 of them or more, is widened to all `rows` rows
+// of its storage: the full packed product measured faster there (51 us against 68 for 24 of
+// 32 rows at 32 x 256 x 1024; 11.0 against 11.6 for 12 of 16 at 16 x 128 x 512, but 9.2 for 8
+// unpacked), and the caller reads only its own rows of the result (the other rows of x are
+// finite: zeroed or earlier values).
 Tensor product(const Tensor& x, const StepW& w, const std::optional<Tensor>& b = std::nullopt) {
   const auto& [packed, plain, lib, rows] = w;
-  if (lib == kMKLPacked) return mkl_linear(x, packed, plain, b, rows);
+  if (lib == kMKLPacked) {
+    const int64_t end = x.storage_offset() + (rows - 1) * x.stride(0) + x.size(1);
+    if (x.size(0) < rows && 4 * x.size(0) >= 3 * rows && x.stride(1) == 1 &&
+        end * static_cast<int64_t>(x.element_size()) <= static_cast<int64_t>(x.storage().nbytes())) {
+      return mkl_linear(x.as_strided({rows, x.size(1)}, x.strides()), packed, plain, b, rows);
+    }
+    return mkl_linear(x, packed, plain, b, rows);
+  }
   if (lib == kOneDNN) return onednn_linear(x, packed, b);
   return at::linear(x, plain, b);
 }
@@ -547,7 +560,7 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
       if (on_aten(w_hh_t)) {
         at::addmm_out(d, dot_rows, dz1, std::get<1>(w_hh_t).t());
       } else {
-        at::add_out(d, dot_rows, product(dz1, w_hh_t));
+        at::add_out(d, dot_rows, product(dz1, w_hh_t).narrow(0, 0, bn));
       }
     }
     for (int64_t j = bn * H; j < bt * H; ++j) dhp[j] = dot[j] + dhnp[j];
