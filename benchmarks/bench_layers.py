@@ -118,8 +118,18 @@ def bench_peak(case: dict) -> dict:
         "num_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "loops": "C++ (bptt/native.cpp)" if native.load() is not None else "Python",
+        "step_gemm": step_gemm_library(),
     }
     return {"times": {"mm": times}, "info": info}
+
+
+def step_gemm_library() -> str:
+    """The library rnnkit.gemm picks for the per-step products of a B32/H256 LSTM step."""
+    from rnnkit import gemm
+
+    lib = gemm.step_weight(torch.empty(1024, 256), 32, 256).lib
+    names = {gemm.ATEN: "torch.mm (MKL)", gemm.ONEDNN_PACKED: "oneDNN, packed weights"}
+    return names.get(lib, "MKL, packed weights") + f" (vendor {gemm.cpu_vendor() or '?'})"
 
 
 def bench_layer(case: dict) -> dict:
@@ -383,7 +393,9 @@ def header(args, env: dict, peak_result: dict, peak: float | None) -> list[str]:
         f"- torch {info.get('torch', '?')}, Python {platform.python_version()}, "
         f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs, ATen capability "
         f"{info.get('cpu_capability', '?')}); rnnkit from {info.get('rnnkit_path', '?')}; "
-        f"LSTM/GRU time loops: {info.get('loops', '?')} (RNNKIT_NATIVE=0 for the Python ones)",
+        f"RNN/LSTM/GRU time loops: {info.get('loops', '?')} (RNNKIT_NATIVE=0 for the Python "
+        f"ones); per-step products of a 32 x 256 x 1024 step: {info.get('step_gemm', '?')} "
+        "(rnnkit.gemm, by CPU vendor)",
         f"- threads: torch.set_num_threads({args.threads}) in every child "
         f"(got {info.get('num_threads', '?')}); child env: {omp}",
         f"- reps: median of {args.reps} timed runs after {args.warmup} warm-up run(s) "

@@ -61,16 +61,21 @@ class GRUFunction(Function):
         )
         U = None  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
         h_n = torch.empty_like(h0)
-        prev = [(h0 + one) * half, *_rows(out[:-1], steps[1:])]  # q_{t-1}
-        outs = _rows(out, steps)
+        q0 = (h0 + one) * half
         loops = native.for_cpu(x)
-        if loops is not None:  # the same loop in C++
+        if loops is not None:  # the same loop in C++, over whole tensors
             w_step = gemm.step_weight(w, B, T)
         else:
             mm = gemm.linear_step(w, b_u, B, T)
+            prev = [q0, *_rows(out[:-1], steps[1:])]  # q_{t-1}
+            outs = _rows(out, steps)
         fresh = []  # (t, u_t) where a packed GEMM gave the product in a new tensor (Python loop)
         for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
             chunk = steps[t0 : t0 + len(A)]
+            if loops is not None:  # writes each step's u into U when it saves
+                U = torch.empty_like(A) if save else buffer("gru.u", (B, 3 * H), x)
+                loops.gru_forward(chunk, A, U, out, q0.contiguous(), w_step, b_u, save, h_n)
+                continue
             if save:
                 U = torch.empty_like(A)
                 us, u_rzs, u_ns = (_rows(v, chunk) for v in (U, U[:, :, : 2 * H], U[:, :, 2 * H :]))
@@ -78,11 +83,6 @@ class GRUFunction(Function):
                 u = buffer("gru.u", (B, 3 * H), x)
                 views = [_Prefixes(v) for v in (u, u[:, : 2 * H], u[:, 2 * H :])]
                 us, u_rzs, u_ns = ([v[bt] for _, bt, _ in chunk] for v in views)
-            if loops is not None:  # writes each step's u into us when it saves
-                ts = range(t0, t0 + len(chunk))
-                prevs, hs = [prev[t] for t in ts], [outs[t] for t in ts]
-                loops.gru_forward(chunk, _rows(A, chunk), us, prevs, hs, w_step, b_u, save, h_n)
-                continue
             gates = (A[:, :, : 2 * H], A[:, :, :H], A[:, :, H : 2 * H], A[:, :, 2 * H :])
             per_step = zip(chunk, us, u_rzs, u_ns, *(_rows(g, chunk) for g in gates))
             for (t, bt, bn), u, u_rz, u_n, a_rz, r, z, a_n in per_step:

@@ -352,64 +352,62 @@ void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const
 
 // ---------------------------------------------------------------------------------------
 // GRU forward, carrying q = (h + 1) / 2: for each step
-//   u = q_{t-1} W^T + b_u                     (into us[k], or a new tensor from a packed GEMM,
-//                                              copied into us[k] when saved)
+//   u = q_{t-1} W^T + b_u                     (into U, or a new tensor from a packed GEMM,
+//                                              copied into U when saved)
 //   [r, z] = sigmoid(a_rz + u_rz)
 //   s_n = sigmoid(a_n + r u_n)                (= (n + 1) / 2)
 //   q_t = s_n + z (q_{t-1} - s_n)
 template <typename S>
-void gru_forward_impl(const Steps& steps, const std::vector<Tensor>& as,
-                      const std::vector<Tensor>& us, const std::vector<Tensor>& prev,
-                      const std::vector<Tensor>& h_dst, const StepW& w,
-                      const std::optional<Tensor>& b_u, bool save, Tensor& h_n) {
-  const int64_t H = h_n.size(1);
-  for (size_t k = 0; k < steps.size(); ++k) {
-    const auto [t, bt, bn] = steps[k];
+void gru_forward_impl(const Steps& steps, const Tensor& Ac, const Tensor& U, const Tensor& out,
+                      const Tensor& q0, const StepW& w, const std::optional<Tensor>& b_u,
+                      bool save, Tensor& h_n) {
+  const int64_t B = out.size(1), H = out.size(2), G = 3 * H;
+  const int64_t t0 = std::get<0>(steps.front());
+  S* Ap = ptr<S>(Ac);
+  S* Up = ptr<S>(U);  // (T_c, B, 3H) when saved, else one (B, 3H) buffer
+  S* outp = ptr<S>(out);
+  const S* q0p = ptr<S>(q0);
+  for (const auto& [t, bt, bn] : steps) {
+    const int64_t k = t - t0;
+    Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : q0;  // q_{t-1}
+    S* keep = save ? Up + k * B * G : Up;
     Tensor u;
-    const bool fresh = !on_aten(w);  // u in a new tensor, copied into us[k] when saved
+    const bool fresh = !on_aten(w);  // u in a new tensor, copied into U when saved
     if (fresh) {
-      u = product(prev[k], w, b_u);
+      u = product(prev, w, b_u);
     } else {
-      u = us[k];
+      u = (save ? U[k] : U).narrow(0, 0, bt);
       if (b_u) {
-        at::addmm_out(u, *b_u, prev[k], std::get<1>(w).t());
+        at::addmm_out(u, *b_u, prev, std::get<1>(w).t());
       } else {
-        at::mm_out(u, prev[k], std::get<1>(w).t());
+        at::mm_out(u, prev, std::get<1>(w).t());
       }
     }
-    const Tensor& a = as[k];
-    const Tensor& h = h_dst[k];
-    const Tensor& keep = us[k];
-    for (const Tensor* v : std::initializer_list<const Tensor*>{&a, &u, &h, &prev[k], &keep}) {
-      TORCH_CHECK(v->stride(1) == 1, "gru_forward: rows must be contiguous");
-    }
-    const int64_t sa = a.stride(0), su = u.stride(0), sh = h.stride(0), sp = prev[k].stride(0);
-    const int64_t sk = keep.stride(0);
-    S* ap = ptr<S>(a);
-    const S* up = ptr<S>(u);
-    S* hp = ptr<S>(h);
-    const S* pp = ptr<S>(prev[k]);
-    S* kp = fresh && save ? ptr<S>(keep) : nullptr;
+    const S* up = ptr<S>(u);  // rows of 3H
+    const S* pp = t ? outp + (t - 1) * B * H : q0p;
+    S* ap = Ap + k * B * G;
+    S* hp = outp + t * B * H;
+    S* kp = fresh && save ? keep : nullptr;
     // All the step's pointwise work in one pass per row, rows split across threads.
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        if (kp) std::memcpy(kp + b * sk, up + b * su, 3 * H * sizeof(S));
-        gru_row(ap + b * sa, up + b * su, pp + b * sp, hp + b * sh, H);
+        if (kp) std::memcpy(kp + b * G, up + b * G, G * sizeof(S));
+        gru_row(ap + b * G, up + b * G, pp + b * H, hp + b * H, H);
       }
     });
     if (bn < bt) {
-      h_n.narrow(0, bn, bt - bn).copy_(h.narrow(0, bn, bt - bn));
+      h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
     }
   }
 }
 
-void gru_forward(const Steps& steps, const std::vector<Tensor>& as,
-                 const std::vector<Tensor>& us, const std::vector<Tensor>& prev,
-                 const std::vector<Tensor>& h_dst, const StepW& w,
-                 const std::optional<Tensor>& b_u, bool save, Tensor h_n) {
+void gru_forward(const Steps& steps, const Tensor& Ac, const Tensor& U, const Tensor& out,
+                 const Tensor& q0, const StepW& w, const std::optional<Tensor>& b_u, bool save,
+                 Tensor h_n) {
   at::AutoDispatchBelowADInplaceOrView guard;
+  check_contiguous("gru_forward", {&Ac, &U, &out, &q0});
   AT_DISPATCH_FLOATING_TYPES(h_n.scalar_type(), "gru_forward", [&] {
-    gru_forward_impl<scalar_t>(steps, as, us, prev, h_dst, w, b_u, save, h_n);
+    gru_forward_impl<scalar_t>(steps, Ac, U, out, q0, w, b_u, save, h_n);
   });
 }
 
