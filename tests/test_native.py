@@ -47,7 +47,7 @@ CELLS = {"LSTM": {}, "GRU": {}, "RNN": {}, "RNN-relu": {"nonlinearity": "relu"}}
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("ragged", [False, True], ids=["full", "ragged"])
 def test_native_equals_python_float64(cell, ragged, monkeypatch):
-    """B x H above the row grain (4096 / H rows), so the loops split rows into ranges."""
+    """B x H above the row grain (16384 / H rows), so the loops split rows into ranges."""
     torch.manual_seed(3)
     T, B, I, H = 4, 70, 8, 512
     layer = getattr(rnnkit, cell.split("-")[0])(

@@ -86,7 +86,22 @@ Tensor product(const Tensor& x, const StepW& w, const std::optional<Tensor>& b =
   return at::linear(x, plain, b);
 }
 
-constexpr int64_t kMinWork = 4096;  // elements per thread in a step's fused pointwise work
+// A forward step's recurrent product for pre-activations z: z += h_{t-1} W^T in place on
+// ATen (an undefined tensor back), else h_{t-1} W^T in a new tensor that the caller's row pass
+// adds to z. Step 0 multiplies h_0 by the plain `w_first` (one product: not worth packing).
+Tensor recurrent(Tensor& z, const Tensor& h_prev, int64_t t, const Tensor& w_first,
+                 const StepW& w_rest) {
+  if (!t) {
+    z.addmm_(h_prev, w_first.t());
+  } else if (on_aten(w_rest)) {
+    z.addmm_(h_prev, std::get<1>(w_rest).t());
+  } else {
+    return product(h_prev, w_rest);
+  }
+  return Tensor();
+}
+
+constexpr int64_t kMinWork = 16384;  // elements per thread in a step's pointwise work (measured)
 
 // Rows [0, n) of a (n, H) block: run f(b0, b1) over row ranges, split across threads once a
 // range would hold kMinWork elements.
@@ -232,14 +247,8 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
   S* Cp = ptr<S>(C);
   const S* c0p = ptr<S>(c_prev);
   for (const auto& [t, bt, bn] : steps) {
-    Tensor z = Zc[t - t0].narrow(0, 0, bt), y;  // y: h_{t-1} W^T when not added into z
-    if (!t) {
-      z.addmm_(h0, w_first.t());
-    } else if (on_aten(w_rest)) {
-      z.addmm_(out[t - 1].narrow(0, 0, bt), std::get<1>(w_rest).t());
-    } else {
-      y = product(out[t - 1].narrow(0, 0, bt), w_rest);
-    }
+    Tensor z = Zc[t - t0].narrow(0, 0, bt);
+    Tensor y = recurrent(z, t ? out[t - 1].narrow(0, 0, bt) : h0, t, w_first, w_rest);
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;
     S* zt = Zp + (t - t0) * B * G;
@@ -509,14 +518,8 @@ void rnn_forward_impl(const Steps& steps, Tensor& Z, const Tensor& h0, const Ten
   const int64_t B = Z.size(1), H = Z.size(2);
   S* Zp = ptr<S>(Z);
   for (const auto& [t, bt, bn] : steps) {
-    Tensor z = Z[t].narrow(0, 0, bt), y;  // y: h_{t-1} W^T when not added into z
-    if (!t) {
-      z.addmm_(h0, w_first.t());
-    } else if (on_aten(w_rest)) {
-      z.addmm_(Z[t - 1].narrow(0, 0, bt), std::get<1>(w_rest).t());
-    } else {
-      y = product(Z[t - 1].narrow(0, 0, bt), w_rest);
-    }
+    Tensor z = Z[t].narrow(0, 0, bt);
+    Tensor y = recurrent(z, t ? Z[t - 1].narrow(0, 0, bt) : h0, t, w_first, w_rest);
     S* zt = Zp + t * B * H;
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
