@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from rnnkit import gemm
+from rnnkit.workspace import recycled
 
 
 @functools.lru_cache(maxsize=64)
@@ -43,10 +44,14 @@ def _padded(steps: list[tuple[int, int, int]], B: int) -> bool:
     return any(bt < B for _, bt, _ in steps)
 
 
-def _project(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    """W x_t + b for all steps in one GEMM: (T, B, I) -> (T, B, G*H)."""
+def _project(x: Tensor, w: Tensor, b: Tensor | None, name: str | None = None) -> Tensor:
+    """W x_t + b for all steps in one GEMM: (T, B, I) -> (T, B, G*H); with a `name`, into a
+    recycled tensor (workspace.py) where the GEMM writes into its output (not on oneDNN)."""
     T, B, I = x.shape
-    return gemm.linear(x.reshape(T * B, I), w, b).view(T, B, -1)
+    out = None
+    if name is not None and not gemm.uses_onednn(T * B, w):
+        out = recycled(name, (T * B, w.shape[0]), x)
+    return gemm.linear(x.reshape(T * B, I), w, b, out=out).view(T, B, -1)
 
 
 CHUNK = 1 << 19  # pre-activations per input GEMM when nothing is saved (2 MB in fp32)
@@ -57,11 +62,15 @@ def _chunk(B: int, GH: int) -> int:
     return max(1, CHUNK // (B * GH))
 
 
-def _projections(x: Tensor, w: Tensor, b: Tensor | None, chunk: int):
-    """(t0, W x_t + b for the steps [t0, t0 + chunk)), one GEMM per chunk."""
+def _projections(x: Tensor, w: Tensor, b: Tensor | None, chunk: int, name: str | None = None):
+    """(t0, W x_t + b for the steps [t0, t0 + chunk)), one GEMM per chunk; a single chunk
+    into a recycled tensor when `name` is given (one the kernel saves)."""
     T = x.shape[0]
+    if chunk >= T:
+        yield 0, _project(x, w, b, name)
+        return
     for t0 in range(0, T, chunk):
-        yield t0, _project(x if chunk >= T else x[t0 : t0 + chunk], w, b)
+        yield t0, _project(x[t0 : t0 + chunk], w, b)
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:

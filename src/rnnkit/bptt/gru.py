@@ -22,7 +22,7 @@ from rnnkit.bptt.common import (
     _scaled,
     _steps,
 )
-from rnnkit.workspace import buffer
+from rnnkit.workspace import buffer, recycled
 
 
 class GRUFunction(Function):
@@ -55,10 +55,9 @@ class GRUFunction(Function):
         w = _scaled(w_hh, 2 * H, 3 * H, 2)
         b_u = -w.sum(1) if b_hh is None else _scaled(b_hh, 2 * H, 3 * H, 2) - w.sum(1)
         w = 2 * w
-        # q until the end; zeros where padded (a packed product reads whole steps)
-        out = (torch.zeros if _padded(steps, B) else torch.empty)(
-            T, B, H, dtype=x.dtype, device=x.device
-        )
+        out = recycled("gru.out", (T, B, H), x)  # q until the end
+        if _padded(steps, B):
+            out.zero_()  # a packed product reads whole steps
         U = None  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
         h_n = torch.empty_like(h0)
         q0 = (h0 + one) * half
@@ -70,10 +69,10 @@ class GRUFunction(Function):
             prev = [q0, *_rows(out[:-1], steps[1:])]  # q_{t-1}
             outs = _rows(out, steps)
         fresh = []  # (t, u_t) where a packed GEMM gave the product in a new tensor (Python loop)
-        for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H)):
+        for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H), "gru.A"):
             chunk = steps[t0 : t0 + len(A)]
             if loops is not None:  # writes each step's u into U when it saves
-                U = torch.empty_like(A) if save else buffer("gru.u", (B, 3 * H), x)
+                U = recycled("gru.U", A.shape, x) if save else buffer("gru.u", (B, 3 * H), x)
                 loops.gru_forward(chunk, A, U, out, q0.contiguous(), w_step, b_u, save, h_n)
                 continue
             if save:

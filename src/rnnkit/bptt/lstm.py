@@ -23,7 +23,7 @@ from rnnkit.bptt.common import (
     _scaled,
     _steps,
 )
-from rnnkit.workspace import buffer
+from rnnkit.workspace import buffer, recycled
 
 
 class LSTMFunction(Function):
@@ -56,17 +56,17 @@ class LSTMFunction(Function):
         w_x, b = _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(_add(b_ih, b_hh), 2 * H, 3 * H, 2)
         w1 = _scaled(w_hh, 2 * H, 3 * H, 2)
         w2 = 2 * w1  # steps t >= 1 read h_{t-1} / 2 from out
-        # h / 2 until the end; zeros where padded (a packed product reads whole steps)
-        out = (torch.zeros if _padded(steps, B) else torch.empty)(
-            T, B, H, dtype=x.dtype, device=x.device
-        )
-        C = torch.empty_like(out) if save else buffer("lstm.c", (2, B, H), x)  # c' = 2c
+        out = recycled("lstm.out", (T, B, H), x)  # h / 2 until the end
+        if _padded(steps, B):
+            out.zero_()  # a packed product reads whole steps
+        C = recycled("lstm.C", (T, B, H), x) if save else buffer("lstm.c", (2, B, H), x)  # c'=2c
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
         loops = native.for_cpu(x)
         if loops is not None:  # the loop in C++, over whole tensors
             w_rest = gemm.step_weight(w2, B, T)
             c_prev = 2 * c0
-            for t0, Zc in _projections(x, w_x, b, T if save else _chunk(B, 4 * H)):
+            chunks = _projections(x, w_x, b, T if save else _chunk(B, 4 * H), "lstm.Z")
+            for t0, Zc in chunks:
                 chunk = steps[t0 : t0 + len(Zc)]
                 args = (Zc, h0.contiguous(), c_prev, out, C, not save, w1, w_rest, h_n, c_n)
                 loops.lstm_forward(chunk, *args)

@@ -42,12 +42,12 @@ class RNNFunction(Function):
         b = _add(b_ih, b_hh)
         if nonlinearity == "tanh":
             one, two, _ = _consts(x)
-            Z = _project(x, 2 * w_ih, None if b is None else 2 * b)  # z' = 2 z  (T, B, H)
+            Z = _project(x, 2 * w_ih, None if b is None else 2 * b, "rnn.Z")  # z' = 2 z  (T, B, H)
             if T > 1:
                 Z[1:] -= 2 * w_hh.sum(1)  # -2 W_hh 1: h_{t-1} = 2 s_{t-1} - 1
             w0, w = 2 * w_hh, 4 * w_hh
         else:
-            Z = _project(x, w_ih, b)
+            Z = _project(x, w_ih, b, "rnn.Z")
             w0 = w = w_hh
         relu = nonlinearity == "relu"
         loops = native.for_cpu(x)
