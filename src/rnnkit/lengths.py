@@ -49,10 +49,7 @@ class Batch:
         self.batch_sizes = tuple(
             torch.searchsorted(-sorted_lengths, -torch.arange(1, T + 1), right=True).tolist()
         )
-        # flat index of x[len_i - 1 - t, i] for t < len_i, x[t, i] otherwise (an involution)
-        t = torch.arange(T).unsqueeze(1)
-        src = torch.where(t < sorted_lengths, sorted_lengths - 1 - t, t)  # (T, B)
-        self._rev = (src * B + torch.arange(B)).reshape(-1).to(self.device)
+        self._sorted_lengths = sorted_lengths
 
     def sort(self, x: Tensor, dim: int = 1) -> Tensor:
         return x if self.perm is None else x.index_select(dim, self.perm)
@@ -62,9 +59,14 @@ class Batch:
 
     def reverse(self, x: Tensor) -> Tensor:
         """Each (sorted) sequence reversed within its own length; padding stays in place."""
-        if self._rev is None:
+        if self.lengths is None:
             return x.flip(0)
         T, B = x.shape[:2]
+        if self._rev is None:  # made on first use: only bidirectional layers reverse
+            # flat index of x[len_i - 1 - t, i] for t < len_i, x[t, i] otherwise (an involution)
+            t, n = torch.arange(T).unsqueeze(1), self._sorted_lengths
+            src = torch.where(t < n, n - 1 - t, t)  # (T, B)
+            self._rev = (src * B + torch.arange(B)).reshape(-1).to(self.device)
         return x.reshape(T * B, -1).index_select(0, self._rev).view(T, B, -1)
 
     def zero_padding(self, x: Tensor) -> Tensor:
