@@ -31,6 +31,20 @@ def check_lengths(lengths, T: int, B: int) -> Tensor:
     return lengths
 
 
+class _Permute(torch.autograd.Function):
+    """x.index_select(dim, perm), whose gradient is the inverse permutation: a gather where
+    index_select's own backward zero-fills and scatter-adds (measured 2x the cost here)."""
+
+    @staticmethod
+    def forward(ctx, x, dim, perm, inverse):
+        ctx.dim, ctx.inverse = dim, inverse
+        return x.index_select(dim, perm)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.index_select(ctx.dim, ctx.inverse), None, None, None
+
+
 class Batch:
     """The sorted layout of a batch: permutation, batch_sizes and in-length time reversal."""
 
@@ -52,10 +66,10 @@ class Batch:
         self._sorted_lengths = sorted_lengths
 
     def sort(self, x: Tensor, dim: int = 1) -> Tensor:
-        return x if self.perm is None else x.index_select(dim, self.perm)
+        return x if self.perm is None else _Permute.apply(x, dim, self.perm, self.inverse)
 
     def unsort(self, x: Tensor, dim: int = 1) -> Tensor:
-        return x if self.inverse is None else x.index_select(dim, self.inverse)
+        return x if self.inverse is None else _Permute.apply(x, dim, self.inverse, self.perm)
 
     def reverse(self, x: Tensor) -> Tensor:
         """Each (sorted) sequence reversed within its own length; padding stays in place."""

@@ -93,8 +93,9 @@ def _consts(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return x.new_ones(()), x.new_full((), 2.0), x.new_full((), 0.5)
 
 
-def _mask_padding(out: Tensor, steps: list[tuple[int, int, int]]) -> None:
-    """Zero the outputs of padded steps in place: rows [b_t, B) of step t. b_t only falls, so
+def _mask_padding(out: Tensor, steps: list[tuple[int, int, int]]) -> Tensor:
+    """Zero the padded rows of a (T, B, .) tensor in place: rows [b_t, B) of step t (returns
+    it). b_t only falls, so
     the padding is a staircase: one op per run of steps with the same b_t (at most B ops,
     where one per step cost 256 Python-level calls at T = 256)."""
     B, t0 = out.shape[1], None
@@ -105,6 +106,7 @@ def _mask_padding(out: Tensor, steps: list[tuple[int, int, int]]) -> None:
             t0 = t
     if t0 is not None:
         out[t0:, steps[t0][1] :].zero_()
+    return out
 
 
 def _final(seq: Tensor, steps: list[tuple[int, int, int]]) -> Tensor:

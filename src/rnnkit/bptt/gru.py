@@ -117,15 +117,15 @@ class GRUFunction(Function):
         T, B, H = out.shape
         dout = dout.contiguous()
         one, _, half = _consts(out)
-        padded = _padded(steps, B)
-        dU = buffer("gru.dU", A.shape, A, zero=padded)  # (T, B, 3H)
+        # the loops write every running row; padded rows zeroed (GEMMs read all rows)
+        dU = _mask_padding(buffer("gru.dU", A.shape, A), steps)  # (T, B, 3H)
         dU3 = dU.unflatten(2, (3, H))
-        DH = buffer("gru.DH", out.shape, out, zero=padded)  # dL/dh_t
+        DH = _mask_padding(buffer("gru.DH", out.shape, out), steps)  # dL/dh_t
         w_hh_t = w_hh.t().contiguous()
         r, z, n = A.unflatten(2, (3, H)).unbind(2)
         loops = native.for_cpu(out)
         if loops is not None:  # the loop in C++, which forms the K factors in the loop
-            dA_n = buffer("gru.dAn", out.shape, out, zero=padded)  # dL/da_n
+            dA_n = _mask_padding(buffer("gru.dAn", out.shape, out), steps)  # dL/da_n
             w = gemm.step_weight(w_hh_t, B, T)
             args = (A, U, out, h0.contiguous(), dout, dh_n.contiguous(), dU, DH, dA_n, w)
             loops.gru_backward(steps, *args)

@@ -90,7 +90,8 @@ class LSTMFunction(Function):
         steps, need = ctx.steps, ctx.needs_input_grad
         T, B, H = out.shape
         dout = dout.contiguous()
-        dZ = buffer("lstm.dZ", Z.shape, Z, zero=_padded(steps, B))  # (T, B, 4H)
+        # the loops write every running row; padded rows zeroed (GEMMs read all rows)
+        dZ = _mask_padding(buffer("lstm.dZ", Z.shape, Z), steps)  # (T, B, 4H)
         dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
         w_hh_t = w_hh.t().contiguous()
         norms = ctx.norms  # None unless a probe.GradientRecord is open

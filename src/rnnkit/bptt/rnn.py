@@ -15,7 +15,6 @@ from rnnkit.bptt.common import (
     _input_grads,
     _mask_padding,
     _needs_grad,
-    _padded,
     _Prefixes,
     _project,
     _recurrent_grads,
@@ -83,7 +82,8 @@ class RNNFunction(Function):
             torch.gt(out, 0, out=D)
         else:
             torch.mul(out, out, out=D).sub_(one).neg_()  # 1 - h^2
-        dZ = buffer("rnn.dZ", out.shape, out, zero=_padded(steps, out.shape[1]))
+        # the loop writes every running row; padded rows zeroed (GEMMs read all rows)
+        dZ = _mask_padding(buffer("rnn.dZ", out.shape, out), steps)
         w_hh_t = w_hh.t().contiguous()
         norms = ctx.norms  # None unless a probe.GradientRecord is open
         loops = native.for_cpu(out)
