@@ -5,7 +5,7 @@ AMD machines it reached about 200 GFLOP/s, where oneDNN's (reached through
 `torch.ops.mkldnn._linear_pointwise`, the op torch.compile uses for CPU linears) reached
 2-2.6x that for the shapes of a recurrent step above a few MFLOP, and for matrix-vector
 products with a weight of 4 MB or more; below, oneDNN's ~12 us call overhead loses. On an
-Intel Xeon (Sapphire Rapids) MKL won every unpacked shape, and its packed GEMM (weights
+Intel Xeon (AVX-512 and AMX) MKL won every unpacked shape, and its packed GEMM (weights
 reordered once, `step_weight`) beat oneDNN's packed one at every step shape of 4 rows or more.
 `benchmarks/bench_gemm.py` measures the crossovers. Everything else (CUDA, float64, small
 shapes, a torch without the op) goes to torch.mm/addmm, so results never depend on the op

@@ -249,7 +249,7 @@ class RNNBase(nn.Module):
 
     def _step_fn(self, fast: bool = False):
         """One step on a state list: [h] -> [h'] or [h, c] -> [h', c'] (functional.py; with
-        `fast`, the LSTM's no-grad CPU steps do their pointwise work in C++, bptt.lstm_step)."""
+        `fast`, the LSTM's no-grad CPU steps run in one C++ call, bptt.lstm_step)."""
         if self.mode == "lstm":
             if fast:
                 return lambda x, s, w: list(

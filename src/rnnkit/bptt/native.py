@@ -1,8 +1,8 @@
 """The C++ time loops (`native.cpp`), compiled on first use; None where they cannot be.
 
-The kernels run their loops over time here when the tensors are on the CPU (the LSTM's and
-the GRU's forward and backward, the RNN's forward):
-the same math as their Python loops, without an interpreter round trip per op. The build
+The kernels run their loops over time here when the tensors are on the CPU (the RNN's, the
+LSTM's and the GRU's forward and backward, and the LSTM's no-grad step): the same math as
+their Python loops, without an interpreter round trip per op. The build
 needs a C++ compiler (torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR, about 30 s
 the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,
 which give the same results.
