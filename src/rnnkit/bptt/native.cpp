@@ -23,7 +23,7 @@
 #include <vector>
 
 // The pointwise loops, compiled once per x86-64 level and dispatched by the loader (ifunc).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11  // x86-64-v4 names
 #define RNNKIT_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define RNNKIT_CLONES
