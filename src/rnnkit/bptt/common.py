@@ -13,7 +13,7 @@ from rnnkit.workspace import recycled
 @functools.lru_cache(maxsize=64)
 def _steps(batch_sizes: tuple[int, ...] | None, T: int, B: int) -> tuple[tuple[int, int, int]]:
     """(t, b_t, b_{t+1}) for every step; b_T = 0. Rows [b_{t+1}, b_t) end at step t. Cached
-    (immutable): T new tuples per call would wake Python's garbage collector every few calls."""
+    and immutable: every layer of every call asks for the same few layouts."""
     bs = list(batch_sizes) if batch_sizes is not None else [B] * T
     return tuple((t, bs[t], bs[t + 1] if t + 1 < T else 0) for t in range(T))
 
@@ -94,10 +94,9 @@ def _consts(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _mask_padding(out: Tensor, steps: list[tuple[int, int, int]]) -> Tensor:
-    """Zero the padded rows of a (T, B, .) tensor in place: rows [b_t, B) of step t (returns
-    it). b_t only falls, so
-    the padding is a staircase: one op per run of steps with the same b_t (at most B ops,
-    where one per step cost 256 Python-level calls at T = 256)."""
+    """Zero the padded rows of a (T, B, .) tensor in place, rows [b_t, B) of step t, and return
+    it. b_t only falls, so the padding is a staircase: one op per run of steps with the same
+    b_t (at most B ops, where one per step cost 256 Python-level calls at T = 256)."""
     B, t0 = out.shape[1], None
     for t, b, _ in steps:
         if b < B and (t0 is None or b != steps[t0][1]):

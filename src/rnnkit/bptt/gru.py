@@ -55,9 +55,8 @@ class GRUFunction(Function):
         w = _scaled(w_hh, 2 * H, 3 * H, 2)
         b_u = -w.sum(1) if b_hh is None else _scaled(b_hh, 2 * H, 3 * H, 2) - w.sum(1)
         w = 2 * w
-        out = recycled("gru.out", (T, B, H), x)  # q until the end
-        if _padded(steps, B):
-            out.zero_()  # a packed product reads whole steps
+        # q until the end; padded rows zeroed: a packed product reads whole steps
+        out = _mask_padding(recycled("gru.out", (T, B, H), x), steps)
         U = None  # (T, B, 3H) recurrent pre-activations (n part: 2 u_n)
         h_n = torch.empty_like(h0)
         q0 = (h0 + one) * half
@@ -116,13 +115,11 @@ class GRUFunction(Function):
         steps, need = ctx.steps, ctx.needs_input_grad
         T, B, H = out.shape
         dout = dout.contiguous()
-        one, _, half = _consts(out)
         # the loops write every running row; padded rows zeroed (GEMMs read all rows)
         dU = _mask_padding(buffer("gru.dU", A.shape, A), steps)  # (T, B, 3H)
         dU3 = dU.unflatten(2, (3, H))
         DH = _mask_padding(buffer("gru.DH", out.shape, out), steps)  # dL/dh_t
         w_hh_t = w_hh.t().contiguous()
-        r, z, n = A.unflatten(2, (3, H)).unbind(2)
         loops = native.for_cpu(out)
         if loops is not None:  # the loop in C++, which forms the K factors in the loop
             dA_n = _mask_padding(buffer("gru.dAn", out.shape, out), steps)  # dL/da_n
@@ -135,7 +132,7 @@ class GRUFunction(Function):
             torch.linalg.vector_norm(DH, dim=(1, 2), out=ctx.norms)
         dh0 = None
         if need[1]:
-            dh0 = gemm.addmm_(z[0] * DH[0], dU[0], w_hh_t)
+            dh0 = gemm.addmm_(A[0, :, H : 2 * H] * DH[0], dU[0], w_hh_t)  # z_0 dh_0 + du_0 W_hh
         dw_hh, db_hh = _recurrent_grads(dU, h0, out, need[3], need[5])
         dU3[:, :, 2].copy_(dA_n)  # the input side of n is not multiplied by r
         dx, dw_ih, db_ih = _input_grads(dU, x, w_ih, (need[0], need[2], need[4]))

@@ -56,9 +56,8 @@ class LSTMFunction(Function):
         w_x, b = _scaled(w_ih, 2 * H, 3 * H, 2), _scaled(_add(b_ih, b_hh), 2 * H, 3 * H, 2)
         w1 = _scaled(w_hh, 2 * H, 3 * H, 2)
         w2 = 2 * w1  # steps t >= 1 read h_{t-1} / 2 from out
-        out = recycled("lstm.out", (T, B, H), x)  # h / 2 until the end
-        if _padded(steps, B):
-            out.zero_()  # a packed product reads whole steps
+        # h / 2 until the end; padded rows zeroed: a packed product reads whole steps
+        out = _mask_padding(recycled("lstm.out", (T, B, H), x), steps)
         C = recycled("lstm.C", (T, B, H), x) if save else buffer("lstm.c", (2, B, H), x)  # c'=2c
         h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
         loops = native.for_cpu(x)

@@ -592,10 +592,11 @@ template <typename S>
 RNNKIT_INLINE void lstm_cell_row_impl(S* __restrict__ z, const S* __restrict__ b,
                                const S* __restrict__ c, S* __restrict__ h_new,
                                S* __restrict__ c_new, int64_t H) {
-  // z becomes [i, f, s_g, o], s_g = sigmoid(2 z_g) (g = 2 s_g - 1); short loops (see lstm_row)
-  for (int64_t j = 0; j < 2 * H; ++j) z[j] = sigmoid(z[j] + b[j]);
-  for (int64_t j = 2 * H; j < 3 * H; ++j) z[j] = sigmoid(S(2) * (z[j] + b[j]));
-  for (int64_t j = 3 * H; j < 4 * H; ++j) z[j] = sigmoid(z[j] + b[j]);
+  // z becomes [i, f, s_g, o], s_g = sigmoid(2 z_g) (g = 2 s_g - 1); short loops (see lstm_row);
+  // b = b_hh, or null without one (the test is hoisted out of the loops)
+  for (int64_t j = 0; j < 2 * H; ++j) z[j] = sigmoid(z[j] + (b ? b[j] : S(0)));
+  for (int64_t j = 2 * H; j < 3 * H; ++j) z[j] = sigmoid(S(2) * (z[j] + (b ? b[j] : S(0))));
+  for (int64_t j = 3 * H; j < 4 * H; ++j) z[j] = sigmoid(z[j] + (b ? b[j] : S(0)));
   const S* __restrict__ i = z;
   const S* __restrict__ f = z + H;
   const S* __restrict__ s_g = z + 2 * H;
@@ -627,13 +628,13 @@ std::vector<Tensor> lstm_cell(const Tensor& x, const Tensor& h, const Tensor& c,
     z = b_ih ? at::addmm(*b_ih, x, w_ih.t()) : at::mm(x, w_ih.t());
     z.addmm_(h, w_hh.t());
   }
-  b = b_hh ? b_hh->contiguous() : at::zeros({4 * H}, c.options());
+  b = b_hh ? b_hh->contiguous() : Tensor();
   Tensor cc = c.contiguous();
-  check_contiguous("lstm_cell", {&z, &b, &cc});
+  check_contiguous("lstm_cell", {&z, &cc});
   Tensor h_new = at::empty({B, H}, c.options()), c_new = at::empty({B, H}, c.options());
   AT_DISPATCH_FLOATING_TYPES(c.scalar_type(), "lstm_cell", [&] {
     scalar_t* zp = ptr<scalar_t>(z);  // a new tensor: the gates go in place
-    const scalar_t* bp = ptr<scalar_t>(b);
+    const scalar_t* bp = b.defined() ? ptr<scalar_t>(b) : nullptr;
     const scalar_t* cp = ptr<scalar_t>(cc);
     scalar_t* hn = ptr<scalar_t>(h_new);
     scalar_t* cn = ptr<scalar_t>(c_new);
