@@ -1,16 +1,20 @@
 """Shared test setup: one intra-op thread and the same random state for every test."""
 
+import os
+
 import pytest
 import torch
+from budget import SEED
 
 # The tests use tiny tensors: extra threads only spin, and on a busy machine they slow the
-# whole run down by an order of magnitude.
-torch.set_num_threads(1)
+# whole run down by an order of magnitude. RNNKIT_TEST_THREADS=2 runs the suite on two
+# (the C++ loops split rows across threads, and GEMM libraries change their blocking).
+torch.set_num_threads(int(os.environ.get("RNNKIT_TEST_THREADS", "1")))
 
 
 @pytest.fixture(autouse=True)
 def _seed():
-    torch.manual_seed(0)
+    torch.manual_seed(SEED)  # RNNKIT_TEST_SEED: see budget.py
     yield
 
 

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+from budget import SEED, margin
 from test_cli_textgen import assert_one_error_line, rnnkit, snapshot
 
 from rnnkit import checkpoint, classify
@@ -41,7 +42,7 @@ def write_csv(path: Path, rows, header=("review", "sentiment")) -> Path:
 def files(tmp_path_factory) -> dict:
     d = tmp_path_factory.mktemp("sentiment")
     return {
-        "train": write_csv(d / "train.csv", reviews(160, 0)),
+        "train": write_csv(d / "train.csv", reviews(320, 0)),
         "test": write_csv(d / "test.csv", reviews(40, 1)),
     }
 
@@ -52,7 +53,8 @@ def run(tmp_path_factory, files) -> tuple[Path, dict]:
     code, stdout, err = rnnkit(
         "classify", "train", "--train", files["train"], "--test", files["test"],
         "--text-column", "review", "--label-column", "sentiment", "--bidirectional",
-        *TINY, "--epochs", "12", "--lr", "0.01", "--json", "--out", out,
+        *TINY, "--epochs", "12", "--lr", "0.01", "--valid-fraction", "0.25", "--seed", SEED,
+        "--json", "--out", out,
     )  # fmt: skip
     assert code == 0, err
     return out, json.loads(stdout)
@@ -60,9 +62,12 @@ def run(tmp_path_factory, files) -> tuple[Path, dict]:
 
 def test_train_learns_the_task_and_writes_a_self_contained_run(run):
     out, s = run
-    assert s["counts"]["train"] == 144 and s["counts"]["valid"] == 16  # 10 % held out
+    # 25 % held out: the best weights are chosen on 80 texts, not on a handful that a half
+    # trained model can already get all right (16 left a 0.7 test accuracy on some seeds)
+    assert s["counts"]["train"] == 240 and s["counts"]["valid"] == 80
     assert s["counts"]["test"] == 40 and s["epochs"] == pytest.approx(12)
-    assert s["test"]["accuracy"] >= 0.95 and s["best_valid_accuracy"] >= 0.9
+    assert margin("test accuracy", s["test"]["accuracy"], 0.95) >= 0.95
+    assert margin("valid accuracy", s["best_valid_accuracy"], 0.9) >= 0.9
     assert {p.name for p in out.iterdir()} >= {"last", "best", "metrics.csv"}
     ckpt = checkpoint.load(out / "best")
     assert ckpt.config["task"] == "classify" and ckpt.vocab["classes"] == ["neg", "pos"]

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from budget import SEED, margin
 from test_cli_textgen import assert_one_error_line, rnnkit, snapshot
 
 from rnnkit import checkpoint
@@ -58,7 +59,7 @@ def run(tmp_path_factory, files) -> tuple[Path, dict]:
         "translate", "train", "--source", files["train.de"], "--target", files["train.en"],
         "--valid-source", files["test.tsv"], "--test-source", files["test.de"],
         "--test-target", files["test.en"], *TINY, "--max-steps", "250", "--lr", "0.01",
-        "--attention", "luong", "--json", "--out", out,
+        "--attention", "luong", "--seed", SEED, "--json", "--out", out,
     )  # fmt: skip
     assert code == 0, err
     assert "1 pairs with an empty side were skipped" in err
@@ -69,9 +70,9 @@ def test_train_learns_the_toy_language_and_writes_a_self_contained_run(run):
     out, s = run
     assert s["counts"]["train"] == 2999 and s["counts"]["skipped"]["train"] == 1
     assert s["counts"]["valid"] == 60 and s["counts"]["test"] == 60
-    assert s["test"]["bleu"] >= 90 and s["test"]["beam"] == 5
+    assert margin("test bleu", s["test"]["bleu"], 90) >= 90 and s["test"]["beam"] == 5
     assert "tok:13a" in s["test"]["bleu_signature"]
-    assert s["valid_bleu_greedy"] >= 90
+    assert margin("valid bleu", s["valid_bleu_greedy"], 90) >= 90
     ckpt = checkpoint.load(out / "best")
     assert ckpt.config["task"] == "translate" and ckpt.config["model"]["attention"] == "luong"
     assert "hund" in ckpt.vocab["source"]["vocab"]["tokens"]
@@ -210,13 +211,16 @@ def test_torchrun_two_processes_train_a_usable_translator(files, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node"]
     command += ["2", "-m", "rnnkit", "translate", "train", "--source", str(files["train.de"])]
     command += ["--target", str(files["train.en"]), "--valid-source", str(files["test.tsv"])]
-    command += [*TINY, "--max-steps", "40", "--lr", "0.01", "--json", "--out", str(out)]
+    command += [*TINY, "--max-steps", "80", "--lr", "0.01", "--seed", str(SEED)]
+    command += ["--json", "--out", str(out)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1, done.stdout  # process 0 alone prints
     s = json.loads(lines[0])
-    assert s["step"] == 40 and s["best_valid_loss"] < 2.0
+    # from about 2.6 (uniform over the target words); 80 steps reach 0.4-0.6
+    # on seeds 0-2 (40 left 1.86)
+    assert s["step"] == 80 and margin("valid loss", s["best_valid_loss"], 2.0) < 2.0
     ckpt = checkpoint.load(out / "last")
     assert len(ckpt.rng_states) == 2
     code, stdout, err = rnnkit("translate", "run", out, "ein hund")

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from budget import SEED, margin
 from test_cli_textgen import assert_one_error_line, rnnkit
 
 import rnnkit as rk
@@ -212,13 +213,17 @@ def test_spectral_radius_and_scaling():
 def test_a_gru_learns_a_short_adding_problem():
     from rnnkit.lab import train
 
+    # trained until the validation MSE is a quarter of the baseline's (1/6), within 1,500 steps;
+    # the test MSE is then held to half of it
     s = train(
         "adding",
-        {"cell": "gru", "hidden": 16, "length": 10, "lr": 0.01, "max_steps": 300,
-         "eval_every": 100, "progress": False, "tensorboard": False},
+        {"cell": "gru", "hidden": 16, "length": 10, "lr": 0.01, "max_steps": 1500,
+         "eval_every": 50, "stop_at": 0.25 / 6, "seed": SEED, "progress": False,
+         "tensorboard": False},
     )  # fmt: skip
+    margin("steps", s["steps"], 1500)
     assert s["test_mse"] < 0.5 * s["baseline_mse"]
-    assert s["steps"] <= 300 and s["seconds"] > 0
+    assert s["steps"] < 1500 and s["seconds"] > 0
 
 
 def test_lab_adding_cli_json_and_kept_run(tmp_path):

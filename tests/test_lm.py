@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from budget import train_until
 
 from rnnkit.data import CharVocab, TextStreams
 from rnnkit.models import CharLM, CharLMConfig, evaluate
@@ -131,22 +132,26 @@ def test_evaluate_matches_the_whole_streams():
     assert result["bits_per_char"] == pytest.approx(nats.item() / math.log(2), rel=1e-5)
 
 
-def train_tiny(text: str, cell: str = "lstm", steps: int = 300):
-    """Fit a one-layer model to `text` with carried state; returns (model, vocab, last loss)."""
+def train_tiny(text: str, cell: str = "lstm", budget: int = 300):
+    """Fit a one-layer model to `text` with carried state until its training loss is under
+    0.05 (within `budget` steps); returns (model, vocab, that loss)."""
     vocab = CharVocab.from_text(text)
     streams = TextStreams(vocab.encode(text), batch_size=4, bptt=16)
     model = CharLM(len(vocab), cell=cell, hidden=32, layers=1, dropout=0.0)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    for k in range(steps):
+    last = {}
+
+    def step(k: int) -> None:
         if streams.is_epoch_start(k):
             model.reset_state()
         _, loss = model(*streams.batch(k))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if loss.item() < 0.05:
-            break
-    return model, vocab, loss.item()
+        last["loss"] = loss.item()
+
+    train_until(step, lambda: last["loss"] < 0.05, budget, every=1)
+    return model, vocab, last["loss"]
 
 
 @pytest.mark.parametrize("cell", CELLS)

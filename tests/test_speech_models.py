@@ -3,6 +3,7 @@ streaming that equals whole-utterance greedy decoding, and tiny models that over
 
 import pytest
 import torch
+from budget import train_until
 from speech_toys import digit_tone
 
 from rnnkit.models.speech import SpeechModel, stack_frames
@@ -95,14 +96,21 @@ def tone_clips(labels: list[list[int]]) -> list[torch.Tensor]:
     return [norm(f) for f in frames]
 
 
-def train_steps(model, batch, steps: int, lr: float = 1e-2):
+def train_until_right(model, batch, right, budget: int, lr: float = 1e-2) -> int:
+    """Adam on one batch until right(model) holds in eval mode (asked every 10 steps)."""
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
-        _, loss = model(*batch)
+
+    def step(_: int) -> None:
+        _, loss = model.train()(*batch)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return float(loss.detach())
+
+    def done() -> bool:
+        with torch.no_grad():
+            return right(model.eval())
+
+    return train_until(step, done, budget, every=10)
 
 
 def test_a_tiny_classifier_overfits_a_few_clips():
@@ -111,9 +119,8 @@ def test_a_tiny_classifier_overfits_a_few_clips():
     x = torch.nn.utils.rnn.pad_sequence(frames, batch_first=True)
     lengths = torch.tensor([len(f) for f in frames])
     model = SpeechModel("classify", 40, 4, hidden=16, layers=1, dropout=0.0)
-    train_steps(model, ((x, lengths), torch.tensor(labels)), 40)
-    logits, _ = model.eval()((x, lengths))
-    assert logits.argmax(1).tolist() == labels
+    batch = ((x, lengths), torch.tensor(labels))
+    train_until_right(model, batch, lambda m: m((x, lengths))[0].argmax(1).tolist() == labels, 200)
 
 
 def test_a_tiny_ctc_recogniser_overfits_a_few_strings():
@@ -124,10 +131,11 @@ def test_a_tiny_ctc_recogniser_overfits_a_few_strings():
     labels = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in said], batch_first=True)
     targets = (labels, torch.tensor([len(s) for s in said]))
     model = SpeechModel("ctc", 40, 4, hidden=24, layers=1, dropout=0.0, subsample=2)
-    loss = train_steps(model, ((x, lengths), targets), 150)
-    assert loss < 0.2
-    decoded = [ctc.greedy(lp) for lp in outputs(model, frames)]
-    assert decoded == said
+
+    def decodes_all(m) -> bool:
+        return [ctc.greedy(lp) for lp in outputs(m, frames)] == said
+
+    train_until_right(model, ((x, lengths), targets), decodes_all, budget=1000)
     assert [ctc.beam_search(lp, beam=4) for lp in outputs(model, frames)] == said
 
 

@@ -167,6 +167,19 @@ def test_early_stopping(tmp_path):
     assert checkpoint.load(tmp_path / "out" / "best").step == 4
 
 
+def test_a_tie_in_the_metric_goes_to_the_lower_validation_loss(tmp_path):
+    evals = iter([(0.5, 2.0), (0.0, 1.0), (0.0, 0.3), (0.0, 0.6), (0.25, 0.1)])
+
+    def valid(model):
+        error, loss = next(evals)
+        return {"error": error, "loss": loss}
+
+    cfg = config(max_steps=10, eval_every=2, metric="error")
+    result, _, _ = run(tmp_path / "out", cfg, valid=valid)
+    assert result.best == 0.0
+    assert checkpoint.load(tmp_path / "out" / "best").step == 6  # error 0 at loss 0.3
+
+
 def test_csv_holds_every_metric(tmp_path):
     run(tmp_path / "out", config(max_steps=6, eval_every=3, log_every=2))
     rows = read_metrics(tmp_path / "out" / "metrics.csv")

@@ -96,6 +96,7 @@ class Trainer:
         self.optimizer = config.make_optimizer(self.module)
         self.schedule = config.make_schedule()
         self.step, self.elapsed, self.best, self.bad_evals = 0, 0.0, None, 0
+        self.best_loss: float | None = None  # the validation loss at the best metric
         self.metrics: dict[str, float] = {}
         self._early_stop = False
         self._reached = False  # the validation metric reached config.stop_at
@@ -228,12 +229,23 @@ class Trainer:
         value = metrics[self.cfg.metric]
         self._reached = self.cfg.stop_at is not None and value <= self.cfg.stop_at
         self.schedule.observe(value)
-        if math.isfinite(value) and (self.best is None or value < self.best):
-            self.best, self.bad_evals = value, 0
+        if self._improves(value, metrics.get("loss")):
+            self.best, self.best_loss, self.bad_evals = value, metrics.get("loss"), 0
             self._save(rundir.BEST, resumable=False)
         else:
             self.bad_evals += 1
             self._early_stop = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
+
+    def _improves(self, value: float, loss: float | None) -> bool:
+        """A lower metric, or the same one with a lower validation loss: an error rate on a
+        small validation set reaches its floor (often 0) long before the model is trained,
+        and the first model there is not the best."""
+        if not math.isfinite(value):
+            return False
+        if self.best is None or value < self.best:
+            return True
+        tie = value == self.best and loss is not None and self.best_loss is not None
+        return tie and math.isfinite(loss) and loss < self.best_loss
 
     def _log_train(self, log, bar, window: Window) -> None:
         summary = window.summary()
@@ -285,6 +297,7 @@ class Trainer:
         trainer = {
             "elapsed": self.elapsed,
             "best": self.best,
+            "best_loss": self.best_loss,
             "bad_evals": self.bad_evals,
             "early_stop": self._early_stop,
             "schedule": self.schedule.state_dict(),
@@ -316,6 +329,7 @@ class Trainer:
         trainer = ckpt.extra_state["trainer"]
         self.step, self.elapsed, self.metrics = ckpt.step, trainer["elapsed"], dict(ckpt.metrics)
         self.best, self.bad_evals = trainer["best"], trainer["bad_evals"]
+        self.best_loss = trainer.get("best_loss")  # absent from runs saved before it was kept
         self._early_stop = trainer["early_stop"]
         self.schedule.load_state_dict(trainer["schedule"])
         self._saved_step = self.step
