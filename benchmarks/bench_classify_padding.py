@@ -25,12 +25,12 @@ CASES = ("bucketed", "padded+lengths", "padded")
 def run_case(case: str, a) -> dict:
     from imdb import unpacked
 
+    from rnnkit.classify.labelled import read_labelled
+    from rnnkit.classify.model import SequenceClassifier
     from rnnkit.classify.text import TextEncoder
+    from rnnkit.classify.tokenize import Tokenizer
     from rnnkit.data.buckets import BucketBatches
-    from rnnkit.data.labelled import read_labelled
-    from rnnkit.data.tokenize import Tokenizer
     from rnnkit.data.vocab import Vocab
-    from rnnkit.models.classifier import SequenceClassifier
 
     examples = read_labelled(unpacked() / "train")
     g = torch.Generator().manual_seed(0)

@@ -2,7 +2,7 @@
 
 Prints one markdown table: for (rows M, inner K, outputs N) shapes of the per-step GEMM
 z += h W^T, the median time of MKL's `addmm_` and of oneDNN's `_linear_pointwise` + `add_`,
-and which wins. `rnnkit.gemm.MIN_FLOPS` is set from this crossover (2 M N K). Each shape runs
+and which wins. `rnnkit.bptt.gemm.MIN_FLOPS` is set from this crossover (2 M N K). Each shape runs
 in a fresh process with the stated thread count.
 """
 

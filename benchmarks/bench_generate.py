@@ -1,4 +1,4 @@
-"""Sampling speed of `rnnkit.generate` for a CharLM, in characters per second at batch 1.
+"""Sampling speed of `rnnkit.textgen.generate` for a CharLM, in characters per second at batch 1.
 
 The model is the issue's 2-layer 512-unit LSTM over tiny-shakespeare's 65 characters (+ <unk>),
 untrained: the time per character does not depend on the weights. Each (threads, options)
@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from rnnkit.data import CharVocab
-from rnnkit.generate import generate
-from rnnkit.models import CharLM
+from rnnkit.textgen.data import CharVocab
+from rnnkit.textgen.generate import generate
+from rnnkit.textgen.model import CharLM
 
 SAMPLING = {  # name -> generate() options
     "T=0.8": {"temperature": 0.8},

@@ -124,8 +124,8 @@ def bench_peak(case: dict) -> dict:
 
 
 def step_gemm_library() -> str:
-    """The library rnnkit.gemm picks for the per-step products of a B32/H256 LSTM step."""
-    from rnnkit import gemm
+    """The library rnnkit.bptt.gemm picks for the per-step products of a B32/H256 LSTM step."""
+    from rnnkit.bptt import gemm
 
     lib = gemm.step_weight(torch.empty(1024, 256), 32, 256).lib
     names = {gemm.ATEN: "torch.mm (MKL)", gemm.ONEDNN_PACKED: "oneDNN, packed weights"}
@@ -395,7 +395,7 @@ def header(args, env: dict, peak_result: dict, peak: float | None) -> list[str]:
         f"{info.get('cpu_capability', '?')}); rnnkit from {info.get('rnnkit_path', '?')}; "
         f"RNN/LSTM/GRU time loops: {info.get('loops', '?')} (RNNKIT_NATIVE=0 for the Python "
         f"ones); per-step products of a 32 x 256 x 1024 step: {info.get('step_gemm', '?')} "
-        "(rnnkit.gemm, by CPU vendor)",
+        "(rnnkit.bptt.gemm, by CPU vendor)",
         f"- threads: torch.set_num_threads({args.threads}) in every child "
         f"(got {info.get('num_threads', '?')}); child env: {omp}",
         f"- reps: median of {args.reps} timed runs after {args.warmup} warm-up run(s) "

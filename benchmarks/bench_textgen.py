@@ -28,8 +28,8 @@ DATA = (
 
 
 def run_case(impl: str, cell: str, hidden: int, layers: int, batch: int, bptt: int, steps: int):
-    from rnnkit.data import CharVocab, TextStreams, read_text
-    from rnnkit.models import CharLM
+    from rnnkit.textgen.data import CharVocab, TextStreams, read_text
+    from rnnkit.textgen.model import CharLM
 
     text = read_text(DATA)
     vocab = CharVocab.from_text(text)

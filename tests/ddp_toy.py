@@ -5,10 +5,10 @@ import sys
 import torch
 from toys import Toy, batches
 
-from rnnkit import distributed
-from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig
-from rnnkit.training import train
+from rnnkit.train import distributed
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.loop import train
+from rnnkit.train.seeding import seed_everything
 
 CONFIG = TrainConfig(
     lr=1e-2,

@@ -220,7 +220,7 @@ def test_inference_path_equals_training_path(cell, ragged, monkeypatch):
 def test_onednn_paths_match_reference(cell, ragged, monkeypatch):
     """float32 with every product forced onto oneDNN (LSTM training then takes its combined
     [x_t, h_{t-1}] product): outputs, states and all gradients match the autograd loop."""
-    from rnnkit import gemm
+    from rnnkit.bptt import gemm
     from rnnkit.layers import GRU, LSTM, RNN
 
     if not gemm.ONEDNN:

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 from toys import Toy, batches
 
-from rnnkit import checkpoint
-from rnnkit.seeding import rng_state, set_rng_state
+from rnnkit.train import checkpoint
+from rnnkit.train.seeding import rng_state, set_rng_state
 
 
 def trained_toy(steps: int = 2):

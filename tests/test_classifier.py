@@ -1,11 +1,11 @@
-"""Tests for models/classifier.py: padding never changes a result, the pooling choices, the call
+"""Tests for classify/model.py: padding never changes a result, the pooling choices, the call
 contract, and a model that learns a tiny task to 100 %."""
 
 import pytest
 import torch
 from budget import SEED, train_until
 
-from rnnkit.models.classifier import POOLINGS, ClassifierConfig, SequenceClassifier
+from rnnkit.classify.model import POOLINGS, ClassifierConfig, SequenceClassifier
 
 
 def padded(seqs: list[list[int]], T: int | None = None, fill: int = 0):

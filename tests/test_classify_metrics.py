@@ -1,9 +1,9 @@
-"""Tests for classify/metrics.py against counts worked out by hand."""
+"""Tests for data/metrics.py against counts worked out by hand."""
 
 import pytest
 import torch
 
-from rnnkit.classify.metrics import confusion_matrix, report
+from rnnkit.data.metrics import confusion_matrix, report
 
 
 def test_confusion_and_report_by_hand():

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from rnnkit import cli
-from rnnkit.training import NonFiniteError
+from rnnkit.train.loop import NonFiniteError
 
 EXPECTED_H = [0.53705, 0.85137, 0.95225]
 EXPECTED_Y = [0.41482, 0.54055, 0.58090]

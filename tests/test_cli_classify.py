@@ -10,7 +10,8 @@ import pytest
 from budget import SEED, margin
 from test_cli_textgen import assert_one_error_line, rnnkit, snapshot
 
-from rnnkit import checkpoint, classify
+from rnnkit import classify
+from rnnkit.train import checkpoint
 
 POSITIVE = ["great", "wonderful", "superb", "loved"]
 NEGATIVE = ["awful", "boring", "terrible", "hated"]

@@ -12,7 +12,8 @@ import pytest
 from budget import SEED, margin
 from test_cli_textgen import assert_one_error_line, rnnkit, snapshot
 
-from rnnkit import checkpoint, forecast
+from rnnkit import forecast
+from rnnkit.train import checkpoint
 
 TINY = ["--hidden", "16", "--layers", "1", "--batch", "32", "--lookback", "48", "--horizon", "12"]
 N = 900  # rows: 630 train, 90 validation, 180 test (0.7 / 0.8 / all)

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnkit import checkpoint, cli, textgen
-from rnnkit.cli_common import duration, stream
-from rnnkit.runlog import read_metrics
-from rnnkit.training import NonFiniteError
+from rnnkit import cli, textgen
+from rnnkit.train import checkpoint
+from rnnkit.train.cli import duration, stream
+from rnnkit.train.loop import NonFiniteError
+from rnnkit.train.runlog import read_metrics
 
 TINY = ["--hidden", "16", "--bptt", "16", "--batch", "4", "--max-steps", "5", "--eval-every", "5"]
 WORDS = "the quick brown fox jumps over a lazy dog while seven birds sing softly".split()

@@ -13,7 +13,7 @@ import pytest
 from budget import SEED, margin
 from test_cli_textgen import assert_one_error_line, rnnkit, snapshot
 
-from rnnkit import checkpoint
+from rnnkit.train import checkpoint
 
 # a toy language pair: each source word has one translation, and the target reverses the order
 LEXICON = dict(zip("ein zwei drei hund katze mann frau rot blau läuft".split(),

@@ -10,10 +10,10 @@ import torch
 from ddp_toy import CONFIG, sharded_batches
 from toys import Toy
 
-from rnnkit import checkpoint, distributed
-from rnnkit.runlog import read_metrics
-from rnnkit.seeding import seed_everything
-from rnnkit.training import train
+from rnnkit.train import checkpoint, distributed
+from rnnkit.train.loop import train
+from rnnkit.train.runlog import read_metrics
+from rnnkit.train.seeding import seed_everything
 
 HERE = Path(__file__).parent
 

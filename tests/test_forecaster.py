@@ -9,7 +9,7 @@ import pytest
 import torch
 from budget import SEED, train_until
 
-from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.forecast.model import Forecaster, ForecasterConfig
 
 B, L, H, C, P, K = 3, 10, 4, 2, 1, 2
 

@@ -1,4 +1,4 @@
-"""Tests for rnnkit.generate: stepping equals the full forward, sampling options, seeds."""
+"""Tests for rnnkit.textgen.generate: stepping equals the full forward, sampling options, seeds."""
 
 import types
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 from test_lm import CELLS, train_tiny
 
-from rnnkit.data import CharVocab
-from rnnkit.generate import generate, pick
-from rnnkit.models import CharLM
+from rnnkit.textgen.data import CharVocab
+from rnnkit.textgen.generate import generate, pick
+from rnnkit.textgen.model import CharLM
 
 VOCAB = CharVocab.from_text("abcdefghijklmnopqrstuvwxyz .\n")
 

@@ -21,7 +21,7 @@ from rnnkit.lab import (
     scale_spectral_radius_,
     spectral_radius,
 )
-from rnnkit.models.lab import LabModel
+from rnnkit.lab.model import LabModel
 
 # ---- tasks
 

@@ -1,11 +1,11 @@
-"""Tests for rnnkit.data.labelled: reading labelled texts in every format and the split."""
+"""Tests for rnnkit.classify.labelled: reading labelled texts in every format and the split."""
 
 import json
 from collections import Counter
 
 import pytest
 
-from rnnkit.data.labelled import (
+from rnnkit.classify.labelled import (
     FORMATS,
     Examples,
     detect_format,

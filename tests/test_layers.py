@@ -157,7 +157,7 @@ def test_layer_matches_torch_short_lengths_and_no_bias(mode_id, bias):
 
 @pytest.mark.parametrize("mode_id", MODE_IDS)
 def test_layer_matches_torch_at_sizes_using_onednn(mode_id):
-    """float32 sizes large enough for gemm.py's oneDNN path (>= gemm.MIN_FLOPS per product)."""
+    """float32 sizes large enough for bptt/gemm.py's oneDNN path (>= gemm.MIN_FLOPS per product)."""
     Tl, Bl, Il, Hl = 3, 64, 64, 256
     _, ours_cls, theirs_cls, extra = MODE_BY_ID[mode_id]
     theirs = theirs_cls(Il, Hl, **extra)

@@ -1,4 +1,4 @@
-"""Tests for rnnkit.models.lm: CharLM's contract, carried state, config and evaluation."""
+"""Tests for rnnkit.textgen.model: CharLM's contract, carried state, config and evaluation."""
 
 import json
 import math
@@ -8,8 +8,8 @@ import pytest
 import torch
 from budget import train_until
 
-from rnnkit.data import CharVocab, TextStreams
-from rnnkit.models import CharLM, CharLMConfig, evaluate
+from rnnkit.textgen.data import CharVocab, TextStreams
+from rnnkit.textgen.model import CharLM, CharLMConfig, evaluate
 
 CELLS = ["lstm", "gru", "rnn"]
 

@@ -499,7 +499,7 @@ def registered(monkeypatch):
 
 @pytest.mark.parametrize("cell", CELL_IDS)
 def test_char_lm_trains_and_steps(registered, cell):
-    from rnnkit.models.lm import CharLM
+    from rnnkit.textgen.model import CharLM
 
     model = CharLM(11, cell=cell, hidden=8, layers=2, dropout=0.1)
     ids = torch.randint(0, 11, (2, 12))
@@ -520,7 +520,7 @@ def test_char_lm_trains_and_steps(registered, cell):
 
 @pytest.mark.parametrize("pooling", ["last", "mean"])
 def test_classifier_bidirectional_with_lengths(registered, pooling):
-    from rnnkit.models.classifier import SequenceClassifier
+    from rnnkit.classify.model import SequenceClassifier
 
     model = SequenceClassifier(
         9, 3, cell="minlstm", hidden=6, layers=2, bidirectional=True, pooling=pooling
@@ -534,7 +534,7 @@ def test_classifier_bidirectional_with_lengths(registered, pooling):
 
 @pytest.mark.parametrize("arch", ["direct", "seq2seq"])
 def test_forecaster(registered, arch):
-    from rnnkit.models.forecaster import Forecaster
+    from rnnkit.forecast.model import Forecaster
 
     model = Forecaster(2, 4, cell="mingru", hidden=6, layers=2, arch=arch)
     y = torch.randn(3, 12, 2)

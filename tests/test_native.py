@@ -10,8 +10,7 @@ import torch
 from torch.testing import assert_close
 
 import rnnkit
-from rnnkit import gemm
-from rnnkit.bptt import native
+from rnnkit.bptt import gemm, native
 
 pytestmark = pytest.mark.skipif(
     native.load() is None, reason="the C++ time loops could not be built here (no compiler?)"

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from rnnkit.schedule import Schedule
+from rnnkit.train.schedule import Schedule
 
 
 def test_warmup_then_cosine_to_the_floor():

@@ -1,11 +1,12 @@
-"""Tests for rnnkit.data.series: reading a series, calendar features, splits, scaling, windows."""
+"""Tests for rnnkit.forecast.series: reading a series, calendar features, splits, scaling,
+windows."""
 
 import json
 
 import numpy as np
 import pytest
 
-from rnnkit.data.series import (
+from rnnkit.forecast.series import (
     SCALERS,
     Frame,
     Scaler,

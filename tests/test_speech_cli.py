@@ -13,7 +13,7 @@ import soundfile  # noqa: E402
 from budget import SEED, margin  # noqa: E402
 from speech_toys import RATE, digit_tone, fake_fsdd  # noqa: E402
 
-from rnnkit import speech  # noqa: E402
+from rnnkit import speech
 from rnnkit.cli import main  # noqa: E402
 
 TINY = ["--hidden", "16", "--layers", "1", "--batch", "8", "--lr", "0.01", "--seed", str(SEED)]

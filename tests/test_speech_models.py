@@ -6,9 +6,9 @@ import torch
 from budget import train_until
 from speech_toys import digit_tone
 
-from rnnkit.models.speech import SpeechModel, stack_frames
 from rnnkit.speech import ctc
 from rnnkit.speech.features import FeatureConfig, Normaliser, compute
+from rnnkit.speech.model import SpeechModel, stack_frames
 from rnnkit.speech.predict import outputs
 from rnnkit.speech.stream import Stream
 from rnnkit.speech.text import Alphabet

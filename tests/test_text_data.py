@@ -1,11 +1,11 @@
-"""Tests for rnnkit.data.text: reading files, the vocabulary, the split and the streams."""
+"""Tests for rnnkit.textgen.data: reading files, the vocabulary, the split and the streams."""
 
 import json
 
 import pytest
 import torch
 
-from rnnkit.data import CharVocab, TextStreams, builtin_corpus, read_text, split_text
+from rnnkit.textgen.data import CharVocab, TextStreams, builtin_corpus, read_text, split_text
 
 # ---- reading files --------------------------------------------------------------------------
 

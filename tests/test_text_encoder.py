@@ -3,7 +3,7 @@
 import pytest
 
 from rnnkit.classify.text import TextEncoder
-from rnnkit.data.tokenize import Tokenizer
+from rnnkit.classify.tokenize import Tokenizer
 from rnnkit.data.vocab import Vocab
 
 WORDS = "a b c d e f g h i j".split()

@@ -19,9 +19,8 @@ import torch
 from test_cli_textgen import assert_one_error_line, rnnkit
 
 from rnnkit import textgen
-from rnnkit.data.text import CharVocab
-from rnnkit.models.lm import CharLM
 from rnnkit.textgen import page as page_module
+from rnnkit.textgen.data import CharVocab
 from rnnkit.textgen.inspect import (
     bracket_depth,
     correlations,
@@ -31,6 +30,7 @@ from rnnkit.textgen.inspect import (
     line_position,
     top_units,
 )
+from rnnkit.textgen.model import CharLM
 
 TINY = ["--hidden", "16", "--layers", "2", "--bptt", "16", "--batch", "4"]
 TINY += ["--max-steps", "3", "--eval-every", "3"]

@@ -1,11 +1,11 @@
-"""Tests for rnnkit.data.tokenize: the word and character tokenizers and their JSON form."""
+"""Tests for rnnkit.classify.tokenize: the word and character tokenizers and their JSON form."""
 
 import json
 import time
 
 import pytest
 
-from rnnkit.data.tokenize import KINDS, Tokenizer
+from rnnkit.classify.tokenize import KINDS, Tokenizer
 
 
 def test_kinds():

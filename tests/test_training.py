@@ -9,12 +9,12 @@ import pytest
 import torch
 from toys import Toy, batches, valid_fn
 
-from rnnkit import checkpoint, distributed
-from rnnkit.batches import DatasetBatches
-from rnnkit.runlog import read_metrics
-from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig
-from rnnkit.training import NonFiniteError, Trainer, train
+from rnnkit.train import checkpoint, distributed
+from rnnkit.train.batches import DatasetBatches
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.loop import NonFiniteError, Trainer, train
+from rnnkit.train.runlog import read_metrics
+from rnnkit.train.seeding import seed_everything
 
 QUIET = {"progress": False, "tensorboard": False}
 

@@ -8,10 +8,10 @@ import torch
 from budget import SEED, train_until
 
 from rnnkit.data.buckets import Sequences
-from rnnkit.models.attention import BahdanauAttention, LuongAttention, masked_softmax
-from rnnkit.models.seq2seq import Seq2Seq
+from rnnkit.translate.attention import BahdanauAttention, LuongAttention, masked_softmax
 from rnnkit.translate.batches import Encoded, PairBatches
 from rnnkit.translate.decode import beam_search, greedy
+from rnnkit.translate.model import Seq2Seq
 from rnnkit.translate.pairs import read_pairs
 from rnnkit.translate.text import BOS_ID, EOS_ID, PAD_ID, Codec
 

@@ -1,9 +1,9 @@
-"""Tests for rnnkit.data.vectors: reading GloVe and word2vec text files for a vocabulary."""
+"""Tests for rnnkit.classify.vectors: reading GloVe and word2vec text files for a vocabulary."""
 
 import pytest
 import torch
 
-from rnnkit.data.vectors import read_vectors
+from rnnkit.classify.vectors import read_vectors
 from rnnkit.data.vocab import Vocab
 
 GLOVE = "the 0.1 0.2 0.3 \nmovie 1 2 3 \nbad -1.5 0 2e-1 \nunused 9 9 9 \n"  # trailing spaces

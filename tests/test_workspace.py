@@ -5,7 +5,7 @@ import torch
 from torch.testing import assert_close
 
 import rnnkit
-from rnnkit import workspace
+from rnnkit.bptt import workspace
 
 
 def test_recycled_reuses_only_free_storage():

@@ -21,13 +21,13 @@ import torch
 
 import rnnkit
 from rnnkit import textgen
-from rnnkit.cli_classify import classify_command_parser
-from rnnkit.cli_common import nonnegative_float, stream
-from rnnkit.cli_forecast import forecast_command_parser
-from rnnkit.cli_lab import lab_command_parser
-from rnnkit.cli_speech import speech_command_parser
-from rnnkit.cli_textgen import textgen_command_parser
-from rnnkit.cli_translate import translate_command_parser
+from rnnkit.classify.cli import classify_command_parser
+from rnnkit.forecast.cli import forecast_command_parser
+from rnnkit.lab.cli import lab_command_parser
+from rnnkit.speech.cli import speech_command_parser
+from rnnkit.textgen.cli import textgen_command_parser
+from rnnkit.train.cli import nonnegative_float, stream
+from rnnkit.translate.cli import translate_command_parser
 
 # The founding notes' worked example: a scalar Elman RNN followed by a linear output.
 DEMO_W_XH, DEMO_W_HH, DEMO_B_H = 0.5, 0.3, 0.1

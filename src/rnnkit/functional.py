@@ -17,13 +17,13 @@ reference that the hand-written BPTT kernels are tested against.
 import torch
 from torch import Tensor
 
-from rnnkit import gemm
+from rnnkit.bptt import gemm
 
 NONLINEARITIES = ("tanh", "relu")
 
 
 def _linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    """W x + b; without autograd, on the faster GEMM library (`gemm.py`): a generation step is
+    """W x + b; without autograd, on the faster GEMM library (`bptt/gemm.py`): a generation step is
     two matrix-vector products per layer, memory-bound on the weights."""
     if x.dim() == 2 and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):
         return gemm.linear(x, w, b)

@@ -6,8 +6,8 @@ import functools
 import torch
 from torch import Tensor
 
-from rnnkit import gemm
-from rnnkit.workspace import recycled
+from rnnkit.bptt import gemm
+from rnnkit.bptt.workspace import recycled
 
 
 @functools.lru_cache(maxsize=64)
@@ -46,7 +46,7 @@ def _padded(steps: list[tuple[int, int, int]], B: int) -> bool:
 
 def _project(x: Tensor, w: Tensor, b: Tensor | None, name: str | None = None) -> Tensor:
     """W x_t + b for all steps in one GEMM: (T, B, I) -> (T, B, G*H); with a `name`, into a
-    recycled tensor (workspace.py) where the GEMM writes into its output (not on oneDNN)."""
+    recycled tensor (bptt/workspace.py) where the GEMM writes into its output (not on oneDNN)."""
     T, B, I = x.shape
     out = None
     if name is not None and not gemm.uses_onednn(T * B, w):

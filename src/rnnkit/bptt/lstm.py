@@ -4,8 +4,7 @@ import torch
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from rnnkit import gemm
-from rnnkit.bptt import native, probe
+from rnnkit.bptt import gemm, native, probe
 from rnnkit.bptt.common import (
     _add,
     _chunk,
@@ -23,7 +22,7 @@ from rnnkit.bptt.common import (
     _scaled,
     _steps,
 )
-from rnnkit.workspace import buffer, recycled
+from rnnkit.bptt.workspace import buffer, recycled
 
 
 class LSTMFunction(Function):

@@ -4,8 +4,7 @@ import torch
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from rnnkit import gemm
-from rnnkit.bptt import native, probe
+from rnnkit.bptt import gemm, native, probe
 from rnnkit.bptt.common import (
     _add,
     _consts,
@@ -21,7 +20,7 @@ from rnnkit.bptt.common import (
     _rows,
     _steps,
 )
-from rnnkit.workspace import buffer
+from rnnkit.bptt.workspace import buffer
 
 
 class RNNFunction(Function):

@@ -8,10 +8,10 @@ as the checkpoint's vocabulary, {"encoder": TextEncoder (tokenizer, vocabulary, 
 "classes": [...]}, so `load` needs nothing else.
 """
 
-from rnnkit.classify.metrics import confusion_matrix, report
 from rnnkit.classify.run import TASK, ClassifyData, Data, Run, load_data, plan, train
 from rnnkit.classify.text import TextEncoder, class_ids
 from rnnkit.classify.trained import Classifier, load
+from rnnkit.data.metrics import confusion_matrix, report
 
 __all__ = [
     "TASK",

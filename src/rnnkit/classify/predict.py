@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.classify.metrics import confusion_matrix, report
 from rnnkit.data.buckets import Sequences, sorted_batches
+from rnnkit.data.metrics import confusion_matrix, report
 
 EVAL_BATCH = 256  # sequences per forward pass when predicting (longest first, little padding)
 

@@ -11,18 +11,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rnnkit import checkpoint, distributed, rundir
+from rnnkit.classify.labelled import Examples, read_labelled, split_examples
+from rnnkit.classify.model import ClassifierConfig, SequenceClassifier
 from rnnkit.classify.predict import evaluate
 from rnnkit.classify.text import TextEncoder, class_ids
+from rnnkit.classify.tokenize import Tokenizer
+from rnnkit.classify.vectors import read_vectors
 from rnnkit.data.buckets import BucketBatches, Sequences
-from rnnkit.data.labelled import Examples, read_labelled, split_examples
-from rnnkit.data.tokenize import Tokenizer
-from rnnkit.data.vectors import read_vectors
 from rnnkit.data.vocab import Vocab
-from rnnkit.models.classifier import ClassifierConfig, SequenceClassifier
-from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig, epochs_budget, split_options
-from rnnkit.training import Trainer
+from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train.config import TrainConfig, epochs_budget, split_options
+from rnnkit.train.loop import Trainer
+from rnnkit.train.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 

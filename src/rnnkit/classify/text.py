@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rnnkit.classify.tokenize import Tokenizer
 from rnnkit.data.buckets import Sequences
-from rnnkit.data.tokenize import Tokenizer
 from rnnkit.data.vocab import Vocab
 
 TRUNCATIONS = ("head", "tail", "head+tail")

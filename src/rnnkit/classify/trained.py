@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from rnnkit import rundir
+from rnnkit.classify.labelled import Examples
+from rnnkit.classify.model import SequenceClassifier
 from rnnkit.classify.predict import evaluate, predict_proba
 from rnnkit.classify.run import TASK
 from rnnkit.classify.text import TextEncoder, class_ids
-from rnnkit.data.labelled import Examples
-from rnnkit.models.classifier import SequenceClassifier
+from rnnkit.train import rundir
 
 
 @dataclass

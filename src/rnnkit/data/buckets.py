@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from rnnkit import distributed
+from rnnkit.train import distributed
 
 POOL = 50  # batches sorted together: a training batch mixes lengths within a pool of 50 batches
 

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from rnnkit.data.series import window_starts
 from rnnkit.forecast.baselines import LinearBaseline, naive, seasonal_naive
 from rnnkit.forecast.metrics import interval_coverage, point_metrics
+from rnnkit.forecast.series import window_starts
 from rnnkit.forecast.windows import Prepared
 
 EVAL_BATCH = 256  # windows per forward pass

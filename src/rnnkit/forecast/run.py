@@ -12,15 +12,21 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from rnnkit import checkpoint, distributed, rundir
-from rnnkit.data.series import Scaler, calendar_features, read_series, split_points, window_starts
 from rnnkit.forecast.backtest import backtest, forecast, point
 from rnnkit.forecast.builtin import BUILTIN, builtin_path
+from rnnkit.forecast.model import Forecaster, ForecasterConfig
+from rnnkit.forecast.series import (
+    Scaler,
+    calendar_features,
+    read_series,
+    split_points,
+    window_starts,
+)
 from rnnkit.forecast.windows import Prepared, WindowBatches
-from rnnkit.models.forecaster import Forecaster, ForecasterConfig
-from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig, epochs_budget, split_options
-from rnnkit.training import Trainer
+from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train.config import TrainConfig, epochs_budget, split_options
+from rnnkit.train.loop import Trainer
+from rnnkit.train.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rnnkit import rundir
-from rnnkit.data.series import calendar_features, window_starts
 from rnnkit.forecast.backtest import backtest, forecast, intervals, point
+from rnnkit.forecast.model import Forecaster
 from rnnkit.forecast.run import TASK, ForecastData, prepare
+from rnnkit.forecast.series import calendar_features, window_starts
 from rnnkit.forecast.windows import Prepared
-from rnnkit.models.forecaster import Forecaster
+from rnnkit.train import rundir
 
 
 @dataclass

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit import distributed
-from rnnkit.data.series import Scaler
+from rnnkit.forecast.series import Scaler
+from rnnkit.train import distributed
 
 
 @dataclass

@@ -2,7 +2,6 @@
 them (run), and measurements of gradient flow through time (gradients) with their figure
 (plot). `rnnkit lab` is its command line."""
 
-from rnnkit.data.longrange import ADDING_BASELINE_MSE, adding_problem, copy_baseline_ce, copy_memory
 from rnnkit.lab.gradients import (
     hidden_grad_norms,
     jacobian_norms,
@@ -10,6 +9,7 @@ from rnnkit.lab.gradients import (
     spectral_radius,
 )
 from rnnkit.lab.run import load, train
+from rnnkit.lab.tasks import ADDING_BASELINE_MSE, adding_problem, copy_baseline_ce, copy_memory
 
 __all__ = [
     "ADDING_BASELINE_MSE",

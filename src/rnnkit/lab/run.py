@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import checkpoint, rundir
-from rnnkit.data.longrange import ADDING_BASELINE_MSE, adding_problem, copy_baseline_ce, copy_memory
-from rnnkit.models.lab import LabModel, LabModelConfig, accuracy_of_copy
-from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig
-from rnnkit.training import Trainer
+from rnnkit.lab.model import LabModel, LabModelConfig, accuracy_of_copy
+from rnnkit.lab.tasks import ADDING_BASELINE_MSE, adding_problem, copy_baseline_ce, copy_memory
+from rnnkit.train import checkpoint, rundir
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.loop import Trainer
+from rnnkit.train.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from rnnkit import gemm
+from rnnkit.bptt import gemm
 from rnnkit.cells import check_sequence, check_size, init_uniform
 from rnnkit.lengths import check_lengths
 from rnnkit.minrnn import functional as MF
@@ -263,7 +263,7 @@ class MinRNNBase(nn.Module):
 
 
 def _project(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    """p = W_ih x + b_ih over every leading dim; without autograd on gemm.py's faster GEMM."""
+    """p = W_ih x + b_ih over every leading dim; without autograd on bptt/gemm.py's faster GEMM."""
     if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
         return nn.functional.linear(x, w, b)
     return gemm.linear(x.reshape(-1, x.shape[-1]), w, b).view(*x.shape[:-1], w.shape[0])

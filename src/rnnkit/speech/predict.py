@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.classify.metrics import confusion_matrix, report
+from rnnkit.data.metrics import confusion_matrix, report
 from rnnkit.speech import ctc
 from rnnkit.speech.metrics import error_rates
 from rnnkit.speech.text import Alphabet

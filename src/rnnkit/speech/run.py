@@ -17,18 +17,18 @@ from pathlib import Path
 
 from torch import Tensor, nn
 
-from rnnkit import checkpoint, distributed, rundir
 from rnnkit.data.buckets import BucketBatches
-from rnnkit.models.speech import TASKS, SpeechConfig, SpeechModel
-from rnnkit.seeding import seed_everything
 from rnnkit.speech.augment import Masking
 from rnnkit.speech.data import Utterances, featurise
 from rnnkit.speech.features import FeatureConfig, Normaliser
 from rnnkit.speech.manifest import Entry, read_manifest
+from rnnkit.speech.model import TASKS, SpeechConfig, SpeechModel
 from rnnkit.speech.predict import evaluate_classifier, evaluate_ctc
 from rnnkit.speech.text import UNITS, Alphabet, class_ids
-from rnnkit.trainconfig import TrainConfig, epochs_budget, split_options
-from rnnkit.training import Trainer
+from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train.config import TrainConfig, epochs_budget, split_options
+from rnnkit.train.loop import Trainer
+from rnnkit.train.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 

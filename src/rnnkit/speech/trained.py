@@ -8,15 +8,15 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import rundir
-from rnnkit.models.speech import SpeechModel
 from rnnkit.speech.data import featurise
 from rnnkit.speech.features import FeatureConfig, Normaliser
 from rnnkit.speech.manifest import read_manifest
+from rnnkit.speech.model import SpeechModel
 from rnnkit.speech.predict import decode, evaluate_classifier, evaluate_ctc, outputs
 from rnnkit.speech.run import TASK
 from rnnkit.speech.stream import Stream
 from rnnkit.speech.text import Alphabet, class_ids
+from rnnkit.train import rundir
 
 
 @dataclass

@@ -15,7 +15,6 @@ training options given replace the saved ones.
 features of the text (inspect.py); `write_page` shows the result as one HTML page (page.py).
 """
 
-from rnnkit.rundir import find_checkpoint
 from rnnkit.textgen.inspect import (
     FEATURES,
     Inspection,
@@ -30,6 +29,7 @@ from rnnkit.textgen.inspect import (
 from rnnkit.textgen.page import render_page, write_page
 from rnnkit.textgen.run import TASK, Corpus, Run, TextData, load_corpus, plan, train
 from rnnkit.textgen.trained import evaluate_text, load, sample
+from rnnkit.train.rundir import find_checkpoint
 
 __all__ = [
     "FEATURES",

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnkit.data.text import CharVocab
-from rnnkit.models.lm import CharLM
+from rnnkit.textgen.data import CharVocab
+from rnnkit.textgen.model import CharLM
 
 MAX_CHARS = 3000  # characters inspected by default: a page that opens at once
 TOP = 5  # units listed per feature

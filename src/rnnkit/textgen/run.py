@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rnnkit import checkpoint, distributed, rundir
-from rnnkit.data.text import CharVocab, TextStreams, builtin_corpus, read_text, split_text
-from rnnkit.models.lm import CharLM, CharLMConfig, evaluate
-from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig, split_options
-from rnnkit.training import Trainer
+from rnnkit.textgen.data import CharVocab, TextStreams, builtin_corpus, read_text, split_text
+from rnnkit.textgen.model import CharLM, CharLMConfig, evaluate
+from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train.config import TrainConfig, split_options
+from rnnkit.train.loop import Trainer
+from rnnkit.train.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def train(
     overwrite: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> Run:
-    """Train a CharLM on `options` into the run directory `out` (see rundir.py); `resume`
+    """Train a CharLM on `options` into the run directory `out` (see train/rundir.py); `resume`
     continues the run in `out` from out/last, `overwrite` replaces another run held there.
 
     Everything the user gave is checked before anything is written. Under torchrun every

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import rundir
-from rnnkit.data.text import CharVocab, TextStreams
-from rnnkit.generate import generate
-from rnnkit.models.lm import CharLM, evaluate
+from rnnkit.textgen.data import CharVocab, TextStreams
+from rnnkit.textgen.generate import generate
+from rnnkit.textgen.model import CharLM, evaluate
 from rnnkit.textgen.run import TASK, TextData
+from rnnkit.train import rundir
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnkit.models.seq2seq import Seq2Seq
+from rnnkit.translate.model import Seq2Seq
 
 
 @dataclass

@@ -13,9 +13,9 @@ import math
 import torch
 
 from rnnkit.data.buckets import Sequences
-from rnnkit.models.seq2seq import Seq2Seq
 from rnnkit.translate.batches import Encoded, sorted_pair_batches
 from rnnkit.translate.decode import Hypothesis, beam_search, greedy
+from rnnkit.translate.model import Seq2Seq
 from rnnkit.translate.text import PAD_ID, Codec
 
 BLEU_TOKENIZE = "13a"

@@ -8,14 +8,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from rnnkit import checkpoint, distributed, rundir
 from rnnkit.data.buckets import Sequences
-from rnnkit.models.seq2seq import Seq2Seq, Seq2SeqConfig
-from rnnkit.seeding import seed_everything
-from rnnkit.trainconfig import TrainConfig, epochs_budget, split_options
-from rnnkit.training import Trainer
+from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train.config import TrainConfig, epochs_budget, split_options
+from rnnkit.train.loop import Trainer
+from rnnkit.train.seeding import seed_everything
 from rnnkit.translate.batches import Encoded, PairBatches
 from rnnkit.translate.evaluate import score
+from rnnkit.translate.model import Seq2Seq, Seq2SeqConfig
 from rnnkit.translate.pairs import Pairs, read_pairs
 from rnnkit.translate.text import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Codec
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from rnnkit import rundir
 from rnnkit.data.buckets import Sequences
-from rnnkit.models.seq2seq import Seq2Seq
+from rnnkit.train import rundir
 from rnnkit.translate.decode import Hypothesis
 from rnnkit.translate.evaluate import score, translate_ids
+from rnnkit.translate.model import Seq2Seq
 from rnnkit.translate.pairs import Pairs
 from rnnkit.translate.run import TASK, encode_pairs
 from rnnkit.translate.text import UNK_ID, Codec

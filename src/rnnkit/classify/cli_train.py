@@ -10,16 +10,16 @@ import argparse
 from dataclasses import fields
 
 from rnnkit import classify
+from rnnkit.classify.model import POOLINGS, ClassifierConfig
 from rnnkit.classify.run import DEFAULT_EPOCHS, ClassifyData
-from rnnkit.cli_common import (
+from rnnkit.layers import LAYERS
+from rnnkit.train.cli import (
     fraction,
     positive_int,
     run_dir_options,
     run_training,
     training_options,
 )
-from rnnkit.layers import LAYERS
-from rnnkit.models.classifier import POOLINGS, ClassifierConfig
 
 TRAIN_OPTIONS = (  # argparse dests handed to classify.train when given
     *("train", "valid", "test", "valid_fraction", "text_column", "label_column", "encoding"),

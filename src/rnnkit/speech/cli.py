@@ -7,8 +7,8 @@ import argparse
 import json
 import logging
 
-from rnnkit.cli_common import log_to_stderr, nonnegative_int, positive_int
-from rnnkit.cli_speech_train import EXAMPLES, format_result, train_command_parser
+from rnnkit.speech.cli_train import EXAMPLES, format_result, train_command_parser
+from rnnkit.train.cli import log_to_stderr, nonnegative_int, positive_int
 
 DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
 

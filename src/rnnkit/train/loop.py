@@ -11,9 +11,9 @@ Carried state. What a task keeps from one batch to the next, such as the hidden 
 BPTT carries, is checkpointed through `get_state() -> obj` (tensors allowed) and `set_state(obj)`.
 Validation runs between a get and a set, and under its own torch RNG, so it disturbs neither.
 
-Output (rundir.py). OUT/last: the checkpoint to resume from, saved every `checkpoint_every` steps
-and when training stops; OUT/best: the weights with the best validation metric; OUT/metrics.csv
-and OUT/tb (runlog.py). Only the main process writes.
+Output (train/rundir.py). OUT/last: the checkpoint to resume from, saved every
+`checkpoint_every` steps and when training stops; OUT/best: the weights with the best
+validation metric; OUT/metrics.csv and OUT/tb (train/runlog.py). Only the main process writes.
 
 Stopping. At max_steps, max_time, early stopping, or SIGINT/SIGTERM: the current step finishes,
 OUT/last is saved, and `fit` returns; a second signal interrupts at once. A non-finite loss or
@@ -36,13 +36,13 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from rnnkit import checkpoint, distributed, rundir
-from rnnkit.batches import to_device, unpack
 from rnnkit.bptt import native
-from rnnkit.interrupts import stop_requests
-from rnnkit.runlog import MetricsLog, NullLog, Window
-from rnnkit.seeding import rng_state, seed_everything, set_rng_state
-from rnnkit.trainconfig import TrainConfig
+from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train.batches import to_device, unpack
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.interrupts import stop_requests
+from rnnkit.train.runlog import MetricsLog, NullLog, Window
+from rnnkit.train.seeding import rng_state, seed_everything, set_rng_state
 
 logger = logging.getLogger(__name__)
 STOP_REASONS = ("max_steps", "max_time", "early_stopping", "target", "signal")

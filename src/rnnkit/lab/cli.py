@@ -12,18 +12,18 @@ import math
 
 import torch
 
-from rnnkit.cli_common import (
+from rnnkit.init import SCHEMES
+from rnnkit.lab import gradients, run
+from rnnkit.lab.plot import plot_gradients
+from rnnkit.layers import LAYERS
+from rnnkit.train.cli import (
     duration,
     log_to_stderr,
     nonnegative_float,
     positive_float,
     positive_int,
 )
-from rnnkit.init import SCHEMES
-from rnnkit.lab import gradients, run
-from rnnkit.lab.plot import plot_gradients
-from rnnkit.layers import LAYERS
-from rnnkit.training import NonFiniteError
+from rnnkit.train.loop import NonFiniteError
 
 EXAMPLES = """examples:
   rnnkit lab adding --cell lstm --length 200            (solved: test MSE < 0.01)
@@ -198,7 +198,7 @@ def gradients_command_parser(verbs) -> argparse.ArgumentParser:
 
 
 def gradients_command(args: argparse.Namespace) -> int:
-    from rnnkit.models.lab import LabModel
+    from rnnkit.lab.model import LabModel
 
     if args.checkpoint:
         models = {"checkpoint": run.load(args.checkpoint)}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rnnkit.schedule import SCHEDULES, Schedule
+from rnnkit.train.schedule import SCHEDULES, Schedule
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 

@@ -37,7 +37,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 from torch import Tensor, nn
 
-from rnnkit.seeding import rng_state
+from rnnkit.train.seeding import rng_state
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from rnnkit import translate
-from rnnkit.cli_common import log_to_stderr, positive_int, write_atomically
-from rnnkit.cli_translate_train import EXAMPLES, train_command_parser
+from rnnkit.train.cli import log_to_stderr, positive_int, write_atomically
+from rnnkit.translate.cli_train import EXAMPLES, train_command_parser
 from rnnkit.translate.pairs import read_lines, read_pairs
 from rnnkit.translate.plot import plot_attention
 

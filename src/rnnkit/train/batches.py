@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import default_collate
 
-from rnnkit import distributed
+from rnnkit.train import distributed
 
 
 class DatasetBatches:

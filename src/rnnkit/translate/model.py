@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.layers import LAYERS
-from rnnkit.models.attention import ATTENTIONS, make_attention
+from rnnkit.translate.attention import ATTENTIONS, make_attention
 
 CELLS = ("gru", "lstm", "rnn")
 

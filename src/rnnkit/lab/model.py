@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, fields
 
 from torch import Tensor, nn
 
-from rnnkit.data.longrange import COPY_CLASSES, COPY_VOCAB
 from rnnkit.init import SCHEMES, initialize
+from rnnkit.lab.tasks import COPY_CLASSES, COPY_VOCAB
 from rnnkit.layers import LAYERS
 
 TASKS = ("adding", "copy")

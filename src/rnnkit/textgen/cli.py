@@ -9,7 +9,11 @@ import json
 import logging
 
 from rnnkit import textgen
-from rnnkit.cli_common import (
+from rnnkit.textgen.cli_train import EXAMPLES, train_command_parser
+from rnnkit.textgen.data import read_text
+from rnnkit.textgen.generate import generate
+from rnnkit.textgen.inspect import MAX_CHARS
+from rnnkit.train.cli import (
     log_to_stderr,
     nonnegative_float,
     nonnegative_int,
@@ -17,10 +21,6 @@ from rnnkit.cli_common import (
     probability,
     stream,
 )
-from rnnkit.cli_textgen_train import EXAMPLES, train_command_parser
-from rnnkit.data.text import read_text
-from rnnkit.generate import generate
-from rnnkit.textgen.inspect import MAX_CHARS
 
 DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
 

@@ -10,7 +10,7 @@ import argparse
 from dataclasses import fields
 
 from rnnkit import translate
-from rnnkit.cli_common import (
+from rnnkit.train.cli import (
     fraction,
     positive_int,
     probability,
@@ -18,8 +18,8 @@ from rnnkit.cli_common import (
     run_training,
     training_options,
 )
-from rnnkit.models.attention import ATTENTIONS
-from rnnkit.models.seq2seq import CELLS, Seq2SeqConfig
+from rnnkit.translate.attention import ATTENTIONS
+from rnnkit.translate.model import CELLS, Seq2SeqConfig
 from rnnkit.translate.run import DEFAULT_EPOCHS, TranslateData
 
 TRAIN_OPTIONS = (  # argparse dests handed to translate.train when given

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from rnnkit.data.text import CharVocab
-from rnnkit.models.lm import CharLM
+from rnnkit.textgen.data import CharVocab
+from rnnkit.textgen.model import CharLM
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 from rnnkit import forecast
-from rnnkit.cli_common import write_atomically
-from rnnkit.cli_forecast_train import EXAMPLES, format_backtest, train_command_parser
+from rnnkit.forecast.cli_train import EXAMPLES, format_backtest, train_command_parser
 from rnnkit.forecast.plot import plot_forecast
+from rnnkit.train.cli import write_atomically
 
 DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
 

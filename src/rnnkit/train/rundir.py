@@ -3,7 +3,7 @@ reading a task's checkpoint back from it.
 
 OUT/last          the checkpoint to resume from
 OUT/best          the weights with the best validation metric (no optimizer state)
-OUT/metrics.csv   every metric (runlog.py)
+OUT/metrics.csv   every metric (train/runlog.py)
 OUT/tb/           TensorBoard events, when tensorboard is installed
 """
 
@@ -14,8 +14,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from rnnkit import checkpoint
-from rnnkit.runlog import CSV_FILE
+from rnnkit.train import checkpoint
+from rnnkit.train.runlog import CSV_FILE
 
 LAST, BEST, TB = "last", "best", "tb"
 

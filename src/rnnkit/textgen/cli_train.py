@@ -11,7 +11,8 @@ import functools
 from dataclasses import fields
 
 from rnnkit import textgen
-from rnnkit.cli_common import (
+from rnnkit.textgen.model import CELLS, CharLMConfig
+from rnnkit.train.cli import (
     duration,
     fraction,
     positive_float,
@@ -19,8 +20,7 @@ from rnnkit.cli_common import (
     run_dir_options,
     run_training,
 )
-from rnnkit.models.lm import CELLS, CharLMConfig
-from rnnkit.trainconfig import TrainConfig
+from rnnkit.train.config import TrainConfig
 
 DEFAULT_MAX_TIME = 30 * 60  # seconds: a fresh run given neither --max-steps nor --max-time
 TRAIN_OPTIONS = (  # argparse dests handed to textgen.train when given

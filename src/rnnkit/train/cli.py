@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch.distributed as dist
 
-from rnnkit import distributed
-from rnnkit.trainconfig import TrainConfig
+from rnnkit.train import distributed
+from rnnkit.train.config import TrainConfig
 
 
 def _number(kind, text: str, ok, what: str):

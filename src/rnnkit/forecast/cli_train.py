@@ -10,16 +10,16 @@ import argparse
 from dataclasses import fields
 
 from rnnkit import forecast
-from rnnkit.cli_common import (
+from rnnkit.forecast.model import ARCHS, LOSSES, ForecasterConfig
+from rnnkit.forecast.run import DEFAULT_EPOCHS, ForecastData
+from rnnkit.layers import LAYERS
+from rnnkit.train.cli import (
     fraction,
     positive_int,
     run_dir_options,
     run_training,
     training_options,
 )
-from rnnkit.forecast.run import DEFAULT_EPOCHS, ForecastData
-from rnnkit.layers import LAYERS
-from rnnkit.models.forecaster import ARCHS, LOSSES, ForecasterConfig
 
 TRAIN_OPTIONS = (  # argparse dests handed to forecast.train when given
     *("path", "time_column", "target", "covariates", "calendar", "fill", "encoding"),

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 from rnnkit import classify
-from rnnkit.cli_classify_train import DATA_FORMATS, EXAMPLES, train_command_parser
-from rnnkit.cli_common import write_atomically
-from rnnkit.data.labelled import read_labelled
+from rnnkit.classify.cli_train import DATA_FORMATS, EXAMPLES, train_command_parser
+from rnnkit.classify.labelled import read_labelled
+from rnnkit.train.cli import write_atomically
 
 DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
 

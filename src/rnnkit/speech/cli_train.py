@@ -10,7 +10,13 @@ import argparse
 from dataclasses import fields
 
 from rnnkit import speech
-from rnnkit.cli_common import (
+from rnnkit.layers import LAYERS
+from rnnkit.speech.augment import Masking
+from rnnkit.speech.features import KINDS, FeatureConfig
+from rnnkit.speech.model import POOLINGS, TASKS, SpeechConfig
+from rnnkit.speech.run import DEFAULT_EPOCHS, SpeechData
+from rnnkit.speech.text import UNITS
+from rnnkit.train.cli import (
     fraction,
     nonnegative_int,
     positive_int,
@@ -18,12 +24,6 @@ from rnnkit.cli_common import (
     run_training,
     training_options,
 )
-from rnnkit.layers import LAYERS
-from rnnkit.models.speech import POOLINGS, TASKS, SpeechConfig
-from rnnkit.speech.augment import Masking
-from rnnkit.speech.features import KINDS, FeatureConfig
-from rnnkit.speech.run import DEFAULT_EPOCHS, SpeechData
-from rnnkit.speech.text import UNITS
 
 TRAIN_OPTIONS = (  # argparse dests handed to speech.train when given
     *("train", "valid", "test", "valid_fraction", "task", "units", "batch", "beam"),
