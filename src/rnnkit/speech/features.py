@@ -14,7 +14,7 @@ one frame is zero-padded to one.
     x[t]      = x[t] - mean_t' x[t']        with mean_norm (per-utterance mean normalisation)
 
 which is librosa's `power_to_db(melspectrogram(..., center=False), top_db=None)` and
-`mfcc` (tests/test_speech_features.py compares them).
+`mfcc` (tests/speech/test_speech_features.py compares them).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ layers (`rnnkit.layers` `.step()`), the best class of each step collapsed on the
 
 The frames, their normalisation and the zero padding of the last group of k are those of the
 whole-utterance path (features.compute, models.speech.stack_frames), so the streamed labels
-equal the greedy decoding of the whole utterance (tests/test_speech_models.py).
+equal the greedy decoding of the whole utterance (tests/speech/test_speech_models.py).
 
     S: samples, N: FFT size, k: frames per step, F: features
 """

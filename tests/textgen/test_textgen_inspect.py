@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_cli_textgen import assert_one_error_line, rnnkit
+from clirun import assert_one_error_line, rnnkit
 
 from rnnkit import textgen
 from rnnkit.textgen import page as page_module

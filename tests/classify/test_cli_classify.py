@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from budget import SEED, margin
-from test_cli_textgen import assert_one_error_line, rnnkit, snapshot
+from clirun import assert_one_error_line, rnnkit, snapshot
 
 from rnnkit import classify
 from rnnkit.train import checkpoint

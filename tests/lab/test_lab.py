@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from budget import SEED, margin
-from test_cli_textgen import assert_one_error_line, rnnkit
+from clirun import assert_one_error_line, rnnkit
 
 import rnnkit as rk
 from rnnkit import init

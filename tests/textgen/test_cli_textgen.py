@@ -8,13 +8,14 @@ import os
 import shutil
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 import torch
+from clirun import assert_one_error_line, rnnkit, snapshot
 
-from rnnkit import cli, textgen
+from rnnkit import textgen
 from rnnkit.train import checkpoint
 from rnnkit.train.cli import duration, stream
 from rnnkit.train.loop import NonFiniteError
@@ -22,28 +23,6 @@ from rnnkit.train.runlog import read_metrics
 
 TINY = ["--hidden", "16", "--bptt", "16", "--batch", "4", "--max-steps", "5", "--eval-every", "5"]
 WORDS = "the quick brown fox jumps over a lazy dog while seven birds sing softly".split()
-
-
-def rnnkit(*args) -> tuple[int, str, str]:
-    """`rnnkit ARGS` in this process: (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as exc:  # argparse: --help, usage errors
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
-def assert_one_error_line(code: int, err: str, match: str = "") -> None:
-    assert code == 2, err
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    assert match in err, err
-
-
-def snapshot(directory: Path) -> dict:
-    return {p: p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from rnnkit.train.loop import train
 from rnnkit.train.runlog import read_metrics
 from rnnkit.train.seeding import seed_everything
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]  # tests/, where ddp_toy.py lives
 
 
 def test_single_process_answers_as_rank_0_of_1(monkeypatch):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from budget import SEED, margin
-from test_cli_textgen import assert_one_error_line, rnnkit, snapshot
+from clirun import assert_one_error_line, rnnkit, snapshot
 
 from rnnkit import forecast
 from rnnkit.train import checkpoint
