@@ -2,7 +2,7 @@
 
 The model is the issue's 2-layer 512-unit LSTM over tiny-shakespeare's 65 characters (+ <unk>),
 untrained: the time per character does not depend on the weights. Each (threads, options)
-case runs in a fresh child process (PERF-NOTES: a process can fall into a slow OpenMP state
+case runs in a fresh child process (docs/bptt.md (j): a process can fall into a slow OpenMP state
 for its whole life); each child times `--runs` generations of `--length` characters after
 one warm-up and reports the median.
 

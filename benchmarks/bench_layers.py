@@ -11,7 +11,7 @@ This script owns the layer benchmark: what is timed, how, and how it is reported
 
 Every (case, implementation) runs in a fresh child process (`--case <json>`, one JSON line
 back), because with OpenMP on few cores a process can fall into a state many times slower that
-lasts its whole life (see the PERF-NOTES "A trap when you benchmark"). The parent passes the
+lasts its whole life (docs/bptt.md (j), "the OpenMP slow state"). The parent passes the
 children an environment with the OpenMP settings stated, and prints them.
 
     python benchmarks/bench_layers.py                      # full run, quiet machine please
@@ -259,7 +259,7 @@ def spawn(case: dict, env: dict) -> dict:
 
 def spawn_many(case: dict, env: dict, processes: int) -> dict:
     """The case in `processes` fresh processes; each time becomes the median of the processes'
-    medians, so one process caught in PERF-NOTES' OpenMP slow state does not decide a figure."""
+    medians, so one process caught in the OpenMP slow state does not decide a figure."""
     runs = [spawn(case, env) for _ in range(processes)]
     ok = [r for r in runs if "error" not in r]
     if not ok:

@@ -12,8 +12,8 @@ This script owns the parallel-recurrence benchmark: what is timed, how, and how 
   inputs, allocator caching included. Then it times the case.
 - a crossover line per H: the smallest T at which MinGRU's scan trains faster than torch.nn.
 
-A fresh process per case also avoids the OpenMP slow state of PERF-NOTES ("A trap when you
-benchmark"); the threads are stated (--threads, default 2) and set in every child.
+A fresh process per case also avoids the OpenMP slow state of docs/bptt.md (j) (a trap when you
+benchmark); the threads are stated (--threads, default 2) and set in every child.
 
     python benchmarks/bench_parallel.py --quick               # a smoke test, about a minute
     python benchmarks/bench_parallel.py                       # full grid: quiet machine, long

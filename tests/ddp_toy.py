@@ -1,4 +1,4 @@
-"""Launched by tests/train/test_distributed.py under torchrun: train the toy on this process's share."""
+"""Launched by tests/train/test_distributed.py under torchrun: trains the toy on its share."""
 
 import sys
 

@@ -1,13 +1,104 @@
-"""RNNCell, LSTMCell and GRUCell: parameters with torch.nn's names and one time step."""
+"""RNNCell, LSTMCell and GRUCell, and what a layer and a cell share: the `Cell` descriptor of
+each kind of cell and torch.nn's parameter layout.
+
+    B: batch, I: input size, H: hidden size, G: gate blocks (RNN 1, LSTM 4, GRU 3)
+"""
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
+from rnnkit import bptt
 from rnnkit import functional as F
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+State = list[Tensor]  # [h] or [h, c], each (B, H)
+Weights = tuple  # (W_ih, W_hh, b_ih or None, b_hh or None)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One kind of cell, as the layers and the cells use it: everything that differs between
+    the Elman RNN, the LSTM and the GRU is here, so no code outside branches on the kind.
+
+    Parameters, as torch.nn names and packs them (`parameter_shapes`):
+        weight_ih (G*H, I)   weight_hh (G*H, H)   bias_ih, bias_hh (G*H)
+    """
+
+    name: str  # "rnn", "lstm" or "gru": the layers' and cells' `mode`
+    torch_name: str  # torch.nn's class of the layer ("RNN", "LSTM", "GRU")
+    gates: int  # G, the gate blocks packed in W_ih and W_hh: (h), (i, f, g, o), (r, z, n)
+    states: int  # state arity: 1 for h, 2 for (h, c)
+    # step(x (B, I), state, weights, nonlinearity) -> the next state (functional.py)
+    step: Callable[[Tensor, State, Weights, str | None], State]
+    # the same step without autograd in one C++ call where it can (generation), else `step`
+    fast_step: Callable[[Tensor, State, Weights, str | None], State]
+    # kernel(x (T, B, I), state, weights, batch_sizes, nonlinearity) -> (out (T, B, H), state):
+    # one layer and direction with the hand-written BPTT (bptt/)
+    kernel: Callable[[Tensor, State, Weights, tuple | None, str | None], tuple[Tensor, State]]
+    function: type  # the kernel's torch.autograd.Function
+
+    def parameter_shapes(
+        self, input_size: int, hidden_size: int, bias: bool, suffix: str = ""
+    ) -> dict[str, tuple[int, ...]]:
+        """Name -> shape of one cell's parameters, in torch.nn's order; `suffix` is "" for a
+        cell, "_l{k}" or "_l{k}_reverse" for layer k of a layer. No biases with bias=False."""
+        gh = self.gates * hidden_size
+        shapes = {f"weight_ih{suffix}": (gh, input_size), f"weight_hh{suffix}": (gh, hidden_size)}
+        if bias:
+            shapes.update({f"bias_ih{suffix}": (gh,), f"bias_hh{suffix}": (gh,)})
+        return shapes
+
+
+def _rnn_step(x, state, w, nonlinearity):
+    return [F.rnn_step(x, state[0], *w, nonlinearity)]
+
+
+def _lstm_step(x, state, w, nonlinearity=None):
+    return list(F.lstm_step(x, (state[0], state[1]), *w))
+
+
+def _lstm_fast_step(x, state, w, nonlinearity=None):
+    return list(bptt.lstm_step(x, state[0], state[1], *w) or F.lstm_step(x, tuple(state), *w))
+
+
+def _gru_step(x, state, w, nonlinearity=None):
+    return [F.gru_step(x, state[0], *w)]
+
+
+def _rnn_kernel(x, state, w, batch_sizes, nonlinearity):
+    out, h = bptt.rnn(x, state[0], *w, batch_sizes, nonlinearity)
+    return out, [h]
+
+
+def _lstm_kernel(x, state, w, batch_sizes, nonlinearity=None):
+    out, h, c = bptt.lstm(x, state[0], state[1], *w, batch_sizes)
+    return out, [h, c]
+
+
+def _gru_kernel(x, state, w, batch_sizes, nonlinearity=None):
+    out, h = bptt.gru(x, state[0], *w, batch_sizes)
+    return out, [h]
+
+
+CELLS = {
+    "rnn": Cell("rnn", "RNN", 1, 1, _rnn_step, _rnn_step, _rnn_kernel, bptt.RNNFunction),
+    "lstm": Cell(
+        "lstm", "LSTM", 4, 2, _lstm_step, _lstm_fast_step, _lstm_kernel, bptt.LSTMFunction
+    ),
+    "gru": Cell("gru", "GRU", 3, 1, _gru_step, _gru_step, _gru_kernel, bptt.GRUFunction),
+}
+GATES = {name: cell.gates for name, cell in CELLS.items()}
+
+
+def add_parameters(module: nn.Module, shapes: dict, device=None, dtype=None) -> None:
+    """Register an empty nn.Parameter of each shape under its name (then `init_uniform`)."""
+    for name, shape in shapes.items():
+        module.register_parameter(
+            name, nn.Parameter(torch.empty(shape, device=device, dtype=dtype))
+        )
 
 
 def check_size(name: str, value, allow_zero: bool = False) -> int:
@@ -59,24 +150,26 @@ def init_uniform(module: nn.Module, hidden_size: int) -> None:
 
 
 class _CellBase(nn.Module):
-    mode = "rnn"
+    """One time step of one `Cell` with torch.nn's parameters: weight_ih (G*H, I),
+    weight_hh (G*H, H), bias_ih and bias_hh (G*H,) or None with bias=False."""
+
+    cell = CELLS["rnn"]
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__()
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.bias = bias
-        kw = {"device": device, "dtype": dtype}
-        gh = GATES[self.mode] * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(gh, input_size, **kw))
-        self.weight_hh = nn.Parameter(torch.empty(gh, hidden_size, **kw))
-        if bias:
-            self.bias_ih = nn.Parameter(torch.empty(gh, **kw))
-            self.bias_hh = nn.Parameter(torch.empty(gh, **kw))
-        else:
+        shapes = self.cell.parameter_shapes(input_size, hidden_size, bias)
+        add_parameters(self, shapes, device, dtype)
+        if not bias:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
         init_uniform(self, hidden_size)
+
+    @property
+    def mode(self) -> str:
+        return self.cell.name
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
@@ -105,7 +198,10 @@ class _CellBase(nn.Module):
 
 
 class RNNCell(_CellBase):
-    """h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu (see `functional.rnn_step`)."""
+    """h' = act(W_ih x + b_ih + W_hh h + b_hh), act = tanh or relu (see `functional.rnn_step`).
+
+    input (B, I) or (I,); hx (B, H) or (H,), zeros when None; returns h' of hx's shape.
+    """
 
     def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", **kw):
         self.nonlinearity = check_nonlinearity(nonlinearity)
@@ -118,9 +214,12 @@ class RNNCell(_CellBase):
 
 
 class LSTMCell(_CellBase):
-    """One LSTM step, gates (i, f, g, o); returns (h', c') (see `functional.lstm_step`)."""
+    """One LSTM step, gates (i, f, g, o) (see `functional.lstm_step`).
 
-    mode = "lstm"
+    input (B, I) or (I,); hx = (h, c), each (B, H) or (H,), zeros when None; returns (h', c').
+    """
+
+    cell = CELLS["lstm"]
 
     def forward(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
@@ -137,9 +236,12 @@ class LSTMCell(_CellBase):
 
 
 class GRUCell(_CellBase):
-    """One GRU step in torch.nn's convention (see `functional.gru_step`)."""
+    """One GRU step in torch.nn's convention, gates (r, z, n) (see `functional.gru_step`).
 
-    mode = "gru"
+    input (B, I) or (I,); hx (B, H) or (H,), zeros when None; returns h' of hx's shape.
+    """
+
+    cell = CELLS["gru"]
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, _ = self._check(input, hx)

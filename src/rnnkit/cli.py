@@ -26,7 +26,8 @@ from rnnkit.forecast.cli import forecast_command_parser
 from rnnkit.lab.cli import lab_command_parser
 from rnnkit.speech.cli import speech_command_parser
 from rnnkit.textgen.cli import textgen_command_parser
-from rnnkit.train.cli import nonnegative_float, stream
+from rnnkit.train.cli import stream
+from rnnkit.train.options import nonnegative_float
 from rnnkit.translate.cli import translate_command_parser
 
 # The founding notes' worked example: a scalar Elman RNN followed by a linear output.

@@ -1,10 +1,18 @@
 """RNN, LSTM and GRU layers: torch.nn's interface plus `lengths=` and a stepping API.
 
 The layer owns stacking, directions, dropout between layers, variable lengths and the checks
-on user input; the loop over time is a kernel from `bptt/` (impl="bptt", the fast path) or
-the step of `functional.py` looped under autograd (impl="loop", the reference).
+on user input; what differs between the three is their `cells.Cell`: the gate count, the
+state arity, the step and the kernel. The loop over time is the cell's kernel from `bptt/`
+(impl="bptt", the fast path) or its step from `functional.py` looped under autograd
+(impl="loop", the reference).
 
     L: num_layers, D: directions (1 or 2), T: time, B: batch, I: input size, H: hidden size
+    input (T, B, I)    output (T, B, D*H)    h_0, h_n (and c_0, c_n) (L*D, B, H)
+
+States and parameters are ordered as torch.nn's: layer by layer, and within a layer the
+forward direction then the reverse one (state row k*D + d; parameters weight_ih_l{k} then
+weight_ih_l{k}_reverse). The output holds the forward direction's h_t in [..., :H] and the
+reverse direction's in [..., H:].
 """
 
 import warnings
@@ -13,9 +21,15 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit import bptt
-from rnnkit import functional as F
-from rnnkit.cells import GATES, check_nonlinearity, check_sequence, check_size, init_uniform
+from rnnkit.cells import (
+    CELLS,
+    Cell,
+    add_parameters,
+    check_nonlinearity,
+    check_sequence,
+    check_size,
+    init_uniform,
+)
 from rnnkit.lengths import Batch, check_lengths
 from rnnkit.minrnn import MinGRU, MinLSTM
 
@@ -29,9 +43,14 @@ def check_impl(impl: str) -> str:
 
 
 class RNNBase(nn.Module):
-    """Shared by RNN, LSTM and GRU; `mode` picks the cell ("rnn", "lstm" or "gru")."""
+    """Shared by RNN, LSTM and GRU; the class's `cell` (a `cells.Cell`) is what differs.
 
-    mode = "rnn"
+    Parameters per layer k and direction (suffix "_l{k}", then "_l{k}_reverse"), as
+    torch.nn's: weight_ih (G*H, I) for k = 0, (G*H, D*H) above; weight_hh (G*H, H);
+    bias_ih, bias_hh (G*H) unless bias=False.
+    """
+
+    cell: Cell = CELLS["rnn"]
 
     def __init__(
         self,
@@ -64,18 +83,23 @@ class RNNBase(nn.Module):
         self.dropout = float(dropout)
         self.impl = check_impl(impl)
         self.proj_size = 0  # torch.nn attribute; projections are not supported
-        D, H, gh = self.num_directions, hidden_size, GATES[self.mode] * hidden_size
-        kw = {"device": device, "dtype": dtype}
+        D = self.num_directions
         self._names = []  # per (layer, direction): names of W_ih, W_hh, b_ih, b_hh
         for k in range(num_layers):
             for d in range(D):
                 sfx = f"_l{k}" + ("_reverse" if d else "")
-                names = [f"weight_ih{sfx}", f"weight_hh{sfx}", f"bias_ih{sfx}", f"bias_hh{sfx}"]
-                shapes = [(gh, input_size if k == 0 else D * H), (gh, H), (gh,), (gh,)]
-                for name, shape in zip(names if bias else names[:2], shapes, strict=False):
-                    self.register_parameter(name, nn.Parameter(torch.empty(shape, **kw)))
-                self._names.append(names)
+                layer_input = input_size if k == 0 else D * hidden_size
+                shapes = self.cell.parameter_shapes(layer_input, hidden_size, True, sfx)
+                self._names.append(list(shapes))
+                if not bias:
+                    shapes = dict(list(shapes.items())[:2])
+                add_parameters(self, shapes, device, dtype)
         init_uniform(self, hidden_size)
+
+    @property
+    def mode(self) -> str:
+        """ "rnn", "lstm" or "gru" (the cell's name)."""
+        return self.cell.name
 
     @property
     def num_directions(self) -> int:
@@ -128,13 +152,13 @@ class RNNBase(nn.Module):
     def _initial_state(self, hx, x: Tensor, batched: bool) -> list[Tensor]:
         """[h0] or [h0, c0], each (L*D, B, H) and contiguous."""
         B = x.shape[1]
-        n = 2 if self.mode == "lstm" else 1
+        n = self.cell.states
         if hx is None:
             z = x.new_zeros(self.num_layers * self.num_directions, B, self.hidden_size)
             return [z] * n
         if n == 2:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError("hx for LSTM must be a tuple (h_0, c_0)")
+                raise TypeError(f"hx for {self.cell.torch_name} must be a tuple (h_0, c_0)")
             names = ("h_0", "c_0")
         else:
             hx, names = (hx,), ("hx",)
@@ -149,12 +173,15 @@ class RNNBase(nn.Module):
         """Run the layer over a sequence.
 
         input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence.
-        hx: h_0 (L*D, B, H), or (h_0, c_0) for LSTM; zeros when None.
+        hx: h_0 (L*D, B, H), or (h_0, c_0) for LSTM, (L*D, H) each unbatched; zeros when None.
         lengths: valid steps of each sequence, a 1-D integer tensor of B values in [1, T],
             any order. Padded steps change no state and output zeros; h_n is taken at each
             sequence's own last step; the reverse direction starts at each true end.
         impl: overrides the constructor's choice for this call ("bptt" or "loop").
-        Returns (output, h_n), or (output, (h_n, c_n)) for LSTM.
+        Returns (output, h_n), or (output, (h_n, c_n)) for LSTM: output (T, B, D*H) ((B, T, D*H)
+        with batch_first, (T, D*H) unbatched, or packed like the input), the last layer's h_t
+        of each direction side by side; h_n, c_n (L*D, B, H), row k*D + d for layer k and
+        direction d (0 forward, 1 reverse).
         """
         impl = self.impl if impl is None else check_impl(impl)
         packed = isinstance(input, PackedSequence)
@@ -189,7 +216,11 @@ class RNNBase(nn.Module):
             out = out.transpose(0, 1)
         if packed:
             out = _repack(out, pack, lengths, self.batch_first)
-        return out, (tuple(state) if self.mode == "lstm" else state[0])
+        return out, self._state_out(state)
+
+    def _state_out(self, state: list[Tensor]):
+        """h_n, or (h_n, c_n) for a cell with two states, as torch.nn returns them."""
+        return tuple(state) if self.cell.states == 2 else state[0]
 
     def _stack(self, x: Tensor, state: list[Tensor], direction):
         """Layers x directions; `direction(x, states, weights, reverse)` owns the time loop."""
@@ -209,21 +240,12 @@ class RNNBase(nn.Module):
         return x, [torch.stack(f) for f in finals]
 
     def _bptt_direction(self, batch: "Batch"):
-        mode = self.mode
-        nonlinearity = getattr(self, "nonlinearity", None)
+        kernel, nonlinearity = self.cell.kernel, getattr(self, "nonlinearity", None)
 
-        def run(x, state, w, reverse):
+        def run(x, state, w, reverse):  # x (T, B, I) -> out (T, B, H), [h_n] or [h_n, c_n]
             if reverse:
                 x = batch.reverse(x)
-            if mode == "lstm":
-                out, h, c = bptt.lstm(x, *state, *w, batch.batch_sizes)
-                last = [h, c]
-            elif mode == "gru":
-                out, h = bptt.gru(x, *state, *w, batch.batch_sizes)
-                last = [h]
-            else:
-                out, h = bptt.rnn(x, *state, *w, batch.batch_sizes, nonlinearity)
-                last = [h]
+            out, last = kernel(x, state, w, batch.batch_sizes, nonlinearity)
             return (batch.reverse(out) if reverse else out), last
 
         return run
@@ -250,16 +272,9 @@ class RNNBase(nn.Module):
     def _step_fn(self, fast: bool = False):
         """One step on a state list: [h] -> [h'] or [h, c] -> [h', c'] (functional.py; with
         `fast`, the LSTM's no-grad CPU steps run in one C++ call, bptt.lstm_step)."""
-        if self.mode == "lstm":
-            if fast:
-                return lambda x, s, w: list(
-                    bptt.lstm_step(x, s[0], s[1], *w) or F.lstm_step(x, (s[0], s[1]), *w)
-                )
-            return lambda x, s, w: list(F.lstm_step(x, (s[0], s[1]), *w))
-        if self.mode == "gru":
-            return lambda x, s, w: [F.gru_step(x, s[0], *w)]
-        nl = self.nonlinearity
-        return lambda x, s, w: [F.rnn_step(x, s[0], *w, nl)]
+        step = self.cell.fast_step if fast else self.cell.step
+        nonlinearity = getattr(self, "nonlinearity", None)
+        return lambda x, s, w: step(x, s, w, nonlinearity)
 
     # ---- stepping -----------------------------------------------------------------------
 
@@ -286,7 +301,7 @@ class RNNBase(nn.Module):
                 n.append(s)
             x = layer_state[0]
         state = [torch.stack(n) for n in new]
-        return x, (tuple(state) if self.mode == "lstm" else state[0])
+        return x, self._state_out(state)
 
 
 def _repack(out: Tensor, pack: PackedSequence, lengths: Tensor, batch_first: bool):
@@ -302,6 +317,7 @@ class RNN(RNNBase):
     """Elman RNN layer: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh), act = tanh | relu.
 
     Same constructor, call and state_dict as torch.nn.RNN, plus `lengths=`, `impl=` and `step`.
+    Shapes: see `RNNBase.forward`.
     """
 
     def __init__(self, *args, nonlinearity: str = "tanh", **kwargs):
@@ -313,18 +329,19 @@ class LSTM(RNNBase):
     """LSTM layer (gates i, f, g, o; state (h, c)), a drop-in for torch.nn.LSTM.
 
     c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t); see `functional.lstm_step`.
+    State (h, c), each (L*D, B, H); shapes: see `RNNBase.forward`.
     """
 
-    mode = "lstm"
+    cell = CELLS["lstm"]
 
 
 class GRU(RNNBase):
     """GRU layer in torch.nn's convention (r, z, n), a drop-in for torch.nn.GRU.
 
-    h_t = (1 - z) * n + z * h_{t-1}; see `functional.gru_step`.
+    h_t = (1 - z) * n + z * h_{t-1}; see `functional.gru_step`. Shapes: see `RNNBase.forward`.
     """
 
-    mode = "gru"
+    cell = CELLS["gru"]
 
 
 # the task models' `cell` option -> layer class

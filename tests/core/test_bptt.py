@@ -218,8 +218,8 @@ def test_inference_path_equals_training_path(cell, ragged, monkeypatch):
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("ragged", [False, True])
 def test_onednn_paths_match_reference(cell, ragged, monkeypatch):
-    """float32 with every product forced onto oneDNN (LSTM training then takes its combined
-    [x_t, h_{t-1}] product): outputs, states and all gradients match the autograd loop."""
+    """float32 with every product forced onto oneDNN: outputs, states and all gradients
+    match the autograd loop."""
     from rnnkit.bptt import gemm
     from rnnkit.layers import GRU, LSTM, RNN
 

@@ -17,8 +17,9 @@ from clirun import assert_one_error_line, rnnkit, snapshot
 
 from rnnkit import textgen
 from rnnkit.train import checkpoint
-from rnnkit.train.cli import duration, stream
+from rnnkit.train.cli import stream
 from rnnkit.train.loop import NonFiniteError
+from rnnkit.train.options import duration
 from rnnkit.train.runlog import read_metrics
 
 TINY = ["--hidden", "16", "--bptt", "16", "--batch", "4", "--max-steps", "5", "--eval-every", "5"]

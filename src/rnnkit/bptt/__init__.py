@@ -14,10 +14,11 @@ state of a running row at t-1 is `out[t-1, row]`. Padded outputs are zero, each 
 state is taken at its own last step, and padded steps cost no FLOPs in the recurrence
 (the input projection and the weight-gradient GEMMs still run over all T * B rows).
 
-Why sigmoids: torch's CPU `tanh` is 3-10x slower than its `sigmoid` (measured, see
-docs/bptt.md), so the forward computes tanh(a) = 2 sigmoid(2a) - 1, with the factor 2 folded
-into the weights of tanh'd pre-activations (`_scaled`). The backward uses the true weights.
-Scalars in per-step ops are 0-dim tensors: a Python scalar costs a host copy per call.
+Each kernel's time loops come twice, with the same inputs and outputs: in Python
+(`_forward_loop`, `_backward_loop`), on the true h, c and gates as the docstrings write them,
+the reference and the path for CUDA; and in C++ (`native.py`, `native.cpp`), the default on
+the CPU, which computes tanh(a) as 2 sigmoid(2a) - 1 in scaled coordinates (native.cpp's
+header and docs/bptt.md (a)). A backward runs the loop its forward ran (`ctx.native`).
 """
 
 from rnnkit.bptt.gru import GRUFunction, gru

@@ -79,18 +79,9 @@ def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
     return a if b is None else a + b
 
 
-def _scaled(w: Tensor | None, lo: int, hi: int, k: float) -> Tensor | None:
-    """A copy of w with rows [lo, hi) multiplied by k (fold a pre-activation scale into W)."""
-    if w is None:
-        return None
-    w = w.clone()
-    w[lo:hi] *= k
-    return w
-
-
-def _consts(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """0-dim 1, 2 and 0.5 of x's dtype and device."""
-    return x.new_ones(()), x.new_full((), 2.0), x.new_full((), 0.5)
+def _one(x: Tensor) -> Tensor:
+    """A 0-dim 1 of x's dtype and device."""
+    return x.new_ones(())
 
 
 def _mask_padding(out: Tensor, steps: list[tuple[int, int, int]]) -> Tensor:

@@ -1,16 +1,35 @@
-// The time loops of the LSTM and GRU kernels in C++ (CPU tensors only).
+// The time loops of the RNN, LSTM and GRU kernels in C++ (CPU tensors only): each kernel's
+// forward and backward loop over time, and the LSTM's one no-grad step (`lstm_cell`).
 //
-// Same math, same buffers and same order of operations as the Python loops in lstm.py and
-// gru.py, which stay as the reference and the path for CUDA: the kernels prepare every
-// buffer and every per-step view in Python, and only the loop over time runs here. What this
-// saves is the interpreter: a Python-level op costs 1.2-3.7 us of dispatch (PERF-NOTES.md),
-// and a step is 6-8 of them. Here a step is its GEMM, one or two ATen sigmoids (vectorised)
-// and one pass of plain loops for the pointwise work, which the compiler vectorises: the
-// sigmoids too (float: exp from a degree-6 polynomial, as in Cephes' expf; double: std::exp),
-// each loop compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time.
+// The same math as the Python loops in rnn.py, lstm.py and gru.py, which stay as the
+// reference and the path for CUDA; native.py prepares the buffers and weights in Python, and
+// only the loop over time runs here. What this saves is the interpreter: an eager op costs
+// 1.2-1.8 us of dispatch on a small tensor (3-3.7 us for mm/addmm), and a Python step is 6-8
+// of them. Here a step is its GEMM and one pass of plain loops per row for the pointwise work,
+// which the compiler vectorises: the sigmoids too (float: exp from a degree-6 polynomial, as
+// in Cephes' expf; double: std::exp), each loop compiled for AVX-512, AVX2 and baseline
+// x86-64 and picked at load time. tests/core/test_native.py compares the two loops.
 //
-// Symbols follow the Python kernels: z the LSTM's (B, 4H) gate row [i, f, s_g, o] (s_g =
-// sigmoid(2 z_g), so g = 2 s_g - 1), c' = 2c, h/2 carried between steps; the GRU's q = (h+1)/2.
+// Scaled coordinates. Where the Python loops apply tanh, the forwards here use
+//     tanh(a) = 2 sigmoid(2a) - 1
+// (one sigmoid for a whole gate row; torch's CPU tanh_ measured 3-10x its sigmoid_), and
+// carry affine stand-ins of the states whose factors native.py folds into the weights once
+// per call, so that no per-step op rescales:
+//   RNN (tanh)  s = (h + 1) / 2 = sigmoid(z'), z' = 2z; with h_{t-1} = 2 s_{t-1} - 1,
+//                 z'_t = [2 W_ih x_t + 2 b - 2 W_hh 1] + 4 W_hh s_{t-1}   (t = 0: 2 W_hh h_0)
+//   LSTM        z = [i, f, s_g, o] with s_g = sigmoid(2 z_g) = (g + 1) / 2 (the g rows of
+//               W_ih, b and W_hh doubled), c' = 2c so tanh(c) = 2 sigmoid(c') - 1, and h / 2
+//               carried in out (W_hh doubled again for t >= 1):
+//                 c'_t = f c'_{t-1} + 4 i s_g - 2 i      h_t / 2 = o sigmoid(c'_t) - o / 2
+//   GRU         the n rows of W_ih, b_ih, W_hh, b_hh doubled (W', b'), q = (h + 1) / 2 carried:
+//                 u = q_{t-1} (2 W')^T + (b' - W' 1)     (= [u_r, u_z, 2 u_n])
+//                 s_n = sigmoid(2 a_n + r 2 u_n)         (= (n + 1) / 2)
+//                 q_t = s_n + z (q_{t-1} - s_n)
+// After a forward native.py maps back to the true values: h = 2s - 1, 2 (h / 2), 2q - 1,
+// c = c' / 2, g = 2 s_g - 1, n = 2 s_n - 1. Two saved tensors stay scaled, read only by the
+// backwards here: the LSTM's cells C (c'; `cscale` below) and the GRU's U (2 u_n). The
+// backwards compute the gradients of the true pre-activations, as the Python ones do, and
+// `lstm_cell` uses the true gates (with tanh(a) = 2 sigmoid(2a) - 1 inline).
 
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -231,7 +250,7 @@ void mul(double* out, const double* a, const double* b, int64_t n) { mul_impl(ou
 
 // ---------------------------------------------------------------------------------------
 // LSTM forward over the steps of one chunk of pre-activations Zc (T_c, B, 4H): for each step
-//   z = sigmoid(z + h_{t-1} W^T)         (W = W_hh for h_0, 2 W_hh after: h/2 is carried)
+//   z = sigmoid(z + h_{t-1} W^T)         (W = W'_hh for h_0, 2 W'_hh after: h/2 is carried)
 //   c'_t = f c'_{t-1} + 4 i s_g - 2 i    (= 2 (f c_{t-1} + i g))
 //   h_t / 2 = o sigmoid(c'_t) - o / 2    (= o tanh(c_t) / 2)
 // out (T, B, H) receives h_t / 2; C is (T, B, H), or two (B, H) buffers used in turn (ring,
@@ -279,7 +298,7 @@ void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const 
 }
 
 // ---------------------------------------------------------------------------------------
-// LSTM backward, reverse time. The K factors of lstm.py are formed in the loop from the
+// LSTM backward, reverse time. The K factors of lstm.py (_factors) are formed in the loop from the
 // saved gates and cells instead of being precomputed into (T, B, 4H) buffers:
 //   dh_t = dout_t + dz_{t+1} W_hh             (rows still running at t+1)
 //   dh_t = dout_t + dL/dh_n                   (rows [b_{t+1}, b_t), which end at t)
@@ -421,8 +440,8 @@ void gru_forward(const Steps& steps, const Tensor& Ac, const Tensor& U, const Te
 }
 
 // ---------------------------------------------------------------------------------------
-// GRU backward, reverse time. The K factors of gru.py are formed in the loop from the saved
-// gates A = [r, z, n], U (whose n part is 2 u_n) and h_{t-1}:
+// GRU backward, reverse time. The K factors of gru.py (_factors) are formed in the loop from
+// the saved gates A = [r, z, n], U (whose n part is 2 u_n) and h_{t-1}:
 //   dh_t = dout_t + z_{t+1} dh_{t+1} + du_{t+1} W_hh     (rows still running at t+1)
 //   dh_t = dout_t + dL/dh_n                             (rows [b_{t+1}, b_t), ending at t)
 //   K_n = (1 - z)(1 - n^2)
@@ -509,7 +528,7 @@ void gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Te
 }
 
 // ---------------------------------------------------------------------------------------
-// Elman RNN forward, in place over the projections Z (T, B, H) (see rnn.py):
+// Elman RNN forward, in place over the projections Z (T, B, H) (scaled coordinates above):
 //   tanh: z'_t += s_{t-1} W'^T; s_t = sigmoid(z'_t)    (s = (h + 1) / 2, W' = 4 W_hh)
 //   relu: z_t += h_{t-1} W_hh^T; h_t = max(z_t, 0)
 template <typename S>

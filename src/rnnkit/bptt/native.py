@@ -2,7 +2,9 @@
 
 The kernels run their loops over time here when the tensors are on the CPU (the RNN's, the
 LSTM's and the GRU's forward and backward, and the LSTM's no-grad step): the same math as
-their Python loops, without an interpreter round trip per op. The build
+their Python loops, without an interpreter round trip per op, in the scaled coordinates of
+native.cpp's header; the functions at the end prepare them (the only Python code that
+knows them). The build
 needs a C++ compiler (torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR, about 30 s
 the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,
 which give the same results.
@@ -14,6 +16,13 @@ import sys
 import warnings
 from pathlib import Path
 
+import torch
+from torch import Tensor
+
+from rnnkit.bptt import gemm
+from rnnkit.bptt.common import _chunk, _mask_padding, _project, _projections
+from rnnkit.bptt.workspace import buffer, recycled
+
 _SOURCE = Path(__file__).with_name("native.cpp")
 _state: dict = {}
 
@@ -21,8 +30,6 @@ _state: dict = {}
 def _name() -> str:
     """The module's name, one per torch version: a build is only valid for the torch whose
     headers and ABI it was compiled against."""
-    import torch
-
     return "rnnkit_native_" + re.sub(r"\W", "_", torch.__version__)
 
 
@@ -65,3 +72,107 @@ def _build():
 def for_cpu(x) -> object | None:
     """The module when x is a CPU tensor and the loops are available, else None."""
     return load() if x.device.type == "cpu" else None
+
+
+# ---- The kernels' calls into the loops -----------------------------------------------------
+# Each takes what the kernel's Python loop takes and gives what it gives, so a kernel picks
+# one or the other and the rest of it reads the same. The forwards run in native.cpp's scaled
+# coordinates (its header: tanh(a) = 2 sigmoid(2a) - 1, factors folded into the weights) and
+# return true values, except the tensors that only their own backward reads, noted there.
+
+
+def _double_rows(w: Tensor | None, H: int) -> Tensor | None:
+    """A copy of w (G*H, .) or (G*H,) with rows [2H, 3H), the LSTM's g or GRU's n, times 2."""
+    if w is None:
+        return None
+    w = w.clone()
+    w[2 * H : 3 * H] *= 2
+    return w
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu) -> Tensor:
+    """out (T, B, H) of the Elman RNN; tanh on s = (h + 1) / 2 = sigmoid(2 z):
+    z'_t = 2 z_t = [2 W_ih x_t + 2 b - 2 W_hh 1] + 4 W_hh s_{t-1} (2 W_hh h0 at t = 0)."""
+    T, B, _ = x.shape
+    if relu:
+        Z = _project(x, w_ih, b, "rnn.Z")
+        w0 = w = w_hh
+    else:
+        Z = _project(x, 2 * w_ih, None if b is None else 2 * b, "rnn.Z")
+        if T > 1:
+            Z[1:] -= 2 * w_hh.sum(1)
+        w0, w = 2 * w_hh, 4 * w_hh
+    load().rnn_forward(steps, Z, h0.contiguous(), w0, gemm.step_weight(w, B, T), relu)
+    return Z if relu else Z.mul_(2).sub_(1)  # h = 2 s - 1
+
+
+def rnn_backward(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms) -> None:
+    """Fills dZ (the RNN's backward needs no scaling)."""
+    w = gemm.step_weight(w_hh_t, len(h0), len(steps))
+    dh = torch.empty(h0.shape, dtype=D.dtype)
+    load().rnn_backward(steps, D, dout, dh_n.contiguous(), dZ, dh, w, norms)
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save):
+    """(Z, C, out, h_n, c_n) as the LSTM's Python loop gives them, but C holds c' = 2c (read
+    by `lstm_backward` only). The loop carries c' and h / 2, and reads s_g = sigmoid(2 z_g)
+    from the g rows doubled:
+        c'_t = f c'_{t-1} + 4 i s_g - 2 i        h_t / 2 = o sigmoid(c'_t) - o / 2
+    """
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    w_x, b_x, w1 = _double_rows(w_ih, H), _double_rows(b, H), _double_rows(w_hh, H)
+    w_rest = gemm.step_weight(2 * w1, B, T)  # steps t >= 1 read h_{t-1} / 2 from out
+    # padded rows zeroed: a packed product reads whole steps
+    out = _mask_padding(recycled("lstm.out", (T, B, H), x), steps)
+    C = recycled("lstm.C", (T, B, H), x) if save else buffer("lstm.c", (2, B, H), x)
+    h_n, c_n, c_prev = torch.empty_like(h0), torch.empty_like(c0), 2 * c0
+    for t0, Z in _projections(x, w_x, b_x, T if save else _chunk(B, 4 * H), "lstm.Z"):
+        chunk = steps[t0 : t0 + len(Z)]
+        args = (Z, h0.contiguous(), c_prev, out, C, not save, w1, w_rest, h_n, c_n)
+        load().lstm_forward(chunk, *args)
+    out.mul_(2), h_n.mul_(2), c_n.mul_(0.5)
+    if save:
+        Z[:, :, 2 * H : 3 * H].mul_(2).sub_(1)  # g = 2 s_g - 1, for the backward
+    return Z, C, out, h_n, c_n
+
+
+def lstm_backward(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms) -> None:
+    """Fills dZ and leaves dL/dc_0 in dc, from `lstm_forward`'s C = c'."""
+    s_c = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C))  # (tanh c_t + 1) / 2
+    w = gemm.step_weight(w_hh_t, len(h0), len(steps))
+    dh = torch.empty_like(h0)
+    args = (Z, s_c, C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w)
+    load().lstm_backward(steps, *args, norms)
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save):
+    """(A, U, out, h_n) as the GRU's Python loop gives them, but U's n block holds 2 u_n (read
+    by `gru_backward` only). The loop carries q = (h + 1) / 2, with W', b' the n rows doubled:
+        u = q_{t-1} (2 W')^T + (b' - W' 1)       s_n = sigmoid(2 a_n + r 2 u_n) = (n + 1) / 2
+        q_t = s_n + z (q_{t-1} - s_n)
+    """
+    T, B, _ = x.shape
+    H = h0.shape[1]
+    w_x, b_x, w = _double_rows(w_ih, H), _double_rows(b_ih, H), _double_rows(w_hh, H)
+    b_u = -w.sum(1) if b_hh is None else _double_rows(b_hh, H) - w.sum(1)
+    w_step = gemm.step_weight(2 * w, B, T)
+    # q until the end; padded rows zeroed: a packed product reads whole steps
+    out = _mask_padding(recycled("gru.out", (T, B, H), x), steps)
+    h_n, q0 = torch.empty_like(h0), ((h0 + 1) * 0.5).contiguous()
+    for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H), "gru.A"):
+        U = recycled("gru.U", A.shape, x) if save else buffer("gru.u", (B, 3 * H), x)
+        load().gru_forward(steps[t0 : t0 + len(A)], A, U, out, q0, w_step, b_u, save, h_n)
+    out.mul_(2).sub_(1), h_n.mul_(2).sub_(1)  # h = 2 q - 1
+    if save:
+        A[:, :, 2 * H :].mul_(2).sub_(1)  # n = 2 s_n - 1, for the backward
+    return A, U, out, h_n
+
+
+def gru_backward(steps, A, U, out, h0, dout, dh_n, dU, DH, w_hh_t) -> Tensor:
+    """Fills dU and DH, returns dL/da_n, from `gru_forward`'s U (n block 2 u_n)."""
+    dA_n = _mask_padding(buffer("gru.dAn", out.shape, out), steps)
+    w = gemm.step_weight(w_hh_t, out.shape[1], len(steps))
+    args = (A, U, out, h0.contiguous(), dout, dh_n.contiguous(), dU, DH, dA_n, w)
+    load().gru_backward(steps, *args)
+    return dA_n

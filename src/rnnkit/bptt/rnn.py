@@ -7,13 +7,13 @@ from torch.autograd.function import once_differentiable
 from rnnkit.bptt import gemm, native, probe
 from rnnkit.bptt.common import (
     _add,
-    _consts,
     _final,
     _grad_in,
     _Inference,
     _input_grads,
     _mask_padding,
     _needs_grad,
+    _one,
     _Prefixes,
     _project,
     _recurrent_grads,
@@ -24,12 +24,16 @@ from rnnkit.bptt.workspace import buffer
 
 
 class RNNFunction(Function):
-    """Elman RNN over a sequence: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh).
+    """Elman RNN over a sequence, act = tanh or relu:
 
-    Forward per step (tanh): z'_t += s_{t-1} W'_hh^T; s_t = sigmoid(z'_t), where z' = 2 z and
-    the state is kept as s = (h + 1) / 2, so h_{t-1} = 2 s_{t-1} - 1 folds into the GEMM:
-    W'_hh = 4 W_hh and z'_t gets -2 W_hh 1 (t >= 1). h = 2 s - 1 once after the loop.
-    Backward: dz_t = (dout_t + dz_{t+1} W_hh) * act'(h_t), act' = 1 - h^2 or [h > 0].
+        z_t = W_ih x_t + b_ih + W_hh h_{t-1} + b_hh      (B, H)
+        h_t = act(z_t)
+
+    Forward: the input part of z for all steps in one GEMM, then per step z_t += h_{t-1} W_hh^T
+    and h_t = act(z_t) in place (z becomes out).
+    Backward per step, with D = act'(z) = 1 - h^2 or [h > 0] for all steps first:
+        dh_t = dout_t + dz_{t+1} W_hh
+        dz_t = dh_t * D_t
     Saved: x, out (T, B, H) and h0; the backward's workspace: D and dZ (T, B, H).
     """
 
@@ -37,31 +41,12 @@ class RNNFunction(Function):
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, nonlinearity):
         T, B, _ = x.shape
         steps = _steps(batch_sizes, T, B)
-        b = _add(b_ih, b_hh)
-        if nonlinearity == "tanh":
-            one, two, _ = _consts(x)
-            Z = _project(x, 2 * w_ih, None if b is None else 2 * b, "rnn.Z")  # z' = 2 z  (T, B, H)
-            if T > 1:
-                Z[1:] -= 2 * w_hh.sum(1)  # -2 W_hh 1: h_{t-1} = 2 s_{t-1} - 1
-            w0, w = 2 * w_hh, 4 * w_hh
+        b, relu = _add(b_ih, b_hh), nonlinearity == "relu"
+        ctx.native = native.for_cpu(x) is not None
+        if ctx.native:  # the same loop in C++
+            out = native.rnn_forward(x, h0, w_ih, w_hh, b, steps, relu)
         else:
-            Z = _project(x, w_ih, b, "rnn.Z")
-            w0 = w = w_hh
-        relu = nonlinearity == "relu"
-        loops = native.for_cpu(x)
-        if loops is not None:  # the same loop in C++
-            w_rest = gemm.step_weight(w, B, T)
-            loops.rnn_forward(steps, Z, h0.contiguous(), w0, w_rest, relu)
-        else:
-            mm0, mm = gemm.addmm_step(w0, B), gemm.addmm_step(w, B, T)
-            prev = [h0, *_rows(Z[:-1], steps[1:])]  # h_{-1}, then s_{t-1} (tanh) or h_{t-1}
-            for z, h, t in zip(_rows(Z, steps), prev, range(T)):
-                z = (mm if t else mm0)(z, h)
-                if relu:
-                    z.clamp_min_(0)  # h_t
-                else:
-                    z.sigmoid_()  # s_t
-        out = Z if relu else Z.mul_(two).sub_(one)  # h = 2 s - 1
+            out = _forward_loop(_project(x, w_ih, b, "rnn.Z"), h0, w_hh, steps, relu)
         h_n = _final(out, steps)
         _mask_padding(out, steps)
         ctx.save_for_backward(x, h0, w_ih, w_hh, out)
@@ -75,28 +60,37 @@ class RNNFunction(Function):
         x, h0, w_ih, w_hh, out = ctx.saved_tensors
         steps, need = ctx.steps, ctx.needs_input_grad
         dout = dout.contiguous()
-        one, _, _ = _consts(out)
+        one = _one(out)
         D = buffer("rnn.D", out.shape, out)  # act'(z_t) for all steps at once
         if ctx.relu:
-            torch.gt(out, 0, out=D)
+            torch.gt(out, 0, out=D)  # [z_t > 0] = [h_t > 0]
         else:
-            torch.mul(out, out, out=D).sub_(one).neg_()  # 1 - h^2
+            torch.mul(out, out, out=D).sub_(one).neg_()  # 1 - tanh^2(z_t) = 1 - h_t^2
         # the loop writes every running row; padded rows zeroed (GEMMs read all rows)
         dZ = _mask_padding(buffer("rnn.dZ", out.shape, out), steps)
         w_hh_t = w_hh.t().contiguous()
-        norms = ctx.norms  # None unless a probe.GradientRecord is open
-        loops = native.for_cpu(out)
-        if loops is not None:  # the same loop in C++
-            w = gemm.step_weight(w_hh_t, len(h0), len(steps))
-            dh = torch.empty(h0.shape, dtype=out.dtype)
-            loops.rnn_backward(steps, D, dout, dh_n.contiguous(), dZ, dh, w, norms)
-        else:
-            _backward_loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms)
+        loop = native.rnn_backward if ctx.native else _backward_loop
+        loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, ctx.norms)  # norms: see probe.py
         dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
         dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[3], need[5] or need[4])
         dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[2], False))
         db_ih = db_hh if need[4] else None
         return dx, dh0, dw_ih, dw_hh, db_ih, db_hh if need[5] else None, None, None
+
+
+def _forward_loop(Z, h0, w_hh, steps, relu):
+    """The forward's time loop in Python, in place over Z (T, B, H), the input parts of z,
+    which becomes out."""
+    T, B, _ = Z.shape
+    mm = gemm.addmm_step(w_hh, B, T)
+    prev = [h0, *_rows(Z[:-1], steps[1:])]  # h_{t-1}
+    for z, h in zip(_rows(Z, steps), prev):
+        mm(z, h)  # z_t = W_ih x_t + b_ih + b_hh + W_hh h_{t-1}
+        if relu:
+            z.clamp_min_(0)  # h_t = relu(z_t)
+        else:
+            z.tanh_()  # h_t = tanh(z_t)
+    return Z
 
 
 def _backward_loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms):
@@ -105,12 +99,12 @@ def _backward_loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms):
     dZs, Ds, douts = _rows(dZ, steps), _rows(D, steps), _rows(dout, steps)
     mm = gemm.addmm_out_step(w_hh_t, len(h0), len(steps))
     for t, bt, bn in reversed(steps):
-        if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (backprop through the recurrent GEMM)
+        if bn:  # dh_t = dout_t + dz_{t+1} W_hh   (through z_{t+1} = ... + W_hh h_t)
             mm(douts[t] if bn == bt else douts[t][:bn], dZs[t + 1], dh[bn])
-        dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])
+        dh_t = _grad_in(dout, dh_n, t, bt, bn, dh[bt])  # rows ending at t: dout_t + dh_n
         if norms is not None:
             torch.linalg.vector_norm(dh_t, out=norms[t])
-        torch.mul(dh_t, Ds[t], out=dZs[t])  # dz_t = dh_t act'(z_t)   (through act)
+        torch.mul(dh_t, Ds[t], out=dZs[t])  # dz_t = dh_t act'(z_t)   (through h_t = act(z_t))
 
 
 def rnn(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None, nonlinearity="tanh"):

@@ -12,9 +12,8 @@ from pathlib import Path
 from rnnkit import classify
 from rnnkit.classify.cli_train import DATA_FORMATS, EXAMPLES, train_command_parser
 from rnnkit.classify.labelled import read_labelled
-from rnnkit.train.cli import write_atomically
-
-DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
+from rnnkit.data.files import write_atomically
+from rnnkit.train.cli import DIR_HELP, task_parser
 
 
 def _add_reading_options(parser: argparse.ArgumentParser, labels: bool) -> None:
@@ -172,16 +171,12 @@ def format_report(r: dict, source: str) -> str:
 
 
 def classify_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    return task_parser(
+        subparsers,
         "classify",
+        (train_command_parser, predict_command_parser, eval_command_parser),
         help="text classification (e.g. sentiment): train, predict, eval",
         description="Train a recurrent classifier on labelled texts, label new texts with it, "
         "and evaluate it.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
-    train_command_parser(verbs)
-    predict_command_parser(verbs)
-    eval_command_parser(verbs)
-    return parser

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.layers import LAYERS
+from rnnkit.train.options import fraction, option, positive_int
 
 POOLINGS = ("last", "mean", "max")
 
@@ -23,13 +24,26 @@ class ClassifierConfig:
 
     vocab_size: int  # tokens, <pad> (id 0) and <unk> included: len(Vocab)
     num_classes: int  # C >= 2
-    cell: str = "lstm"  # "lstm", "gru" or "rnn" (tanh)
-    embed: int = 128  # E
-    hidden: int = 256  # H, per direction
-    layers: int = 1  # L
-    bidirectional: bool = False  # D = 2: a forward and a backward pass over each sequence
-    pooling: str = "max"  # how the valid steps of the top layer become one vector: see POOLINGS
-    dropout: float = 0.3  # on the embedding, between layers and before the head
+    cell: str = option("lstm", "the recurrent cell", choices=tuple(LAYERS))  # rnn: tanh
+    embed: int = option(  # E
+        128, "embedding size (default with --vectors: theirs)", type=positive_int, metavar="N"
+    )
+    hidden: int = option(  # H, per direction
+        256, "hidden size of each layer and direction", type=positive_int, metavar="N"
+    )
+    layers: int = option(1, "stacked layers", type=positive_int, metavar="N")  # L
+    bidirectional: bool = option(  # D = 2: a forward and a backward pass over each sequence
+        False, "read each text in both directions", action="store_true"
+    )
+    pooling: str = option(  # how the valid steps of the top layer become one vector
+        "max",
+        "how the steps of a text become one vector: the final states, or the mean or max over "
+        "its steps",
+        choices=POOLINGS,
+    )
+    dropout: float = option(  # on the embedding, between layers and before the head
+        0.3, "", type=fraction, metavar="P"
+    )
     pad_id: int = 0  # the id of <pad>: its embedding row stays zero
 
     def __post_init__(self):

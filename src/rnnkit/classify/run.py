@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rnnkit.classify.labelled import Examples, read_labelled, split_examples
+from rnnkit.classify.heldout import split_examples
+from rnnkit.classify.labelled import Examples, read_labelled
 from rnnkit.classify.model import ClassifierConfig, SequenceClassifier
 from rnnkit.classify.predict import evaluate
 from rnnkit.classify.text import TextEncoder, class_ids
@@ -19,36 +20,85 @@ from rnnkit.classify.tokenize import Tokenizer
 from rnnkit.classify.vectors import read_vectors
 from rnnkit.data.buckets import BucketBatches, Sequences
 from rnnkit.data.vocab import Vocab
-from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
-from rnnkit.train.loop import Trainer
-from rnnkit.train.seeding import seed_everything
+from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.run import Parts, TaskRun, Trained
 
 logger = logging.getLogger(__name__)
 
 TASK = "classify"  # the "task" of a classify checkpoint's config
 DEFAULT_EPOCHS = 5  # a run given no epochs, max_steps or max_time
+TRAIN_DEFAULTS = {"metric": "error"}  # where classify's TrainConfig differs from the dataclass's
+DATA_FORMATS = (
+    "a CSV, TSV or JSONL file (columns --text-column and --label-column) or a folder with "
+    "one sub-folder of .txt files per label"
+)
 
 
 @dataclass
 class ClassifyData:
     """Where a run's labelled texts come from and how they become batches."""
 
-    train: str | None = None  # a CSV/TSV/JSONL file or a folder of label sub-folders (required)
-    valid: str | None = None  # validation file/folder; None: hold out valid_fraction of train
-    test: str | None = None  # evaluated once with the best weights after training
-    valid_fraction: float = 0.1  # held out of train (seeded, stratified) when valid is None
-    text_column: str = "text"  # CSV/TSV column or JSONL key of the text
-    label_column: str = "label"  # ... and of the label (any strings)
-    encoding: str = "utf-8"
-    on_missing: str = "skip"  # rows with a missing/empty text or label: "skip" (counted) | "error"
-    tokenizer: str = "word"  # "word" (lower-cased words and punctuation) | "char"
-    min_freq: int = 2  # tokens seen fewer times in the training texts read as <unk>
-    max_vocab: int = 50_000  # at most this many tokens, <pad> and <unk> included
-    max_tokens: int | None = 400  # each text is cut to N tokens; None: no limit
-    truncate: str = "head"  # which N: "head" (the first), "tail" (the last), "head+tail"
-    batch: int = 64  # texts per batch, over all processes together
-    vectors: str | None = None  # GloVe/word2vec text file initialising the embedding
+    train: str | None = option(  # a CSV/TSV/JSONL file or a folder of label sub-folders
+        None, DATA_FORMATS, metavar="FILE|DIR", required=True
+    )
+    valid: str | None = option(  # None: hold out valid_fraction of train
+        None,
+        "validation data",
+        metavar="FILE|DIR",
+        shown="a seeded, stratified --valid-fraction of --train",
+    )
+    test: str | None = option(  # evaluated once with the best weights after training
+        None, "test data, evaluated with the best weights at the end", metavar="FILE|DIR"
+    )
+    valid_fraction: float = option(  # held out of train (seeded, stratified) when valid is None
+        0.1,
+        "held out of --train when --valid is not given; 0: no validation",
+        type=fraction,
+        metavar="F",
+    )
+    text_column: str = option("text", "CSV/TSV column or JSONL key of the texts", metavar="NAME")
+    label_column: str = option(  # any strings
+        "label", "CSV/TSV column or JSONL key of the labels", metavar="NAME"
+    )
+    encoding: str = option("utf-8", "the files' text encoding")
+    on_missing: str = option(  # rows with a missing/empty text or label
+        "skip",
+        "rows with a missing or empty text or label: skip them (and count them) or stop",
+        choices=("skip", "error"),
+    )
+    tokenizer: str = option(
+        "word",
+        "word: lower-cased words and punctuation; char: characters",
+        choices=("word", "char"),
+    )
+    min_freq: int = option(
+        2,
+        "tokens seen fewer than N times in training read as <unk>",
+        type=positive_int,
+        metavar="N",
+    )
+    max_vocab: int = option(  # <pad> and <unk> included
+        50_000, "vocabulary size limit", type=positive_int, metavar="N"
+    )
+    max_tokens: int | None = option(  # None: no limit
+        400, "cut each text to N tokens (which: --truncate)", type=positive_int, metavar="N"
+    )
+    truncate: str = option(
+        "head",
+        "keep a long text's first N tokens, its last N (where reviews give their verdict), or "
+        "its first N/4 and last 3N/4",
+        choices=("head", "tail", "head+tail"),
+    )
+    batch: int = option(  # over all processes together
+        64, "texts per batch", type=positive_int, metavar="N"
+    )
+    vectors: str | None = option(  # initialises the embedding
+        None,
+        "pretrained word vectors (GloVe or word2vec text format) for the embedding",
+        metavar="FILE",
+    )
 
     def __post_init__(self):
         if self.train is None:
@@ -146,7 +196,7 @@ def load_data(data: ClassifyData, seed: int) -> Data:
 def plan(options: dict) -> tuple[ClassifyData, dict, TrainConfig, int | None]:
     """(data, model options, training config, epochs) from flat `options` over the defaults."""
     data, model, train = split_options(options, TASK, DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
-    train = {"metric": "error", **train}
+    train = {**TRAIN_DEFAULTS, **train}
     epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
     return ClassifyData(**data), model, TrainConfig(**train), epochs
 
@@ -164,60 +214,64 @@ def train(
     Everything the user gave is checked and read before anything is written. With a test set,
     the best weights are evaluated on it at the end (summary["test"]).
     """
-    out = Path(out)
-    distributed.setup()
-    rundir.check_out(out, overwrite)
-    data_cfg, model_options, config, epochs = plan(options)
-    for key in ("train", "valid", "test", "vectors"):
-        if getattr(data_cfg, key) is not None:
-            setattr(data_cfg, key, str(Path(getattr(data_cfg, key)).resolve()))
-    data = load_data(data_cfg, config.seed)
-    batches = BucketBatches(data.train, data_cfg.batch, seed=config.seed)
-    if epochs is not None:
-        config.max_steps = epochs * len(batches)
-    if "eval_every" not in options:
-        config.eval_every = len(batches)  # once an epoch
-    seed_everything(config.seed)  # the same initial weights in every process
-    model = _model(data, data_cfg, model_options)
-    if config.device is None:
-        model.to(distributed.device())
-    run_config = {
-        "task": TASK,
-        "model": model.config.to_dict(),
-        "data": {**asdict(data_cfg), "counts": data.counts},
-        "classes": data.classes,
-    }
-    trainer = Trainer(
-        model,
-        batches,
-        config,
-        out,
-        valid_fn=_valid_fn(data) if data.valid is not None else None,
-        run_config=run_config,
-        vocab={"encoder": data.encoder.to_dict(), "classes": data.classes},
-        on_step=on_step,
-        overwrite=overwrite,
-    )
-    _log_start(model, data, data_cfg, len(batches), epochs)
-    result = trainer.fit()
-    distributed.barrier()  # process 0 has written OUT/best
-    if result.best_path is not None:  # evaluate and return the best weights, not the last
-        model.load_state_dict(checkpoint.load(result.best_path).model_state)
-    summary = {
-        "out": str(out),
-        "step": result.step,
-        "epochs": result.step / len(batches),
-        "stop_reason": result.stop_reason,
-        "seconds": trainer.elapsed,
-        "tokens_per_s": result.metrics.get("train/tokens_per_s"),
-        "train_loss": result.metrics.get("train/loss"),
-        "best_valid_accuracy": None if result.best is None else 1.0 - result.best,
-        "counts": data.counts,
-        "test": None,
-    }
-    if data.test is not None:
-        summary["test"] = evaluate(model, data.test, data.classes)
-    return Run(model.eval(), data.encoder, data.classes, summary)
+    run = ClassifyRun(options)
+    model, summary = run_skeleton.train(run, out, overwrite=overwrite, on_step=on_step)
+    return Run(model.eval(), run.data.encoder, run.data.classes, summary)
+
+
+class ClassifyRun(TaskRun):
+    """A SequenceClassifier over length-bucketed labelled texts, validated by accuracy."""
+
+    task = TASK
+
+    def __init__(self, options: dict):
+        self.options = options
+
+    def prepare(self, previous) -> TrainConfig:
+        self.cfg, self.model_options, config, self.epochs = plan(self.options)
+        for key in ("train", "valid", "test", "vectors"):
+            if getattr(self.cfg, key) is not None:
+                setattr(self.cfg, key, str(Path(getattr(self.cfg, key)).resolve()))
+        self.data = load_data(self.cfg, config.seed)
+        self.batches = BucketBatches(self.data.train, self.cfg.batch, seed=config.seed)
+        if self.epochs is not None:
+            config.max_steps = self.epochs * len(self.batches)
+        if "eval_every" not in self.options:
+            config.eval_every = len(self.batches)  # once an epoch
+        return config
+
+    def build(self) -> SequenceClassifier:
+        return _model(self.data, self.cfg, self.model_options)
+
+    def parts(self, model: SequenceClassifier) -> Parts:
+        data = self.data
+        return Parts(
+            self.batches,
+            _valid_fn(data) if data.valid is not None else None,
+            {"data": {**asdict(self.cfg), "counts": data.counts}, "classes": data.classes},
+            vocab={"encoder": data.encoder.to_dict(), "classes": data.classes},
+        )
+
+    def describe(self, model: SequenceClassifier) -> str:
+        return _describe(model, self.data, self.cfg, len(self.batches), self.epochs)
+
+    def summary(self, trained: Trained) -> dict:
+        result, data = trained.result, self.data
+        summary = {
+            "out": str(trained.out),
+            "step": result.step,
+            "epochs": result.step / len(self.batches),
+            "stop_reason": result.stop_reason,
+            "seconds": trained.seconds,
+            "tokens_per_s": result.metrics.get("train/tokens_per_s"),
+            "train_loss": result.metrics.get("train/loss"),
+            "best_valid_accuracy": None if result.best is None else 1.0 - result.best,
+            "counts": data.counts,
+            "test": None,
+        }
+        if data.test is not None:
+            summary["test"] = evaluate(trained.model, data.test, data.classes)
+        return summary
 
 
 def _model(data: Data, cfg: ClassifyData, options: dict) -> SequenceClassifier:
@@ -251,14 +305,12 @@ def _valid_fn(data: Data) -> Callable[[nn.Module], dict]:
     return valid
 
 
-def _log_start(model, data: Data, cfg: ClassifyData, steps: int, epochs: int | None) -> None:
-    if not distributed.is_main():
-        return
+def _describe(model, data: Data, cfg: ClassifyData, steps: int, epochs: int | None) -> str:
     c = model.config
     params = sum(p.numel() for p in model.parameters())
     n = data.counts
     skipped = sum(n["skipped"].values())
-    logger.info(
+    return (
         f"classify: {'bidirectional ' if c.bidirectional else ''}{c.layers} x {c.hidden} "
         f"{c.cell}, {c.pooling} pooling ({params / 1e6:.2f}M parameters); {len(data.classes)} "
         f"classes; vocabulary {len(data.encoder.vocab):,}; {n['train']:,} training, "

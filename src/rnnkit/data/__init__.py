@@ -1,5 +1,5 @@
-"""Data code that several tasks share: length-bucketed batches, vocabularies, and the
-classification metrics (classify and speech)."""
+"""Data code that several tasks share: length-bucketed batches, vocabularies, the
+classification metrics (classify and speech) and writing output files atomically (files)."""
 
 from rnnkit.data.buckets import BucketBatches, Sequences, sorted_batches
 from rnnkit.data.vocab import Vocab

@@ -13,8 +13,7 @@ from torch import nn
 
 from rnnkit.forecast.baselines import LinearBaseline, naive, seasonal_naive
 from rnnkit.forecast.metrics import interval_coverage, point_metrics
-from rnnkit.forecast.series import window_starts
-from rnnkit.forecast.windows import Prepared
+from rnnkit.forecast.windows import Prepared, window_starts
 
 EVAL_BATCH = 256  # windows per forward pass
 Z80 = 1.2815515655446004  # the standard normal's 0.9 quantile: a central 80 % interval

@@ -10,11 +10,10 @@ import json
 from pathlib import Path
 
 from rnnkit import forecast
+from rnnkit.data.files import write_atomically
 from rnnkit.forecast.cli_train import EXAMPLES, format_backtest, train_command_parser
 from rnnkit.forecast.plot import plot_forecast
-from rnnkit.train.cli import write_atomically
-
-DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
+from rnnkit.train.cli import DIR_HELP, task_parser
 
 
 def _reading_options(parser: argparse.ArgumentParser) -> None:
@@ -184,16 +183,12 @@ def _plot_last_window(path: str, trained: forecast.Trained, data) -> None:
 
 
 def forecast_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    return task_parser(
+        subparsers,
         "forecast",
+        (train_command_parser, predict_command_parser, eval_command_parser),
         help="time-series forecasting: train, predict, eval",
         description="Train a recurrent forecaster on a CSV of time series, forecast past its "
         "end, and backtest it beside the naive, seasonal-naive and linear baselines.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
-    train_command_parser(verbs)
-    predict_command_parser(verbs)
-    eval_command_parser(verbs)
-    return parser

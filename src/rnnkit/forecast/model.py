@@ -10,12 +10,14 @@ instance normalisation and point, quantile or Gaussian outputs.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import Tensor, nn
 
+from rnnkit.forecast.options import quantiles as quantile_list
 from rnnkit.layers import LAYERS
+from rnnkit.train.options import fraction, option, positive_int
 
 ARCHS = ("direct", "seq2seq", "attention")
 HEADS = ("point", "quantile", "gaussian")
@@ -31,19 +33,38 @@ class ForecasterConfig:
     horizon: int  # H
     past_features: int = 0  # P: observed covariates, known up to the forecast origin only
     future_features: int = 0  # K: known in advance (calendar features), lookback and horizon
-    arch: str = "direct"  # "direct": one linear map from the last state to all H steps;
-    # "seq2seq": a decoder stepping through the horizon on its previous value;
-    # "attention": seq2seq with dot-product (Luong) attention over the encoder states
-    cell: str = "gru"  # "lstm", "gru" or "rnn"
-    hidden: int = 128  # D
-    layers: int = 2
-    dropout: float = 0.1  # between layers and before the head
-    instance_norm: bool = True  # each window's targets scaled by their lookback mean and std
+    arch: str = option(  # "attention": dot-product (Luong) attention
+        "direct",
+        "direct: one linear map from the encoder's last state to the whole horizon; seq2seq: "
+        "an autoregressive decoder; attention: the decoder attends over the encoder states",
+        choices=ARCHS,
+    )
+    cell: str = option("gru", "", choices=tuple(LAYERS))
+    hidden: int = option(128, "hidden size", type=positive_int, metavar="N")  # D
+    layers: int = option(2, "stacked layers", type=positive_int, metavar="N")
+    dropout: float = option(  # between layers and before the head
+        0.1, "", type=fraction, metavar="P"
+    )
+    instance_norm: bool = option(  # each window's targets scaled by their lookback mean, std
+        True,
+        "do not scale each window by its own lookback mean and std",
+        flag="--no-instance-norm",
+        action="store_false",
+    )
     head: str = "point"  # "point" (loss: mse | mae), "quantile" (pinball), "gaussian" (NLL)
-    loss: str = "mse"  # of the point head
-    quantiles: list[float] = field(default_factory=list)  # of the quantile head, increasing
-    teacher_forcing: bool = False  # decoders: train on the true previous values instead of
-    # their own forecasts (faster, but a model trained so drifts when it forecasts alone)
+    loss: str = option("mse", "of point forecasts", choices=LOSSES)  # of the point head
+    quantiles: list[float] = option(  # of the quantile head, increasing
+        help="forecast these quantiles with the pinball loss (e.g. 0.1,0.5,0.9)",
+        factory=list,
+        type=quantile_list,
+        metavar="Q,Q,...",
+    )
+    teacher_forcing: bool = option(  # decoders; a model trained so drifts when alone
+        False,
+        "seq2seq/attention: train the decoder on the true previous values rather than on its "
+        "own forecasts (faster; the forecasts then drift more)",
+        action="store_true",
+    )
 
     def __post_init__(self):
         for key, allowed in (("arch", ARCHS), ("head", HEADS), ("loss", LOSSES)):

@@ -4,9 +4,8 @@ rows at the end."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -15,45 +14,86 @@ from torch import nn
 from rnnkit.forecast.backtest import backtest, forecast, point
 from rnnkit.forecast.builtin import BUILTIN, builtin_path
 from rnnkit.forecast.model import Forecaster, ForecasterConfig
-from rnnkit.forecast.series import (
-    Scaler,
-    calendar_features,
-    read_series,
-    split_points,
-    window_starts,
-)
-from rnnkit.forecast.windows import Prepared, WindowBatches
-from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.forecast.options import ENDS_HELP, columns
+from rnnkit.forecast.scaler import SCALERS, Scaler
+from rnnkit.forecast.series import read_series
+from rnnkit.forecast.split import DEFAULT_ENDS, split_points
+from rnnkit.forecast.times import calendar_features
+from rnnkit.forecast.windows import Prepared, WindowBatches, window_starts
+from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
-from rnnkit.train.loop import Trainer
-from rnnkit.train.seeding import seed_everything
-
-logger = logging.getLogger(__name__)
+from rnnkit.train.options import option, positive_int
+from rnnkit.train.run import Parts, TaskRun, Trained
 
 TASK = "forecast"
 DEFAULT_EPOCHS = 10  # a run given no epochs, max_steps or max_time
+TRAIN_DEFAULTS = {"metric": "mse"}  # where forecast's TrainConfig differs from the dataclass's
 
 
 @dataclass
 class ForecastData:
     """Which series a run reads, how it is split and scaled, and its windows."""
 
-    path: str | None = None  # a CSV; None: the built-in series (builtin.py)
-    time_column: str | None = None  # None: "date" (the built-in series': its own)
-    target: list[str] = field(default_factory=list)  # the series to forecast; [] only built-in
-    covariates: list[str] = field(default_factory=list)  # observed up to the forecast origin
-    calendar: bool = False  # add known-future calendar features derived from the timestamps
-    fill: bool = False  # interpolate missing values instead of refusing them
-    encoding: str = "utf-8"
-    train_end: str | None = None  # rows, a fraction or a timestamp (split_points); None: 0.7
-    valid_end: str | None = None  # None: 0.8
-    test_end: str | None = None  # None: all the rows
-    scaler: str = "standard"  # "standard" | "minmax" | "none", fitted on the training rows
-    lookback: int = 96  # L: steps the model reads
-    horizon: int = 24  # H: steps it forecasts
-    stride: int = 1  # between the origins of the backtest windows
-    season: int | None = None  # seasonal naive's period; None: 24 hourly, 7 daily, else 1
-    batch: int = 64  # windows per batch, over all processes together
+    path: str | None = option(  # a CSV; None: the built-in series (builtin.py)
+        None,
+        "the series",
+        flag="--data",
+        metavar="FILE.csv",
+        shown="the built-in one, Seattle's daily maximum temperature 2012-2015, from the "
+        "vega_datasets package",
+    )
+    time_column: str | None = option(  # None: the built-in series' own, else "date"
+        None, "", metavar="NAME", shown="date"
+    )
+    target: list[str] = option(  # the series to forecast; [] only for the built-in one
+        help="the column(s) to forecast", factory=list, type=columns, metavar="COL[,COL]"
+    )
+    covariates: list[str] = option(
+        help="other columns the model reads, observed up to the forecast origin",
+        factory=list,
+        type=columns,
+        metavar="COL[,COL]",
+    )
+    calendar: bool = option(  # derived from the timestamps
+        False,
+        "add known-future calendar features (hour, weekday, day of year)",
+        action="store_true",
+    )
+    fill: bool = option(  # instead of refusing them
+        False, "interpolate missing values in time instead of stopping", action="store_true"
+    )
+    encoding: str = option("utf-8", "the file's text encoding")
+    train_end: str | None = option(  # rows, a fraction or a timestamp (split_points)
+        None,
+        f"where the train rows end: {ENDS_HELP}",
+        metavar="END",
+        shown=str(DEFAULT_ENDS[0]),
+    )
+    valid_end: str | None = option(
+        None,
+        f"where the valid rows end: {ENDS_HELP}",
+        metavar="END",
+        shown=str(DEFAULT_ENDS[1]),
+    )
+    test_end: str | None = option(
+        None, f"where the test rows end: {ENDS_HELP}", metavar="END", shown="all rows"
+    )
+    scaler: str = option("standard", "fitted on the training rows", choices=SCALERS)
+    lookback: int = option(96, "steps the model reads", type=positive_int, metavar="N")  # L
+    horizon: int = option(24, "steps it forecasts", type=positive_int, metavar="N")  # H
+    stride: int = option(
+        1, "steps between the backtest's forecast origins", type=positive_int, metavar="N"
+    )
+    season: int | None = option(
+        None,
+        "the seasonal-naive baseline's period",
+        type=positive_int,
+        metavar="N",
+        shown="24 hourly, 7 daily, else 1",
+    )
+    batch: int = option(  # over all processes together
+        64, "windows per batch", type=positive_int, metavar="N"
+    )
 
     def __post_init__(self):
         self.target, self.covariates = list(self.target), list(self.covariates)
@@ -144,7 +184,7 @@ def season_of(settings: ForecastData, times: np.ndarray) -> int:
 def plan(options: dict) -> tuple[ForecastData, dict, TrainConfig, int | None]:
     """(data settings, model options, training config, epochs) from flat `options`."""
     data, model, train = split_options(options, "forecast", DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
-    train = {"metric": "mse", **train}
+    train = {**TRAIN_DEFAULTS, **train}
     epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
     return ForecastData(**data), model, TrainConfig(**train), epochs
 
@@ -159,74 +199,80 @@ def train(
     """Train a Forecaster on `options` (the fields of ForecastData, ForecasterConfig and
     TrainConfig, and `epochs`) into the run directory `out`, then backtest the best weights on
     the test rows (summary["test"]: the model and the baselines)."""
-    out = Path(out)
-    distributed.setup()
-    rundir.check_out(out, overwrite)
-    settings, model_options, config, epochs = plan(options)
-    if settings.path is not None:
-        settings.path = str(Path(settings.path).resolve())
-    data = prepare(settings)
-    L, H = settings.lookback, settings.horizon
-    train_end, valid_end, test_end = data.ends
-    batches = WindowBatches(
-        data, _starts("training", 0, train_end, L, H), L, H, settings.batch, config.seed
-    )
-    valid_starts = _starts("validation", train_end, valid_end, L, H)
-    test_starts = _starts("test", valid_end, test_end, L, H, settings.stride)
-    if epochs is not None:
-        config.max_steps = epochs * len(batches)
-    if "eval_every" not in options:
-        config.eval_every = len(batches)  # once an epoch
-    seed_everything(config.seed)
-    model = Forecaster(
-        data.y.shape[1],
-        H,
-        past_features=data.x.shape[1],
-        future_features=data.f.shape[1],
-        **model_options,
-    )
-    if config.device is None:
-        model.to(distributed.device())
-    season = season_of(settings, data.times)
-    run_config = {
-        "task": TASK,
-        "model": model.config.to_dict(),
-        "data": {**asdict(settings), "season": season, "ends": list(data.ends)},
-    }
-    scalers = {
-        "y": data.y_scaler.to_dict(),
-        "x": data.x_scaler.to_dict() if data.x_scaler else None,
-    }
-    trainer = Trainer(
-        model,
-        batches,
-        config,
-        out,
-        valid_fn=_valid_fn(data, valid_starts, L, H),
-        run_config=run_config,
-        vocab={"scalers": scalers, "calendar": data.f_names},
-        on_step=on_step,
-        overwrite=overwrite,
-    )
-    _log_start(model, settings, data, len(batches), epochs, len(valid_starts), len(test_starts))
-    result = trainer.fit()
-    distributed.barrier()  # process 0 has written OUT/best
-    if result.best_path is not None:
-        model.load_state_dict(checkpoint.load(result.best_path).model_state)
-    model.eval()
-    summary = {
-        "out": str(out),
-        "step": result.step,
-        "epochs": result.step / len(batches),
-        "stop_reason": result.stop_reason,
-        "seconds": trainer.elapsed,
-        "train_loss": result.metrics.get("train/loss"),
-        "best_valid_mse": result.best,
-        "lookback": L,
-        "horizon": H,
-        "test": backtest(model, data, test_starts, L, season),
-    }
-    return Run(model, data, settings, summary)
+    run = ForecastRun(options)
+    model, summary = run_skeleton.train(run, out, overwrite=overwrite, on_step=on_step)
+    return Run(model, run.data, run.settings, summary)
+
+
+class ForecastRun(TaskRun):
+    """A Forecaster over the windows of a series split in time, validated by the MSE of its
+    point forecasts; the best weights are backtested beside the baselines at the end."""
+
+    task = TASK
+
+    def __init__(self, options: dict):
+        self.options = options
+
+    def prepare(self, previous) -> TrainConfig:
+        self.settings, self.model_options, config, self.epochs = plan(self.options)
+        settings = self.settings
+        if settings.path is not None:
+            settings.path = str(Path(settings.path).resolve())
+        self.data = data = prepare(settings)
+        L, H = settings.lookback, settings.horizon
+        train_end, valid_end, test_end = data.ends
+        starts = _starts("training", 0, train_end, L, H)
+        self.batches = WindowBatches(data, starts, L, H, settings.batch, config.seed)
+        self.valid_starts = _starts("validation", train_end, valid_end, L, H)
+        self.test_starts = _starts("test", valid_end, test_end, L, H, settings.stride)
+        if self.epochs is not None:
+            config.max_steps = self.epochs * len(self.batches)
+        if "eval_every" not in self.options:
+            config.eval_every = len(self.batches)  # once an epoch
+        return config
+
+    def build(self) -> Forecaster:
+        data = self.data
+        return Forecaster(
+            data.y.shape[1],
+            self.settings.horizon,
+            past_features=data.x.shape[1],
+            future_features=data.f.shape[1],
+            **self.model_options,
+        )
+
+    def parts(self, model: Forecaster) -> Parts:
+        data, settings = self.data, self.settings
+        self.season = season_of(settings, data.times)
+        scalers = {
+            "y": data.y_scaler.to_dict(),
+            "x": data.x_scaler.to_dict() if data.x_scaler else None,
+        }
+        return Parts(
+            self.batches,
+            _valid_fn(data, self.valid_starts, settings.lookback, settings.horizon),
+            {"data": {**asdict(settings), "season": self.season, "ends": list(data.ends)}},
+            vocab={"scalers": scalers, "calendar": data.f_names},
+        )
+
+    def describe(self, model: Forecaster) -> str:
+        counts = (len(self.batches), len(self.valid_starts), len(self.test_starts))
+        return _describe(model, self.settings, self.data, self.epochs, *counts)
+
+    def summary(self, trained: Trained) -> dict:
+        result, model, L = trained.result, trained.model.eval(), self.settings.lookback
+        return {
+            "out": str(trained.out),
+            "step": result.step,
+            "epochs": result.step / len(self.batches),
+            "stop_reason": result.stop_reason,
+            "seconds": trained.seconds,
+            "train_loss": result.metrics.get("train/loss"),
+            "best_valid_mse": result.best,
+            "lookback": L,
+            "horizon": self.settings.horizon,
+            "test": backtest(model, self.data, self.test_starts, L, self.season),
+        }
 
 
 def _starts(name: str, start: int, end: int, L: int, H: int, stride: int = 1) -> np.ndarray:
@@ -248,13 +294,11 @@ def _valid_fn(data: Prepared, starts: np.ndarray, L: int, H: int) -> Callable[[n
     return valid
 
 
-def _log_start(model, settings, data, steps, epochs, n_valid, n_test) -> None:
-    if not distributed.is_main():
-        return
+def _describe(model, settings, data, epochs, steps, n_valid, n_test) -> str:
     c = model.config
     params = sum(p.numel() for p in model.parameters())
     source = settings.path or BUILTIN["name"]
-    logger.info(
+    return (
         f"forecast: {c.arch} {c.layers} x {c.hidden} {c.cell}, {c.head} head "
         f"({params / 1e6:.2f}M parameters); {source}: {len(data.times):,} rows, target "
         f"{', '.join(settings.target)}"

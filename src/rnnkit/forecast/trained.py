@@ -12,8 +12,8 @@ import torch
 from rnnkit.forecast.backtest import backtest, forecast, intervals, point
 from rnnkit.forecast.model import Forecaster
 from rnnkit.forecast.run import TASK, ForecastData, prepare
-from rnnkit.forecast.series import calendar_features, window_starts
-from rnnkit.forecast.windows import Prepared
+from rnnkit.forecast.times import calendar_features
+from rnnkit.forecast.windows import Prepared, window_starts
 from rnnkit.train import rundir
 
 

@@ -1,10 +1,15 @@
-"""A series prepared for a forecaster (scaled targets, covariates, calendar features, split
-ends) and its sliding windows as model inputs: all windows of a split, or shuffled training
-batches by step number.
+"""A series' sliding windows: the first target rows of a split's windows, the windows of an
+array, a series prepared for a forecaster (scaled targets, covariates, calendar features, split
+ends) and its windows as model inputs, all of a split or shuffled training batches by step.
 
-    N: rows, W: windows, L: lookback, H: horizon, C: targets, P: covariates, K: calendar
-    features. The window with first target row t reads y and x at rows [t - L, t), f at rows
-    [t - L, t + H), and forecasts y at rows [t, t + H).
+Windows follow the Informer convention: the window whose first target row is t takes its inputs
+from rows [t - lookback, t) and its targets from rows [t, t + horizon). A split [start, end)
+owns the windows whose targets lie in it, so validation and test windows read their inputs
+from the end of the previous split, and training windows (start 0) begin at t = lookback.
+
+    N: rows, W: windows, L: lookback, H: horizon, C: targets (or columns), P: covariates,
+    K: calendar features. The window with first target row t reads y and x at rows [t - L, t),
+    f at rows [t - L, t + H), and forecasts y at rows [t, t + H).
 """
 
 from __future__ import annotations
@@ -15,8 +20,64 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.forecast.series import Scaler
+from rnnkit.forecast.scaler import Scaler
 from rnnkit.train import distributed
+
+
+def window_starts(start: int, end: int, lookback: int, horizon: int, stride: int = 1) -> np.ndarray:
+    """(W,) int64: every t, a stride apart, whose targets [t, t + horizon) lie in [start, end)
+    and whose inputs [t - lookback, t) start at row 0 or later; the first is max(start, lookback).
+    """
+    for name, value, least in (
+        ("start", start, 0),
+        ("end", end, 0),
+        ("lookback", lookback, 1),
+        ("horizon", horizon, 1),
+        ("stride", stride, 1),
+    ):
+        _check_int(name, value, least)
+    if end < start:
+        raise ValueError(f"rows [{start}, {end}) end before they start; give start <= end")
+    first = max(start, lookback)
+    if first + horizon > end:
+        raise ValueError(
+            f"rows [{start}, {end}) hold no window of lookback {lookback} + horizon {horizon} "
+            f"(need at least {first + horizon - start} rows from row {start}, there are "
+            f"{end - start}); shorten the lookback or horizon, or give the split more rows"
+        )
+    return np.arange(first, end - horizon + 1, stride, dtype=np.int64)
+
+
+def windows(
+    x: np.ndarray, starts: np.ndarray, lookback: int, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(past (W, L, C), future (W, H, C)): rows [t - L, t) and [t, t + H) of x (N, C) per t."""
+    x = np.asarray(x)
+    starts = np.asarray(starts)
+    _check_int("lookback", lookback, 1)
+    _check_int("horizon", horizon, 1)
+    if x.ndim != 2:
+        raise ValueError(f"windows needs x of shape (N, C), got {x.shape}")
+    if starts.ndim != 1 or not np.issubdtype(starts.dtype, np.integer):
+        raise ValueError(
+            f"starts must be a 1-D array of row indices (from window_starts), got "
+            f"{starts.dtype} of shape {starts.shape}"
+        )
+    if starts.size and (starts.min() < lookback or starts.max() + horizon > len(x)):
+        raise ValueError(
+            f"starts {starts.min()}..{starts.max()} reach outside the {len(x)} rows of x with "
+            f"lookback {lookback} and horizon {horizon}; take them from window_starts"
+        )
+    past = x[starts[:, None] + np.arange(-lookback, 0)]
+    future = x[starts[:, None] + np.arange(horizon)]
+    return past, future
+
+
+def _check_int(name: str, value, least: int) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be >= {least}, got {value}")
 
 
 @dataclass

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from rnnkit.init import SCHEMES, initialize
 from rnnkit.lab.tasks import COPY_CLASSES, COPY_VOCAB
 from rnnkit.layers import LAYERS
+from rnnkit.train.options import option, positive_int
 
 TASKS = ("adding", "copy")
 
@@ -23,11 +24,17 @@ TASKS = ("adding", "copy")
 @dataclass
 class LabModelConfig:
     task: str  # "adding" | "copy"
-    cell: str = "lstm"  # "rnn" | "lstm" | "gru"
-    hidden: int = 128
-    layers: int = 1
-    nonlinearity: str = "tanh"  # of the Elman RNN: "tanh" | "relu"
-    init: str = "default"  # rnnkit.init.SCHEMES
+    cell: str = option("lstm", "", choices=tuple(LAYERS))
+    hidden: int = option(128, "hidden units", type=positive_int, metavar="N")
+    layers: int = option(1, "", type=positive_int, metavar="N")
+    nonlinearity: str = option("tanh", "of the Elman RNN", choices=("tanh", "relu"))
+    init: str = option(
+        "default",
+        "default: torch.nn's uniform; orthogonal: orthogonal W_hh blocks (LSTM forget bias 1); "
+        "identity: IRNN's W_hh = I (use with --cell rnn --nonlinearity relu); chrono: gate "
+        "biases for dependencies up to the sequence length (LSTM, GRU)",
+        choices=SCHEMES,
+    )
     t_max: int | None = None  # the chrono initialisation's longest dependency
 
     def __post_init__(self):

@@ -12,14 +12,26 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from rnnkit.train.options import nonnegative_int, option
+
 
 @dataclass
 class Masking:
     """How many masks of what width; all zero: off."""
 
-    freq_masks: int = 0  # bands masked per utterance
+    freq_masks: int = option(  # bands masked per utterance
+        0,
+        "SpecAugment: bands of features zeroed per training utterance",
+        type=nonnegative_int,
+        metavar="N",
+    )
     freq_width: int = 8  # each band: f ~ U{0..freq_width} consecutive features
-    time_masks: int = 0  # spans masked per utterance
+    time_masks: int = option(  # spans masked per utterance
+        0,
+        "SpecAugment: spans of frames zeroed per training utterance",
+        type=nonnegative_int,
+        metavar="N",
+    )
     time_width: int = 10  # each span: t ~ U{0..min(time_width, T // 5)} consecutive frames
 
     def __post_init__(self):

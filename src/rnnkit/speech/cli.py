@@ -8,9 +8,8 @@ import json
 import logging
 
 from rnnkit.speech.cli_train import EXAMPLES, format_result, train_command_parser
-from rnnkit.train.cli import log_to_stderr, nonnegative_int, positive_int
-
-DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
+from rnnkit.train.cli import DIR_HELP, log_to_stderr, task_parser
+from rnnkit.train.options import nonnegative_int, positive_int
 
 
 def _beam_option(parser: argparse.ArgumentParser) -> None:
@@ -151,18 +150,13 @@ def fsdd_command(args: argparse.Namespace) -> int:
 
 
 def speech_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    return task_parser(
+        subparsers,
         "speech",
+        (train_command_parser, transcribe_command_parser, eval_command_parser, fsdd_command_parser),
         help="speech recognition (spoken words, digit strings): train, transcribe, eval",
         description="Train a recurrent acoustic model (an isolated-word classifier or a CTC "
         "recogniser) on WAV files listed in a manifest, transcribe audio with it, evaluate it. "
         "Needs the speech extra: pip install 'rnnkit[speech]'.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
-    train_command_parser(verbs)
-    transcribe_command_parser(verbs)
-    eval_command_parser(verbs)
-    fsdd_command_parser(verbs)
-    return parser

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from rnnkit.speech.audio import read_wav
 from rnnkit.speech.augment import Masking
-from rnnkit.speech.features import FeatureConfig, Normaliser, compute
+from rnnkit.speech.features import FeatureConfig, compute
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,3 @@ class Utterances:
         else:
             targets = torch.tensor([self.targets[i] for i in index.tolist()], dtype=torch.int64)
         return (x, lengths), targets, int(lengths.sum())
-
-
-def normalise_all(frames: list[Tensor], normaliser: Normaliser) -> list[Tensor]:
-    return [normaliser(f) for f in frames]

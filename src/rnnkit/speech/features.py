@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.speech.extra import need
+from rnnkit.train.options import option, positive_int
 
 KINDS = ("logmel", "mfcc")
 AMIN = 1e-10  # the power floor before the log (librosa's amin)
@@ -37,16 +38,26 @@ AMIN = 1e-10  # the power floor before the log (librosa's amin)
 class FeatureConfig:
     """How a waveform becomes frames; stored in a speech checkpoint."""
 
-    sample_rate: int = 8000  # Hz; audio at another rate is resampled to it (FSDD: 8 kHz)
-    kind: str = "logmel"  # "logmel" (M features) | "mfcc" (n_mfcc features)
-    n_mels: int = 40  # M mel bands
-    n_mfcc: int = 13  # cepstral coefficients kept, for kind="mfcc"
+    sample_rate: int = option(  # Hz; audio at another rate is resampled to it (FSDD: 8 kHz)
+        8000, "audio is resampled to it", type=positive_int, metavar="HZ"
+    )
+    kind: str = option(  # "logmel" (M features) | "mfcc" (n_mfcc features)
+        "logmel", "", choices=KINDS
+    )
+    n_mels: int = option(40, "", type=positive_int, metavar="N")  # M mel bands
+    n_mfcc: int = option(  # cepstral coefficients kept, for kind="mfcc"
+        13, "", type=positive_int, metavar="N"
+    )
     win_ms: float = 25.0  # analysis window (Hann); the FFT size N is the next power of two
     hop_ms: float = 10.0  # frame shift
     fmin: float = 20.0  # Hz, the lowest mel band's lower edge
     fmax: float | None = None  # Hz; None: sample_rate / 2
-    mean_norm: bool = False  # subtract each utterance's own mean per feature (needs the whole
-    # utterance: no streaming); evens out speakers and microphones
+    mean_norm: bool = option(  # per feature; needs the whole utterance: no streaming
+        False,
+        "subtract each utterance's own mean of each feature first (helps with unseen speakers; "
+        "a model trained so cannot stream)",
+        action="store_true",
+    )
 
     def __post_init__(self):
         if self.kind not in KINDS:

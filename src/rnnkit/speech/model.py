@@ -8,12 +8,14 @@ pooling) and a CTC recogniser (recurrent encoder and per-frame class log-probabi
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import Tensor, nn
 
 from rnnkit.layers import LAYERS
+from rnnkit.train.options import fraction, option, positive_int
 
 TASKS = ("classify", "ctc")
 POOLINGS = ("mean", "max", "last")
@@ -26,13 +28,25 @@ class SpeechConfig:
     task: str  # "classify": one class per utterance | "ctc": a label sequence per utterance
     input_size: int  # F
     num_classes: int  # C: classes (classify) or symbols + 1 (ctc, blank = 0)
-    cell: str = "lstm"  # "lstm", "gru", "rnn", ...: rnnkit.layers.LAYERS
-    hidden: int = 128  # H, per direction
-    layers: int = 2
-    bidirectional: bool = True  # D = 2; a streaming recogniser needs False
-    subsample: int = 2  # k consecutive frames stacked into one step (k x fewer steps)
-    pooling: str = "mean"  # classify: how the steps become one vector (POOLINGS)
-    dropout: float = 0.2  # between layers and before the head
+    cell: str = option("lstm", "", choices=tuple(LAYERS))  # rnnkit.layers.LAYERS
+    hidden: int = option(  # H, per direction
+        128, "hidden units per direction", type=positive_int, metavar="N"
+    )
+    layers: int = option(2, "stacked layers", type=positive_int, metavar="N")
+    bidirectional: bool = option(  # D = 2; a streaming recogniser needs False
+        True,
+        "a forward and a backward pass; --no-bidirectional for a model that can stream",
+        action=argparse.BooleanOptionalAction,
+    )
+    subsample: int = option(  # k consecutive frames stacked into one step (k x fewer steps)
+        2, "frames stacked into one step", type=positive_int, metavar="N"
+    )
+    pooling: str = option(  # how the steps become one vector
+        "mean", "classify", choices=POOLINGS
+    )
+    dropout: float = option(  # between layers and before the head
+        0.2, "", type=fraction, metavar="P"
+    )
 
     def __post_init__(self):
         if self.task not in TASKS:

@@ -25,29 +25,52 @@ from rnnkit.speech.manifest import Entry, read_manifest
 from rnnkit.speech.model import TASKS, SpeechConfig, SpeechModel
 from rnnkit.speech.predict import evaluate_classifier, evaluate_ctc
 from rnnkit.speech.text import UNITS, Alphabet, class_ids
-from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train import distributed
+from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
-from rnnkit.train.loop import Trainer
-from rnnkit.train.seeding import seed_everything
+from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.run import Parts, TaskRun, Trained
 
 logger = logging.getLogger(__name__)
 
 TASK = "speech"  # the "task" of a speech checkpoint's config
 DEFAULT_EPOCHS = 30  # a run given no epochs, max_steps or max_time
+TRAIN_DEFAULTS = {"metric": "error"}  # where speech's TrainConfig differs from the dataclass's
 
 
 @dataclass
 class SpeechData:
     """Where a run's utterances come from and what it learns from them."""
 
-    train: str | None = None  # a manifest (CSV or JSONL of path, transcript); required
-    valid: str | None = None  # validation manifest; None: hold out valid_fraction of train
-    test: str | None = None  # evaluated once with the best weights after training
-    valid_fraction: float = 0.1  # held out of train (seeded) when valid is None
-    task: str = "classify"  # "classify": a transcript is one class | "ctc": a label sequence
-    units: str = "char"  # ctc: the symbols are characters (spaces too) or whitespace words
-    batch: int = 32  # utterances per batch, over all processes together
-    beam: int = 1  # ctc: beam of the validation and test decoding (1: greedy)
+    train: str | None = option(  # a manifest (CSV or JSONL of path, transcript)
+        None, "training", flag="--manifest", metavar="FILE", required=True
+    )
+    valid: str | None = option(  # None: hold out valid_fraction of train
+        None, "validation", metavar="FILE", shown="a seeded --valid-fraction of train"
+    )
+    test: str | None = option(  # evaluated once with the best weights after training
+        None, "evaluated with the best weights at the end", metavar="FILE"
+    )
+    valid_fraction: float = option(  # held out of train (seeded) when valid is None
+        0.1, "", type=fraction, metavar="P"
+    )
+    task: str = option(  # "classify": a transcript is one class | "ctc": a label sequence
+        "classify", "", choices=TASKS
+    )
+    units: str = option(
+        "char",
+        "ctc: characters (spaces included) or whitespace-separated words",
+        choices=UNITS,
+    )
+    batch: int = option(  # utterances per batch, over all processes together
+        32, "", type=positive_int, metavar="N"
+    )
+    beam: int = option(
+        1,
+        "ctc: beam of the validation and test decoding; 1: greedy",
+        type=positive_int,
+        metavar="N",
+    )
 
     def __post_init__(self):
         if self.train is None:
@@ -110,7 +133,7 @@ def plan(options: dict):
     """(data, features, masking, model options, training config, epochs) from flat `options`."""
     groups = (DATA_KEYS, FEATURE_KEYS, MASK_KEYS, MODEL_KEYS, TRAIN_KEYS)
     data, features, masking, model, train = split_options(options, "speech", *groups)
-    train = {"metric": "error", **train}
+    train = {**TRAIN_DEFAULTS, **train}
     epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
     data, features, masking = SpeechData(**data), FeatureConfig(**features), Masking(**masking)
     return data, features, masking, model, TrainConfig(**train), epochs
@@ -122,17 +145,7 @@ def load_data(data: SpeechData, features: FeatureConfig, masking: Masking, seed:
     train = read_manifest(data.train)
     valid = read_manifest(data.valid) if data.valid is not None else None
     if valid is None and data.valid_fraction > 0:
-        order = list(range(len(train)))
-        random.Random(seed).shuffle(order)
-        n = round(len(train) * data.valid_fraction)
-        if n < 1 or n >= len(train):
-            raise ValueError(
-                f"valid_fraction {data.valid_fraction} of {len(train)} utterances leaves no "
-                "validation or no training set; give --valid or another --valid-fraction"
-            )
-        held = set(order[:n])
-        valid = [e for i, e in enumerate(train) if i in held]
-        train = [e for i, e in enumerate(train) if i not in held]
+        train, valid = _hold_out(train, data.valid_fraction, seed)
     test = read_manifest(data.test) if data.test is not None else None
     transcripts = [e.transcript for e in train]
     classes = alphabet = None
@@ -183,6 +196,23 @@ def load_data(data: SpeechData, features: FeatureConfig, masking: Masking, seed:
     )
 
 
+def _hold_out(train: list[Entry], share: float, seed: int) -> tuple[list, list]:
+    """(train, valid): a seeded `share` of the training utterances held out."""
+    order = list(range(len(train)))
+    random.Random(seed).shuffle(order)
+    n = round(len(train) * share)
+    if n < 1 or n >= len(train):
+        raise ValueError(
+            f"valid_fraction {share} of {len(train)} utterances leaves no "
+            "validation or no training set; give --valid or another --valid-fraction"
+        )
+    held = set(order[:n])
+    return (
+        [e for i, e in enumerate(train) if i not in held],
+        [e for i, e in enumerate(train) if i in held],
+    )
+
+
 def evaluate(model: nn.Module, data: Data, split: tuple[list[Tensor], list], beam: int = 1):
     frames, labels = split
     if data.classes is not None:
@@ -201,86 +231,90 @@ def train(
     SpeechConfig and TrainConfig, and `epochs`) into the run directory `out`; `overwrite`
     replaces a run there. With a test manifest, the best weights are evaluated on it at the end
     (summary["test"])."""
-    out = Path(out)
-    distributed.setup()
-    rundir.check_out(out, overwrite)
-    data_cfg, features, masking, model_options, config, epochs = plan(options)
-    for key in ("train", "valid", "test"):
-        if getattr(data_cfg, key) is not None:
-            setattr(data_cfg, key, str(Path(getattr(data_cfg, key)).resolve()))
-    data = load_data(data_cfg, features, masking, config.seed)
-    batch = data_cfg.batch
-    if len(data.train) < batch:
-        logger.warning(
-            "%d training utterances: batch %d -> %d", len(data.train), batch, len(data.train)
-        )
-        batch = len(data.train) - len(data.train) % distributed.world_size()
-    batches = BucketBatches(data.train, batch, seed=config.seed)
-    if epochs is not None:
-        config.max_steps = epochs * len(batches)
-    if "eval_every" not in options:
-        config.eval_every = len(batches)  # once an epoch
-    seed_everything(config.seed)
-    num_classes = len(data.classes) if data.classes is not None else data.alphabet.num_classes
-    model = SpeechModel(data_cfg.task, features.size, num_classes, **model_options)
-    if config.device is None:
-        model.to(distributed.device())
-    run_config = {
-        "task": TASK,
-        "model": model.config.to_dict(),
-        "data": {**asdict(data_cfg), "masking": asdict(masking), "counts": data.counts},
-    }
-    valid_fn = None
-    if data.valid is not None:
+    run = SpeechRun(options)
+    model, summary = run_skeleton.train(run, out, overwrite=overwrite, on_step=on_step)
+    return Run(model.eval(), run.data, summary)
 
-        def valid_fn(m: nn.Module) -> dict:
-            r = evaluate(m, data, data.valid, data_cfg.beam)
-            keys = (
-                ("loss", "error", "accuracy")
-                if data.classes is not None
-                else ("error", "cer", "wer")
+
+class SpeechRun(TaskRun):
+    """A SpeechModel over length-bucketed utterances, validated by its error (classify: the
+    error rate; ctc: the WER)."""
+
+    task = TASK
+
+    def __init__(self, options: dict):
+        self.options = options
+
+    def prepare(self, previous) -> TrainConfig:
+        self.cfg, features, masking, self.model_options, config, self.epochs = plan(self.options)
+        for key in ("train", "valid", "test"):
+            if getattr(self.cfg, key) is not None:
+                setattr(self.cfg, key, str(Path(getattr(self.cfg, key)).resolve()))
+        self.masking = masking
+        self.data = data = load_data(self.cfg, features, masking, config.seed)
+        self.batch = batch = self.cfg.batch
+        if len(data.train) < batch:
+            logger.warning(
+                "%d training utterances: batch %d -> %d", len(data.train), batch, len(data.train)
             )
-            return {k: r[k] for k in keys}
+            self.batch = len(data.train) - len(data.train) % distributed.world_size()
+        self.batches = BucketBatches(data.train, self.batch, seed=config.seed)
+        if self.epochs is not None:
+            config.max_steps = self.epochs * len(self.batches)
+        if "eval_every" not in self.options:
+            config.eval_every = len(self.batches)  # once an epoch
+        return config
 
-    trainer = Trainer(
-        model,
-        batches,
-        config,
-        out,
-        valid_fn=valid_fn,
-        run_config=run_config,
-        vocab=data.vocab,
-        on_step=on_step,
-        overwrite=overwrite,
-    )
-    _log_start(model, data, batch, len(batches), epochs)
-    result = trainer.fit()
-    distributed.barrier()
-    if result.best_path is not None:
-        model.load_state_dict(checkpoint.load(result.best_path).model_state)
-    summary = {
-        "out": str(out),
-        "task": data_cfg.task,
-        "step": result.step,
-        "epochs": result.step / len(batches),
-        "stop_reason": result.stop_reason,
-        "seconds": trainer.elapsed,
-        "frames_per_s": result.metrics.get("train/tokens_per_s"),
-        "train_loss": result.metrics.get("train/loss"),
-        "best_valid_error": result.best,
-        "counts": data.counts,
-        "test": None,
-    }
-    if data.test is not None:
-        report = evaluate(model, data, data.test, data_cfg.beam)
-        report.pop("hypotheses", None)
-        summary["test"] = report
-    return Run(model.eval(), data, summary)
+    def build(self) -> SpeechModel:
+        data = self.data
+        num_classes = len(data.classes) if data.classes is not None else data.alphabet.num_classes
+        return SpeechModel(self.cfg.task, data.features.size, num_classes, **self.model_options)
+
+    def parts(self, model: SpeechModel) -> Parts:
+        data = self.data
+        return Parts(
+            self.batches,
+            _valid_fn(data, self.cfg.beam) if data.valid is not None else None,
+            {"data": {**asdict(self.cfg), "masking": asdict(self.masking), "counts": data.counts}},
+            vocab=data.vocab,
+        )
+
+    def describe(self, model: SpeechModel) -> str:
+        return _describe(model, self.data, self.batch, len(self.batches), self.epochs)
+
+    def summary(self, trained: Trained) -> dict:
+        result, data = trained.result, self.data
+        summary = {
+            "out": str(trained.out),
+            "task": self.cfg.task,
+            "step": result.step,
+            "epochs": result.step / len(self.batches),
+            "stop_reason": result.stop_reason,
+            "seconds": trained.seconds,
+            "frames_per_s": result.metrics.get("train/tokens_per_s"),
+            "train_loss": result.metrics.get("train/loss"),
+            "best_valid_error": result.best,
+            "counts": data.counts,
+            "test": None,
+        }
+        if data.test is not None:
+            report = evaluate(trained.model, data, data.test, self.cfg.beam)
+            report.pop("hypotheses", None)
+            summary["test"] = report
+        return summary
 
 
-def _log_start(model: SpeechModel, data: Data, batch: int, steps: int, epochs) -> None:
-    if not distributed.is_main():
-        return
+def _valid_fn(data: Data, beam: int) -> Callable[[nn.Module], dict]:
+    keys = ("loss", "error", "accuracy") if data.classes is not None else ("error", "cer", "wer")
+
+    def valid(model: nn.Module) -> dict:
+        r = evaluate(model, data, data.valid, beam)
+        return {k: r[k] for k in keys}
+
+    return valid
+
+
+def _describe(model: SpeechModel, data: Data, batch: int, steps: int, epochs) -> str:
     c = model.config
     params = sum(p.numel() for p in model.parameters())
     labels = (
@@ -289,7 +323,7 @@ def _log_start(model: SpeechModel, data: Data, batch: int, steps: int, epochs) -
         else f"{len(data.alphabet.symbols)} {data.alphabet.units} symbols + blank"
     )
     n = data.counts
-    logger.info(
+    return (
         f"speech {c.task}: {'bidirectional ' if c.bidirectional else ''}{c.layers} x {c.hidden} "
         f"{c.cell} over {data.features.size} {data.features.kind} features, {c.subsample} frames "
         f"a step ({params / 1e6:.2f}M parameters); {labels}; {n['train']:,} training, "

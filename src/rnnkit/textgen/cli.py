@@ -13,16 +13,8 @@ from rnnkit.textgen.cli_train import EXAMPLES, train_command_parser
 from rnnkit.textgen.data import read_text
 from rnnkit.textgen.generate import generate
 from rnnkit.textgen.inspect import MAX_CHARS
-from rnnkit.train.cli import (
-    log_to_stderr,
-    nonnegative_float,
-    nonnegative_int,
-    positive_int,
-    probability,
-    stream,
-)
-
-DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
+from rnnkit.train.cli import DIR_HELP, log_to_stderr, stream, task_parser
+from rnnkit.train.options import nonnegative_float, nonnegative_int, positive_int, probability
 
 
 def _generate_default(name: str):
@@ -205,17 +197,12 @@ def inspect_command(args: argparse.Namespace) -> int:
 
 
 def textgen_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    return task_parser(
+        subparsers,
         "textgen",
+        (train_command_parser, sample_command_parser, eval_command_parser, inspect_command_parser),
         help="character-level text generation: train, sample, eval, inspect",
         description="Train a character-level language model on your text, sample from it, "
         "evaluate it, and see what its hidden units follow.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
-    train_command_parser(verbs)
-    sample_command_parser(verbs)
-    eval_command_parser(verbs)
-    inspect_command_parser(verbs)
-    return parser

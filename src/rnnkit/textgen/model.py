@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
-from rnnkit.layers import LAYERS as CELLS
+from rnnkit.layers import LAYERS
+from rnnkit.train.options import fraction, option, positive_int
 
 State = tuple[Tensor, ...]  # (h,) for GRU and RNN, (h, c) for LSTM; each (L, B, H)
 
@@ -23,17 +24,25 @@ class CharLMConfig:
     """Everything needed to rebuild a CharLM; JSON-able through to_dict / from_dict."""
 
     vocab_size: int  # characters + 1 for <unk>: len(CharVocab)
-    cell: str = "lstm"  # "lstm", "gru" or "rnn" (tanh)
-    hidden: int = 512  # hidden size of every layer (char-rnn's rnn_size)
-    layers: int = 2  # stacked recurrent layers
-    dropout: float = 0.2  # on the embedding, between layers and before the head
+    cell: str = option("lstm", "the recurrent cell", choices=tuple(LAYERS))  # rnn: tanh
+    hidden: int = option(512, "hidden size of each layer", type=positive_int, metavar="N")
+    layers: int = option(2, "stacked layers", type=positive_int, metavar="N")
+    dropout: float = option(  # on the embedding, between layers and before the head
+        0.2, "", type=fraction, metavar="P"
+    )
     # None: min(hidden, vocab_size). The input map one-hot -> gates has rank <= vocab_size,
     # so a wider embedding adds nothing but bytes read at every generated character.
-    embed: int | None = None
+    embed: int | None = option(
+        None,
+        "embedding size",
+        type=positive_int,
+        metavar="N",
+        shown="the smaller of --hidden and the vocabulary size",
+    )
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {tuple(CELLS)}, got {self.cell!r}")
+        if self.cell not in LAYERS:
+            raise ValueError(f"cell must be one of {tuple(LAYERS)}, got {self.cell!r}")
         for key in ("vocab_size", "hidden", "layers"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -86,7 +95,7 @@ class CharLM(nn.Module):
         super().__init__()
         self.config = config = CharLMConfig(vocab_size, **options)
         self.embedding = nn.Embedding(config.vocab_size, config.embed)
-        self.rnn = CELLS[config.cell](
+        self.rnn = LAYERS[config.cell](
             config.embed,
             config.hidden,
             config.layers,

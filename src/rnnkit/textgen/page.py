@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
+from rnnkit.data.files import write_atomically
 from rnnkit.textgen.inspect import TOP, Inspection
-from rnnkit.train.cli import write_atomically
 
 
 def render_page(inspection: Inspection, *, source: str = "", top: int = TOP) -> str:

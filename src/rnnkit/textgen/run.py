@@ -15,10 +15,11 @@ from torch import nn
 
 from rnnkit.textgen.data import CharVocab, TextStreams, builtin_corpus, read_text, split_text
 from rnnkit.textgen.model import CharLM, CharLMConfig, evaluate
-from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train import distributed
+from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, split_options
-from rnnkit.train.loop import Trainer
-from rnnkit.train.seeding import seed_everything
+from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.run import Parts, TaskRun, Trained
 
 logger = logging.getLogger(__name__)
 
@@ -30,11 +31,23 @@ BUILTIN = "the built-in corpus (Python's help topics)"
 class TextData:
     """The text a run trains on and how it is cut into truncated-BPTT batches."""
 
-    path: str | None = None  # a text file; None: builtin_corpus(), Python's own help topics
-    encoding: str = "utf-8"  # the file's encoding
-    val_fraction: float = 0.1  # the last 10 % validates (nanoGPT's split); 0: no validation
-    bptt: int = 128  # time steps per batch: how far back the gradient reaches
-    batch: int = 64  # streams side by side, over all processes together (the global batch)
+    path: str | None = option(  # None: builtin_corpus(), Python's own help topics
+        None,
+        "text file to train on",
+        flag="--data",
+        metavar="FILE",
+        shown="the built-in corpus, the text of Python's help topics, about 465,000 characters",
+    )
+    encoding: str = option("utf-8", "the file's text encoding")
+    val_fraction: float = option(  # nanoGPT's split
+        0.1, "the last F of the text validates; 0: no validation", type=fraction, metavar="F"
+    )
+    bptt: int = option(  # how far back the gradient reaches
+        128, "time steps per batch", type=positive_int, metavar="N"
+    )
+    batch: int = option(  # streams side by side (the global batch)
+        64, "streams per batch, over all processes together", type=positive_int, metavar="N"
+    )
 
     def __post_init__(self):
         for key in ("bptt", "batch"):
@@ -130,53 +143,64 @@ def train(
     overwrite: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> Run:
-    """Train a CharLM on `options` into the run directory `out` (see train/rundir.py); `resume`
-    continues the run in `out` from out/last, `overwrite` replaces another run held there.
-
-    Everything the user gave is checked before anything is written. Under torchrun every
-    process calls this; the streams are shared out and only process 0 writes.
-    """
-    out = Path(out)
-    distributed.setup()
-    previous = _previous_run(out, resume, overwrite)
-    data, model_options, config = plan(options, previous.config if previous else None)
-    if data.path is not None:
-        data.path = str(Path(data.path).resolve())
-    corpus = load_corpus(data, CharVocab.from_dict(previous.vocab) if previous else None)
-    if previous is not None and corpus.text != previous.config["data"]["text"]:
-        raise ValueError(
-            f"{data.path or BUILTIN} is not the text the run in {out} was trained on "
-            f"({previous.config['data']['text']['chars']} characters, another SHA-256)"
-        )
-    seed_everything(config.seed)  # the same initial weights in every process
-    model = CharLM(len(corpus.vocab), **model_options)
-    if config.device is None:
-        model.to(distributed.device())
-    run_config = {
-        "task": TASK,
-        "model": model.config.to_dict(),
-        "data": {**asdict(data), "text": corpus.text},
-    }
-    trainer = Trainer(
-        model,
-        _carrying_batches(corpus.train, model),
-        config,
-        out,
-        valid_fn=_valid_fn(corpus.valid) if corpus.valid is not None else None,
-        run_config=run_config,
-        vocab=corpus.vocab.to_dict(),
-        get_state=model.get_state,
-        set_state=model.set_state,
-        on_step=on_step,
-        overwrite=overwrite,
+    """Train a CharLM on `options` (the fields of TextData, CharLMConfig and TrainConfig) into
+    the run directory `out` (see train/run.py); `resume` continues the run in `out` from
+    out/last, `overwrite` replaces another run held there."""
+    run = TextgenRun(options)
+    model, summary = run_skeleton.train(
+        run, out, resume=resume, overwrite=overwrite, on_step=on_step
     )
-    _log_start(model, data, corpus)
-    result = trainer.fit(resume=out / rundir.LAST if resume else None)
-    return Run(model, corpus.vocab, _summary(result, trainer.elapsed, data, previous, out))
+    return Run(model, run.corpus.vocab, summary)
 
 
-def _summary(result, elapsed: float, data: TextData, previous, out: Path) -> dict:
+class TextgenRun(TaskRun):
+    """A CharLM over a text cut into batch streams, its hidden state carried between batches;
+    the last weights are the ones returned (sample and eval read best/)."""
+
+    task = TASK
+    resumable = True
+    best_weights = False
+
+    def __init__(self, options: dict):
+        self.options = options
+
+    def prepare(self, previous) -> TrainConfig:
+        saved = previous.config if previous else None
+        self.data, self.model_options, config = plan(self.options, saved)
+        if self.data.path is not None:
+            self.data.path = str(Path(self.data.path).resolve())
+        vocab = CharVocab.from_dict(previous.vocab) if previous else None
+        self.corpus = load_corpus(self.data, vocab)
+        if previous is not None and self.corpus.text != saved["data"]["text"]:
+            raise ValueError(
+                f"{self.data.path or BUILTIN} is not the text the run being resumed was "
+                f"trained on ({saved['data']['text']['chars']} characters, another SHA-256)"
+            )
+        return config
+
+    def build(self) -> CharLM:
+        return CharLM(len(self.corpus.vocab), **self.model_options)
+
+    def parts(self, model: CharLM) -> Parts:
+        valid = self.corpus.valid
+        return Parts(
+            _carrying_batches(self.corpus.train, model),
+            _valid_fn(valid) if valid is not None else None,
+            {"data": {**asdict(self.data), "text": self.corpus.text}},
+            vocab=self.corpus.vocab.to_dict(),
+            hooks={"get_state": model.get_state, "set_state": model.set_state},
+        )
+
+    def describe(self, model: CharLM) -> str:
+        return _describe(model, self.data, self.corpus)
+
+    def summary(self, trained: Trained) -> dict:
+        return _summary(trained, self.data)
+
+
+def _summary(trained: Trained, data: TextData) -> dict:
     """The numbers `rnnkit textgen train` reports, from the trainer's result."""
+    result, elapsed, previous = trained.result, trained.seconds, trained.previous
     start_step, start_elapsed = 0, 0.0
     if previous is not None:
         start_step, start_elapsed = previous.step, previous.extra_state["trainer"]["elapsed"]
@@ -184,7 +208,7 @@ def _summary(result, elapsed: float, data: TextData, previous, out: Path) -> dic
     tokens = (result.step - start_step) * data.batch * data.bptt
     best, metrics = result.best, result.metrics
     return {
-        "out": str(out),
+        "out": str(trained.out),
         "step": result.step,
         "stop_reason": result.stop_reason,
         "seconds": elapsed,  # of training in all, resumed sessions included
@@ -195,26 +219,6 @@ def _summary(result, elapsed: float, data: TextData, previous, out: Path) -> dic
         "best_valid_nats_per_char": best,
         "best_valid_bits_per_char": None if best is None else best / math.log(2),
     }
-
-
-def _previous_run(out: Path, resume: bool, overwrite: bool) -> checkpoint.Checkpoint | None:
-    """The checkpoint to resume from, or None; refuses an `out` that holds another run."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a directory; give a directory for the run")
-    if not resume:
-        held = rundir.held(out)
-        if held and not overwrite:
-            raise ValueError(
-                f"{out} already holds a training run ({', '.join(held)}): continue it with "
-                "--resume, replace it with --force, or choose another directory"
-            )
-        return None
-    last = out / rundir.LAST
-    if not checkpoint.exists(last):
-        raise ValueError(f"nothing to resume: {last} is not a checkpoint")
-    ckpt = checkpoint.load(last)
-    rundir.check_task(ckpt, TASK)
-    return ckpt
 
 
 def _carrying_batches(streams: TextStreams, model: CharLM) -> Callable[[int], tuple]:
@@ -243,14 +247,12 @@ def _valid_fn(streams: TextStreams) -> Callable[[nn.Module], dict]:
     return valid
 
 
-def _log_start(model: CharLM, data: TextData, corpus: Corpus) -> None:
-    if not distributed.is_main():
-        return
+def _describe(model: CharLM, data: TextData, corpus: Corpus) -> str:
     c, world = model.config, distributed.world_size()
     params = sum(p.numel() for p in model.parameters())
     train = corpus.train.stream_len * data.batch
     valid = corpus.valid.stream_len * data.batch if corpus.valid is not None else 0
-    logger.info(
+    return (
         f"textgen: {c.layers} x {c.hidden} {c.cell} ({params / 1e6:.2f}M parameters), "
         f"vocabulary {len(corpus.vocab)}; {data.path or BUILTIN}: {train:,} training and "
         f"{valid:,} validation characters; batch {data.batch} x bptt {data.bptt}"

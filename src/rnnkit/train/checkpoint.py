@@ -99,18 +99,11 @@ def save(
     Refuses (ValueError) to replace a directory that is not a checkpoint.
     """
     path = Path(path)
-    if path.exists() and not (path / META_FILE).is_file():
-        if not path.is_dir() or any(path.iterdir()):
-            raise ValueError(f"refusing to replace {path}: it exists and is not a checkpoint")
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative int, got {step!r}")
+    _check_destination(path, step)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
-
-    if isinstance(model, nn.Module):
-        model = getattr(model, "module", model) if _is_ddp(model) else model
-        model = model.state_dict()
-    files = {MODEL_FILE: save_tensors(_cpu_tensors(dict(model), "model"))}
+    state = _model_state(model)
+    files = {MODEL_FILE: save_tensors(_cpu_tensors(dict(state), "model"))}
     meta = {
         "format": FORMAT,
         "version": VERSION,
@@ -119,20 +112,12 @@ def save(
         "vocab": vocab,
         "metrics": metrics,
         "rng": rng_states if rng_states is not None else [rng_state()],
-        "model_keys": list(model),  # safetensors sorts its keys; this is the state_dict's order
-        "optimizer": None,
-        "extra_state": None,
+        "model_keys": list(state),  # safetensors sorts its keys; this is the state_dict's order
+        "optimizer": _encode_state(
+            optimizer.state_dict() if optimizer else None, "optimizer", OPTIMIZER_FILE, files
+        ),
+        "extra_state": _encode_state(extra_state, "extra_state", EXTRA_FILE, files),
     }
-    for key, obj, name in (
-        ("optimizer", optimizer.state_dict() if optimizer else None, OPTIMIZER_FILE),
-        ("extra_state", extra_state, EXTRA_FILE),
-    ):
-        if obj is None:
-            continue
-        tensors = {}
-        meta[key] = _encode(obj, tensors, key)
-        if tensors:
-            files[name] = save_tensors(_cpu_tensors(tensors, key))
     meta["files"] = {
         n: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()} for n, b in files.items()
     }
@@ -140,18 +125,52 @@ def save(
         text = json.dumps(meta, indent=1)
     except TypeError as exc:  # a non-JSON value in config, vocab, metrics or an RNG state
         raise TypeError(f"cannot save checkpoint {path}: {exc}") from exc
+    _write_atomically(path, files, text.encode())
+    return path
 
+
+def _check_destination(path: Path, step) -> None:
+    """Refuse a `path` that holds something other than a checkpoint, and a bad step."""
+    if path.exists() and not (path / META_FILE).is_file():
+        if not path.is_dir() or any(path.iterdir()):
+            raise ValueError(f"refusing to replace {path}: it exists and is not a checkpoint")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step must be a non-negative int, got {step!r}")
+
+
+def _model_state(model: nn.Module | Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+    """The state_dict of a module (of the module inside a DistributedDataParallel wrapper)."""
+    if isinstance(model, nn.Module):
+        model = getattr(model, "module", model) if _is_ddp(model) else model
+        return model.state_dict()
+    return model
+
+
+def _encode_state(obj: Any, key: str, name: str, files: dict[str, bytes]):
+    """`obj` as JSON with its tensors as placeholders; the tensors, when there are any, go to
+    files[name] as safetensors. None stays None."""
+    if obj is None:
+        return None
+    tensors = {}
+    encoded = _encode(obj, tensors, key)
+    if tensors:
+        files[name] = save_tensors(_cpu_tensors(tensors, key))
+    return encoded
+
+
+def _write_atomically(path: Path, files: dict[str, bytes], meta: bytes) -> None:
+    """Write the files and then the metadata into a temporary sibling, fsync it and swap it in
+    for `path` (see the module docstring)."""
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()  # not tempfile.mkdtemp: that makes it private (0700), and it becomes DIR
     try:
         for name, data in files.items():
             _write(tmp / name, data)
-        _write(tmp / META_FILE, text.encode())  # last: a directory with it is complete
+        _write(tmp / META_FILE, meta)  # last: a directory with it is complete
         _fsync_dir(tmp)
         _swap_into_place(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already after a successful swap
-    return path
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:

@@ -1,6 +1,6 @@
-"""What the command's verbs share: option types that reject bad values as one error line, the
-option groups and the command of the `train` verbs, the log handler, printing generated text as
-it comes, and writing an output file atomically."""
+"""What the tasks' command lines share: a task's parser, the
+`train` verb (its training and output option groups, its command in the process group under
+torchrun, its summary's first line), the log handler, printing generated text as it comes."""
 
 from __future__ import annotations
 
@@ -8,72 +8,74 @@ import argparse
 import contextlib
 import json
 import logging
-import os
-import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import fields
-from pathlib import Path
 
 import torch.distributed as dist
 
 from rnnkit.train import distributed
-from rnnkit.train.config import TrainConfig
+from rnnkit.train.config import EpochBudget, TrainConfig
+from rnnkit.train.options import add_options
+
+DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
 
 
-def _number(kind, text: str, ok, what: str):
-    try:
-        value = kind(text)
-    except ValueError:
-        value = None
-    if value is None or not ok(value):
-        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-    return value
+def task_parser(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    verb_parsers: Iterable[Callable],
+    **texts,
+) -> argparse.ArgumentParser:
+    """`rnnkit NAME <verb>`: the task's parser (`texts`: help, description, epilog) with a
+    sub-command from each of `verb_parsers` (each takes the verbs' action)."""
+    parser = subparsers.add_parser(
+        name, formatter_class=argparse.RawDescriptionHelpFormatter, **texts
+    )
+    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
+    for add in verb_parsers:
+        add(verbs)
+    return parser
 
 
-def positive_int(text: str) -> int:
-    return _number(int, text, lambda v: v >= 1, "a positive integer")
+def train_verb(
+    verbs: argparse._SubParsersAction,
+    groups: dict[str, tuple[type, ...]],
+    func: Callable,
+    *,
+    json_help: str,
+    epochs: int | None = None,
+    defaults: dict | None = None,
+    shown: dict | None = None,
+    resume: str | None = None,
+    **texts,
+) -> tuple[argparse.ArgumentParser, dict]:
+    """A task's `train` verb: an option group per entry of `groups` (its title: the option
+    dataclasses it declares), the training group (see `training_options`) and the output group
+    (see `run_dir_options`). Returns the parser and its groups by title."""
+    parser = verbs.add_parser(
+        "train", formatter_class=argparse.RawDescriptionHelpFormatter, **texts
+    )
+    made = {}
+    for title, classes in groups.items():
+        made[title] = parser.add_argument_group(title)
+        for cls in classes:
+            add_options(made[title], cls)
+    training_options(parser, epochs=epochs, defaults=defaults, shown=shown)
+    run_dir_options(parser, json_help, resume=resume)
+    parser.set_defaults(func=func)
+    return parser, made
 
 
-def nonnegative_int(text: str) -> int:
-    return _number(int, text, lambda v: v >= 0, "an integer >= 0")
-
-
-def positive_float(text: str) -> float:
-    return _number(float, text, lambda v: 0 < v < float("inf"), "a positive number")
-
-
-def nonnegative_float(text: str) -> float:
-    return _number(float, text, lambda v: 0 <= v < float("inf"), "a number >= 0")
-
-
-def fraction(text: str) -> float:
-    return _number(float, text, lambda v: 0 <= v < 1, "a number in [0, 1)")
-
-
-def probability(text: str) -> float:
-    return _number(float, text, lambda v: 0 < v <= 1, "a number in (0, 1]")
-
-
-UNITS = {"s": 1, "m": 60, "h": 3600}
-
-
-def duration(text: str) -> float:
-    """Seconds from '90', '90s', '30m', '1.5h' or '1h30m'."""
-    spec = text.strip().lower()
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smh])", spec)
-    if re.fullmatch(r"\d+(?:\.\d+)?", spec):
-        seconds = float(spec)
-    elif parts and re.fullmatch(r"(?:\d+(?:\.\d+)?[smh])+", spec):
-        seconds = sum(float(n) * UNITS[unit] for n, unit in parts)
-    else:
-        seconds = 0.0
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive duration such as 90s, 30m, 2h or 1h30m, got {text!r}"
-        )
-    return seconds
+def stopped(s: dict, rate: str | None = None, unit: str = "tokens", epochs: bool = True) -> str:
+    """The first line of a `train` summary: where and why it stopped, how long, how fast."""
+    epochs = f"{s['epochs']:.2f} epochs, " if epochs else ""
+    line = (
+        f"stopped at step {s['step']} ({epochs}{s['stop_reason']}) after "
+        f"{s['seconds']:.1f} s of training"
+    )
+    if rate is not None and s.get(rate):
+        line += f", {s[rate]:,.0f} {unit}/s"
+    return line
 
 
 def run_dir_options(parser: argparse.ArgumentParser, json_help: str, resume: str | None = None):
@@ -91,39 +93,27 @@ def run_dir_options(parser: argparse.ArgumentParser, json_help: str, resume: str
     return output
 
 
-TRAINING_HELP = {  # dest: help of the training group; {epochs}, {lr}, {seed}: the defaults
-    "epochs": "passes over the training data (default: {epochs} when neither --max-steps nor "
-    "--max-time is given)",
-    "max_steps": "stop after N updates (or --epochs)",
-    "max_time": "stop after this much training, e.g. 90s, 30m, 2h (with --epochs or --max-steps: "
-    "whichever comes first)",
-    "lr": "peak learning rate, AdamW, warm-up then cosine decay (default: {lr})",
-    "eval_every": "validate and save every N steps, and at the end (default: once an epoch)",
-    "seed": "random seed (default: {seed})",
-    "device": "e.g. cpu, cuda, cuda:1 (default: cuda when available, else cpu)",
-}
-
-
-def training_options(parser: argparse.ArgumentParser, default_epochs: int, **help: str):
-    """The training group of a `train` verb: --epochs (`default_epochs` when neither --max-steps
-    nor --max-time is given), --max-steps, --max-time, --lr, --eval-every, --seed, --device,
-    each None when left out. `help` replaces the TRAINING_HELP of a dest."""
-    unknown = help.keys() - TRAINING_HELP.keys()
-    if unknown:
-        raise TypeError(f"no training option {sorted(unknown)}")
-    defaults = {f.name: f.default for f in fields(TrainConfig) if f.name in ("lr", "seed")}
-    texts = {
-        dest: text.format(epochs=default_epochs, **defaults)
-        for dest, text in {**TRAINING_HELP, **help}.items()
-    }
+def training_options(
+    parser: argparse.ArgumentParser,
+    *,
+    epochs: int | None = None,
+    defaults: dict | None = None,
+    shown: dict | None = None,
+):
+    """The training group of a `train` verb: the option fields of TrainConfig, and --epochs
+    first for a task that trains by epochs (`epochs`: its default when no other budget is
+    given; the evaluation then comes once an epoch). `defaults`: the task's own TrainConfig
+    defaults, as it hands them to its config; `shown`, texts of "(default: ...)"."""
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=positive_int, metavar="N", help=texts["epochs"])
-    training.add_argument("--max-steps", type=positive_int, metavar="N", help=texts["max_steps"])
-    training.add_argument("--max-time", type=duration, metavar="TIME", help=texts["max_time"])
-    training.add_argument("--lr", type=positive_float, help=texts["lr"])
-    training.add_argument("--eval-every", type=positive_int, metavar="N", help=texts["eval_every"])
-    training.add_argument("--seed", type=int, help=texts["seed"])
-    training.add_argument("--device", help=texts["device"])
+    shown = dict(shown or {})
+    if epochs is not None:
+        add_options(
+            training,
+            EpochBudget,
+            shown={"epochs": f"{epochs} when neither --max-steps nor --max-time is given"},
+        )
+        shown.setdefault("eval_every", "once an epoch")
+    add_options(training, TrainConfig, defaults=defaults, shown=shown)
     return training
 
 
@@ -174,15 +164,3 @@ def stream(prime: str, chars: Iterable[str]) -> None:
         out.flush()
     out.write("\n")
     out.flush()
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

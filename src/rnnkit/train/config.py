@@ -7,6 +7,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from rnnkit.train.options import (
+    duration,
+    nonnegative_float,
+    option,
+    positive_float,
+    positive_int,
+)
 from rnnkit.train.schedule import SCHEDULES, Schedule
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -17,30 +24,52 @@ class TrainConfig:
     """Everything `Trainer` needs to know besides the model, the data and the output directory."""
 
     optimizer: str = "adamw"  # "adam" | "adamw" | "sgd"
-    lr: float = 2e-3  # peak learning rate, reached after warm-up (char-rnn's default)
+    lr: float = option(  # reached after warm-up (char-rnn's default)
+        2e-3, "peak learning rate, AdamW, warm-up then cosine decay", type=positive_float
+    )
     weight_decay: float = 0.0  # on weight matrices only, not biases; decoupled for adamw
     betas: tuple[float, float] = (0.9, 0.99)  # Adam moments; nanoGPT's char model uses 0.99
     momentum: float = 0.9  # SGD only
-    clip_norm: float | None = 1.0  # max global gradient norm; 0 or None: off (norm still logged)
+    clip_norm: float | None = option(  # max global gradient norm; 0/None: off (still logged)
+        1.0,
+        "clip the global gradient norm; 0: off",
+        flag="--clip",
+        type=nonnegative_float,
+        metavar="NORM",
+    )
     schedule: str = "cosine"  # "cosine" (warm-up + cosine) | "plateau" | "constant"
     warmup_steps: int = 100  # linear warm-up from lr / (warmup + 1) to lr, for every schedule
     min_lr_ratio: float = 0.1  # floor of cosine and plateau, as a fraction of lr (nanoGPT: 1/10)
     plateau_factor: float = 0.5  # plateau: lr multiplier each time validation stalls
     plateau_patience: int = 2  # plateau: evaluations without improvement before lowering lr
-    max_steps: int | None = None  # stop after this many updates...
-    max_time: float | None = None  # ...or this many seconds of training, whichever comes first
-    eval_every: int = 500  # validate every N steps (and once at the end)
+    max_steps: int | None = option(
+        None, "stop after N updates in all", type=positive_int, metavar="N"
+    )
+    max_time: float | None = option(  # seconds
+        None,
+        "stop after this much training in all, e.g. 90s, 30m, 2h; with a step or epoch "
+        "budget too, whichever comes first",
+        type=duration,
+        metavar="TIME",
+    )
+    eval_every: int = option(
+        500, "validate and save every N steps, and at the end", type=positive_int, metavar="N"
+    )
     checkpoint_every: int | None = None  # save OUT/last every N steps; None: every eval_every
     patience: int | None = (
         None  # early stopping after N evaluations without improvement; 0/None off
     )
     metric: str = "loss"  # the validation metric to minimise: best checkpoint, plateau, early stop
     stop_at: float | None = None  # stop as soon as the validation metric is at or below this
-    seed: int = 1337  # seeds torch, numpy and random at the start (process r: seed + r)
+    seed: int = option(1337, "random seed", type=int)  # torch, numpy, random; process r: + r
     log_every: int = 10  # write the train metrics, averaged over the last N steps, every N steps
     progress: bool = True  # tqdm bar with loss, tokens/s and ETA, when stderr is a terminal
     tensorboard: bool = True  # also log to OUT/tb when torch.utils.tensorboard imports
-    device: str | None = None  # None: cuda:LOCAL_RANK under DDP with CUDA, else the model's
+    device: str | None = option(  # None: cuda:LOCAL_RANK under DDP with CUDA, else the model's
+        None,
+        "e.g. cpu, cuda, cuda:1",
+        shown="cuda when available, cuda:LOCAL_RANK under torchrun, else cpu",
+    )
     flush_denormal: bool = True  # CPU: denormals read as 0 while training (10-100x faster ops)
 
     def __post_init__(self):
@@ -107,6 +136,16 @@ class TrainConfig:
             return torch.optim.SGD(groups, lr=self.lr, momentum=self.momentum)
         adam = torch.optim.AdamW if self.optimizer == "adamw" else torch.optim.Adam
         return adam(groups, lr=self.lr, betas=self.betas)
+
+
+@dataclass
+class EpochBudget:
+    """The budget of a task that trains by passes over its data (not a TrainConfig field: the
+    task turns it into max_steps once it has counted its batches)."""
+
+    epochs: int | None = option(
+        None, "passes over the training data", type=positive_int, metavar="N"
+    )
 
 
 def split_options(options: dict, task: str, *groups, also=("epochs",)) -> list[dict]:

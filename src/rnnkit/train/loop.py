@@ -9,7 +9,8 @@ object with state_dict()/load_state_dict() has that state checkpointed too.
 
 Carried state. What a task keeps from one batch to the next, such as the hidden state truncated
 BPTT carries, is checkpointed through `get_state() -> obj` (tensors allowed) and `set_state(obj)`.
-Validation runs between a get and a set, and under its own torch RNG, so it disturbs neither.
+Validation runs between a get and a set, and under its own torch RNG, so it disturbs neither
+(train/validation.py).
 
 Output (train/rundir.py). OUT/last: the checkpoint to resume from, saved every
 `checkpoint_every` steps and when training stops; OUT/best: the weights with the best
@@ -43,6 +44,7 @@ from rnnkit.train.config import TrainConfig
 from rnnkit.train.interrupts import stop_requests
 from rnnkit.train.runlog import MetricsLog, NullLog, Window
 from rnnkit.train.seeding import rng_state, seed_everything, set_rng_state
+from rnnkit.train.validation import improves, run_validation
 
 logger = logging.getLogger(__name__)
 STOP_REASONS = ("max_steps", "max_time", "early_stopping", "target", "signal")
@@ -206,46 +208,23 @@ class Trainer:
         )
 
     def _validate(self, log) -> None:
-        carried = self.get_state() if self.get_state else None
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        self.module.eval()
-        try:
-            with torch.no_grad(), torch.random.fork_rng(devices=devices):
-                result = self.valid_fn(self.module)
-        finally:
-            self.module.train()
-            if self.set_state:
-                self.set_state(carried)
-        metrics = {"loss": result} if isinstance(result, (int, float, Tensor)) else dict(result)
-        metrics = distributed.broadcast_object({k: float(v) for k, v in metrics.items()})
-        if self.cfg.metric not in metrics:
-            raise ValueError(
-                f"valid_fn returned {sorted(metrics)}, not TrainConfig.metric {self.cfg.metric!r}"
-            )
+        cfg = self.cfg
+        metrics = run_validation(
+            self.module, self.valid_fn, cfg.metric, self.device, self.get_state, self.set_state
+        )
         named = {f"valid/{k}": v for k, v in metrics.items()}
         self.metrics.update(named)
         log.write(self.step, self.elapsed, named)
         logger.info("step %d: %s", self.step, _format(named))
-        value = metrics[self.cfg.metric]
-        self._reached = self.cfg.stop_at is not None and value <= self.cfg.stop_at
+        value = metrics[cfg.metric]
+        self._reached = cfg.stop_at is not None and value <= cfg.stop_at
         self.schedule.observe(value)
-        if self._improves(value, metrics.get("loss")):
+        if improves(value, metrics.get("loss"), self.best, self.best_loss):
             self.best, self.best_loss, self.bad_evals = value, metrics.get("loss"), 0
             self._save(rundir.BEST, resumable=False)
         else:
             self.bad_evals += 1
-            self._early_stop = bool(self.cfg.patience) and self.bad_evals >= self.cfg.patience
-
-    def _improves(self, value: float, loss: float | None) -> bool:
-        """A lower metric, or the same one with a lower validation loss: an error rate on a
-        small validation set reaches its floor (often 0) long before the model is trained,
-        and the first model there is not the best."""
-        if not math.isfinite(value):
-            return False
-        if self.best is None or value < self.best:
-            return True
-        tie = value == self.best and loss is not None and self.best_loss is not None
-        return tie and math.isfinite(loss) and loss < self.best_loss
+            self._early_stop = bool(cfg.patience) and self.bad_evals >= cfg.patience
 
     def _log_train(self, log, bar, window: Window) -> None:
         summary = window.summary()

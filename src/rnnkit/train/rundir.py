@@ -45,17 +45,30 @@ def prepare(out: Path, *, resume: bool, overwrite: bool, main: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse (ValueError) an `out` that is not a directory, or that holds another run unless
-    told to `overwrite` it (--force)."""
+def previous(
+    out: Path, task: str, *, resume: bool = False, overwrite: bool = False, resumable=False
+) -> checkpoint.Checkpoint | None:
+    """The checkpoint out/last of the `task` run to resume, or None for a new run. Refuses
+    (ValueError) an `out` that is not a directory, nothing to resume, or, for a new run, an
+    `out` holding another run unless told to `overwrite` it (--force; or --resume, which the
+    message names when the task is `resumable`)."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} exists and is not a directory; give a directory for the run")
-    previous = held(out)
-    if previous and not overwrite:
+    if resume:
+        last = out / LAST
+        if not checkpoint.exists(last):
+            raise ValueError(f"nothing to resume: {last} is not a checkpoint")
+        ckpt = checkpoint.load(last)
+        check_task(ckpt, task)
+        return ckpt
+    held_now = held(out)
+    if held_now and not overwrite:
         raise ValueError(
-            f"{out} already holds a training run ({', '.join(previous)}): replace it with --force "
-            "or choose another directory"
+            f"{out} already holds a training run ({', '.join(held_now)}): "
+            + ("continue it with --resume, " if resumable else "")
+            + "replace it with --force, or choose another directory"
         )
+    return None
 
 
 def find_checkpoint(path: str | Path) -> Path:

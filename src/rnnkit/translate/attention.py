@@ -7,7 +7,7 @@ Both score every source position j against a decoder query, then
     c   = sum_j a_j m_j                                                 (B, [T,] M)
 
     B: batch, S: source length, T: target steps, M: memory size (2H for a bidirectional
-    encoder), Q: query size (the decoder's hidden size), A: attention size
+    encoder), Q: query size (the decoder's hidden size), A: attention size (Bahdanau only)
 """
 
 from __future__ import annotations
@@ -31,12 +31,13 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
 class LuongAttention(nn.Module):
     """Multiplicative ("general") attention: e_j = q^T W_a m_j.
 
-    The keys k_j = W_a^T... are computed once per source sentence (`keys`), so a score is one
-    dot product: e_j = q . k_j with k_j = W_k m_j, W_k: (Q, M). Queries may be (B, Q) (one step)
-    or (B, T, Q) (every step of a teacher-forced target at once).
+    The keys k_j = W_k m_j (W_k = W_a: (Q, M)) are computed once per source sentence (`keys`),
+    so a score is one dot product: e_j = q . k_j. The scores live in the query's space, so there
+    is no attention size to choose. Queries may be (B, Q) (one step) or (B, T, Q) (every step of
+    a teacher-forced target at once).
     """
 
-    def __init__(self, query_size: int, memory_size: int, attention_size: int | None = None):
+    def __init__(self, query_size: int, memory_size: int):
         super().__init__()
         self.key = nn.Linear(memory_size, query_size, bias=False)  # W_k
 
@@ -56,7 +57,9 @@ class LuongAttention(nn.Module):
 class BahdanauAttention(nn.Module):
     """Additive attention: e_j = v^T tanh(W_q q + W_k m_j), W_q: (A, Q), W_k: (A, M), v: (A,).
 
-    W_k m_j is computed once per source sentence (`keys`); each step adds its query.
+    W_k m_j is computed once per source sentence (`keys`); each step adds its query. The
+    attention size A defaults to the query size Q, which is what Seq2Seq uses (make_attention
+    passes no attention_size).
     """
 
     def __init__(self, query_size: int, memory_size: int, attention_size: int | None = None):
@@ -80,6 +83,8 @@ class BahdanauAttention(nn.Module):
 
 
 def make_attention(kind: str, query_size: int, memory_size: int) -> nn.Module:
+    """The attention `kind` (one of ATTENTIONS) of a decoder with query_size Q over memory_size M;
+    Bahdanau's attention size is Q."""
     if kind not in ATTENTIONS:
         raise ValueError(f"attention must be one of {ATTENTIONS}, got {kind!r}")
     cls = BahdanauAttention if kind == "bahdanau" else LuongAttention

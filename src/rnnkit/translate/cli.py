@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 
 from rnnkit import translate
-from rnnkit.train.cli import log_to_stderr, positive_int, write_atomically
+from rnnkit.data.files import write_atomically
+from rnnkit.train.cli import DIR_HELP, log_to_stderr, task_parser
+from rnnkit.train.options import positive_int
 from rnnkit.translate.cli_train import EXAMPLES, train_command_parser
 from rnnkit.translate.pairs import read_lines, read_pairs
 from rnnkit.translate.plot import plot_attention
-
-DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
 
 
 def _add_decoding_options(parser: argparse.ArgumentParser) -> None:
@@ -155,16 +155,12 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 def translate_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
+    return task_parser(
+        subparsers,
         "translate",
+        (train_command_parser, run_command_parser, eval_command_parser),
         help="machine translation (seq2seq with attention): train, run, eval",
         description="Train an attentional encoder-decoder on parallel text, translate with "
         "greedy or beam search, and score translations with BLEU and chrF.",
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verbs = parser.add_subparsers(dest="verb", metavar="<verb>", required=True)
-    train_command_parser(verbs)
-    run_command_parser(verbs)
-    eval_command_parser(verbs)
-    return parser

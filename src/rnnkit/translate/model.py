@@ -33,9 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.layers import LAYERS
+from rnnkit.train.options import fraction, option, positive_int, probability
 from rnnkit.translate.attention import ATTENTIONS, make_attention
 
-CELLS = ("gru", "lstm", "rnn")
+RECURRENT = ("gru", "lstm", "rnn")  # the cells an encoder-decoder is built of (of LAYERS)
 
 
 @dataclass
@@ -44,22 +45,42 @@ class Seq2SeqConfig:
 
     src_vocab: int  # source tokens, specials included
     tgt_vocab: int  # V: target tokens, specials included
-    cell: str = "gru"  # "gru", "lstm" or "rnn", for the encoder and the decoder
-    embed: int = 256  # E, both languages
-    hidden: int = 512  # H: the decoder's size and the encoder's per direction
-    layers: int = 1  # L, encoder and decoder each
-    attention: str = "bahdanau"  # "bahdanau" (additive) or "luong" (multiplicative, faster)
-    dropout: float = 0.3  # on embeddings, between layers and before the output layer
-    tie_embeddings: bool = False  # W_y = E_tgt P: share the target embedding with the output
-    label_smoothing: float = 0.1  # of the training cross-entropy
-    teacher_forcing: float = 1.0  # probability the decoder reads the true y_{t-1} in training
+    cell: str = option("gru", "", choices=RECURRENT)  # the encoder's and the decoder's
+    embed: int = option(256, "embedding size", type=positive_int, metavar="N")  # E, both sides
+    hidden: int = option(  # H
+        512, "hidden size (the encoder's per direction)", type=positive_int, metavar="N"
+    )
+    layers: int = option(  # L
+        1, "stacked layers of the encoder and of the decoder", type=positive_int, metavar="N"
+    )
+    attention: str = option(
+        "bahdanau",
+        "additive (Bahdanau) or multiplicative (Luong: trains faster)",
+        choices=ATTENTIONS,
+    )
+    dropout: float = option(  # on embeddings, between layers and before the output layer
+        0.3, "", type=fraction, metavar="P"
+    )
+    tie_embeddings: bool = option(  # W_y = E_tgt P
+        False, "share the target embedding with the output layer", action="store_true", shown=""
+    )
+    label_smoothing: float = option(  # of the training cross-entropy
+        0.1, "", type=fraction, metavar="E"
+    )
+    teacher_forcing: float = option(  # probability the decoder reads the true y_{t-1}
+        1.0,
+        "probability the decoder reads the true previous token in training; below 1, its own "
+        "prediction otherwise (scheduled sampling)",
+        type=probability,
+        metavar="P",
+    )
     pad_id: int = 0
     bos_id: int = 2  # <s>: the decoder's first input
     eos_id: int = 3  # </s>: the end of a translation
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if self.cell not in RECURRENT:
+            raise ValueError(f"cell must be one of {RECURRENT}, got {self.cell!r}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         for key in ("src_vocab", "tgt_vocab", "embed", "hidden", "layers"):

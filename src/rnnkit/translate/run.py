@@ -9,10 +9,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from rnnkit.data.buckets import Sequences
-from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
-from rnnkit.train.loop import Trainer
-from rnnkit.train.seeding import seed_everything
+from rnnkit.train.options import option, positive_int, probability
+from rnnkit.train.run import Parts, TaskRun, Trained
 from rnnkit.translate.batches import Encoded, PairBatches
 from rnnkit.translate.evaluate import score
 from rnnkit.translate.model import Seq2Seq, Seq2SeqConfig
@@ -23,29 +23,63 @@ logger = logging.getLogger(__name__)
 
 TASK = "translate"  # the "task" of a translate checkpoint's config
 DEFAULT_EPOCHS = 10  # a run given no epochs, max_steps or max_time
+TRAIN_DEFAULTS = {"lr": 1e-3}  # where translate's TrainConfig differs from the dataclass's
 
 
 @dataclass
 class TranslateData:
     """Where a run's parallel text comes from and how it becomes batches."""
 
-    source: str | None = None  # training source sentences, or a TSV of pairs (target None)
-    target: str | None = None  # training target sentences, aligned line by line with source
-    valid_source: str | None = None  # validation pairs, the same way (optional)
-    valid_target: str | None = None
-    test_source: str | None = None  # evaluated once with the best weights after training
-    test_target: str | None = None
-    encoding: str = "utf-8"
-    tokenizer: str = "word"  # "word" (whitespace-separated tokens) | "subword" (sentencepiece)
-    min_freq: int = 2  # word: tokens seen fewer times in training read as <unk>
-    max_vocab: int = 50_000  # word: at most this many ids per language, specials included
-    subword_vocab: int = 8000  # subword: pieces per language
-    max_tokens: int = 100  # longer sentences are cut to this many tokens (with a warning)
-    batch: int = 64  # pairs per batch, over all processes together
-    beam: int = 5  # the test set's beam size (validation decodes greedily)
-    alpha: float = 1.0  # length normalisation of beam search: score / length^alpha
-    teacher_forcing_final: float | None = None  # scheduled sampling: the model's
-    # teacher_forcing falls linearly to this by the last step; None: constant
+    source: str | None = option(  # or a TSV of pairs when target is None
+        None,
+        "training sentences in the source language, one per line (.gz read too), or a TSV of "
+        "source<TAB>target pairs when --target is left out",
+        metavar="FILE",
+        required=True,
+    )
+    target: str | None = option(  # aligned line by line with source
+        None, "their translations, line by line", metavar="FILE"
+    )
+    valid_source: str | None = option(None, "validation source (or TSV)", metavar="FILE")
+    valid_target: str | None = option(None, "validation target", metavar="FILE")
+    test_source: str | None = option(  # evaluated once with the best weights after training
+        None, "test source (or TSV), translated at the end", metavar="FILE"
+    )
+    test_target: str | None = option(None, "test target", metavar="FILE")
+    encoding: str = option("utf-8", "the files' text encoding")
+    tokenizer: str = option(
+        "word",
+        "word: whitespace-separated tokens (give tokenised text); subword: sentencepiece "
+        "trained on the training text",
+        choices=("word", "subword"),
+    )
+    min_freq: int = option(
+        2, "word: tokens seen fewer than N times read as <unk>", type=positive_int, metavar="N"
+    )
+    max_vocab: int = option(  # ids per language, specials included
+        50_000, "word: vocabulary limit", type=positive_int, metavar="N"
+    )
+    subword_vocab: int = option(
+        8000, "subword: pieces per language", type=positive_int, metavar="N"
+    )
+    max_tokens: int = option(
+        100, "cut longer sentences to N tokens, with a warning", type=positive_int, metavar="N"
+    )
+    batch: int = option(  # over all processes together
+        64, "pairs per batch", type=positive_int, metavar="N"
+    )
+    beam: int = option(  # validation decodes greedily
+        5, "beam size for the test set", type=positive_int, metavar="K"
+    )
+    alpha: float = option(
+        1.0, "beam length normalisation: log p / length^A", type=float, metavar="A"
+    )
+    teacher_forcing_final: float | None = option(  # None: constant
+        None,
+        "lower --teacher-forcing linearly to P by the last step (needs --epochs or --max-steps)",
+        type=probability,
+        metavar="P",
+    )
 
     def __post_init__(self):
         if self.source is None:
@@ -158,7 +192,7 @@ def load_data(data: TranslateData) -> Data:
 def plan(options: dict) -> tuple[TranslateData, dict, TrainConfig, int | None]:
     """(data, model options, training config, epochs) from flat `options` over the defaults."""
     data, model, train = split_options(options, TASK, DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
-    train = {"lr": 1e-3, **train}
+    train = {**TRAIN_DEFAULTS, **train}
     epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
     return TranslateData(**data), model, TrainConfig(**train), epochs
 
@@ -176,74 +210,71 @@ def train(
     Everything the user gave is checked and read before anything is written. With a test set,
     the best weights translate it at the end with beam search (summary["test"]: BLEU, chrF).
     """
-    out = Path(out)
-    distributed.setup()
-    rundir.check_out(out, overwrite)
-    data_cfg, model_options, config, epochs = plan(options)
-    for key in DATA_KEYS:
-        if key.endswith(("source", "target")) and getattr(data_cfg, key) is not None:
-            setattr(data_cfg, key, str(Path(getattr(data_cfg, key)).resolve()))
-    data = load_data(data_cfg)
-    batches = PairBatches(data.train, data_cfg.batch, seed=config.seed)
-    if epochs is not None:
-        config.max_steps = epochs * len(batches)
-    if "eval_every" not in options:
-        config.eval_every = len(batches)  # once an epoch
-    seed_everything(config.seed)  # the same initial weights in every process
-    model = Seq2Seq(
-        len(data.source),
-        len(data.target),
-        pad_id=PAD_ID,
-        bos_id=BOS_ID,
-        eos_id=EOS_ID,
-        **model_options,
-    )
-    if config.device is None:
-        model.to(distributed.device())
-    run_config = {
-        "task": TASK,
-        "model": model.config.to_dict(),
-        "data": {**asdict(data_cfg), "counts": data.counts},
-    }
-    trainer = Trainer(
-        model,
-        batches,
-        config,
-        out,
-        valid_fn=_valid_fn(data) if data.valid is not None else None,
-        run_config=run_config,
-        vocab={"source": data.source.to_dict(), "target": data.target.to_dict()},
-        on_step=_schedule(model, data_cfg, config, on_step),
-        overwrite=overwrite,
-    )
-    _log_start(model, data, data_cfg, len(batches), epochs)
-    result = trainer.fit()
-    distributed.barrier()  # process 0 has written OUT/best
-    if result.best_path is not None:  # evaluate and return the best weights, not the last
-        model.load_state_dict(checkpoint.load(result.best_path).model_state)
-    summary = {
-        "out": str(out),
-        "step": result.step,
-        "epochs": result.step / len(batches),
-        "stop_reason": result.stop_reason,
-        "seconds": trainer.elapsed,
-        "tokens_per_s": result.metrics.get("train/tokens_per_s"),
-        "train_loss": result.metrics.get("train/loss"),
-        "best_valid_loss": result.best,
-        "valid_bleu_greedy": result.metrics.get("valid/bleu"),
-        "counts": data.counts,
-        "test": None,
-    }
-    if data.test is not None:
-        summary["test"], _ = score(
-            model,
-            data.test,
-            data.test_references,
-            data.target,
-            beam=data_cfg.beam,
-            alpha=data_cfg.alpha,
+    run = TranslateRun(options)
+    model, summary = run_skeleton.train(run, out, overwrite=overwrite, on_step=on_step)
+    return Run(model.eval(), run.data.source, run.data.target, summary)
+
+
+class TranslateRun(TaskRun):
+    """A Seq2Seq over length-bucketed sentence pairs, validated by greedy BLEU."""
+
+    task = TASK
+
+    def __init__(self, options: dict):
+        self.options = options
+
+    def prepare(self, previous) -> TrainConfig:
+        self.cfg, self.model_options, config, self.epochs = plan(self.options)
+        for key in DATA_KEYS:
+            if key.endswith(("source", "target")) and getattr(self.cfg, key) is not None:
+                setattr(self.cfg, key, str(Path(getattr(self.cfg, key)).resolve()))
+        self.data = load_data(self.cfg)
+        self.batches = PairBatches(self.data.train, self.cfg.batch, seed=config.seed)
+        if self.epochs is not None:
+            config.max_steps = self.epochs * len(self.batches)
+        if "eval_every" not in self.options:
+            config.eval_every = len(self.batches)  # once an epoch
+        self.config = config
+        return config
+
+    def build(self) -> Seq2Seq:
+        source, target = len(self.data.source), len(self.data.target)
+        ids = {"pad_id": PAD_ID, "bos_id": BOS_ID, "eos_id": EOS_ID}
+        return Seq2Seq(source, target, **ids, **self.model_options)
+
+    def parts(self, model: Seq2Seq) -> Parts:
+        data = self.data
+        return Parts(
+            self.batches,
+            _valid_fn(data) if data.valid is not None else None,
+            {"data": {**asdict(self.cfg), "counts": data.counts}},
+            vocab={"source": data.source.to_dict(), "target": data.target.to_dict()},
+            on_step=_teacher_forcing(model, self.cfg, self.config),
         )
-    return Run(model.eval(), data.source, data.target, summary)
+
+    def describe(self, model: Seq2Seq) -> str:
+        return _describe(model, self.data, self.cfg, len(self.batches), self.epochs)
+
+    def summary(self, trained: Trained) -> dict:
+        result, data = trained.result, self.data
+        summary = {
+            "out": str(trained.out),
+            "step": result.step,
+            "epochs": result.step / len(self.batches),
+            "stop_reason": result.stop_reason,
+            "seconds": trained.seconds,
+            "tokens_per_s": result.metrics.get("train/tokens_per_s"),
+            "train_loss": result.metrics.get("train/loss"),
+            "best_valid_loss": result.best,
+            "valid_bleu_greedy": result.metrics.get("valid/bleu"),
+            "counts": data.counts,
+            "test": None,
+        }
+        if data.test is not None:
+            beam = {"beam": self.cfg.beam, "alpha": self.cfg.alpha}
+            test = score(trained.model, data.test, data.test_references, data.target, **beam)
+            summary["test"] = test[0]
+        return summary
 
 
 def _valid_fn(data: Data) -> Callable:
@@ -254,30 +285,27 @@ def _valid_fn(data: Data) -> Callable:
     return valid
 
 
-def _schedule(model: Seq2Seq, data: TranslateData, config: TrainConfig, on_step):
-    """on_step, with scheduled sampling's teacher-forcing ratio updated first when asked."""
+def _teacher_forcing(model: Seq2Seq, data: TranslateData, config: TrainConfig):
+    """on_step of scheduled sampling: the teacher-forcing ratio falls linearly to
+    teacher_forcing_final by the last step (None when not asked)."""
     final = data.teacher_forcing_final
     if final is None:
-        return on_step
+        return None
     if config.max_steps is None:
         raise ValueError("teacher_forcing_final needs a step budget: give --epochs or --max-steps")
     start = model.config.teacher_forcing
 
     def step(n: int, metrics: dict) -> None:
         model.config.teacher_forcing = start + (final - start) * min(1.0, n / config.max_steps)
-        if on_step is not None:
-            on_step(n, metrics)
 
     return step
 
 
-def _log_start(model: Seq2Seq, data: Data, cfg: TranslateData, steps: int, epochs) -> None:
-    if not distributed.is_main():
-        return
+def _describe(model: Seq2Seq, data: Data, cfg: TranslateData, steps: int, epochs) -> str:
     c = model.config
     params = sum(p.numel() for p in model.parameters())
     n = data.counts
-    logger.info(
+    return (
         f"translate: bidirectional {c.layers} x {c.hidden} {c.cell} encoder, {c.attention} "
         f"attention decoder ({params / 1e6:.2f}M parameters); {cfg.tokenizer} vocabularies "
         f"{len(data.source):,} source, {len(data.target):,} target; {n['train']:,} training, "

@@ -1,0 +1,133 @@
+"""The run skeleton every task's `train` shares: a task supplies its data, model and metrics
+(a `TaskRun`), `train` does the rest in one order:
+
+    1. join the process group (under torchrun), once
+    2. check the run directory: refuse one holding another run, or find the run to resume
+    3. task.prepare: check every option, read the data              (nothing written yet)
+    4. seed, then task.build: the model, the same initial weights in every process
+    5. place the model on its device, hand it to the Trainer with the task's batches and
+       validation, log the task's one-line description, fit
+    6. load the best weights (when validated), then task.summary
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.loop import Trainer, TrainResult
+from rnnkit.train.seeding import seed_everything
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Parts:
+    """What the Trainer takes from a task besides the model and the TrainConfig."""
+
+    batches: Any  # batches(step) -> (inputs, targets), or an object with that call
+    valid_fn: Callable[[nn.Module], dict] | None  # None: no validation
+    run_config: dict  # the checkpoint config besides "task" and "model" (e.g. "data")
+    vocab: Any = None  # what inference needs to read and write text (JSON-able)
+    hooks: dict = field(default_factory=dict)  # get_state / set_state of a carried state
+    on_step: Callable[[int, dict], None] | None = None  # the task's own, before the caller's
+
+
+@dataclass
+class Trained:
+    """What `train` hands `TaskRun.summary`."""
+
+    out: Path
+    model: nn.Module  # the best weights when the run validated and `best_weights`
+    result: TrainResult
+    seconds: float  # of training in all, resumed sessions included
+    previous: checkpoint.Checkpoint | None  # the checkpoint a resumed run started from
+
+
+class TaskRun:
+    """One task's part of a training run. A subclass keeps what `prepare` read on `self`."""
+
+    task: str  # the "task" of the checkpoint's config
+    resumable = False  # whether the task's train takes resume=True
+    best_weights = True  # load the best checkpoint's weights after training
+
+    def prepare(self, previous: checkpoint.Checkpoint | None) -> TrainConfig:
+        """Check the options and read the data; the TrainConfig of the run."""
+        raise NotImplementedError
+
+    def build(self) -> nn.Module:
+        """The model, built after seeding (a `config.to_dict()` describes it)."""
+        raise NotImplementedError
+
+    def parts(self, model: nn.Module) -> Parts:
+        raise NotImplementedError
+
+    def describe(self, model: nn.Module) -> str:
+        """The log line that opens the run."""
+        raise NotImplementedError
+
+    def summary(self, trained: Trained) -> dict:
+        raise NotImplementedError
+
+
+def train(
+    run: TaskRun,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> tuple[nn.Module, dict]:
+    """Train `run`'s model into the run directory `out`: (model, summary). `resume` continues
+    the run in `out` from out/last; `overwrite` replaces another run held there. Everything
+    the user gave is checked before anything is written; under torchrun every process calls
+    this and only process 0 writes."""
+    out = Path(out)
+    distributed.setup()
+    previous = rundir.previous(
+        out, run.task, resume=resume, overwrite=overwrite, resumable=run.resumable
+    )
+    config = run.prepare(previous)
+    seed_everything(config.seed)  # the same initial weights in every process
+    model = run.build()
+    if config.device is None:
+        model.to(distributed.device())
+    parts = run.parts(model)
+    trainer = Trainer(
+        model,
+        parts.batches,
+        config,
+        out,
+        valid_fn=parts.valid_fn,
+        run_config={"task": run.task, "model": model.config.to_dict(), **parts.run_config},
+        vocab=parts.vocab,
+        on_step=_chain(parts.on_step, on_step),
+        overwrite=overwrite,
+        **parts.hooks,
+    )
+    if distributed.is_main():
+        logger.info(run.describe(model))
+    result = trainer.fit(resume=out / rundir.LAST if resume else None)
+    if run.best_weights:
+        distributed.barrier()  # process 0 has written OUT/best
+        if result.best_path is not None:
+            model.load_state_dict(checkpoint.load(result.best_path).model_state)
+    return model, run.summary(Trained(out, model, result, trainer.elapsed, previous))
+
+
+def _chain(first, then):
+    if first is None or then is None:
+        return first or then
+
+    def both(step: int, metrics: dict) -> None:
+        first(step, metrics)
+        then(step, metrics)
+
+    return both
