@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from rnnkit import bptt
 from rnnkit import functional as F
+from rnnkit.errors import ArgumentTypeError, ShapeError, TorchScriptError
 
 State = list[Tensor]  # [h] or [h, c], each (B, H)
 Weights = tuple  # (W_ih, W_hh, b_ih or None, b_hh or None)
@@ -39,6 +40,10 @@ class Cell:
     # one layer and direction with the hand-written BPTT (bptt/)
     kernel: Callable[[Tensor, State, Weights, tuple | None, str | None], tuple[Tensor, State]]
     function: type  # the kernel's torch.autograd.Function
+    # op(x (T, B, I), state, weights, lengths, reverse, nonlinearity) -> (out (T, B, H), state):
+    # the kernel as PyTorch operators, in the caller's row order (bptt/ops.py); what a layer
+    # runs under torch.compile and torch.export
+    op: Callable[[Tensor, State, Weights, Tensor | None, bool, str | None], tuple[Tensor, State]]
 
     def parameter_shapes(
         self, input_size: int, hidden_size: int, bias: bool, suffix: str = ""
@@ -84,11 +89,23 @@ def _gru_kernel(x, state, w, batch_sizes, nonlinearity=None):
 
 
 CELLS = {
-    "rnn": Cell("rnn", "RNN", 1, 1, _rnn_step, _rnn_step, _rnn_kernel, bptt.RNNFunction),
-    "lstm": Cell(
-        "lstm", "LSTM", 4, 2, _lstm_step, _lstm_fast_step, _lstm_kernel, bptt.LSTMFunction
+    "rnn": Cell(
+        "rnn", "RNN", 1, 1, _rnn_step, _rnn_step, _rnn_kernel, bptt.RNNFunction, bptt.rnn_layer
     ),
-    "gru": Cell("gru", "GRU", 3, 1, _gru_step, _gru_step, _gru_kernel, bptt.GRUFunction),
+    "lstm": Cell(
+        "lstm",
+        "LSTM",
+        4,
+        2,
+        _lstm_step,
+        _lstm_fast_step,
+        _lstm_kernel,
+        bptt.LSTMFunction,
+        bptt.lstm_layer,
+    ),
+    "gru": Cell(
+        "gru", "GRU", 3, 1, _gru_step, _gru_step, _gru_kernel, bptt.GRUFunction, bptt.gru_layer
+    ),
 }
 GATES = {name: cell.gates for name, cell in CELLS.items()}
 
@@ -102,12 +119,38 @@ def add_parameters(module: nn.Module, shapes: dict, device=None, dtype=None) -> 
 
 
 def check_size(name: str, value, allow_zero: bool = False) -> int:
-    """Reject a size that is not a positive int, naming it."""
+    """Reject a size that is not a positive int, naming it (a bool too, which torch.nn takes
+    as 0 or 1). ShapeError is the ValueError torch.nn's layers raise for a size <= 0 and the
+    RuntimeError its cells raise for a negative one."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
     if value < (0 if allow_zero else 1):
-        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+        raise ShapeError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
     return value
+
+
+def check_flag(name: str, value) -> bool:
+    """Reject a flag that is not a bool, as torch.nn does for bias and batch_first."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return value
+
+
+def check_dropout(dropout) -> float:
+    """A probability in [0, 1] as a float; not a number (a bool included) is an ArgumentTypeError,
+    a TypeError that is also the ValueError torch.nn raises for it."""
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        raise ArgumentTypeError(f"dropout must be a float in [0, 1], got {dropout!r}")
+    if not 0 <= dropout <= 1:
+        raise ValueError(f"dropout must be a float in [0, 1], got {dropout}")
+    return float(dropout)
+
+
+def describe_state(value) -> str:
+    """A state as an error message names it: its type, and the length of a tuple or list."""
+    if isinstance(value, (tuple, list)):
+        return f"{type(value).__name__} of {len(value)}"
+    return type(value).__name__
 
 
 def check_nonlinearity(nonlinearity: str) -> str:
@@ -119,25 +162,28 @@ def check_nonlinearity(nonlinearity: str) -> str:
 def check_sequence(layer: nn.Module, x) -> Tensor:
     """The checks every sequence layer makes of its input: a floating-point Tensor of the
     parameters' dtype, (T, B, I) / (B, T, I) with batch_first, or unbatched (T, I), I =
-    layer.input_size, not empty."""
+    layer.input_size, not empty (torch.nn takes B = 0; rnnkit's kernels do not). Not under
+    torch.jit.trace (errors.TorchScriptError)."""
+    if torch.jit.is_tracing():
+        raise TorchScriptError(layer, "torch.jit.trace")
     if not isinstance(x, Tensor):
         raise TypeError(f"input must be a Tensor or PackedSequence, got {type(x).__name__}")
     if not x.is_floating_point():
-        raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        raise ArgumentTypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
     if x.dtype != layer.weight_ih_l0.dtype:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"input dtype {x.dtype} does not match the parameters' dtype "
             f"{layer.weight_ih_l0.dtype}; convert one with .to()"
         )
     if x.dim() not in (2, 3):
-        raise ValueError(
+        raise ShapeError(
             f"input must be 3-D ({'B, T' if layer.batch_first else 'T, B'}, "
             f"{layer.input_size}) or 2-D (T, {layer.input_size}), got shape {tuple(x.shape)}"
         )
     if x.shape[-1] != layer.input_size:
-        raise ValueError(f"input.size(-1) must be input_size={layer.input_size}, got {x.shape[-1]}")
+        raise ShapeError(f"input.size(-1) must be input_size={layer.input_size}, got {x.shape[-1]}")
     if x.numel() == 0:
-        raise ValueError(f"input must have at least one step and row, got {tuple(x.shape)}")
+        raise ShapeError(f"input must have at least one step and row, got {tuple(x.shape)}")
     return x
 
 
@@ -174,20 +220,44 @@ class _CellBase(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}, bias={self.bias}"
 
+    def __prepare_scriptable__(self):
+        """torch.jit.script calls this first: refuse, pointing to torch.compile/torch.export."""
+        raise TorchScriptError(self, "torch.jit.script")
+
     def _check(self, x: Tensor, h: Tensor | None, name: str = "hx") -> tuple[Tensor, bool]:
+        """input (B, I) or (I,) of the parameters' dtype; h None, or (B, H) or (H,) like the
+        input. Each class is also the one torch.nn raises (errors.py)."""
+        if torch.jit.is_tracing():
+            raise TorchScriptError(self, "torch.jit.trace")
         if not isinstance(x, Tensor):
             raise TypeError(f"input must be a Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
-            raise TypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+            raise ArgumentTypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
+        if x.dtype != self.weight_ih.dtype:
+            raise ArgumentTypeError(
+                f"input dtype {x.dtype} does not match the parameters' dtype "
+                f"{self.weight_ih.dtype}; convert one with .to()"
+            )
         if x.dim() not in (1, 2) or x.shape[-1] != self.input_size:
-            raise ValueError(
+            raise ShapeError(
                 f"input must have shape (B, {self.input_size}) or ({self.input_size},), "
                 f"got {tuple(x.shape)}"
             )
         batched = x.dim() == 2
         want = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
-        if h is not None and tuple(h.shape) != want:
-            raise ValueError(f"{name} must have shape {want}, got {tuple(h.shape)}")
+        if h is None:
+            return x, batched
+        if not isinstance(h, Tensor):
+            raise ArgumentTypeError(
+                f"{name} must be a Tensor of shape {want}, got {type(h).__name__}"
+            )
+        if tuple(h.shape) != want:
+            raise ShapeError(f"{name} must have shape {want}, got {tuple(h.shape)}")
+        if h.dtype != x.dtype or h.device != x.device:
+            raise ArgumentTypeError(
+                f"{name} must be {x.dtype} on {x.device} like the input, "
+                f"got {h.dtype} on {h.device}"
+            )
         return x, batched
 
     def _zeros(self, x: Tensor) -> Tensor:
@@ -203,9 +273,11 @@ class RNNCell(_CellBase):
     input (B, I) or (I,); hx (B, H) or (H,), zeros when None; returns h' of hx's shape.
     """
 
-    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", **kw):
+    def __init__(
+        self, input_size, hidden_size, bias=True, nonlinearity="tanh", device=None, dtype=None
+    ):
         self.nonlinearity = check_nonlinearity(nonlinearity)
-        super().__init__(input_size, hidden_size, bias, **kw)
+        super().__init__(input_size, hidden_size, bias, device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, _ = self._check(input, hx)
@@ -229,7 +301,9 @@ class LSTMCell(_CellBase):
             hx = (self._zeros(x), self._zeros(x))
         else:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError("hx must be a tuple (h, c) for LSTMCell")
+                raise ArgumentTypeError(
+                    f"hx must be a tuple (h, c) for LSTMCell, got {describe_state(hx)}"
+                )
             x, _ = self._check(input, hx[0], "h")
             self._check(input, hx[1], "c")
         return F.lstm_step(x, tuple(hx), *self._weights())

@@ -4,7 +4,10 @@ The layer owns stacking, directions, dropout between layers, variable lengths an
 on user input; what differs between the three is their `cells.Cell`: the gate count, the
 state arity, the step and the kernel. The loop over time is the cell's kernel from `bptt/`
 (impl="bptt", the fast path) or its step from `functional.py` looped under autograd
-(impl="loop", the reference).
+(impl="loop", the reference). Under torch.compile and torch.export (torch.compiler.is_compiling),
+impl="bptt" runs each layer and direction as the cell's operator (`Cell.op`, bptt/ops.py), the
+same kernels with no data-dependent Python around them; a PackedSequence input stays eager
+(packing it is data-dependent: a graph break, refused by fullgraph=True and torch.export).
 
     L: num_layers, D: directions (1 or 2), T: time, B: batch, I: input size, H: hidden size
     input (T, B, I)    output (T, B, D*H)    h_0, h_n (and c_0, c_n) (L*D, B, H)
@@ -25,11 +28,15 @@ from rnnkit.cells import (
     CELLS,
     Cell,
     add_parameters,
+    check_dropout,
+    check_flag,
     check_nonlinearity,
     check_sequence,
     check_size,
+    describe_state,
     init_uniform,
 )
+from rnnkit.errors import ArgumentTypeError, ShapeError, TorchScriptError
 from rnnkit.lengths import Batch, check_lengths
 from rnnkit.minrnn import MinGRU, MinLSTM
 
@@ -42,6 +49,27 @@ def check_impl(impl: str) -> str:
     return impl
 
 
+def check_proj_size(proj_size, hidden_size: int) -> int:
+    """torch.nn.LSTM's rules (an int in [0, hidden_size)), then rnnkit's: only 0 for now."""
+    check_size("proj_size", proj_size, allow_zero=True)
+    if proj_size >= hidden_size:
+        raise ValueError(f"proj_size must be < hidden_size={hidden_size}, got {proj_size}")
+    if proj_size > 0:
+        raise ValueError(
+            f"proj_size > 0 (LSTM projections) is not supported yet, got proj_size={proj_size}"
+        )
+    return proj_size
+
+
+def reject_proj_size(layer: str, proj_size) -> None:
+    """RNN and GRU take no proj_size: torch.nn raises this ValueError even for proj_size=0."""
+    if proj_size is not None:
+        raise ValueError(
+            f"proj_size is an LSTM option (projections of h); {layer} takes none, "
+            f"got proj_size={proj_size!r}"
+        )
+
+
 class RNNBase(nn.Module):
     """Shared by RNN, LSTM and GRU; the class's `cell` (a `cells.Cell`) is what differs.
 
@@ -52,6 +80,7 @@ class RNNBase(nn.Module):
 
     cell: Cell = CELLS["rnn"]
 
+    # torch.nn.LSTM's arguments, in its order (RNN and GRU: theirs, see their __init__)
     def __init__(
         self,
         input_size: int,
@@ -61,28 +90,27 @@ class RNNBase(nn.Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
-        *,
-        impl: str = "bptt",  # "bptt": hand-written BPTT kernels; "loop": autograd reference
+        proj_size: int = 0,  # LSTM only, and only 0 for now (check_proj_size)
         device=None,
         dtype=None,
+        *,
+        impl: str = "bptt",  # "bptt": hand-written BPTT kernels; "loop": autograd reference
     ):
         super().__init__()
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise TypeError(f"dropout must be a float in [0, 1], got {dropout!r}")
-        if not 0 <= dropout <= 1:
-            raise ValueError(f"dropout must be a float in [0, 1], got {dropout}")
+        self.dropout = check_dropout(dropout)
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"dropout={dropout} has no effect with num_layers=1: it applies between layers",
                 stacklevel=2,
             )
-        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
-        self.dropout = float(dropout)
+        self.bias = check_flag("bias", bias)
+        self.batch_first = check_flag("batch_first", batch_first)
+        self.bidirectional = bidirectional  # any truthy value, as torch.nn takes it
         self.impl = check_impl(impl)
-        self.proj_size = 0  # torch.nn attribute; projections are not supported
+        self.proj_size = check_proj_size(proj_size, hidden_size)  # torch.nn's attribute
         D = self.num_directions
         self._names = []  # per (layer, direction): names of W_ih, W_hh, b_ih, b_hh
         for k in range(num_layers):
@@ -116,6 +144,10 @@ class RNNBase(nn.Module):
             s += ", bidirectional=True"
         return s
 
+    def __prepare_scriptable__(self):
+        """torch.jit.script calls this first: refuse, pointing to torch.compile/torch.export."""
+        raise TorchScriptError(self, "torch.jit.script")
+
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
         return [[getattr(self, n) for n in names if hasattr(self, n)] for names in self._names]
@@ -139,11 +171,13 @@ class RNNBase(nn.Module):
         if not batched:
             want = (want[0], want[2])
         if not isinstance(s, Tensor):
-            raise TypeError(f"{name} must be a Tensor of shape {want}, got {type(s).__name__}")
+            raise ArgumentTypeError(
+                f"{name} must be a Tensor of shape {want}, got {describe_state(s)}"
+            )
         if tuple(s.shape) != want:
-            raise ValueError(f"{name} must have shape {want}, got {tuple(s.shape)}")
+            raise ShapeError(f"{name} must have shape {want}, got {tuple(s.shape)}")
         if s.dtype != ref.dtype or s.device != ref.device:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{name} must be {ref.dtype} on {ref.device} like the input, "
                 f"got {s.dtype} on {s.device}"
             )
@@ -158,7 +192,10 @@ class RNNBase(nn.Module):
             return [z] * n
         if n == 2:
             if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise TypeError(f"hx for {self.cell.torch_name} must be a tuple (h_0, c_0)")
+                raise ArgumentTypeError(
+                    f"hx for {self.cell.torch_name} must be a tuple (h_0, c_0), "
+                    f"got {describe_state(hx)}"
+                )
             names = ("h_0", "c_0")
         else:
             hx, names = (hx,), ("hx",)
@@ -172,7 +209,8 @@ class RNNBase(nn.Module):
     def forward(self, input, hx=None, lengths=None, *, impl: str | None = None):
         """Run the layer over a sequence.
 
-        input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence.
+        input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence
+            (eager only: under torch.compile a graph break, under torch.export an error).
         hx: h_0 (L*D, B, H), or (h_0, c_0) for LSTM, (L*D, H) each unbatched; zeros when None.
         lengths: valid steps of each sequence, a 1-D integer tensor of B values in [1, T],
             any order. Padded steps change no state and output zeros; h_n is taken at each
@@ -188,6 +226,11 @@ class RNNBase(nn.Module):
         if packed:
             if lengths is not None:
                 raise ValueError("pass lengths= or a PackedSequence, not both")
+            if torch.compiler.is_exporting():  # packing is data-dependent
+                raise NotImplementedError(
+                    "torch.export cannot trace a PackedSequence input: export the layer "
+                    "called with the padded tensor and lengths= instead"
+                )
             pack = input
             input, lengths = pad_packed_sequence(input, batch_first=self.batch_first)
         x = self._check_input(input)
@@ -200,15 +243,12 @@ class RNNBase(nn.Module):
             x = x.transpose(0, 1)
         x = x.contiguous()  # (T, B, I)
         state = self._initial_state(hx, x, batched)
-        batch = Batch(check_lengths(lengths, *x.shape[:2]) if lengths is not None else None, x)
-        x = batch.zero_padding(x)  # padding may hold anything, even NaN: it must not reach dW
-
-        if impl == "bptt":
-            x, state = batch.sort(x), [batch.sort(s, dim=1) for s in state]
-            out, state = self._stack(x, state, self._bptt_direction(batch))
-            out, state = batch.unsort(out), [batch.unsort(s, dim=1) for s in state]
+        if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
+            if lengths is not None:  # values are data: the operators check them
+                lengths = check_lengths(lengths, *x.shape[:2], values=False)
+            out, state = self._stack(x, state, self._op_direction(lengths))
         else:
-            out, state = self._stack(x, state, self._loop_direction(batch))
+            out, state = self._eager(x, state, lengths, impl)
 
         if not batched:
             out, state = out.squeeze(1), [s.squeeze(1) for s in state]
@@ -238,6 +278,23 @@ class RNNBase(nn.Module):
             if self.dropout and self.training and k < self.num_layers - 1:
                 x = nn.functional.dropout(x, self.dropout, True)
         return x, [torch.stack(f) for f in finals]
+
+    def _eager(self, x: Tensor, state: list[Tensor], lengths, impl: str):
+        """The eager path: the rows sorted by length once for all layers (lengths.Batch), each
+        (layer, direction) a kernel's autograd Function (impl="bptt") or the reference loop."""
+        batch = Batch(check_lengths(lengths, *x.shape[:2]) if lengths is not None else None, x)
+        x = batch.zero_padding(x)  # padding may hold anything, even NaN: it must not reach dW
+        if impl == "loop":
+            return self._stack(x, state, self._loop_direction(batch))
+        x, state = batch.sort(x), [batch.sort(s, dim=1) for s in state]
+        out, state = self._stack(x, state, self._bptt_direction(batch))
+        return batch.unsort(out), [batch.unsort(s, dim=1) for s in state]
+
+    def _op_direction(self, lengths: Tensor | None):
+        """Each (layer, direction) as the cell's operator (bptt/ops.py), in the caller's row
+        order: the path under torch.compile and torch.export, with no data-dependent Python."""
+        op, nonlinearity = self.cell.op, getattr(self, "nonlinearity", None)
+        return lambda x, state, w, reverse: op(x, state, w, lengths, reverse, nonlinearity)
 
     def _bptt_direction(self, batch: "Batch"):
         kernel, nonlinearity = self.cell.kernel, getattr(self, "nonlinearity", None)
@@ -320,9 +377,37 @@ class RNN(RNNBase):
     Shapes: see `RNNBase.forward`.
     """
 
-    def __init__(self, *args, nonlinearity: str = "tanh", **kwargs):
+    # torch.nn.RNN's arguments, in its order: nonlinearity fourth, no proj_size
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        impl: str = "bptt",
+        proj_size=None,  # refused as torch.nn.RNN refuses it (reject_proj_size)
+    ):
+        reject_proj_size("RNN", proj_size)
         self.nonlinearity = check_nonlinearity(nonlinearity)
-        super().__init__(*args, **kwargs)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+            dtype=dtype,
+            impl=impl,
+        )
 
 
 class LSTM(RNNBase):
@@ -342,6 +427,36 @@ class GRU(RNNBase):
     """
 
     cell = CELLS["gru"]
+
+    # torch.nn.GRU's arguments, in its order: no proj_size
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        impl: str = "bptt",
+        proj_size=None,  # refused as torch.nn.GRU refuses it (reject_proj_size)
+    ):
+        reject_proj_size("GRU", proj_size)
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            device=device,
+            dtype=dtype,
+            impl=impl,
+        )
 
 
 # the task models' `cell` option -> layer class

@@ -8,8 +8,10 @@ import torch
 from torch import Tensor
 
 
-def check_lengths(lengths, T: int, B: int) -> Tensor:
-    """A CPU int64 tensor of B lengths in [1, T], or a ValueError/TypeError naming the problem."""
+def check_lengths(lengths, T: int, B: int, values: bool = True) -> Tensor:
+    """A CPU int64 tensor of B lengths in [1, T], or a ValueError/TypeError naming the problem.
+    With values=False (under torch.compile and torch.export) the type and shape only, as an
+    int64 tensor where it is: values are data, which the operators check (bptt/ops.py)."""
     if isinstance(lengths, (list, tuple)):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in lengths):
             raise TypeError(f"lengths must hold integers, got {lengths!r}")
@@ -23,6 +25,8 @@ def check_lengths(lengths, T: int, B: int) -> Tensor:
             f"lengths must be 1-D with one value per sequence ({B}), got shape "
             f"{tuple(lengths.shape)}"
         )
+    if not values:
+        return lengths.to(torch.int64)
     lengths = lengths.detach().to("cpu", torch.int64)
     lo, hi = int(lengths.min()), int(lengths.max())
     if lo < 1 or hi > T:

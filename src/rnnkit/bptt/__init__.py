@@ -19,10 +19,26 @@ Each kernel's time loops come twice, with the same inputs and outputs: in Python
 the reference and the path for CUDA; and in C++ (`native.py`, `native.cpp`), the default on
 the CPU, which computes tanh(a) as 2 sigmoid(2a) - 1 in scaled coordinates (native.cpp's
 header and docs/bptt.md (a)). A backward runs the loop its forward ran (`ctx.native`).
+
+The same kernels are PyTorch operators in `ops.py` (rnnkit::rnn, rnnkit::lstm, rnnkit::gru,
+their backwards and rnnkit::lstm_cell), in the caller's row order with `lengths`: what the
+layers run under torch.compile and torch.export.
 """
 
 from rnnkit.bptt.gru import GRUFunction, gru
 from rnnkit.bptt.lstm import LSTMFunction, lstm, lstm_step
+from rnnkit.bptt.ops import gru_layer, lstm_layer, rnn_layer
 from rnnkit.bptt.rnn import RNNFunction, rnn
 
-__all__ = ["GRUFunction", "LSTMFunction", "RNNFunction", "gru", "lstm", "lstm_step", "rnn"]
+__all__ = [
+    "GRUFunction",
+    "LSTMFunction",
+    "RNNFunction",
+    "gru",
+    "gru_layer",
+    "lstm",
+    "lstm_layer",
+    "lstm_step",
+    "rnn",
+    "rnn_layer",
+]

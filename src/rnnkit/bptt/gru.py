@@ -41,41 +41,53 @@ class GRUFunction(Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes):
-        T, B, _ = x.shape
-        steps = _steps(batch_sizes, T, B)
+        ctx.steps = _steps(batch_sizes, *x.shape[:2])
         save = any(ctx.needs_input_grad)  # inference keeps no per-step gates
         ctx.native = native.for_cpu(x) is not None
-        loop = native.gru_forward if ctx.native else _forward_loop  # the same loop in C++
-        A, U, out, h_n = loop(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save)
-        _mask_padding(out, steps)
+        args = (x, h0, w_ih, w_hh, b_ih, b_hh, ctx.steps, save, ctx.native)
+        out, h_n, A, U = gru_forward(*args)
         if save:
-            ctx.save_for_backward(x, h0, w_ih, w_hh, A, U, out)
-            ctx.norms = probe.claim(T, x)
-        ctx.steps = steps
+            ctx.save_for_backward(x, h0, w_ih, w_hh, out, A, U)
+            ctx.norms = probe.claim(len(x), x)
         return out, h_n
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dout, dh_n):
-        x, h0, w_ih, w_hh, A, U, out = ctx.saved_tensors
-        steps, need = ctx.steps, ctx.needs_input_grad
-        H = out.shape[2]
-        dout = dout.contiguous()
-        # the loops write every running row; padded rows zeroed (GEMMs read all rows)
-        dU = _mask_padding(buffer("gru.dU", A.shape, A), steps)  # (T, B, 3H)
-        DH = _mask_padding(buffer("gru.DH", out.shape, out), steps)  # dL/dh_t
-        w_hh_t = w_hh.t().contiguous()
-        loop = native.gru_backward if ctx.native else _backward_loop  # the same loop in C++
-        dA_n = loop(steps, A, U, out, h0, dout, dh_n, dU, DH, w_hh_t)
-        if ctx.norms is not None:  # a probe.GradientRecord is open; padded rows of DH are 0
-            torch.linalg.vector_norm(DH, dim=(1, 2), out=ctx.norms)
-        dh0 = None
-        if need[1]:
-            dh0 = gemm.addmm_(A[0, :, H : 2 * H] * DH[0], dU[0], w_hh_t)  # z_0 dh_0 + du_0 W_hh
-        dw_hh, db_hh = _recurrent_grads(dU, h0, out, need[3], need[5])
-        dU.unflatten(2, (3, H))[:, :, 2].copy_(dA_n)  # da: the input side of n has no r
-        dx, dw_ih, db_ih = _input_grads(dU, x, w_ih, (need[0], need[2], need[4]))
-        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None
+        args = (ctx.steps, ctx.native, ctx.norms, dout, dh_n, *ctx.saved_tensors)
+        return (*gru_backward(*args, ctx.needs_input_grad[:6]), None)
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save, use_native):
+    """The forward of `GRUFunction` (and of the rnnkit::gru operator, bptt/ops.py) on the
+    kernel's layout: (out, h_n, A, U), A and U what the backward reads (U's n block holds
+    2 u_n on the C++ loop, see native.gru_forward), None unless `save`."""
+    loop = native.gru_forward if use_native else _forward_loop  # the same loop in C++
+    A, U, out, h_n = loop(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save)
+    _mask_padding(out, steps)
+    return (out, h_n, A, U) if save else (out, h_n, None, None)
+
+
+def gru_backward(steps, use_native, norms, dout, dh_n, x, h0, w_ih, w_hh, out, A, U, needs):
+    """The backward of `gru_forward`: (dx, dh0, dW_ih, dW_hh, db_ih, db_hh), None where
+    `needs` (the same six) is False. `use_native`: the loop the forward ran; norms: probe.py."""
+    H = out.shape[2]
+    dout = dout.contiguous()
+    # the loops write every running row; padded rows zeroed (GEMMs read all rows)
+    dU = _mask_padding(buffer("gru.dU", A.shape, A), steps)  # (T, B, 3H)
+    DH = _mask_padding(buffer("gru.DH", out.shape, out), steps)  # dL/dh_t
+    w_hh_t = w_hh.t().contiguous()
+    loop = native.gru_backward if use_native else _backward_loop  # the same loop in C++
+    dA_n = loop(steps, A, U, out, h0, dout, dh_n, dU, DH, w_hh_t)
+    if norms is not None:  # a probe.GradientRecord is open; padded rows of DH are 0
+        torch.linalg.vector_norm(DH, dim=(1, 2), out=norms)
+    dh0 = None
+    if needs[1]:
+        dh0 = gemm.addmm_(A[0, :, H : 2 * H] * DH[0], dU[0], w_hh_t)  # z_0 dh_0 + du_0 W_hh
+    dw_hh, db_hh = _recurrent_grads(dU, h0, out, needs[3], needs[5])
+    dU.unflatten(2, (3, H))[:, :, 2].copy_(dA_n)  # da: the input side of n has no r
+    dx, dw_ih, db_ih = _input_grads(dU, x, w_ih, (needs[0], needs[2], needs[4]))
+    return dx, dh0, dw_ih, dw_hh, db_ih, db_hh
 
 
 def _forward_loop(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save):

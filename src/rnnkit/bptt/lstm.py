@@ -43,37 +43,54 @@ class LSTMFunction(Function):
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes):
-        T, B, _ = x.shape
-        steps = _steps(batch_sizes, T, B)
+        ctx.steps = _steps(batch_sizes, *x.shape[:2])
         save = any(ctx.needs_input_grad)  # inference keeps no per-step gates or cells
         ctx.native = native.for_cpu(x) is not None
-        loop = native.lstm_forward if ctx.native else _forward_loop  # the same loop in C++
-        Z, C, out, h_n, c_n = loop(x, h0, c0, w_ih, w_hh, _add(b_ih, b_hh), steps, save)
-        _mask_padding(out, steps)
+        args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, ctx.steps, save, ctx.native)
+        out, h_n, c_n, Z, C = lstm_forward(*args)
         if save:
-            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, Z, C, out)
-            ctx.norms = probe.claim(T, x)
-        ctx.steps = steps
+            ctx.save_for_backward(x, h0, c0, w_ih, w_hh, out, Z, C)
+            ctx.norms = probe.claim(len(x), x)
         return out, h_n, c_n
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dout, dh_n, dc_n):
-        x, h0, c0, w_ih, w_hh, Z, C, out = ctx.saved_tensors
-        steps, need = ctx.steps, ctx.needs_input_grad
-        dout = dout.contiguous()
-        # the loops write every running row; padded rows zeroed (GEMMs read all rows)
-        dZ = _mask_padding(buffer("lstm.dZ", Z.shape, Z), steps)  # (T, B, 4H)
-        dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
-        w_hh_t = w_hh.t().contiguous()
-        loop = native.lstm_backward if ctx.native else _backward_loop  # the same loop in C++
-        loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, ctx.norms)  # norms: probe.py
-        dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
-        dc0 = dc if need[2] else None
-        dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[4], need[5] or need[6])
-        dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[3], False))
-        db_ih = db_hh if need[5] else None
-        return dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh if need[6] else None, None
+        need = ctx.needs_input_grad
+        needs = (*need[:5], need[5] or need[6])
+        args = (ctx.steps, ctx.native, ctx.norms, dout, dh_n, dc_n, *ctx.saved_tensors, needs)
+        dx, dh0, dc0, dw_ih, dw_hh, db = lstm_backward(*args)
+        return dx, dh0, dc0, dw_ih, dw_hh, db if need[5] else None, db if need[6] else None, None
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, steps, save, use_native):
+    """The forward of `LSTMFunction` (and of the rnnkit::lstm operator, bptt/ops.py) on the
+    kernel's layout: (out, h_n, c_n, Z, C), Z and C what the backward reads (C holds 2c on the
+    C++ loop, see native.lstm_forward), None unless `save`."""
+    loop = native.lstm_forward if use_native else _forward_loop  # the same loop in C++
+    Z, C, out, h_n, c_n = loop(x, h0, c0, w_ih, w_hh, _add(b_ih, b_hh), steps, save)
+    _mask_padding(out, steps)
+    return (out, h_n, c_n, Z, C) if save else (out, h_n, c_n, None, None)
+
+
+def lstm_backward(
+    steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, out, Z, C, needs
+):
+    """The backward of `lstm_forward`: (dx, dh0, dc0, dW_ih, dW_hh, db), db the gradient of
+    b_ih and of b_hh alike; None where `needs` (x, h0, c0, W_ih, W_hh, b) is False.
+    `use_native`: the loop the forward ran; norms: see probe.py."""
+    dout = dout.contiguous()
+    # the loops write every running row; padded rows zeroed (GEMMs read all rows)
+    dZ = _mask_padding(buffer("lstm.dZ", Z.shape, Z), steps)  # (T, B, 4H)
+    dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
+    w_hh_t = w_hh.t().contiguous()
+    loop = native.lstm_backward if use_native else _backward_loop  # the same loop in C++
+    loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms)
+    dh0 = gemm.linear(dZ[0], w_hh_t) if needs[1] else None
+    dc0 = dc if needs[2] else None
+    dw_hh, db = _recurrent_grads(dZ, h0, out, needs[4], needs[5])
+    dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (needs[0], needs[3], False))
+    return dx, dh0, dc0, dw_ih, dw_hh, db
 
 
 def _forward_loop(x, h0, c0, w_ih, w_hh, b, steps, save):
@@ -159,9 +176,14 @@ def _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms):
 
 def lstm_step(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     """One LSTM step without autograd (generation) in one C++ call: (h', c'), or None where
-    that does not apply (CUDA, no C++ loops, a gradient needed)."""
+    that does not apply (CUDA, no C++ loops, a gradient needed); the rnnkit::lstm_cell
+    operator (bptt/ops.py) under torch.compile and torch.export."""
+    if _needs_grad(x, h, c, w_ih, w_hh, b_ih, b_hh):
+        return None
+    if torch.compiler.is_compiling():
+        return torch.ops.rnnkit.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh)
     loops = native.for_cpu(x)
-    if loops is None or _needs_grad(x, h, c, w_ih, w_hh, b_ih, b_hh):
+    if loops is None:
         return None
     onednn = gemm.uses_onednn(len(x), w_hh)
     h, c = loops.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, onednn)

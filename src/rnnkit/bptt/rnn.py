@@ -39,43 +39,56 @@ class RNNFunction(Function):
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, nonlinearity):
-        T, B, _ = x.shape
-        steps = _steps(batch_sizes, T, B)
-        b, relu = _add(b_ih, b_hh), nonlinearity == "relu"
+        steps = _steps(batch_sizes, *x.shape[:2])
         ctx.native = native.for_cpu(x) is not None
-        if ctx.native:  # the same loop in C++
-            out = native.rnn_forward(x, h0, w_ih, w_hh, b, steps, relu)
-        else:
-            out = _forward_loop(_project(x, w_ih, b, "rnn.Z"), h0, w_hh, steps, relu)
-        h_n = _final(out, steps)
-        _mask_padding(out, steps)
+        ctx.steps, ctx.relu = steps, nonlinearity == "relu"
+        out, h_n = rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, ctx.relu, ctx.native)
         ctx.save_for_backward(x, h0, w_ih, w_hh, out)
-        ctx.steps, ctx.relu = steps, relu
-        ctx.norms = probe.claim(T, x)
+        ctx.norms = probe.claim(len(x), x)
         return out, h_n
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dout, dh_n):
-        x, h0, w_ih, w_hh, out = ctx.saved_tensors
-        steps, need = ctx.steps, ctx.needs_input_grad
-        dout = dout.contiguous()
-        one = _one(out)
-        D = buffer("rnn.D", out.shape, out)  # act'(z_t) for all steps at once
-        if ctx.relu:
-            torch.gt(out, 0, out=D)  # [z_t > 0] = [h_t > 0]
-        else:
-            torch.mul(out, out, out=D).sub_(one).neg_()  # 1 - tanh^2(z_t) = 1 - h_t^2
-        # the loop writes every running row; padded rows zeroed (GEMMs read all rows)
-        dZ = _mask_padding(buffer("rnn.dZ", out.shape, out), steps)
-        w_hh_t = w_hh.t().contiguous()
-        loop = native.rnn_backward if ctx.native else _backward_loop
-        loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, ctx.norms)  # norms: see probe.py
-        dh0 = gemm.linear(dZ[0], w_hh_t) if need[1] else None
-        dw_hh, db_hh = _recurrent_grads(dZ, h0, out, need[3], need[5] or need[4])
-        dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need[0], need[2], False))
-        db_ih = db_hh if need[4] else None
-        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh if need[5] else None, None, None
+        need = ctx.needs_input_grad
+        needs = (*need[:4], need[4] or need[5])
+        args = (ctx.steps, ctx.relu, ctx.native, ctx.norms, dout, dh_n, *ctx.saved_tensors, needs)
+        dx, dh0, dw_ih, dw_hh, db = rnn_backward(*args)
+        return dx, dh0, dw_ih, dw_hh, db if need[4] else None, db if need[5] else None, None, None
+
+
+def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, relu, use_native):
+    """The forward of `RNNFunction` (and of the rnnkit::rnn operator, bptt/ops.py) on the
+    kernel's layout: (out (T, B, H), h_n (B, H)); out is also what the backward reads."""
+    b = _add(b_ih, b_hh)
+    if use_native:  # the same loop in C++
+        out = native.rnn_forward(x, h0, w_ih, w_hh, b, steps, relu)
+    else:
+        out = _forward_loop(_project(x, w_ih, b, "rnn.Z"), h0, w_hh, steps, relu)
+    h_n = _final(out, steps)
+    return _mask_padding(out, steps), h_n
+
+
+def rnn_backward(steps, relu, use_native, norms, dout, dh_n, x, h0, w_ih, w_hh, out, needs):
+    """The backward of `rnn_forward`: (dx, dh0, dW_ih, dW_hh, db), db the gradient of b_ih and
+    of b_hh alike; None where `needs` (x, h0, W_ih, W_hh, b) is False. `use_native`: the loop
+    the forward ran; norms: see probe.py."""
+    dout = dout.contiguous()
+    one = _one(out)
+    D = buffer("rnn.D", out.shape, out)  # act'(z_t) for all steps at once
+    if relu:
+        torch.gt(out, 0, out=D)  # [z_t > 0] = [h_t > 0]
+    else:
+        torch.mul(out, out, out=D).sub_(one).neg_()  # 1 - tanh^2(z_t) = 1 - h_t^2
+    # the loop writes every running row; padded rows zeroed (GEMMs read all rows)
+    dZ = _mask_padding(buffer("rnn.dZ", out.shape, out), steps)
+    w_hh_t = w_hh.t().contiguous()
+    loop = native.rnn_backward if use_native else _backward_loop
+    loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms)  # norms: see probe.py
+    dh0 = gemm.linear(dZ[0], w_hh_t) if needs[1] else None
+    dw_hh, db = _recurrent_grads(dZ, h0, out, needs[3], needs[4])
+    dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (needs[0], needs[2], False))
+    return dx, dh0, dw_ih, dw_hh, db
 
 
 def _forward_loop(Z, h0, w_hh, steps, relu):

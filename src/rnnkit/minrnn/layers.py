@@ -19,7 +19,15 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit.bptt import gemm
-from rnnkit.cells import check_sequence, check_size, init_uniform
+from rnnkit.cells import (
+    check_dropout,
+    check_flag,
+    check_sequence,
+    check_size,
+    describe_state,
+    init_uniform,
+)
+from rnnkit.errors import ArgumentTypeError, ShapeError, TorchScriptError
 from rnnkit.lengths import check_lengths
 from rnnkit.minrnn import functional as MF
 from rnnkit.minrnn.scan import check_chunk_size, log_scan
@@ -72,22 +80,15 @@ class MinRNNBase(nn.Module):
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
-            raise TypeError(f"dropout must be a float in [0, 1], got {dropout!r}")
-        if not 0 <= dropout <= 1:
-            raise ValueError(f"dropout must be a float in [0, 1], got {dropout}")
+        self.dropout = check_dropout(dropout)
         if dropout > 0 and num_layers == 1:
             warnings.warn(
                 f"dropout={dropout} has no effect with num_layers=1: it applies between layers",
                 stacklevel=2,
             )
-        for name, flag in (("bias", bias), ("batch_first", batch_first)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
-        if not isinstance(bidirectional, bool):
-            raise TypeError(f"bidirectional must be a bool, got {bidirectional!r}")
-        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
-        self.dropout = float(dropout)
+        self.bias = check_flag("bias", bias)
+        self.batch_first = check_flag("batch_first", batch_first)
+        self.bidirectional = check_flag("bidirectional", bidirectional)
         self.impl = check_impl(impl)
         self.chunk_size = check_chunk_size(chunk_size)
         D, H, gh = self.num_directions, hidden_size, MF.GATES[self.mode] * hidden_size
@@ -119,6 +120,10 @@ class MinRNNBase(nn.Module):
         s += f", impl={self.impl!r}"
         return s + (f", chunk_size={self.chunk_size}" if self.chunk_size else "")
 
+    def __prepare_scriptable__(self):
+        """torch.jit.script calls this first: refuse, pointing to torch.compile/torch.export."""
+        raise TorchScriptError(self, "torch.jit.script")
+
     def _weights(self, index: int) -> tuple[Tensor, Tensor | None]:
         w, b = self._names[index]
         return getattr(self, w), (getattr(self, b) if self.bias else None)
@@ -140,14 +145,14 @@ class MinRNNBase(nn.Module):
         if not batched:
             want = (want[0], want[2])
         if not isinstance(hx, Tensor):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"hx must be a Tensor of shape {want} (a minRNN state is h alone, no c), "
-                f"got {type(hx).__name__}"
+                f"got {describe_state(hx)}"
             )
         if tuple(hx.shape) != want:
-            raise ValueError(f"hx must have shape {want}, got {tuple(hx.shape)}")
+            raise ShapeError(f"hx must have shape {want}, got {tuple(hx.shape)}")
         if hx.dtype != x.dtype or hx.device != x.device:
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"hx must be {x.dtype} on {x.device} like the input, got {hx.dtype} on {hx.device}"
             )
         return hx if batched else hx.unsqueeze(1)
