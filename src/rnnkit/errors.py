@@ -8,6 +8,8 @@ rnnkit raised before, so `except ValueError` (rnnkit's old contract) and `except
 on the same inputs and checks the classes case by case.
 """
 
+import torch
+
 
 class ShapeError(ValueError, RuntimeError):
     """A size argument or a tensor's shape that does not fit the module.
@@ -45,6 +47,14 @@ class TorchScriptError(NotImplementedError):
 
     def __init__(self, module: object, how: str):
         name = type(module).__name__
+        if torch.onnx.is_in_onnx_export():  # the TorchScript-based exporter traces
+            super().__init__(
+                f"rnnkit.{name} exports to ONNX through torch.onnx's dynamo exporter, not the "
+                "TorchScript-based one (dynamo=False): use rnnkit.export.onnx(model, args, f), "
+                "or torch.onnx.export(..., dynamo=True, "
+                "custom_translation_table=rnnkit.export.onnx_translations())"
+            )
+            return
         super().__init__(
             f"rnnkit.{name} does not support TorchScript ({how}; TorchScript is deprecated "
             f"upstream): use torch.compile(model), or torch.export.export(model, (input,)) "

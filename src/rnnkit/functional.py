@@ -24,7 +24,10 @@ NONLINEARITIES = ("tanh", "relu")
 
 def _linear(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     """W x + b; without autograd, on the faster GEMM library (`bptt/gemm.py`): a generation step is
-    two matrix-vector products per layer, memory-bound on the weights."""
+    two matrix-vector products per layer, memory-bound on the weights. Under torch.compile and
+    torch.export, torch's own: the library choice reads the batch size, which would fix it."""
+    if torch.compiler.is_compiling():
+        return torch.nn.functional.linear(x, w, b)
     if x.dim() == 2 and not (torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)):
         return gemm.linear(x, w, b)
     return torch.nn.functional.linear(x, w, b)

@@ -96,3 +96,12 @@ def test_a_bfloat16_layer_fails_with_one_clear_message(tmp_path):
     x = torch.randn(4, 2, 5, dtype=torch.bfloat16)
     with pytest.raises(Exception, match="ONNX's RNN, LSTM and GRU take float32"):
         export(model, (x,), None, tmp_path, ["x"])
+
+
+def test_the_torchscript_based_exporter_points_to_the_dynamo_one(tmp_path):
+    from rnnkit.errors import TorchScriptError
+
+    model = Tagger("gru").eval()
+    with warnings.catch_warnings(), pytest.raises(TorchScriptError, match="rnnkit.export.onnx"):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(4, 2, 5),), tmp_path / "m.onnx", dynamo=False)

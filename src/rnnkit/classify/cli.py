@@ -1,5 +1,5 @@
-"""`rnnkit classify train | predict | eval`: a parser and a command per verb over
-`rnnkit.classify` (train's in `cli_classify_train`)."""
+"""`rnnkit classify train | predict | eval | export`: a parser and a command per verb over
+`rnnkit.classify` (train's in `cli_classify_train`, export's model in `classify.export`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 
 from rnnkit import classify
 from rnnkit.classify.cli_train import DATA_FORMATS, EXAMPLES, train_command_parser
+from rnnkit.classify.export import build as build_export
 from rnnkit.classify.labelled import read_labelled
 from rnnkit.data.files import write_atomically
+from rnnkit.export.cli import export_verb
 from rnnkit.train.cli import DIR_HELP, task_parser
 
 
@@ -170,12 +172,46 @@ def format_report(r: dict, source: str) -> str:
     return "\n".join(lines)
 
 
+# ---- export
+
+
+def export_command_parser(verbs: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = export_verb(
+        verbs,
+        build_export,
+        items="texts",
+        help="write the classifier as ONNX or a torch.export program, with a JSON sidecar",
+        description="Write the classifier as one model file, token ids (batch, time) and "
+        "lengths (batch,) in, class probabilities (batch, classes) out, with dynamic batch and "
+        "time, and a JSON sidecar beside it holding what turns a text into ids (the "
+        "tokenizer's regular expressions, the vocabulary, the truncation) and the labels. "
+        "Before writing, it runs held-back texts (--data, else the run's test or validation "
+        "texts) through the export and through rnnkit and prints the largest difference; an "
+        "export that differs is not written.",
+        epilog="examples:\n  rnnkit classify export runs/imdb\n"
+        "  rnnkit classify export runs/imdb --format pt2 --out imdb.pt2",
+    )
+    parser.add_argument(
+        "--data", metavar="FILE|DIR", help="held-back texts (default: the run's test texts)"
+    )
+    parser.add_argument(
+        "--text-column", metavar="NAME", help="column/key of the texts (default: the run's)"
+    )
+    parser.add_argument("--encoding", help="the file's text encoding (default: the run's)")
+    return parser
+
+
 def classify_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return task_parser(
         subparsers,
         "classify",
-        (train_command_parser, predict_command_parser, eval_command_parser),
-        help="text classification (e.g. sentiment): train, predict, eval",
+        (
+            train_command_parser,
+            predict_command_parser,
+            eval_command_parser,
+            export_command_parser,
+        ),
+        help="text classification (e.g. sentiment): train, predict, eval, export",
         description="Train a recurrent classifier on labelled texts, label new texts with it, "
         "and evaluate it.",
         epilog=EXAMPLES,

@@ -47,6 +47,20 @@ class Tokenizer:
         text = _TAG.sub(" ", unicodedata.normalize("NFC", text))
         return text.lower() if self.lower else text
 
+    def recipe(self) -> dict:
+        """The steps of __call__ as data, for reproducing it without rnnkit (an exported model's
+        sidecar): the patterns are Python `re` syntax."""
+        return {
+            "kind": self.kind,
+            "lower": self.lower,
+            "steps": "NFC-normalise; replace each match of html_tag by a space; lower-case if "
+            "lower; word: replace U+2019 by ' then the tokens are re.findall(word, text); "
+            "char: replace each match of spaces by one space, strip, then every character",
+            "html_tag": _TAG.pattern,
+            "word": _WORD.pattern,
+            "spaces": _SPACES.pattern,
+        }
+
     def to_dict(self) -> dict:
         """JSON-able; `Tokenizer.from_dict` inverts it."""
         return {"kind": self.kind, "lower": self.lower}

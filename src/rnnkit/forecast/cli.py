@@ -1,5 +1,5 @@
-"""`rnnkit forecast train | predict | eval`: a parser and a command per verb over
-`rnnkit.forecast` (train's in `cli_forecast_train`)."""
+"""`rnnkit forecast train | predict | eval | export`: a parser and a command per verb over
+`rnnkit.forecast` (train's in `cli_forecast_train`, export's model in `forecast.export`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 
 from rnnkit import forecast
 from rnnkit.data.files import write_atomically
+from rnnkit.export.cli import export_verb
 from rnnkit.forecast.cli_train import EXAMPLES, format_backtest, train_command_parser
+from rnnkit.forecast.export import build as build_export
 from rnnkit.forecast.plot import plot_forecast
 from rnnkit.train.cli import DIR_HELP, task_parser
 
@@ -182,12 +184,50 @@ def _plot_last_window(path: str, trained: forecast.Trained, data) -> None:
     )
 
 
+# ---- export
+
+
+def export_command_parser(verbs: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = export_verb(
+        verbs,
+        build_export,
+        items="test windows",
+        help="write the forecaster as ONNX or a torch.export program, with a JSON sidecar",
+        description="Write the forecaster as one model file that reads the last lookback "
+        "values (batch, lookback, targets), the covariates and calendar features when the "
+        "model has them, and returns the forecast (batch, horizon, targets[, outputs]), all in "
+        "the data's own units (the run's scalers are inside the model), with dynamic batch and "
+        "lookback, and a JSON sidecar beside it naming the columns, the output layout and the "
+        "calendar features. Before writing, it runs test windows (of --data, else the run's "
+        "series) through the export and through rnnkit and prints the largest difference; an "
+        "export that differs is not written.",
+        epilog="examples:\n  rnnkit forecast export runs/etth2/h24\n"
+        "  rnnkit forecast export runs/etth2/h24 --format pt2",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="FILE.csv",
+        help="the series whose test rows are held back (default: the run's)",
+    )
+    parser.add_argument("--time-column", metavar="NAME", help="(default: the run's)")
+    parser.add_argument("--encoding", help="(default: the run's)")
+    parser.add_argument(
+        "--fill", action="store_true", default=None, help="interpolate missing values"
+    )
+    return parser
+
+
 def forecast_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return task_parser(
         subparsers,
         "forecast",
-        (train_command_parser, predict_command_parser, eval_command_parser),
-        help="time-series forecasting: train, predict, eval",
+        (
+            train_command_parser,
+            predict_command_parser,
+            eval_command_parser,
+            export_command_parser,
+        ),
+        help="time-series forecasting: train, predict, eval, export",
         description="Train a recurrent forecaster on a CSV of time series, forecast past its "
         "end, and backtest it beside the naive, seasonal-naive and linear baselines.",
         epilog=EXAMPLES,

@@ -1,5 +1,6 @@
-"""`rnnkit speech train | transcribe | eval | fsdd-manifest`: a parser and a command per verb
-over `rnnkit.speech` (train's in `cli_speech_train`)."""
+"""`rnnkit speech train | transcribe | eval | export | fsdd-manifest`: a parser and a command
+per verb over `rnnkit.speech` (train's in `cli_speech_train`, export's model in
+`speech.export`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import json
 import logging
 
+from rnnkit.export.cli import export_verb
 from rnnkit.speech.cli_train import EXAMPLES, format_result, train_command_parser
 from rnnkit.train.cli import DIR_HELP, log_to_stderr, task_parser
 from rnnkit.train.options import nonnegative_int, positive_int
@@ -112,6 +114,40 @@ def eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- export
+
+
+def export_command_parser(verbs: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = export_verb(
+        verbs,
+        _build_export,
+        items="utterances",
+        help="write the model as ONNX or a torch.export program, with a JSON sidecar",
+        description="Write the acoustic model as one model file, feature frames (batch, time, "
+        "features) and lengths (batch,) in, class probabilities (classifier) or per-step "
+        "log-probabilities and step counts (CTC) out, with dynamic batch and time and the "
+        "run's normalisation inside, and a JSON sidecar beside it holding the feature "
+        "settings and the labels or alphabet. Audio to features is not part of the model: the "
+        "sidecar says how to compute them. Before writing, it runs held-back utterances "
+        "(--manifest, else the run's test or validation ones) through the export and through "
+        "rnnkit and prints the largest difference; an export that differs is not written.",
+        epilog="examples:\n  rnnkit speech export runs/fsdd\n"
+        "  rnnkit speech export runs/fsdd --format pt2 --manifest fsdd/test.csv",
+    )
+    parser.add_argument(
+        "--manifest",
+        metavar="FILE",
+        help="held-back utterances, CSV or JSONL (default: the run's test manifest)",
+    )
+    return parser
+
+
+def _build_export(args: argparse.Namespace):
+    from rnnkit.speech.export import build
+
+    return build(args)
+
+
 # ---- fsdd-manifest
 
 
@@ -153,8 +189,14 @@ def speech_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Ar
     return task_parser(
         subparsers,
         "speech",
-        (train_command_parser, transcribe_command_parser, eval_command_parser, fsdd_command_parser),
-        help="speech recognition (spoken words, digit strings): train, transcribe, eval",
+        (
+            train_command_parser,
+            transcribe_command_parser,
+            eval_command_parser,
+            export_command_parser,
+            fsdd_command_parser,
+        ),
+        help="speech recognition (spoken words, digit strings): train, transcribe, eval, export",
         description="Train a recurrent acoustic model (an isolated-word classifier or a CTC "
         "recogniser) on WAV files listed in a manifest, transcribe audio with it, evaluate it. "
         "Needs the speech extra: pip install 'rnnkit[speech]'.",

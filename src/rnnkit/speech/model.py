@@ -85,11 +85,11 @@ def stack_frames(x: Tensor, lengths: Tensor, k: int) -> tuple[Tensor, Tensor]:
     so a sequence's steps never depend on the rest of the batch. Lengths -> ceil(lengths / k)."""
     B, T, F = x.shape
     valid = torch.arange(T, device=x.device).unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
-    x = x * valid.unsqueeze(2)
-    pad = -T % k
-    if pad:
-        x = nn.functional.pad(x, (0, 0, 0, pad))
-    return x.reshape(B, (T + pad) // k, k * F), (lengths + k - 1) // k
+    S = (T + k - 1) // k  # T'
+    # Always padded, by S k - T >= 0 frames (no branch, no modulo): torch.export then keeps T
+    # dynamic for every T, rather than specialising the program to T's remainder mod k.
+    x = nn.functional.pad(x * valid.unsqueeze(2), (0, 0, 0, S * k - T))  # (B, S k, F)
+    return x.reshape(B, S, k * F), (lengths + k - 1) // k
 
 
 class SpeechModel(nn.Module):

@@ -1,5 +1,5 @@
-"""`rnnkit textgen train | sample | eval | inspect`: a parser and a command per verb over
-`rnnkit.textgen` (train's in `cli_textgen_train`)."""
+"""`rnnkit textgen train | sample | eval | inspect | export`: a parser and a command per verb
+over `rnnkit.textgen` (train's in `cli_textgen_train`, export's step model in `textgen.export`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import json
 import logging
 
 from rnnkit import textgen
+from rnnkit.export.cli import export_verb
 from rnnkit.textgen.cli_train import EXAMPLES, train_command_parser
 from rnnkit.textgen.data import read_text
+from rnnkit.textgen.export import build as build_export
 from rnnkit.textgen.generate import generate
 from rnnkit.textgen.inspect import MAX_CHARS
 from rnnkit.train.cli import DIR_HELP, log_to_stderr, stream, task_parser
@@ -196,12 +198,45 @@ def inspect_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- export
+
+
+def export_command_parser(verbs: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = export_verb(
+        verbs,
+        build_export,
+        items="characters",
+        help="write the step model as ONNX or a torch.export program, with a JSON sidecar",
+        description="Write the character model as a step model: each row's current character "
+        "id (batch,) and the recurrent state (layers, batch, hidden) in, the next character's "
+        "logits (batch, vocabulary) and the new state out, with a dynamic batch, and a JSON "
+        "sidecar beside it holding the vocabulary and the state's names and shapes; a "
+        "generator feeds the state back with each character. Before writing, it reads a "
+        "held-back text (--data, else the last part of the run's text) one character at a "
+        "time through the export and through rnnkit and prints the largest difference; an "
+        "export that differs is not written.",
+        epilog="examples:\n  rnnkit textgen export runs/mytext\n"
+        "  rnnkit textgen export runs/mytext --format pt2 --data held_out.txt",
+    )
+    parser.add_argument(
+        "--data", metavar="FILE", help="a held-back text (default: the run's validation text)"
+    )
+    parser.add_argument("--encoding", help="the file's text encoding (default: utf-8)")
+    return parser
+
+
 def textgen_command_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return task_parser(
         subparsers,
         "textgen",
-        (train_command_parser, sample_command_parser, eval_command_parser, inspect_command_parser),
-        help="character-level text generation: train, sample, eval, inspect",
+        (
+            train_command_parser,
+            sample_command_parser,
+            eval_command_parser,
+            inspect_command_parser,
+            export_command_parser,
+        ),
+        help="character-level text generation: train, sample, eval, inspect, export",
         description="Train a character-level language model on your text, sample from it, "
         "evaluate it, and see what its hidden units follow.",
         epilog=EXAMPLES,
