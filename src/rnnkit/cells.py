@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from rnnkit import bptt
+from rnnkit import bptt, precision
 from rnnkit import functional as F
 from rnnkit.errors import ArgumentTypeError, ShapeError, TorchScriptError
 
@@ -161,16 +161,17 @@ def check_nonlinearity(nonlinearity: str) -> str:
 
 def check_sequence(layer: nn.Module, x) -> Tensor:
     """The checks every sequence layer makes of its input: a floating-point Tensor of the
-    parameters' dtype, (T, B, I) / (B, T, I) with batch_first, or unbatched (T, I), I =
-    layer.input_size, not empty (torch.nn takes B = 0; rnnkit's kernels do not). Not under
-    torch.jit.trace (errors.TorchScriptError)."""
+    parameters' dtype (any floating dtype under torch.autocast, as torch.nn takes it), (T, B, I)
+    / (B, T, I) with batch_first, or unbatched (T, I), I = layer.input_size, not empty (torch.nn
+    takes B = 0; rnnkit's kernels do not). Not under torch.jit.trace (errors.TorchScriptError)."""
     if torch.jit.is_tracing():
         raise TorchScriptError(layer, "torch.jit.trace")
     if not isinstance(x, Tensor):
         raise TypeError(f"input must be a Tensor or PackedSequence, got {type(x).__name__}")
     if not x.is_floating_point():
         raise ArgumentTypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
-    if x.dtype != layer.weight_ih_l0.dtype:
+    dtype = layer.weight_ih_l0.dtype
+    if x.dtype != dtype and not precision.autocasting(x.device.type, dtype):
         raise ArgumentTypeError(
             f"input dtype {x.dtype} does not match the parameters' dtype "
             f"{layer.weight_ih_l0.dtype}; convert one with .to()"
@@ -197,9 +198,14 @@ def init_uniform(module: nn.Module, hidden_size: int) -> None:
 
 class _CellBase(nn.Module):
     """One time step of one `Cell` with torch.nn's parameters: weight_ih (G*H, I),
-    weight_hh (G*H, H), bias_ih and bias_hh (G*H,) or None with bias=False."""
+    weight_hh (G*H, H), bias_ih and bias_hh (G*H,) or None with bias=False. It computes in
+    float32 for float16 and bfloat16 cells and under torch.autocast, as the layers (precision.py).
+    """
 
     cell = CELLS["rnn"]
+    # device types where torch.nn's cell under autocast returns the promotion of the autocast
+    # dtype with the input's and states' rather than the autocast dtype (precision.plan)
+    autocast_promotes_on: tuple[str, ...] = ()
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
         super().__init__()
@@ -233,7 +239,8 @@ class _CellBase(nn.Module):
             raise TypeError(f"input must be a Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
             raise ArgumentTypeError(f"input must be a floating-point tensor, got dtype {x.dtype}")
-        if x.dtype != self.weight_ih.dtype:
+        autocast = precision.autocasting(x.device.type, self.weight_ih.dtype)
+        if x.dtype != self.weight_ih.dtype and not autocast:
             raise ArgumentTypeError(
                 f"input dtype {x.dtype} does not match the parameters' dtype "
                 f"{self.weight_ih.dtype}; convert one with .to()"
@@ -253,7 +260,9 @@ class _CellBase(nn.Module):
             )
         if tuple(h.shape) != want:
             raise ShapeError(f"{name} must have shape {want}, got {tuple(h.shape)}")
-        if h.dtype != x.dtype or h.device != x.device:
+        if (h.dtype != x.dtype and not (autocast and h.is_floating_point())) or (
+            h.device != x.device
+        ):
             raise ArgumentTypeError(
                 f"{name} must be {x.dtype} on {x.device} like the input, "
                 f"got {h.dtype} on {h.device}"
@@ -263,8 +272,19 @@ class _CellBase(nn.Module):
     def _zeros(self, x: Tensor) -> Tensor:
         return x.new_zeros(*x.shape[:-1], self.hidden_size)
 
-    def _weights(self):
-        return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+    def _step(self, x: Tensor, state: State) -> State:
+        """The cell's step on [h] or [h, c] in the compute dtype of `precision.plan`, the new
+        state in the dtype torch.nn's cell returns (the parameters', or autocast's)."""
+        prec = precision.plan(self.weight_ih.dtype, [x, *state], self.autocast_promotes_on)
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        w = tuple(None if p is None else prec.up(p) for p in weights)
+        with prec.kernels():
+            new = self.cell.step(prec.up(x), [prec.up(s) for s in state], w, self._nonlinearity)
+        return [prec.down(s) for s in new]
+
+    @property
+    def _nonlinearity(self) -> str | None:
+        return getattr(self, "nonlinearity", None)
 
 
 class RNNCell(_CellBase):
@@ -281,8 +301,7 @@ class RNNCell(_CellBase):
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, _ = self._check(input, hx)
-        h = self._zeros(x) if hx is None else hx
-        return F.rnn_step(x, h, *self._weights(), self.nonlinearity)
+        return self._step(x, [self._zeros(x) if hx is None else hx])[0]
 
 
 class LSTMCell(_CellBase):
@@ -292,6 +311,7 @@ class LSTMCell(_CellBase):
     """
 
     cell = CELLS["lstm"]
+    autocast_promotes_on = ("cpu",)  # torch.nn's c' = f c + i g promotes to c's dtype
 
     def forward(
         self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None
@@ -306,7 +326,7 @@ class LSTMCell(_CellBase):
                 )
             x, _ = self._check(input, hx[0], "h")
             self._check(input, hx[1], "c")
-        return F.lstm_step(x, tuple(hx), *self._weights())
+        return tuple(self._step(x, list(hx)))
 
 
 class GRUCell(_CellBase):
@@ -316,8 +336,8 @@ class GRUCell(_CellBase):
     """
 
     cell = CELLS["gru"]
+    autocast_promotes_on = ("cpu",)  # torch.nn's h' = (1 - z) n + z h promotes to h's dtype
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, _ = self._check(input, hx)
-        h = self._zeros(x) if hx is None else hx
-        return F.gru_step(x, h, *self._weights())
+        return self._step(x, [self._zeros(x) if hx is None else hx])[0]

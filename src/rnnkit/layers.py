@@ -1,13 +1,15 @@
 """RNN, LSTM and GRU layers: torch.nn's interface plus `lengths=` and a stepping API.
 
 The layer owns stacking, directions, dropout between layers, variable lengths and the checks
-on user input; what differs between the three is their `cells.Cell`: the gate count, the
-state arity, the step and the kernel. The loop over time is the cell's kernel from `bptt/`
-(impl="bptt", the fast path) or its step from `functional.py` looped under autograd
-(impl="loop", the reference). Under torch.compile and torch.export (torch.compiler.is_compiling),
-impl="bptt" runs each layer and direction as the cell's operator (`Cell.op`, bptt/ops.py), the
-same kernels with no data-dependent Python around them; a PackedSequence input stays eager
-(packing it is data-dependent: a graph break, refused by fullgraph=True and torch.export).
+on user input (`layer_checks.py`); what differs between the three is their `cells.Cell`: the
+gate count, the state arity, the step and the kernel. The loop over time (`directions.py`) is
+the cell's kernel from `bptt/` (impl="bptt", the fast path) or its step from `functional.py`
+looped under autograd (impl="loop", the reference). Under torch.compile and torch.export
+(torch.compiler.is_compiling), impl="bptt" runs each layer and direction as the cell's operator
+(`Cell.op`, bptt/ops.py), the same kernels with no data-dependent Python around them; a
+PackedSequence input stays eager (packing it is data-dependent: a graph break, refused by
+fullgraph=True and torch.export). Every path computes in float32 for a float16 or bfloat16
+layer and under torch.autocast (`precision.py`).
 
     L: num_layers, D: directions (1 or 2), T: time, B: batch, I: input size, H: hidden size
     input (T, B, I)    output (T, B, D*H)    h_0, h_n (and c_0, c_n) (L*D, B, H)
@@ -22,8 +24,9 @@ import warnings
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from rnnkit import precision
 from rnnkit.cells import (
     CELLS,
     Cell,
@@ -33,41 +36,21 @@ from rnnkit.cells import (
     check_nonlinearity,
     check_sequence,
     check_size,
-    describe_state,
     init_uniform,
 )
-from rnnkit.errors import ArgumentTypeError, ShapeError, TorchScriptError
-from rnnkit.lengths import Batch, check_lengths
+from rnnkit.directions import bptt_direction, loop_direction, op_direction, step_fn
+from rnnkit.errors import TorchScriptError
+from rnnkit.layer_checks import (
+    IMPLS,
+    check_impl,
+    check_proj_size,
+    initial_state,
+    reject_proj_size,
+)
+from rnnkit.lengths import Batch, check_lengths, repack
 from rnnkit.minrnn import MinGRU, MinLSTM
 
-IMPLS = ("bptt", "loop")
-
-
-def check_impl(impl: str) -> str:
-    if impl not in IMPLS:
-        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    return impl
-
-
-def check_proj_size(proj_size, hidden_size: int) -> int:
-    """torch.nn.LSTM's rules (an int in [0, hidden_size)), then rnnkit's: only 0 for now."""
-    check_size("proj_size", proj_size, allow_zero=True)
-    if proj_size >= hidden_size:
-        raise ValueError(f"proj_size must be < hidden_size={hidden_size}, got {proj_size}")
-    if proj_size > 0:
-        raise ValueError(
-            f"proj_size > 0 (LSTM projections) is not supported yet, got proj_size={proj_size}"
-        )
-    return proj_size
-
-
-def reject_proj_size(layer: str, proj_size) -> None:
-    """RNN and GRU take no proj_size: torch.nn raises this ValueError even for proj_size=0."""
-    if proj_size is not None:
-        raise ValueError(
-            f"proj_size is an LSTM option (projections of h); {layer} takes none, "
-            f"got proj_size={proj_size!r}"
-        )
+__all__ = ["IMPLS", "LAYERS", "GRU", "LSTM", "RNN", "RNNBase", "check_impl"]
 
 
 class RNNBase(nn.Module):
@@ -79,6 +62,9 @@ class RNNBase(nn.Module):
     """
 
     cell: Cell = CELLS["rnn"]
+    # device types where torch.nn's class under autocast returns the promotion of the autocast
+    # dtype with the input's and states' rather than the autocast dtype (precision.plan)
+    autocast_promotes_on: tuple[str, ...] = ()
 
     # torch.nn.LSTM's arguments, in its order (RNN and GRU: theirs, see their __init__)
     def __init__(
@@ -133,6 +119,11 @@ class RNNBase(nn.Module):
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    @property
+    def _nonlinearity(self) -> str | None:
+        """RNN's "tanh" or "relu"; None for LSTM and GRU, which have no choice."""
+        return getattr(self, "nonlinearity", None)
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         for key, default in [("num_layers", 1), ("bias", True), ("batch_first", False)]:
@@ -155,54 +146,17 @@ class RNNBase(nn.Module):
     def flatten_parameters(self) -> None:
         """No-op, for code written against torch.nn (there is no cuDNN weight buffer)."""
 
-    def _weights(self, index: int) -> tuple:
-        w_ih, w_hh, b_ih, b_hh = self._names[index]
-        if not self.bias:
-            return getattr(self, w_ih), getattr(self, w_hh), None, None
-        return getattr(self, w_ih), getattr(self, w_hh), getattr(self, b_ih), getattr(self, b_hh)
+    def _weights(self, index: int, dtype: torch.dtype) -> tuple:
+        """(W_ih, W_hh, b_ih, b_hh) of layer and direction `index` in `dtype` (differentiably;
+        no copy when they have it); the biases None with bias=False."""
+        names = self._names[index] if self.bias else self._names[index][:2]
+        weights = [precision.cast(getattr(self, n), dtype) for n in names]
+        return tuple(weights) if self.bias else (*weights, None, None)
 
     # ---- input checks -------------------------------------------------------------------
 
     def _check_input(self, x) -> Tensor:
         return check_sequence(self, x)
-
-    def _check_state(self, s, name: str, B: int, batched: bool, ref: Tensor) -> Tensor:
-        want = (self.num_layers * self.num_directions, B, self.hidden_size)
-        if not batched:
-            want = (want[0], want[2])
-        if not isinstance(s, Tensor):
-            raise ArgumentTypeError(
-                f"{name} must be a Tensor of shape {want}, got {describe_state(s)}"
-            )
-        if tuple(s.shape) != want:
-            raise ShapeError(f"{name} must have shape {want}, got {tuple(s.shape)}")
-        if s.dtype != ref.dtype or s.device != ref.device:
-            raise ArgumentTypeError(
-                f"{name} must be {ref.dtype} on {ref.device} like the input, "
-                f"got {s.dtype} on {s.device}"
-            )
-        return s if batched else s.unsqueeze(1)
-
-    def _initial_state(self, hx, x: Tensor, batched: bool) -> list[Tensor]:
-        """[h0] or [h0, c0], each (L*D, B, H) and contiguous."""
-        B = x.shape[1]
-        n = self.cell.states
-        if hx is None:
-            z = x.new_zeros(self.num_layers * self.num_directions, B, self.hidden_size)
-            return [z] * n
-        if n == 2:
-            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
-                raise ArgumentTypeError(
-                    f"hx for {self.cell.torch_name} must be a tuple (h_0, c_0), "
-                    f"got {describe_state(hx)}"
-                )
-            names = ("h_0", "c_0")
-        else:
-            hx, names = (hx,), ("hx",)
-        return [
-            self._check_state(s, m, B, batched, x).contiguous()
-            for s, m in zip(hx, names, strict=True)
-        ]
 
     # ---- forward ------------------------------------------------------------------------
 
@@ -219,20 +173,13 @@ class RNNBase(nn.Module):
         Returns (output, h_n), or (output, (h_n, c_n)) for LSTM: output (T, B, D*H) ((B, T, D*H)
         with batch_first, (T, D*H) unbatched, or packed like the input), the last layer's h_t
         of each direction side by side; h_n, c_n (L*D, B, H), row k*D + d for layer k and
-        direction d (0 forward, 1 reverse).
+        direction d (0 forward, 1 reverse); in the parameters' dtype, or under torch.autocast
+        the dtype torch.nn's layer returns (precision.plan).
         """
         impl = self.impl if impl is None else check_impl(impl)
-        packed = isinstance(input, PackedSequence)
-        if packed:
-            if lengths is not None:
-                raise ValueError("pass lengths= or a PackedSequence, not both")
-            if torch.compiler.is_exporting():  # packing is data-dependent
-                raise NotImplementedError(
-                    "torch.export cannot trace a PackedSequence input: export the layer "
-                    "called with the padded tensor and lengths= instead"
-                )
-            pack = input
-            input, lengths = pad_packed_sequence(input, batch_first=self.batch_first)
+        pack = input if isinstance(input, PackedSequence) else None
+        if pack is not None:
+            input, lengths = self._unpack(pack, lengths)
         x = self._check_input(input)
         batched = x.dim() == 3
         if not batched:
@@ -242,21 +189,42 @@ class RNNBase(nn.Module):
         elif self.batch_first:
             x = x.transpose(0, 1)
         x = x.contiguous()  # (T, B, I)
-        state = self._initial_state(hx, x, batched)
-        if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
-            if lengths is not None:  # values are data: the operators check them
-                lengths = check_lengths(lengths, *x.shape[:2], values=False)
-            out, state = self._stack(x, state, self._op_direction(lengths))
-        else:
-            out, state = self._eager(x, state, lengths, impl)
-
+        prec, x, state = self._plan(x, initial_state(self, hx, x, batched))
+        with prec.kernels():
+            out, state = self._run(x, state, lengths, impl)
+        out, state = prec.down(out), [prec.down(s) for s in state]
         if not batched:
             out, state = out.squeeze(1), [s.squeeze(1) for s in state]
         elif self.batch_first:
             out = out.transpose(0, 1)
-        if packed:
-            out = _repack(out, pack, lengths, self.batch_first)
+        if pack is not None:
+            out = repack(out, pack, lengths, self.batch_first)
         return out, self._state_out(state)
+
+    def _unpack(self, pack: PackedSequence, lengths) -> tuple[Tensor, Tensor]:
+        """A PackedSequence input as (padded input, lengths); eager only."""
+        if lengths is not None:
+            raise ValueError("pass lengths= or a PackedSequence, not both")
+        if torch.compiler.is_exporting():  # packing is data-dependent
+            raise NotImplementedError(
+                "torch.export cannot trace a PackedSequence input: export the layer "
+                "called with the padded tensor and lengths= instead"
+            )
+        return pad_packed_sequence(pack, batch_first=self.batch_first)
+
+    def _plan(self, x: Tensor, state: list[Tensor]):
+        """(Precision, x, state): the call's dtypes (precision.py), x and the states cast to its
+        compute dtype (float32 for float16/bfloat16 layers and under autocast)."""
+        prec = precision.plan(self.weight_ih_l0.dtype, [x, *state], self.autocast_promotes_on)
+        return prec, prec.up(x), [prec.up(s) for s in state]
+
+    def _run(self, x: Tensor, state: list[Tensor], lengths, impl: str):
+        """(out (T, B, D*H), final states (L*D, B, H)) of x (T, B, I), all in one dtype."""
+        if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
+            if lengths is not None:  # values are data: the operators check them
+                lengths = check_lengths(lengths, *x.shape[:2], values=False)
+            return self._stack(x, state, op_direction(self.cell, self._nonlinearity, lengths))
+        return self._eager(x, state, lengths, impl)
 
     def _state_out(self, state: list[Tensor]):
         """h_n, or (h_n, c_n) for a cell with two states, as torch.nn returns them."""
@@ -270,7 +238,8 @@ class RNNBase(nn.Module):
             outs = []
             for d in range(D):
                 idx = k * D + d
-                out, last = direction(x, [s[idx] for s in state], self._weights(idx), d == 1)
+                w = self._weights(idx, x.dtype)
+                out, last = direction(x, [s[idx] for s in state], w, d == 1)
                 outs.append(out)
                 for f, s in zip(finals, last, strict=True):
                     f.append(s)
@@ -285,53 +254,10 @@ class RNNBase(nn.Module):
         batch = Batch(check_lengths(lengths, *x.shape[:2]) if lengths is not None else None, x)
         x = batch.zero_padding(x)  # padding may hold anything, even NaN: it must not reach dW
         if impl == "loop":
-            return self._stack(x, state, self._loop_direction(batch))
+            return self._stack(x, state, loop_direction(self.cell, self._nonlinearity, batch))
         x, state = batch.sort(x), [batch.sort(s, dim=1) for s in state]
-        out, state = self._stack(x, state, self._bptt_direction(batch))
+        out, state = self._stack(x, state, bptt_direction(self.cell, self._nonlinearity, batch))
         return batch.unsort(out), [batch.unsort(s, dim=1) for s in state]
-
-    def _op_direction(self, lengths: Tensor | None):
-        """Each (layer, direction) as the cell's operator (bptt/ops.py), in the caller's row
-        order: the path under torch.compile and torch.export, with no data-dependent Python."""
-        op, nonlinearity = self.cell.op, getattr(self, "nonlinearity", None)
-        return lambda x, state, w, reverse: op(x, state, w, lengths, reverse, nonlinearity)
-
-    def _bptt_direction(self, batch: "Batch"):
-        kernel, nonlinearity = self.cell.kernel, getattr(self, "nonlinearity", None)
-
-        def run(x, state, w, reverse):  # x (T, B, I) -> out (T, B, H), [h_n] or [h_n, c_n]
-            if reverse:
-                x = batch.reverse(x)
-            out, last = kernel(x, state, w, batch.batch_sizes, nonlinearity)
-            return (batch.reverse(out) if reverse else out), last
-
-        return run
-
-    def _loop_direction(self, batch: "Batch"):
-        step = self._step_fn()
-        mask = batch.mask()  # (T, B, 1) bool or None
-
-        def run(x, state, w, reverse):
-            outs = [None] * x.shape[0]
-            times = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
-            for t in times:
-                new = step(x[t], state, w)
-                if mask is not None:  # padded steps keep the state and output zeros
-                    new = [torch.where(mask[t], n, s) for n, s in zip(new, state, strict=True)]
-                    outs[t] = torch.where(mask[t], new[0], 0.0)
-                else:
-                    outs[t] = new[0]
-                state = new
-            return torch.stack(outs), state
-
-        return run
-
-    def _step_fn(self, fast: bool = False):
-        """One step on a state list: [h] -> [h'] or [h, c] -> [h', c'] (functional.py; with
-        `fast`, the LSTM's no-grad CPU steps run in one C++ call, bptt.lstm_step)."""
-        step = self.cell.fast_step if fast else self.cell.step
-        nonlinearity = getattr(self, "nonlinearity", None)
-        return lambda x, s, w: step(x, s, w, nonlinearity)
 
     # ---- stepping -----------------------------------------------------------------------
 
@@ -348,26 +274,17 @@ class RNNBase(nn.Module):
             raise ValueError(
                 f"step() takes one step of shape (B, {self.input_size}), got {tuple(x.shape)}"
             )
-        state = self._initial_state(hx, x.unsqueeze(0), True)
-        step, new = self._step_fn(fast=True), [[] for _ in state]
-        for k in range(self.num_layers):
-            if k and self.dropout and self.training:
-                x = nn.functional.dropout(x, self.dropout, True)
-            layer_state = step(x, [s[k] for s in state], self._weights(k))
-            for n, s in zip(new, layer_state, strict=True):
-                n.append(s)
-            x = layer_state[0]
-        state = [torch.stack(n) for n in new]
-        return x, self._state_out(state)
-
-
-def _repack(out: Tensor, pack: PackedSequence, lengths: Tensor, batch_first: bool):
-    """The padded output back in the input PackedSequence's layout and order."""
-    if pack.sorted_indices is not None:
-        out = out.index_select(0 if batch_first else 1, pack.sorted_indices.to(out.device))
-        lengths = lengths[pack.sorted_indices.cpu()]
-    data = pack_padded_sequence(out, lengths, batch_first=batch_first).data
-    return PackedSequence(data, pack.batch_sizes, pack.sorted_indices, pack.unsorted_indices)
+        prec, x, state = self._plan(x, initial_state(self, hx, x.unsqueeze(0), True))
+        step, new = step_fn(self.cell, self._nonlinearity, fast=True), [[] for _ in state]
+        with prec.kernels():
+            for k in range(self.num_layers):
+                if k and self.dropout and self.training:
+                    x = nn.functional.dropout(x, self.dropout, True)
+                layer_state = step(x, [s[k] for s in state], self._weights(k, x.dtype))
+                for n, s in zip(new, layer_state, strict=True):
+                    n.append(s)
+                x = layer_state[0]
+        return prec.down(x), self._state_out([prec.down(torch.stack(n)) for n in new])
 
 
 class RNN(RNNBase):
@@ -427,6 +344,7 @@ class GRU(RNNBase):
     """
 
     cell = CELLS["gru"]
+    autocast_promotes_on = ("cpu",)  # torch.nn.GRU's h' = (1 - z) n + z h promotes to h's dtype
 
     # torch.nn.GRU's arguments, in its order: no proj_size
     def __init__(

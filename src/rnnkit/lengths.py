@@ -1,4 +1,5 @@
-"""Variable-length batches: checking `lengths=`, sorting rows by length, reversing in place.
+"""Variable-length batches: checking `lengths=`, sorting rows by length, reversing in place,
+repacking a PackedSequence.
 
 The BPTT kernels take the batch sorted longest first with `batch_sizes[t]` rows running at
 step t (PackedSequence's layout); `Batch` makes that layout from user `lengths` and undoes it.
@@ -6,6 +7,7 @@ step t (PackedSequence's layout); `Batch` makes that layout from user `lengths` 
 
 import torch
 from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 
 def check_lengths(lengths, T: int, B: int, values: bool = True) -> Tensor:
@@ -110,3 +112,12 @@ class Batch:
             t = torch.arange(self.T).unsqueeze(1)
             self._mask = (t < self.lengths).unsqueeze(2).to(self.device)
         return self._mask
+
+
+def repack(out: Tensor, pack: PackedSequence, lengths: Tensor, batch_first: bool):
+    """The padded output back in the input PackedSequence's layout and order."""
+    if pack.sorted_indices is not None:
+        out = out.index_select(0 if batch_first else 1, pack.sorted_indices.to(out.device))
+        lengths = lengths[pack.sorted_indices.cpu()]
+    data = pack_padded_sequence(out, lengths, batch_first=batch_first).data
+    return PackedSequence(data, pack.batch_sizes, pack.sorted_indices, pack.unsorted_indices)

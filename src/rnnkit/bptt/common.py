@@ -40,6 +40,22 @@ class _Prefixes(dict):
         return v
 
 
+def _without_autocast(backward):
+    """A kernel's backward run with torch.autocast off on its device, as the layers run its
+    forward (rnnkit/precision.py): a backward called inside an autocast region would otherwise
+    round the BPTT's GEMMs to the autocast dtype."""
+
+    @functools.wraps(backward)
+    def run(ctx, *grads):
+        device_type = next((g.device.type for g in grads if g is not None), "cpu")
+        if not torch.is_autocast_enabled(device_type):
+            return backward(ctx, *grads)
+        with torch.autocast(device_type, enabled=False):
+            return backward(ctx, *grads)
+
+    return run
+
+
 def _padded(steps: list[tuple[int, int, int]], B: int) -> bool:
     return any(bt < B for _, bt, _ in steps)
 

@@ -19,6 +19,7 @@ from rnnkit.bptt.common import (
     _recurrent_grads,
     _rows,
     _steps,
+    _without_autocast,
 )
 from rnnkit.bptt.workspace import buffer, recycled
 
@@ -52,6 +53,7 @@ class GRUFunction(Function):
         return out, h_n
 
     @staticmethod
+    @_without_autocast
     @once_differentiable
     def backward(ctx, dout, dh_n):
         args = (ctx.steps, ctx.native, ctx.norms, dout, dh_n, *ctx.saved_tensors)

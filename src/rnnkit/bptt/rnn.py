@@ -19,6 +19,7 @@ from rnnkit.bptt.common import (
     _recurrent_grads,
     _rows,
     _steps,
+    _without_autocast,
 )
 from rnnkit.bptt.workspace import buffer
 
@@ -48,6 +49,7 @@ class RNNFunction(Function):
         return out, h_n
 
     @staticmethod
+    @_without_autocast
     @once_differentiable
     def backward(ctx, dout, dh_n):
         need = ctx.needs_input_grad

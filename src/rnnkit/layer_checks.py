@@ -1,0 +1,80 @@
+"""The checks RNN, LSTM and GRU make of their arguments besides the input sequence
+(`cells.check_sequence`): impl, torch.nn's proj_size rules, and the initial state.
+
+    L: num_layers, D: directions (1 or 2), B: batch, H: hidden size
+    h_0, c_0 (L*D, B, H), or (L*D, H) unbatched
+"""
+
+from torch import Tensor
+
+from rnnkit import precision
+from rnnkit.cells import check_size, describe_state
+from rnnkit.errors import ArgumentTypeError, ShapeError
+
+IMPLS = ("bptt", "loop")
+
+
+def check_impl(impl: str) -> str:
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    return impl
+
+
+def check_proj_size(proj_size, hidden_size: int) -> int:
+    """torch.nn.LSTM's rules (an int in [0, hidden_size)), then rnnkit's: only 0 for now."""
+    check_size("proj_size", proj_size, allow_zero=True)
+    if proj_size >= hidden_size:
+        raise ValueError(f"proj_size must be < hidden_size={hidden_size}, got {proj_size}")
+    if proj_size > 0:
+        raise ValueError(
+            f"proj_size > 0 (LSTM projections) is not supported yet, got proj_size={proj_size}"
+        )
+    return proj_size
+
+
+def reject_proj_size(layer: str, proj_size) -> None:
+    """RNN and GRU take no proj_size: torch.nn raises this ValueError even for proj_size=0."""
+    if proj_size is not None:
+        raise ValueError(
+            f"proj_size is an LSTM option (projections of h); {layer} takes none, "
+            f"got proj_size={proj_size!r}"
+        )
+
+
+def check_state(s, name: str, want: tuple, ref: Tensor) -> Tensor:
+    """One state tensor of shape `want`, on the device of the input `ref` and of its dtype
+    (any floating dtype under torch.autocast, as torch.nn takes it: `precision.py`)."""
+    if not isinstance(s, Tensor):
+        raise ArgumentTypeError(f"{name} must be a Tensor of shape {want}, got {describe_state(s)}")
+    if tuple(s.shape) != want:
+        raise ShapeError(f"{name} must have shape {want}, got {tuple(s.shape)}")
+    same_dtype = s.dtype == ref.dtype or (
+        s.is_floating_point() and precision.autocasting(ref.device.type, ref.dtype)
+    )
+    if not same_dtype or s.device != ref.device:
+        raise ArgumentTypeError(
+            f"{name} must be {ref.dtype} on {ref.device} like the input, "
+            f"got {s.dtype} on {s.device}"
+        )
+    return s
+
+
+def initial_state(layer, hx, x: Tensor, batched: bool) -> list[Tensor]:
+    """[h_0] or [h_0, c_0] of `layer` (its cell's state arity), each (L*D, B, H) and
+    contiguous; zeros of the input's dtype when hx is None. x (T, B, I), B = 1 unbatched."""
+    B, n = x.shape[1], layer.cell.states
+    want = (layer.num_layers * layer.num_directions, B, layer.hidden_size)
+    if hx is None:
+        return [x.new_zeros(want)] * n
+    if n == 2:
+        if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise ArgumentTypeError(
+                f"hx for {layer.cell.torch_name} must be a tuple (h_0, c_0), "
+                f"got {describe_state(hx)}"
+            )
+        names = ("h_0", "c_0")
+    else:
+        hx, names = (hx,), ("hx",)
+    given = want if batched else (want[0], want[2])
+    states = [check_state(s, m, given, x) for s, m in zip(hx, names, strict=True)]
+    return [(s if batched else s.unsqueeze(1)).contiguous() for s in states]
