@@ -105,7 +105,12 @@ class Trainer:
         self._saved_step: int | None = None
 
     def fit(self, resume: str | Path | None = None) -> TrainResult:
-        """Train until a stop condition; `resume`: a checkpoint directory (OUT/last) to continue."""
+        """Train until a stop condition; `resume`: a checkpoint directory (OUT/last) to continue.
+        The run directory has one writer while this runs (rundir.writer)."""
+        with rundir.writer(self.out, self.main):
+            return self._fit(resume)
+
+    def _fit(self, resume: str | Path | None) -> TrainResult:
         rundir.prepare(
             self.out, resume=resume is not None, overwrite=self.overwrite, main=self.main
         )

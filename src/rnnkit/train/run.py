@@ -112,9 +112,10 @@ def train(
         overwrite=overwrite,
         **parts.hooks,
     )
-    if distributed.is_main():
-        logger.info(run.describe(model))
-    result = trainer.fit(resume=out / rundir.LAST if resume else None)
+    with rundir.writer(out, distributed.is_main()):  # one writer, before a word is printed
+        if distributed.is_main():
+            logger.info(run.describe(model))
+        result = trainer.fit(resume=out / rundir.LAST if resume else None)
     if run.best_weights:
         distributed.barrier()  # process 0 has written OUT/best
         if result.best_path is not None:

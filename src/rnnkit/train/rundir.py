@@ -5,19 +5,31 @@ OUT/last          the checkpoint to resume from
 OUT/best          the weights with the best validation metric (no optimizer state)
 OUT/metrics.csv   every metric (train/runlog.py)
 OUT/tb/           TensorBoard events, when tensorboard is installed
+OUT/.rnnkit.lock  held (flock) by the one process writing the run; says who that is
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import socket
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked
+    fcntl = None
 
 from rnnkit.train import checkpoint
 from rnnkit.train.runlog import CSV_FILE
 
 LAST, BEST, TB = "last", "best", "tb"
+LOCK_FILE = ".rnnkit.lock"
+_writing: set[Path] = set()  # run directories this process holds
 
 
 def held(out: Path) -> list[str]:
@@ -43,6 +55,45 @@ def prepare(out: Path, *, resume: bool, overwrite: bool, main: bool) -> None:
             _remove(checkpoint.backup_path(out / name))
         _remove(out / TB)  # metrics.csv is rewritten by the new run's log
     out.mkdir(parents=True, exist_ok=True)
+
+
+@contextlib.contextmanager
+def writer(out: Path, main: bool = True) -> Iterator[None]:
+    """While open, this process is the one writer of the run directory `out` (created here).
+    Another process writing `out` (a run still training; --resume or --force included) is
+    refused with ValueError naming it. The lock is the kernel's (flock): it ends with the
+    process, so one killed, even by SIGKILL, leaves no stale lock; the file stays, harmless."""
+    key = out.resolve()
+    if not main or fcntl is None or key in _writing:  # held here already (train -> Trainer)
+        yield
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown"
+            raise ValueError(
+                f"{out} is being written by another training run ({holder}); wait for it to "
+                "end or stop it, or choose another directory"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder().encode(), 0)
+        _writing.add(key)
+        try:
+            yield
+        finally:
+            _writing.discard(key)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _holder() -> str:
+    """Who writes the run: process, host, start time and command."""
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+    command = " ".join(["rnnkit", *sys.argv[1:]])[:300]
+    return f"process {os.getpid()} on {socket.gethostname()}, since {started}: {command}"
 
 
 def previous(
