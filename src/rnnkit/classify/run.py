@@ -269,7 +269,7 @@ class ClassifyRun(TaskRun):
             "counts": data.counts,
             "test": None,
         }
-        if data.test is not None:
+        if data.test is not None and not trained.interrupted:
             summary["test"] = evaluate(trained.model, data.test, data.classes)
         return summary
 

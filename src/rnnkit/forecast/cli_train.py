@@ -69,7 +69,7 @@ def format_summary(s: dict) -> str:
         if s["best_valid_mse"] is not None
         else "no validation",
         "",
-        format_backtest(s["test"]),
+        format_backtest(s["test"]) if s["test"] else "no backtest: the run was interrupted",
         "",
         f"run directory  {s['out']}  (rnnkit forecast predict {s['out']})",
     ]

@@ -271,7 +271,9 @@ class ForecastRun(TaskRun):
             "best_valid_mse": result.best,
             "lookback": L,
             "horizon": self.settings.horizon,
-            "test": backtest(model, self.data, self.test_starts, L, self.season),
+            "test": None
+            if trained.interrupted  # a cut-short model is not backtested
+            else backtest(model, self.data, self.test_starts, L, self.season),
         }
 
 

@@ -297,7 +297,7 @@ class SpeechRun(TaskRun):
             "counts": data.counts,
             "test": None,
         }
-        if data.test is not None:
+        if data.test is not None and not trained.interrupted:
             report = evaluate(trained.model, data, data.test, self.cfg.beam)
             report.pop("hypotheses", None)
             summary["test"] = report

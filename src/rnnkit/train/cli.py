@@ -8,12 +8,13 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterable
 
 import torch.distributed as dist
 
-from rnnkit.train import distributed
+from rnnkit.train import distributed, interrupts
 from rnnkit.train.config import EpochBudget, TrainConfig
 from rnnkit.train.options import add_options
 
@@ -133,7 +134,24 @@ def run_training(train: Callable, options: dict, args: argparse.Namespace, summa
     distributed.cleanup()
     if main:
         print(json.dumps(run.summary) if args.json else summary(run.summary))
-    return 0
+    return _interrupted(run.summary, args) if interrupts.received() else 0
+
+
+def _interrupted(s: dict, args: argparse.Namespace) -> int:
+    """After a SIGINT/SIGTERM: where the run is and how to go on, on stderr; the shell's status
+    for that signal (128 + its number: 130, 143), so that scripts see the run did not finish."""
+    signum = interrupts.received()
+    how = (
+        "continue it with the same command and --resume"
+        if hasattr(args, "resume")
+        else f"{args.out}/last holds its weights and optimizer state"
+    )
+    print(
+        f"interrupted by {signal.Signals(signum).name} at step {s['step']}; no test "
+        f"evaluation was made; {how}",
+        file=sys.stderr,
+    )
+    return 128 + signum
 
 
 @contextlib.contextmanager

@@ -50,6 +50,11 @@ class Trained:
     seconds: float  # of training in all, resumed sessions included
     previous: checkpoint.Checkpoint | None  # the checkpoint a resumed run started from
 
+    @property
+    def interrupted(self) -> bool:
+        """Stopped by SIGINT/SIGTERM: the model is cut short, so no test figures are made."""
+        return self.result.stop_reason == "signal"
+
 
 class TaskRun:
     """One task's part of a training run. A subclass keeps what `prepare` read on `self`."""

@@ -270,7 +270,7 @@ class TranslateRun(TaskRun):
             "counts": data.counts,
             "test": None,
         }
-        if data.test is not None:
+        if data.test is not None and not trained.interrupted:
             beam = {"beam": self.cfg.beam, "alpha": self.cfg.alpha}
             test = score(trained.model, data.test, data.test_references, data.target, **beam)
             summary["test"] = test[0]
