@@ -1,7 +1,8 @@
 """RNNCell, LSTMCell and GRUCell, and what a layer and a cell share: the `Cell` descriptor of
 each kind of cell and torch.nn's parameter layout.
 
-    B: batch, I: input size, H: hidden size, G: gate blocks (RNN 1, LSTM 4, GRU 3)
+    B: batch, I: input size, H: hidden size, G: gate blocks (RNN 1, LSTM 4, GRU 3),
+    P: an LSTM layer's proj_size (h of size P; H where proj_size = 0)
 """
 
 import math
@@ -15,8 +16,9 @@ from rnnkit import bptt, precision
 from rnnkit import functional as F
 from rnnkit.errors import ArgumentTypeError, ShapeError, TorchScriptError
 
-State = list[Tensor]  # [h] or [h, c], each (B, H)
-Weights = tuple  # (W_ih, W_hh, b_ih or None, b_hh or None)
+State = list[Tensor]  # [h] or [h, c], each (B, H); an LSTM's h (B, P) with proj_size = P
+# (W_ih, W_hh, b_ih or None, b_hh or None), and W_hr last for an LSTM with proj_size > 0
+Weights = tuple
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Cell:
 
     Parameters, as torch.nn names and packs them (`parameter_shapes`):
         weight_ih (G*H, I)   weight_hh (G*H, H)   bias_ih, bias_hh (G*H)
+        with proj_size = P (LSTM): weight_hh (4H, P) and weight_hr (P, H), h_t = W_hr m_t
     """
 
     name: str  # "rnn", "lstm" or "gru": the layers' and cells' `mode`
@@ -46,14 +49,17 @@ class Cell:
     op: Callable[[Tensor, State, Weights, Tensor | None, bool, str | None], tuple[Tensor, State]]
 
     def parameter_shapes(
-        self, input_size: int, hidden_size: int, bias: bool, suffix: str = ""
+        self, input_size: int, hidden_size: int, bias: bool, suffix: str = "", proj_size: int = 0
     ) -> dict[str, tuple[int, ...]]:
         """Name -> shape of one cell's parameters, in torch.nn's order; `suffix` is "" for a
-        cell, "_l{k}" or "_l{k}_reverse" for layer k of a layer. No biases with bias=False."""
-        gh = self.gates * hidden_size
-        shapes = {f"weight_ih{suffix}": (gh, input_size), f"weight_hh{suffix}": (gh, hidden_size)}
+        cell, "_l{k}" or "_l{k}_reverse" for layer k of a layer. No biases with bias=False;
+        weight_hr (P, H) last with proj_size = P > 0 (an LSTM's, as torch.nn.LSTM's)."""
+        gh, h_size = self.gates * hidden_size, proj_size or hidden_size
+        shapes = {f"weight_ih{suffix}": (gh, input_size), f"weight_hh{suffix}": (gh, h_size)}
         if bias:
             shapes.update({f"bias_ih{suffix}": (gh,), f"bias_hh{suffix}": (gh,)})
+        if proj_size:
+            shapes[f"weight_hr{suffix}"] = (proj_size, hidden_size)
         return shapes
 
 
@@ -79,7 +85,8 @@ def _rnn_kernel(x, state, w, batch_sizes, nonlinearity):
 
 
 def _lstm_kernel(x, state, w, batch_sizes, nonlinearity=None):
-    out, h, c = bptt.lstm(x, state[0], state[1], *w, batch_sizes)
+    w_hr = w[4] if len(w) > 4 else None  # proj_size > 0
+    out, h, c = bptt.lstm(x, state[0], state[1], *w[:4], batch_sizes, w_hr)
     return out, [h, c]
 
 

@@ -9,6 +9,7 @@ Symbols (shared with `bptt/`, `cells.py` and `docs/bptt.md`):
     W_ih (G*H, I)     input weights, gates packed as in torch.nn (G = 1, 4, 3)
     W_hh (G*H, H)     recurrent weights
     b_ih, b_hh (G*H)  biases (either may be None)
+    W_hr (P, H)       an LSTM's projection (proj_size = P): then h and W_hh's columns are P
 
 Every function is one time step and differentiable by autograd: they are the
 reference that the hand-written BPTT kernels are tested against.
@@ -61,6 +62,7 @@ def lstm_step(
     w_hh: Tensor,
     b_ih: Tensor | None = None,
     b_hh: Tensor | None = None,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """LSTM step; gates packed (i, f, g, o) as in torch.nn.
 
@@ -68,6 +70,9 @@ def lstm_step(
     i = sigmoid(z_i)   f = sigmoid(z_f)   g = tanh(z_g)   o = sigmoid(z_o)
     c_t = f * c_{t-1} + i * g
     h_t = o * tanh(c_t)
+
+    With a projection W_hr (P, H) (torch.nn.LSTM's proj_size = P), h is (B, P), W_hh (4H, P):
+    m_t = o * tanh(c_t) (B, H),   h_t = W_hr m_t
     """
     h, c = state
     z = _linear(x, w_ih, b_ih) + _linear(h, w_hh, b_hh)
@@ -75,6 +80,8 @@ def lstm_step(
     i, f, g, o = torch.sigmoid(z_i), torch.sigmoid(z_f), torch.tanh(z_g), torch.sigmoid(z_o)
     c = f * c + i * g
     h = o * torch.tanh(c)
+    if w_hr is not None:
+        h = _linear(h, w_hr, None)
     return h, c
 
 

@@ -1,8 +1,9 @@
 """The checks RNN, LSTM and GRU make of their arguments besides the input sequence
 (`cells.check_sequence`): impl, torch.nn's proj_size rules, and the initial state.
 
-    L: num_layers, D: directions (1 or 2), B: batch, H: hidden size
-    h_0, c_0 (L*D, B, H), or (L*D, H) unbatched
+    L: num_layers, D: directions (1 or 2), B: batch, H: hidden size,
+    P: an LSTM's proj_size (h's size; H where proj_size = 0)
+    h_0 (L*D, B, P), c_0 (L*D, B, H), or (L*D, P), (L*D, H) unbatched
 """
 
 from torch import Tensor
@@ -21,14 +22,11 @@ def check_impl(impl: str) -> str:
 
 
 def check_proj_size(proj_size, hidden_size: int) -> int:
-    """torch.nn.LSTM's rules (an int in [0, hidden_size)), then rnnkit's: only 0 for now."""
+    """torch.nn.LSTM's rules: an int in [0, hidden_size), 0 for no projection (a bool or a
+    float is a TypeError, a negative value a ShapeError, >= hidden_size a ValueError)."""
     check_size("proj_size", proj_size, allow_zero=True)
     if proj_size >= hidden_size:
         raise ValueError(f"proj_size must be < hidden_size={hidden_size}, got {proj_size}")
-    if proj_size > 0:
-        raise ValueError(
-            f"proj_size > 0 (LSTM projections) is not supported yet, got proj_size={proj_size}"
-        )
     return proj_size
 
 
@@ -60,12 +58,14 @@ def check_state(s, name: str, want: tuple, ref: Tensor) -> Tensor:
 
 
 def initial_state(layer, hx, x: Tensor, batched: bool) -> list[Tensor]:
-    """[h_0] or [h_0, c_0] of `layer` (its cell's state arity), each (L*D, B, H) and
-    contiguous; zeros of the input's dtype when hx is None. x (T, B, I), B = 1 unbatched."""
-    B, n = x.shape[1], layer.cell.states
-    want = (layer.num_layers * layer.num_directions, B, layer.hidden_size)
+    """[h_0] or [h_0, c_0] of `layer` (its cell's state arity), h_0 (L*D, B, P), c_0
+    (L*D, B, H), contiguous; zeros of the input's dtype when hx is None. x (T, B, I), B = 1
+    unbatched."""
+    B, n, H = x.shape[1], layer.cell.states, layer.hidden_size
+    LD = layer.num_layers * layer.num_directions
+    wants = [(LD, B, layer.proj_size or H), (LD, B, H)][:n]
     if hx is None:
-        return [x.new_zeros(want)] * n
+        return [x.new_zeros(want) for want in wants]
     if n == 2:
         if not isinstance(hx, (tuple, list)) or len(hx) != 2:
             raise ArgumentTypeError(
@@ -75,6 +75,6 @@ def initial_state(layer, hx, x: Tensor, batched: bool) -> list[Tensor]:
         names = ("h_0", "c_0")
     else:
         hx, names = (hx,), ("hx",)
-    given = want if batched else (want[0], want[2])
-    states = [check_state(s, m, given, x) for s, m in zip(hx, names, strict=True)]
+    given = [want if batched else (want[0], want[2]) for want in wants]
+    states = [check_state(s, m, g, x) for s, m, g in zip(hx, names, given, strict=True)]
     return [(s if batched else s.unsqueeze(1)).contiguous() for s in states]

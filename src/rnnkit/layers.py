@@ -11,8 +11,9 @@ PackedSequence input stays eager (packing it is data-dependent: a graph break, r
 fullgraph=True and torch.export). Every path computes in float32 for a float16 or bfloat16
 layer and under torch.autocast (`precision.py`).
 
-    L: num_layers, D: directions (1 or 2), T: time, B: batch, I: input size, H: hidden size
-    input (T, B, I)    output (T, B, D*H)    h_0, h_n (and c_0, c_n) (L*D, B, H)
+    L: num_layers, D: directions (1 or 2), T: time, B: batch, I: input size, H: hidden size,
+    P: an LSTM's proj_size, the size of h (H where proj_size = 0, and for RNN and GRU)
+    input (T, B, I)    output (T, B, D*P)    h_0, h_n (L*D, B, P)    c_0, c_n (L*D, B, H)
 
 States and parameters are ordered as torch.nn's: layer by layer, and within a layer the
 forward direction then the reverse one (state row k*D + d; parameters weight_ih_l{k} then
@@ -57,8 +58,8 @@ class RNNBase(nn.Module):
     """Shared by RNN, LSTM and GRU; the class's `cell` (a `cells.Cell`) is what differs.
 
     Parameters per layer k and direction (suffix "_l{k}", then "_l{k}_reverse"), as
-    torch.nn's: weight_ih (G*H, I) for k = 0, (G*H, D*H) above; weight_hh (G*H, H);
-    bias_ih, bias_hh (G*H) unless bias=False.
+    torch.nn's: weight_ih (G*H, I) for k = 0, (G*H, D*P) above; weight_hh (G*H, P);
+    bias_ih, bias_hh (G*H) unless bias=False; weight_hr (P, H) with proj_size = P > 0 (LSTM).
     """
 
     cell: Cell = CELLS["rnn"]
@@ -76,7 +77,7 @@ class RNNBase(nn.Module):
         batch_first: bool = False,
         dropout: float = 0.0,
         bidirectional: bool = False,
-        proj_size: int = 0,  # LSTM only, and only 0 for now (check_proj_size)
+        proj_size: int = 0,  # LSTM only: h_t = W_hr (o * tanh(c_t)), P wide (check_proj_size)
         device=None,
         dtype=None,
         *,
@@ -97,16 +98,16 @@ class RNNBase(nn.Module):
         self.bidirectional = bidirectional  # any truthy value, as torch.nn takes it
         self.impl = check_impl(impl)
         self.proj_size = check_proj_size(proj_size, hidden_size)  # torch.nn's attribute
-        D = self.num_directions
-        self._names = []  # per (layer, direction): names of W_ih, W_hh, b_ih, b_hh
+        D, P = self.num_directions, self.proj_size
+        self._names = []  # per (layer, direction): names of W_ih, W_hh, b_ih, b_hh (, W_hr)
         for k in range(num_layers):
             for d in range(D):
                 sfx = f"_l{k}" + ("_reverse" if d else "")
-                layer_input = input_size if k == 0 else D * hidden_size
-                shapes = self.cell.parameter_shapes(layer_input, hidden_size, True, sfx)
+                layer_input = input_size if k == 0 else D * (P or hidden_size)
+                shapes = self.cell.parameter_shapes(layer_input, hidden_size, True, sfx, P)
                 self._names.append(list(shapes))
                 if not bias:
-                    shapes = dict(list(shapes.items())[:2])
+                    shapes = {n: s for n, s in shapes.items() if not n.startswith("bias")}
                 add_parameters(self, shapes, device, dtype)
         init_uniform(self, hidden_size)
 
@@ -126,6 +127,8 @@ class RNNBase(nn.Module):
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         for key, default in [("num_layers", 1), ("bias", True), ("batch_first", False)]:
             if getattr(self, key) != default:
                 s += f", {key}={getattr(self, key)}"
@@ -147,11 +150,13 @@ class RNNBase(nn.Module):
         """No-op, for code written against torch.nn (there is no cuDNN weight buffer)."""
 
     def _weights(self, index: int, dtype: torch.dtype) -> tuple:
-        """(W_ih, W_hh, b_ih, b_hh) of layer and direction `index` in `dtype` (differentiably;
-        no copy when they have it); the biases None with bias=False."""
-        names = self._names[index] if self.bias else self._names[index][:2]
-        weights = [precision.cast(getattr(self, n), dtype) for n in names]
-        return tuple(weights) if self.bias else (*weights, None, None)
+        """(W_ih, W_hh, b_ih, b_hh), and W_hr with proj_size > 0, of layer and direction
+        `index` in `dtype` (differentiably; no copy when they have it); the biases None with
+        bias=False (`cells.Weights`)."""
+        w_ih, w_hh, b_ih, b_hh, *w_hr = self._names[index]
+        w = [precision.cast(getattr(self, n), dtype) for n in (w_ih, w_hh, *w_hr)]
+        b = [precision.cast(getattr(self, n), dtype) for n in (b_ih, b_hh)] if self.bias else []
+        return (*w[:2], *(b or (None, None)), *w[2:])
 
     # ---- input checks -------------------------------------------------------------------
 
@@ -165,16 +170,17 @@ class RNNBase(nn.Module):
 
         input: (T, B, I), (B, T, I) with batch_first, (T, I) unbatched, or a PackedSequence
             (eager only: under torch.compile a graph break, under torch.export an error).
-        hx: h_0 (L*D, B, H), or (h_0, c_0) for LSTM, (L*D, H) each unbatched; zeros when None.
+        hx: h_0 (L*D, B, P), or (h_0, c_0) for LSTM, c_0 (L*D, B, H); unbatched without the
+            B axis; zeros when None.
         lengths: valid steps of each sequence, a 1-D integer tensor of B values in [1, T],
             any order. Padded steps change no state and output zeros; h_n is taken at each
             sequence's own last step; the reverse direction starts at each true end.
         impl: overrides the constructor's choice for this call ("bptt" or "loop").
-        Returns (output, h_n), or (output, (h_n, c_n)) for LSTM: output (T, B, D*H) ((B, T, D*H)
-        with batch_first, (T, D*H) unbatched, or packed like the input), the last layer's h_t
-        of each direction side by side; h_n, c_n (L*D, B, H), row k*D + d for layer k and
-        direction d (0 forward, 1 reverse); in the parameters' dtype, or under torch.autocast
-        the dtype torch.nn's layer returns (precision.plan).
+        Returns (output, h_n), or (output, (h_n, c_n)) for LSTM: output (T, B, D*P) ((B, T, D*P)
+        with batch_first, (T, D*P) unbatched, or packed like the input), the last layer's h_t
+        of each direction side by side; h_n (L*D, B, P), c_n (L*D, B, H), row k*D + d for
+        layer k and direction d (0 forward, 1 reverse); in the parameters' dtype, or under
+        torch.autocast the dtype torch.nn's layer returns (precision.plan).
         """
         impl = self.impl if impl is None else check_impl(impl)
         pack = input if isinstance(input, PackedSequence) else None
@@ -219,7 +225,7 @@ class RNNBase(nn.Module):
         return prec, prec.up(x), [prec.up(s) for s in state]
 
     def _run(self, x: Tensor, state: list[Tensor], lengths, impl: str):
-        """(out (T, B, D*H), final states (L*D, B, H)) of x (T, B, I), all in one dtype."""
+        """(out (T, B, D*P), final states (L*D, B, P or H)) of x (T, B, I), all in one dtype."""
         if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
             if lengths is not None:  # values are data: the operators check them
                 lengths = check_lengths(lengths, *x.shape[:2], values=False)
@@ -264,7 +270,7 @@ class RNNBase(nn.Module):
     def step(self, input: Tensor, hx=None):
         """Advance one time step with a carried state (generation, streaming).
 
-        input: (B, I); hx: as for forward (None for zeros). Returns (output (B, H), hx').
+        input: (B, I); hx: as for forward (None for zeros). Returns (output (B, P), hx').
         Unidirectional layers only: a reverse direction needs the whole sequence.
         """
         if self.bidirectional:
@@ -330,8 +336,9 @@ class RNN(RNNBase):
 class LSTM(RNNBase):
     """LSTM layer (gates i, f, g, o; state (h, c)), a drop-in for torch.nn.LSTM.
 
-    c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t); see `functional.lstm_step`.
-    State (h, c), each (L*D, B, H); shapes: see `RNNBase.forward`.
+    c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t); see `functional.lstm_step`. With
+    proj_size = P > 0, as torch.nn.LSTM: h_t = W_hr (o * tanh(c_t)), weight_hr_l{k} (P, H).
+    State (h, c), h (L*D, B, P), c (L*D, B, H); shapes: see `RNNBase.forward`.
     """
 
     cell = CELLS["lstm"]

@@ -231,17 +231,6 @@ DIFFERENT = [
         None,
         ShapeError,
     ),
-    # LSTM projections are not implemented yet
-    (
-        Case(
-            "LSTM(proj_size=2)",
-            make("LSTM", I, H, proj_size=2),
-            None,
-            "proj_size > 0 .*not supported yet, got proj_size=2",
-        ),
-        None,
-        ValueError,
-    ),
     # torch.nn fails by accident (Python's AttributeError, IndexError); rnnkit says what it wants
     (
         Case("GRU-input_a_list", make("GRU", I, H), lambda m: m([[0.0] * I] * T), "got list"),
@@ -347,10 +336,16 @@ def test_torch_nn_arguments_build_the_same_module(name, args):
 
 
 @pytest.mark.parametrize("proj_size", [1, H - 1])
-def test_lstm_projections_not_supported_yet(proj_size):
-    nn.LSTM(I, H, proj_size=proj_size)  # a valid value for torch.nn
-    with pytest.raises(ValueError, match=r"proj_size > 0 \(LSTM projections\) is not supported"):
-        rnnkit.LSTM(I, H, proj_size=proj_size)
+def test_lstm_projections_build_torch_nns_module(proj_size):
+    """Every valid proj_size > 0 builds torch.nn's parameters (tests/core/test_proj_size.py
+    compares the results)."""
+    theirs, ours = nn.LSTM(I, H, 2, proj_size=proj_size), rnnkit.LSTM(I, H, 2, proj_size=proj_size)
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()
+    }
+    ours.load_state_dict(theirs.state_dict())
+    out, (h, c) = ours(x(T, B, I))
+    assert (out.shape[-1], h.shape[-1], c.shape[-1]) == (proj_size, proj_size, H)
 
 
 # ---- TorchScript ----------------------------------------------------------------------------

@@ -111,3 +111,21 @@ def test_the_torchscript_based_exporter_points_to_the_dynamo_one(tmp_path):
     with warnings.catch_warnings(), pytest.raises(TorchScriptError, match="rnnkit.export.onnx"):
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.randn(4, 2, 5),), tmp_path / "m.onnx", dynamo=False)
+
+
+def test_an_lstm_with_projections_is_refused_with_one_clear_message(tmp_path):
+    """ONNX's LSTM has no projection (torch.nn's proj_size): rnnkit.export.onnx refuses the
+    model before tracing, and the operator's translation refuses a w_hr, so no wrong model is
+    ever written."""
+    from rnnkit.export import onnx_ops
+
+    model = Tagger("lstm").eval()
+    model.rnn = rnnkit.LSTM(5, 7, proj_size=3)
+    model.head = torch.nn.Linear(3, 3)
+    path = tmp_path / "model.onnx"
+    with pytest.raises(ValueError, match=r"ONNX's LSTM has no projection \(proj_size=P\).*=3"):
+        rnnkit.export.onnx(model, (torch.randn(4, 2, 5),), path)
+    assert not path.exists()
+    for translation, n in ((onnx_ops.lstm, 10), (onnx_ops.lstm_cell, 7)):
+        with pytest.raises(ValueError, match=r"ONNX's LSTM has no projection"):
+            translation(*[None] * n, w_hr=object())

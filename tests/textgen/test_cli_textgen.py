@@ -59,6 +59,19 @@ def test_train_writes_a_self_contained_run(run):
     assert ckpt.config["data"]["bptt"] == 16 and ckpt.vocab["kind"] == "char"
 
 
+def test_proj_size_is_stored_in_the_checkpoint_and_reloaded(text_file, tmp_path):
+    out = tmp_path / "proj"
+    code, _, err = rnnkit(
+        "textgen", "train", "--data", text_file, *TINY, "--proj-size", "4", "--out", out
+    )
+    assert code == 0, err
+    assert checkpoint.load(out / "last").config["model"]["proj_size"] == 4
+    model = textgen.load(out)[0]
+    assert model.rnn.proj_size == 4 and model.head.in_features == 4
+    code, stdout, err = rnnkit("textgen", "sample", out, "--length", 10, "--seed", 1)
+    assert code == 0 and len(stdout) == 11, err
+
+
 def test_sample_prints_the_prime_then_the_characters(run):
     out, _ = run
     code, stdout, err = rnnkit(
@@ -203,6 +216,9 @@ TRAIN_ERRORS = [
     (["--max-time", "30x"], "--max-time"),
     (["--max-time", "soon"], "--max-time"),
     (["--cell", "transformer"], "--cell"),
+    (["--proj-size", "-1"], "--proj-size"),
+    (["--data", "{text}", "--proj-size", "16"], "proj_size must be < hidden_size=16"),
+    (["--data", "{text}", "--cell", "gru", "--proj-size", "4"], "proj_size is an LSTM option"),
     (["--resume"], "nothing to resume"),
     (["--resume", "--force"], "not allowed"),
     (["--data", "{text}", "--encoding", "klingon"], "unknown encoding"),

@@ -110,6 +110,32 @@ def test_config_defaults_and_errors():
         CharLMConfig.from_dict({"vocab_size": 3, "heads": 4})
 
 
+def test_lstm_with_projections():
+    """proj_size (an LSTM's, torch.nn's): h and the head's input P wide, c H wide; stepping
+    gives the whole sequence's logits; the config round-trips, one from before proj_size
+    reads as 0, and a bad value is a ValueError naming it."""
+    model = tiny("lstm", proj_size=4).eval()
+    x = torch.randint(0, 20, (2, 6))
+    logits, state = model.run(x)
+    assert logits.shape == (2, 6, 20) and [s.shape for s in state] == [(2, 2, 4), (2, 2, 16)]
+    steps, carry = [], None
+    for t in range(6):
+        y, carry = model.step(x[:, t], carry)
+        steps.append(y)
+    torch.testing.assert_close(torch.stack(steps, 1), logits, atol=1e-5, rtol=1e-5)
+    again = CharLM.from_config(json.loads(json.dumps(model.config.to_dict())))
+    again.load_state_dict(model.state_dict())
+    assert again.config == model.config and again.config.proj_size == 4
+    before = {k: v for k, v in model.config.to_dict().items() if k != "proj_size"}
+    assert CharLMConfig.from_dict(before).proj_size == 0
+    for bad, match in [
+        ({"cell": "gru", "proj_size": 4}, "proj_size is an LSTM option; cell 'gru'"),
+        ({"proj_size": 16}, "proj_size must be < hidden_size=16, got 16"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            tiny(**bad)
+
+
 def test_one_layer_dropout_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")

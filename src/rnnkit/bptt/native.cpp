@@ -21,6 +21,7 @@
 //               W_ih, b and W_hh doubled), c' = 2c so tanh(c) = 2 sigmoid(c') - 1, and h / 2
 //               carried in out (W_hh doubled again for t >= 1):
 //                 c'_t = f c'_{t-1} + 4 i s_g - 2 i      h_t / 2 = o sigmoid(c'_t) - o / 2
+//               (with torch.nn's projection W_hr that is m_t / 2, and h_t / 2 = (m_t / 2) W_hr^T)
 //   GRU         the n rows of W_ih, b_ih, W_hh, b_hh doubled (W', b'), q = (h + 1) / 2 carried:
 //                 u = q_{t-1} (2 W')^T + (b' - W' 1)     (= [u_r, u_z, 2 u_n])
 //                 s_n = sigmoid(2 a_n + r 2 u_n)         (= (n + 1) / 2)
@@ -103,6 +104,15 @@ Tensor product(const Tensor& x, const StepW& w, const std::optional<Tensor>& b =
   }
   if (lib == kOneDNN) return onednn_linear(x, packed, b);
   return at::linear(x, plain, b);
+}
+
+// out = x W^T into `out` (x's rows): in place on ATen, else copied from the packed product.
+void product_into(Tensor out, const Tensor& x, const StepW& w) {
+  if (on_aten(w)) {
+    at::mm_out(out, x, std::get<1>(w).t());
+  } else {
+    out.copy_(product(x, w).narrow(0, 0, x.size(0)));
+  }
 }
 
 // A forward step's recurrent product for pre-activations z: z += h_{t-1} W^T in place on
@@ -253,18 +263,23 @@ void mul(double* out, const double* a, const double* b, int64_t n) { mul_impl(ou
 //   z = sigmoid(z + h_{t-1} W^T)         (W = W'_hh for h_0, 2 W'_hh after: h/2 is carried)
 //   c'_t = f c'_{t-1} + 4 i s_g - 2 i    (= 2 (f c_{t-1} + i g))
 //   h_t / 2 = o sigmoid(c'_t) - o / 2    (= o tanh(c_t) / 2)
-// out (T, B, H) receives h_t / 2; C is (T, B, H), or two (B, H) buffers used in turn (ring,
-// when nothing is saved); c_prev is c'_{-1} = 2 c_0.
+// out (T, B, P) receives h_t / 2; C is (T, B, H), or two (B, H) buffers used in turn (ring,
+// when nothing is saved); c_prev is c'_{-1} = 2 c_0. With a projection W_hr (P, H) the row
+// pass writes m_t / 2 = o sigmoid(c'_t) - o / 2 into a (B, H) buffer m, and
+//   h_t / 2 = (m_t / 2) W_hr^T                (the step's second product, into out[t])
+// else P = H and the row pass writes h_t / 2 into out[t] itself.
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
                        const Tensor& c_prev, const Tensor& out, const Tensor& C, bool ring,
-                       const Tensor& w_first, const StepW& w_rest, Tensor& h_n, Tensor& c_n) {
-  const int64_t B = out.size(1), H = out.size(2), BH = B * H, G = 4 * H;
+                       const Tensor& w_first, const StepW& w_rest,
+                       const std::optional<StepW>& w_hr, Tensor& h_n, Tensor& c_n) {
+  const int64_t B = out.size(1), P = out.size(2), H = C.size(2), BH = B * H, G = 4 * H;
   const int64_t t0 = std::get<0>(steps.front());
   S* Zp = ptr<S>(Zc);
   S* outp = ptr<S>(out);
   S* Cp = ptr<S>(C);
   const S* c0p = ptr<S>(c_prev);
+  Tensor m = w_hr ? at::zeros({B, H}, out.options()) : Tensor();  // finite rows past b_t
   for (const auto& [t, bt, bn] : steps) {
     Tensor z = Zc[t - t0].narrow(0, 0, bt);
     Tensor y = recurrent(z, t ? out[t - 1].narrow(0, 0, bt) : h0, t, w_first, w_rest);
@@ -273,13 +288,14 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
     S* zt = Zp + (t - t0) * B * G;
     const S* pc = t ? Cp + tp * BH : c0p;
     S* ct = Cp + tc * BH;
-    S* ht = outp + t * BH;
+    S* ht = w_hr ? ptr<S>(m) : outp + t * B * P;  // m_t / 2, or h_t / 2 (P = H)
     // All the step's pointwise work in one pass per row, rows split across threads.
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         lstm_row(zt + b * G, yt ? yt + b * G : nullptr, pc + b * H, ct + b * H, ht + b * H, H);
       }
     });
+    if (w_hr) product_into(out[t].narrow(0, 0, bt), m.narrow(0, 0, bt), *w_hr);
     if (bn < bt) {  // rows [bn, bt) end here
       h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
       c_n.narrow(0, bn, bt - bn).copy_(C[tc].narrow(0, bn, bt - bn));
@@ -289,11 +305,13 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
 
 void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const Tensor& c_prev,
                   const Tensor& out, const Tensor& C, bool ring, const Tensor& w_first,
-                  const StepW& w_rest, Tensor h_n, Tensor c_n) {
+                  const StepW& w_rest, const std::optional<StepW>& w_hr, Tensor h_n,
+                  Tensor c_n) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("lstm_forward", {&Zc, &h0, &c_prev, &out, &C});
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_impl<scalar_t>(steps, Zc, h0, c_prev, out, C, ring, w_first, w_rest, h_n, c_n);
+    lstm_forward_impl<scalar_t>(steps, Zc, h0, c_prev, out, C, ring, w_first, w_rest, w_hr,
+                                h_n, c_n);
   });
 }
 
@@ -302,17 +320,22 @@ void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const 
 // saved gates and cells instead of being precomputed into (T, B, 4H) buffers:
 //   dh_t = dout_t + dz_{t+1} W_hh             (rows still running at t+1)
 //   dh_t = dout_t + dL/dh_n                   (rows [b_{t+1}, b_t), which end at t)
+//   dm_t = dh_t W_hr                          (with a projection; else P = H and dm_t = dh_t)
 //   tanh c_t = 2 s_c - 1                      (s_c = sigmoid(c'_t), one ATen call beforehand)
-//   dc_t += dh_t o (1 - tanh^2 c_t)
-//   dz_o = dh_t tanh(c_t) o (1 - o)           dz_i = dc_t g i (1 - i)
+//   dc_t += dm_t o (1 - tanh^2 c_t)
+//   dz_o = dm_t tanh(c_t) o (1 - o)           dz_i = dc_t g i (1 - i)
 //   dz_f = dc_t c_{t-1} f (1 - f)             dz_g = dc_t i (1 - g^2)
 //   dc_{t-1} = dc_t f
+// dh is one (B, P) buffer, or with a projection (T, B, P), every dh_t kept for dW_hr; M (T, B, H)
+// then receives m_t = o tanh(c_t), also for dW_hr (lstm.py forms dW_hr = DH^T M after the loop).
 template <typename S>
 void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
                         const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor& dZ,
                         Tensor& dc, Tensor& dh, const StepW& w_hh_t,
-                        const std::optional<Tensor>& norms) {
-  const int64_t B = Z.size(1), H = dc.size(1), G = 4 * H;
+                        const std::optional<Tensor>& norms, const std::optional<StepW>& w_hr_t,
+                        const std::optional<Tensor>& M) {
+  const int64_t B = Z.size(1), H = dc.size(1), P = dh_n.size(1), G = 4 * H;
+  const bool proj = w_hr_t.has_value();
   const S* Zp = ptr<S>(Z);
   const S* scp = ptr<S>(s_c);
   const S* Cp = ptr<S>(C);
@@ -321,27 +344,42 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
   const S* dhnp = ptr<S>(dh_n);
   S* dZp = ptr<S>(dZ);
   S* dcp = ptr<S>(dc);
-  S* dhp = ptr<S>(dh);
+  S* Mp = M ? ptr<S>(*M) : nullptr;
+  Tensor dm = proj ? at::empty({B, H}, Z.options()) : Tensor();
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
+    Tensor dh_t = proj ? dh[t] : dh;
+    S* dhp = ptr<S>(dh_t);
     Tensor rec;  // dz_{t+1} W_hh for rows [0, bn)
     if (bn) {
       Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
       if (on_aten(w_hh_t)) {
-        rec = dh.narrow(0, 0, bn);
+        rec = dh_t.narrow(0, 0, bn);
         at::mm_out(rec, dz1, std::get<1>(w_hh_t).t());
       } else {
         rec = product(dz1, w_hh_t);
       }
     }
     const S* recp = bn ? ptr<S>(rec) : nullptr;
+    auto grad_in = [&](int64_t b) {  // row b of dh_t
+      S* dhr = dhp + b * P;
+      const S* dor = dop + (t * B + b) * P;
+      const S* add = b < bn ? recp + b * P : dhnp + b * P;
+      for (int64_t j = 0; j < P; ++j) dhr[j] = dor[j] + add[j];
+    };
+    const S* dmp = dhp;  // dm_t: dh_t itself (formed row by row in the pass below), or
+    if (proj) {          // dh_t first, then dm_t = dh_t W_hr
+      rows(bt, P, [&](int64_t b0, int64_t b1) {
+        for (int64_t b = b0; b < b1; ++b) grad_in(b);
+      });
+      product_into(dm.narrow(0, 0, bt), dh_t.narrow(0, 0, bt), *w_hr_t);
+      dmp = ptr<S>(dm);
+    }
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
+        if (!proj) grad_in(b);
         const int64_t r = t * B + b;  // row of (T, B, .) tensors
-        S* dhr = dhp + b * H;
-        const S* dor = dop + r * H;
-        const S* add = b < bn ? recp + b * H : dhnp + b * H;
-        for (int64_t j = 0; j < H; ++j) dhr[j] = dor[j] + add[j];
+        const S* dmr = dmp + b * H;
         const S* z = Zp + r * G;
         const S* sc = scp + r * H;
         const S* cprev = t ? Cp + (r - B) * H : c0p + b * H;
@@ -351,30 +389,38 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
         for (int64_t j = 0; j < H; ++j) {
           const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
           const S tc = S(2) * sc[j] - S(1);
-          const S d_h = dhr[j];
-          const S d_c = dcr[j] + d_h * (o - o * tc * tc);
+          const S d_m = dmr[j];
+          const S d_c = dcr[j] + d_m * (o - o * tc * tc);
           dzr[j] = d_c * (g * (i - i * i));
           dzr[H + j] = d_c * (cscale * cprev[j] * (f - f * f));
           dzr[2 * H + j] = d_c * (i - i * g * g);
-          dzr[3 * H + j] = d_h * (tc * (o - o * o));
+          dzr[3 * H + j] = d_m * (tc * (o - o * o));
           dcr[j] = d_c * f;
+        }
+        if (Mp) {  // m_t = o tanh(c_t)
+          S* mr = Mp + r * H;
+          for (int64_t j = 0; j < H; ++j) mr[j] = z[3 * H + j] * (S(2) * sc[j] - S(1));
         }
       }
     });
     if (norms) {
       Tensor n = (*norms)[t];
-      at::linalg_vector_norm_out(n, dh.narrow(0, 0, bt), 2);
+      at::linalg_vector_norm_out(n, dh_t.narrow(0, 0, bt), 2);
     }
   }
 }
 
 void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
                    const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor dZ, Tensor dc,
-                   Tensor dh, const StepW& w_hh_t, const std::optional<Tensor>& norms) {
+                   Tensor dh, const StepW& w_hh_t, const std::optional<Tensor>& norms,
+                   const std::optional<StepW>& w_hr_t, const std::optional<Tensor>& M) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("lstm_backward", {&Z, &s_c, &C, &c0, &dout, &dh_n, &dZ, &dc, &dh});
+  TORCH_CHECK(w_hr_t.has_value() == M.has_value() && (!M || M->is_contiguous()),
+              "lstm_backward: a projection needs W_hr and a contiguous M together");
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "lstm_backward", [&] {
-    lstm_backward_impl<scalar_t>(steps, Z, s_c, C, c0, dout, dh_n, dZ, dc, dh, w_hh_t, norms);
+    lstm_backward_impl<scalar_t>(steps, Z, s_c, C, c0, dout, dh_n, dZ, dc, dh, w_hh_t, norms,
+                                 w_hr_t, M);
   });
 }
 

@@ -113,23 +113,26 @@ def rnn_backward(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms) -> None:
     load().rnn_backward(steps, D, dout, dh_n.contiguous(), dZ, dh, w, norms)
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None):
     """(Z, C, out, h_n, c_n) as the LSTM's Python loop gives them, but C holds c' = 2c (read
     by `lstm_backward` only). The loop carries c' and h / 2, and reads s_g = sigmoid(2 z_g)
     from the g rows doubled:
         c'_t = f c'_{t-1} + 4 i s_g - 2 i        h_t / 2 = o sigmoid(c'_t) - o / 2
+    With a projection W_hr the row pass gives m_t / 2 = o sigmoid(c'_t) - o / 2 and the
+    step's product h_t / 2 = (m_t / 2) W_hr^T.
     """
     T, B, _ = x.shape
-    H = h0.shape[1]
+    H = c0.shape[1]
     w_x, b_x, w1 = _double_rows(w_ih, H), _double_rows(b, H), _double_rows(w_hh, H)
     w_rest = gemm.step_weight(2 * w1, B, T)  # steps t >= 1 read h_{t-1} / 2 from out
+    w_proj = None if w_hr is None else gemm.step_weight(w_hr, B, T)
     # padded rows zeroed: a packed product reads whole steps
-    out = _mask_padding(recycled("lstm.out", (T, B, H), x), steps)
+    out = _mask_padding(recycled("lstm.out", (T, B, h0.shape[1]), x), steps)
     C = recycled("lstm.C", (T, B, H), x) if save else buffer("lstm.c", (2, B, H), x)
     h_n, c_n, c_prev = torch.empty_like(h0), torch.empty_like(c0), 2 * c0
     for t0, Z in _projections(x, w_x, b_x, T if save else _chunk(B, 4 * H), "lstm.Z"):
         chunk = steps[t0 : t0 + len(Z)]
-        args = (Z, h0.contiguous(), c_prev, out, C, not save, w1, w_rest, h_n, c_n)
+        args = (Z, h0.contiguous(), c_prev, out, C, not save, w1, w_rest, w_proj, h_n, c_n)
         load().lstm_forward(chunk, *args)
     out.mul_(2), h_n.mul_(2), c_n.mul_(0.5)
     if save:
@@ -137,13 +140,17 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save):
     return Z, C, out, h_n, c_n
 
 
-def lstm_backward(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms) -> None:
-    """Fills dZ and leaves dL/dc_0 in dc, from `lstm_forward`'s C = c'."""
+def lstm_backward(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj=None) -> None:
+    """Fills dZ and leaves dL/dc_0 in dc, from `lstm_forward`'s C = c'; with a projection
+    `proj` = (W_hr, DH, M), also dh_t into DH (T, B, P) and m_t into M (T, B, H)."""
     s_c = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C))  # (tanh c_t + 1) / 2
-    w = gemm.step_weight(w_hh_t, len(h0), len(steps))
-    dh = torch.empty_like(h0)
+    B, T = len(h0), len(steps)
+    w = gemm.step_weight(w_hh_t, B, T)
+    dh, w_proj, M = torch.empty_like(h0), None, None  # dh: one (B, P) buffer for all steps
+    if proj is not None:  # dm_t = dh_t W_hr: the product with (W_hr^T)^T
+        dh, w_proj, M = proj[1], gemm.step_weight(proj[0].t().contiguous(), B, T), proj[2]
     args = (Z, s_c, C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w)
-    load().lstm_backward(steps, *args, norms)
+    load().lstm_backward(steps, *args, norms, w_proj, M)
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save):

@@ -7,29 +7,31 @@ Schemas (stable: the ONNX translations are written against them):
     rnnkit::rnn(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh,
                 Tensor? lengths, bool reverse, bool relu) -> (Tensor out, Tensor h_n)
     rnnkit::lstm(Tensor x, Tensor h0, Tensor c0, Tensor w_ih, Tensor w_hh, Tensor? b_ih,
-                 Tensor? b_hh, Tensor? lengths, bool reverse, bool save)
+                 Tensor? b_hh, Tensor? lengths, bool reverse, bool save, Tensor? w_hr=None)
                  -> (Tensor out, Tensor h_n, Tensor c_n, Tensor Z, Tensor C)
     rnnkit::gru(Tensor x, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh,
                 Tensor? lengths, bool reverse, bool save) -> (Tensor out, Tensor h_n, Tensor A,
                 Tensor U)
     rnnkit::lstm_cell(Tensor x, Tensor h, Tensor c, Tensor w_ih, Tensor w_hh, Tensor? b_ih,
-                      Tensor? b_hh) -> (Tensor h', Tensor c')          (no autograd)
+                      Tensor? b_hh, Tensor? w_hr=None) -> (Tensor h', Tensor c')   (no autograd)
     rnnkit::rnn_backward(Tensor dout, Tensor dh_n, Tensor x, Tensor h0, Tensor w_ih,
                          Tensor w_hh, Tensor out, Tensor? lengths, bool reverse, bool relu,
                          bool[] needs) -> (dx, dh0, dw_ih, dw_hh, db)
     rnnkit::lstm_backward(Tensor dout, Tensor dh_n, Tensor dc_n, Tensor x, Tensor h0,
                           Tensor c0, Tensor w_ih, Tensor w_hh, Tensor out, Tensor Z, Tensor C,
-                          Tensor? lengths, bool reverse, bool[] needs)
-                          -> (dx, dh0, dc0, dw_ih, dw_hh, db)
+                          Tensor? lengths, bool reverse, bool[] needs, Tensor? w_hr=None)
+                          -> (dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr)
     rnnkit::gru_backward(Tensor dout, Tensor dh_n, Tensor x, Tensor h0, Tensor w_ih,
                          Tensor w_hh, Tensor out, Tensor A, Tensor U, Tensor? lengths,
                          bool reverse, bool[] needs) -> (dx, dh0, dw_ih, dw_hh, db_ih, db_hh)
 
 One forward operator is one layer in one direction, with the equations of `functional.py`:
 
-    T: time, B: batch, I: input size, H: hidden size, G: gates (RNN 1, LSTM 4, GRU 3)
-    x (T, B, I)   h0, c0, h_n, c_n (B, H)   out (T, B, H)
-    w_ih (G*H, I)   w_hh (G*H, H)   b_ih, b_hh (G*H) or None   lengths (B,) integer or None
+    T: time, B: batch, I: input size, H: hidden size, G: gates (RNN 1, LSTM 4, GRU 3),
+    P: the LSTM's projection size with w_hr, else H
+    x (T, B, I)   h0, h_n (B, P)   c0, c_n (B, H)   out (T, B, P)
+    w_ih (G*H, I)   w_hh (G*H, P)   b_ih, b_hh (G*H) or None   lengths (B,) integer or None
+    w_hr (P, H) or None: torch.nn.LSTM's projection (proj_size = P), h_t = W_hr (o tanh(c_t))
 
 - Rows in the caller's order. `lengths[b]` in [1, T] is row b's number of valid steps (None:
   all T); a value outside raises ValueError. Padded steps output zeros and change no state
@@ -44,7 +46,8 @@ One forward operator is one layer in one direction, with the equations of `funct
   (0,)) without `save`. They feed rnnkit::*_backward only; their values are not an interface.
   The RNN's backward reads out.
 - The backward operators take `needs`, one flag per gradient they return, and return an empty
-  tensor for a gradient not asked for; db is the gradient of b_ih and b_hh alike (RNN, LSTM).
+  tensor for a gradient not asked for (and for dw_hr without w_hr); db is the gradient of
+  b_ih and b_hh alike (RNN, LSTM).
 
 The eager implementations sort rows, reverse and zero the padding with `lengths.Batch`
 (bptt/layout.py) and call the kernels' plain forward and backward functions, the ones
@@ -55,6 +58,8 @@ hands a storage out again only once nothing references it. The layers pass save 
 is needed" (export under torch.no_grad() for an inference graph); a `probe.GradientRecord`
 sees the eager kernels only.
 """
+
+import functools
 
 import torch
 from torch import Tensor
@@ -118,19 +123,21 @@ def lstm(
     lengths: Tensor | None,
     reverse: bool,
     save: bool,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(out (T, B, H), h_n, c_n (B, H), Z (T, B, 4H), C (T, B, H)) of an LSTM layer in one
-    direction; Z and C empty without `save`."""
+    """(out (T, B, P), h_n (B, P), c_n (B, H), Z (T, B, 4H), C (T, B, H)) of an LSTM layer in
+    one direction, projected by w_hr (P, H) if given; Z and C empty without `save`."""
     lay = Layout(x, lengths, reverse)
-    out, h_n, c_n, Z, C = _run(_lstm_forward, lay, x, [h0, c0], (w_ih, w_hh, b_ih, b_hh), save)
+    kernel = functools.partial(_lstm_forward, w_hr=w_hr)
+    out, h_n, c_n, Z, C = _run(kernel, lay, x, [h0, c0], (w_ih, w_hh, b_ih, b_hh), save)
     return out, h_n, c_n, Z, C
 
 
 @lstm.register_fake
-def _(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, save):
-    (T, B, _), (GH, H) = x.shape, w_hh.shape
+def _(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, save, w_hr=None):
+    (T, B, _), GH, P, H = x.shape, w_hh.shape[0], h0.shape[-1], c0.shape[-1]
     Z, C = (x.new_empty(T, B, GH), x.new_empty(T, B, H)) if save else (x.new_empty(0),) * 2
-    return x.new_empty(T, B, H), x.new_empty(B, H), x.new_empty(B, H), Z, C
+    return x.new_empty(T, B, P), x.new_empty(B, P), x.new_empty(B, H), Z, C
 
 
 @torch.library.custom_op("rnnkit::gru", mutates_args=())
@@ -168,20 +175,22 @@ def lstm_cell(
     w_hh: Tensor,
     b_ih: Tensor | None,
     b_hh: Tensor | None,
+    w_hr: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """One LSTM step without autograd (generation): (h', c'), each (B, H), in one C++ call on
-    the CPU (native.cpp's `lstm_cell`), else `functional.lstm_step`."""
+    """One LSTM step without autograd (generation): (h' (B, P), c' (B, H)), in one C++ call
+    on the CPU (native.cpp's `lstm_cell`) then h' = m W_hr^T with a projection, else
+    `functional.lstm_step`."""
     loops = native.for_cpu(x)
     if loops is None:
-        return F.lstm_step(x, (h, c), w_ih, w_hh, b_ih, b_hh)
+        return F.lstm_step(x, (h, c), w_ih, w_hh, b_ih, b_hh, w_hr)
     onednn = gemm.uses_onednn(len(x), w_hh)
-    h, c = loops.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, onednn)
-    return h, c
+    m, c = loops.lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, onednn)  # m = o tanh(c')
+    return (m if w_hr is None else gemm.linear(m, w_hr)), c
 
 
 @lstm_cell.register_fake
-def _(x, h, c, w_ih, w_hh, b_ih, b_hh):
-    return c.new_empty(c.shape), c.new_empty(c.shape)
+def _(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr=None):
+    return h.new_empty(h.shape), c.new_empty(c.shape)
 
 
 # ---- autograd: the backward operators -------------------------------------------------------
@@ -210,19 +219,21 @@ def _rnn_grad(ctx, dout, dh_n):
 
 
 def _lstm_setup(ctx, inputs, output):
-    x, h0, c0, w_ih, w_hh, _, _, lengths, reverse, _ = inputs
+    x, h0, c0, w_ih, w_hh, _, _, lengths, reverse, _, w_hr = inputs
     ctx.reverse = reverse
     out, _, _, Z, C = output
-    ctx.save_for_backward(x, h0, c0, w_ih, w_hh, out, Z, C, lengths)
+    ctx.save_for_backward(x, h0, c0, w_ih, w_hh, out, Z, C, lengths, w_hr)
     ctx.mark_non_differentiable(Z, C)
 
 
 def _lstm_grad(ctx, dout, dh_n, dc_n, _dZ, _dC):
-    x, h0, c0, w_ih, w_hh, out, Z, C, lengths = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    needs = [*need[:5], need[5] or need[6]]
+    x, h0, c0, w_ih, w_hh, out, Z, C, lengths, w_hr = ctx.saved_tensors
+    need = ctx.needs_input_grad  # w_hr's flag absent where the dispatcher dropped a None
+    needs = [*need[:5], need[5] or need[6], len(need) > 10 and need[10]]
     args = (dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, out, Z, C, lengths, ctx.reverse, needs)
-    return *_input_grads(back.lstm_backward(*args), need, True), None, None, None
+    dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr = back.lstm_backward(*args, w_hr)
+    grads = (dx, dh0, dc0, dw_ih, dw_hh, db, db, None, None, None, dw_hr)
+    return tuple(g if n else None for g, n in zip(grads, need))
 
 
 def _gru_setup(ctx, inputs, output):
@@ -257,7 +268,8 @@ def rnn_layer(x, state, w, lengths, reverse, nonlinearity):
 
 def lstm_layer(x, state, w, lengths, reverse, nonlinearity=None):
     save = _needs_grad(x, *state, *w)  # inference keeps no gates or cells
-    out, h, c, _, _ = lstm(x, state[0], state[1], *w, lengths, reverse, save)
+    w_hr = w[4] if len(w) > 4 else None  # proj_size > 0 (cells.Weights)
+    out, h, c, _, _ = lstm(x, state[0], state[1], *w[:4], lengths, reverse, save, w_hr)
     return out, [h, c]
 
 

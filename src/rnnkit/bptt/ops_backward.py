@@ -3,8 +3,9 @@ the hand-written BPTT of bptt/{rnn,lstm,gru}.py behind `torch.library.custom_op`
 shapes-only fake. `bptt/ops.py` documents the schemas and wires them as the forward
 operators' autograd formulas.
 
-    T: time, B: batch, I: input size, H: hidden size, G: gates (RNN 1, LSTM 4, GRU 3)
-    dout, x, out (T, B, .) and dh_n, dc_n, h0, c0 (B, H) in the caller's row order;
+    T: time, B: batch, I: input size, H: hidden size, G: gates (RNN 1, LSTM 4, GRU 3),
+    P: the LSTM's projection size with w_hr (P, H), else H
+    dout, x, out (T, B, .) and dh_n, h0 (B, P), dc_n, c0 (B, H) in the caller's row order;
     Z, C, A, U in the kernel's layout (bptt/layout.py), as the forward operator returned them.
 
 `needs` says which gradients to compute, in the order of the outputs; one not asked for comes
@@ -86,20 +87,25 @@ def lstm_backward(
     lengths: Tensor | None,
     reverse: bool,
     needs: list[bool],
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(dx, dh0, dc0, dW_ih, dW_hh, db): db is the gradient of b_ih and of b_hh alike."""
+    w_hr: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(dx, dh0, dc0, dW_ih, dW_hh, db, dW_hr): db is the gradient of b_ih and of b_hh alike;
+    `needs` has a flag for each, dW_hr empty without w_hr."""
     _check_saved("lstm", Z, C)
     lay = Layout(x, lengths, reverse)
     seqs = [lay.seq(t) for t in (dout, lay.padded(x), out)]
     states = [lay.rows(s) for s in (dh_n, dc_n, h0, c0)]
     args = (lay.steps, use_native(x), None, seqs[0], *states[:2], seqs[1], *states[2:])
-    dx, dh0, dc0, dw_ih, dw_hh, db = _lstm_backward(*args, w_ih, w_hh, seqs[2], Z, C, needs)
-    return _grads(x, lay.unseq(dx), lay.unrows(dh0), lay.unrows(dc0), dw_ih, dw_hh, db)
+    grads = _lstm_backward(*args, w_ih, w_hh, seqs[2], Z, C, needs, w_hr)
+    dx, dh0, dc0, *dws = grads
+    return _grads(x, lay.unseq(dx), lay.unrows(dh0), lay.unrows(dc0), *dws)
 
 
 @lstm_backward.register_fake
-def _(dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, out, Z, C, lengths, reverse, needs):
-    shapes = (x.shape, h0.shape, c0.shape, w_ih.shape, w_hh.shape, w_hh.shape[:1])
+def _(dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, out, Z, C, lengths, reverse, needs, w_hr=None):
+    needs = [*needs[:6], needs[6] and w_hr is not None]
+    proj = (0,) if w_hr is None else w_hr.shape
+    shapes = (x.shape, h0.shape, c0.shape, w_ih.shape, w_hh.shape, w_hh.shape[:1], proj)
     return _fake_grads(needs, x, *shapes)
 
 

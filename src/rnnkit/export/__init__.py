@@ -45,7 +45,12 @@ def onnx_translations() -> dict:
 
 def onnx(model: torch.nn.Module, args: tuple, f=None, **options):
     """torch.onnx.export(model, args, f, dynamo=True, ...) with rnnkit's translations; returns
-    the torch.onnx.ONNXProgram. The model is exported as it is called in eval mode."""
+    the torch.onnx.ONNXProgram. The model is exported as it is called in eval mode. An LSTM
+    with proj_size > 0 is refused before tracing (ONNX's LSTM has no projection)."""
     table = {**onnx_translations(), **options.pop("custom_translation_table", {})}
+    from rnnkit.export.onnx_ops import refuse_projection
+
+    for module in model.modules():
+        refuse_projection(getattr(module, "proj_size", 0))  # torch.nn's and rnnkit's LSTMs
     options.setdefault("verbose", False)
     return torch.onnx.export(model, args, f, dynamo=True, custom_translation_table=table, **options)

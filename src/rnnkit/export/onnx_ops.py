@@ -15,7 +15,9 @@ step, as rnnkit does, and its outputs past a row's length are zeros. What change
     Y (T, 1, B, H) -> out (T, B, H)     Y_h, Y_c (1, B, H) -> h_n, c_n (B, H)
 
 The operators' saved-for-backward outputs (LSTM Z, C; GRU A, U) have no meaning in an
-inference graph: they are written as empty tensors, which nothing reads.
+inference graph: they are written as empty tensors, which nothing reads. ONNX's LSTM has no
+projection of h: an LSTM with proj_size > 0 (an operator given w_hr) is refused, never
+written as a wrong model (`refuse_projection`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,16 @@ def _common(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, order):
     return inputs, op.Unsqueeze(h0, [0]), hidden
 
 
+def refuse_projection(proj_size) -> None:
+    """ONNX's LSTM has no projection of h (torch.nn's proj_size): refuse one, by its size."""
+    if proj_size:
+        raise ValueError(
+            f"ONNX's LSTM has no projection (proj_size=P): an LSTM with proj_size={proj_size} "
+            "cannot be exported to ONNX; save it as a torch.export program (.pt2) instead, "
+            "or use proj_size=0"
+        )
+
+
 def _direction(reverse: bool) -> str:
     return "reverse" if reverse else "forward"
 
@@ -86,8 +98,9 @@ def rnn(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse: bool, relu: bool):
     return op.Squeeze(Y, [1]), op.Squeeze(Y_h, [0])
 
 
-def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse: bool, save: bool):
-    """rnnkit::lstm -> ONNX LSTM (gates reordered to i, o, f, c)."""
+def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse: bool, save: bool, w_hr=None):
+    """rnnkit::lstm -> ONNX LSTM (gates reordered to i, o, f, c); no w_hr (proj_size)."""
+    refuse_projection(None if w_hr is None else "P")
     inputs, initial_h, hidden = _common(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, LSTM_ORDER)
     Y, Y_h, Y_c = op.LSTM(
         *inputs,
@@ -113,8 +126,9 @@ def gru(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse: bool, save: bool):
     return op.Squeeze(Y, [1]), op.Squeeze(Y_h, [0]), _empty(x), _empty(x)
 
 
-def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh):
-    """rnnkit::lstm_cell (one step, no autograd) -> an ONNX LSTM over one step."""
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih, b_hh, w_hr=None):
+    """rnnkit::lstm_cell (one step, no autograd) -> an ONNX LSTM over one step; no w_hr."""
+    refuse_projection(None if w_hr is None else "P")
     inputs, initial_h, hidden = _common(
         op.Unsqueeze(x, [0]), h, w_ih, w_hh, b_ih, b_hh, None, LSTM_ORDER
     )

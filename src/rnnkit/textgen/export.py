@@ -3,7 +3,8 @@ and the recurrent state in, the next character's logits and the new state out), 
 (the vocabulary, the state's names and shapes) and a held-back text run step by step through
 the export and through rnnkit, each carrying its own state, for the parity check.
 
-    B: batch (streams), L: layers, H: hidden size, V: vocabulary size (<unk> included)
+    B: batch (streams), L: layers, H: hidden size, P: an LSTM's proj_size (h's size; H
+    without a projection), V: vocabulary size (<unk> included)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ STREAMS = 4  # the batch of the second held-back pass (the first is one stream, 
 
 
 class Step(nn.Module):
-    """char (B,) int64 and the state h (L, B, H) (and an LSTM's c (L, B, H)) -> logits (B, V)
+    """char (B,) int64 and the state h (L, B, P) (and an LSTM's c (L, B, H)) -> logits (B, V)
     and the new h (and c): the CharLM's layer run over a sequence of one step from the state."""
 
     def __init__(self, lm: nn.Module):
@@ -46,7 +47,7 @@ def build(args: argparse.Namespace) -> tuple[Export, dict]:
         raise ValueError(f"the held-back text has {len(ids)} characters; give a longer --data")
     names = ["h", "c"] if c.cell == "lstm" else ["h"]
     batch = torch.export.Dim("batch", min=1)
-    zeros = [torch.zeros(c.layers, 2, c.hidden) for _ in names]
+    zeros = [torch.zeros(c.layers, 2, state_size(c, n)) for n in names]
     streams = [ids[None], ids[: len(ids) // STREAMS * STREAMS].view(STREAMS, -1)]  # (B, steps)
     export = Export(
         module=Step(model).eval(),
@@ -80,6 +81,11 @@ def _stepwise(streams: list[Tensor], zeros: list[Tensor], exported: Runner, eage
     return diff, scale
 
 
+def state_size(c, name: str) -> int:
+    """The last dimension of state `name`: h is proj_size wide with a projection, c hidden."""
+    return (c.proj_size or c.hidden) if name == "h" else c.hidden
+
+
 def held_back(args: argparse.Namespace, info: dict) -> tuple[str, str]:
     """(text, where from): --data, else the validation tail of the run's text."""
     if args.data:
@@ -98,13 +104,13 @@ def held_back(args: argparse.Namespace, info: dict) -> tuple[str, str]:
 def sidecar(model: nn.Module, vocab, names: list[str]) -> dict:
     """What a user needs to feed characters in and read the next one out."""
     c = model.config
-    shape = [c.layers, "batch", c.hidden]
+    shapes = {n: [c.layers, "batch", state_size(c, n)] for n in names}
     about = {"h": "the hidden state of every layer", "c": "the LSTM's cell state of every layer"}
     return {
         "task": "textgen",
         "inputs": [
             tensor("char", ["batch"], "int64", "the id of each row's current character"),
-            *(tensor(n, shape, "float32", f"{about[n]}: zeros to start") for n in names),
+            *(tensor(n, shapes[n], "float32", f"{about[n]}: zeros to start") for n in names),
         ],
         "outputs": [
             tensor(
@@ -114,7 +120,7 @@ def sidecar(model: nn.Module, vocab, names: list[str]) -> dict:
                 "the next character's logits: softmax(logits / temperature) to sample",
             ),
             *(
-                tensor(f"{n}_next", shape, "float32", f"{n} after this character: feed it back")
+                tensor(f"{n}_next", shapes[n], "float32", f"{n} after this character: feed it back")
                 for n in names
             ),
         ],
@@ -125,5 +131,6 @@ def sidecar(model: nn.Module, vocab, names: list[str]) -> dict:
         "cell": c.cell,
         "layers": c.layers,
         "hidden": c.hidden,
+        "proj_size": c.proj_size,
         "state": names,
     }

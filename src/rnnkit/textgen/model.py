@@ -2,7 +2,7 @@
 its evaluation in nats and bits per character.
 
     B: batch, T: time, V: vocabulary size (with <unk>), E: embedding size, H: hidden size,
-    L: layers
+    P: an LSTM's proj_size (the size of h; H without a projection), L: layers
 """
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
+from rnnkit.layer_checks import check_proj_size
 from rnnkit.layers import LAYERS
-from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.options import fraction, nonnegative_int, option, positive_int
 
-State = tuple[Tensor, ...]  # (h,) for GRU and RNN, (h, c) for LSTM; each (L, B, H)
+State = tuple[Tensor, ...]  # (h,) for GRU and RNN, (h, c) for LSTM; h (L, B, P), c (L, B, H)
 
 
 @dataclass
@@ -26,6 +27,12 @@ class CharLMConfig:
     vocab_size: int  # characters + 1 for <unk>: len(CharVocab)
     cell: str = option("lstm", "the recurrent cell", choices=tuple(LAYERS))  # rnn: tanh
     hidden: int = option(512, "hidden size of each layer", type=positive_int, metavar="N")
+    proj_size: int = option(  # torch.nn.LSTM's: h_t = W_hr (o * tanh(c_t)), fewer FLOPs
+        0,
+        "LSTM only: project h to N < --hidden units (0: no projection)",
+        type=nonnegative_int,
+        metavar="N",
+    )
     layers: int = option(2, "stacked layers", type=positive_int, metavar="N")
     dropout: float = option(  # on the embedding, between layers and before the head
         0.2, "", type=fraction, metavar="P"
@@ -49,6 +56,12 @@ class CharLMConfig:
                 raise ValueError(f"{key} must be a positive int, got {value!r}")
         if isinstance(self.dropout, bool) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
+        if self.proj_size and self.cell != "lstm":
+            raise ValueError(
+                f"proj_size is an LSTM option; cell {self.cell!r} takes none, "
+                f"got proj_size={self.proj_size}"
+            )
+        check_proj_size(self.proj_size, self.hidden)
         if self.embed is None:
             self.embed = min(self.hidden, self.vocab_size)
         elif isinstance(self.embed, bool) or not isinstance(self.embed, int) or self.embed < 1:
@@ -70,7 +83,7 @@ class CharLM(nn.Module):
     """Character language model: logits_t = W_hy h_t + b_y over h_t of a recurrent stack.
 
         e_t = Embedding(x_t)                              (B, T, E)
-        h_t = RNN/LSTM/GRU stack(dropout(e_t), state)     (B, T, H)
+        h_t = RNN/LSTM/GRU stack(dropout(e_t), state)     (B, T, P)
         logits_t = Linear(dropout(h_t))                   (B, T, V)
 
     Call contract: `output, loss = model(inputs, targets)`: inputs (B, T) int64 ids, output
@@ -87,8 +100,8 @@ class CharLM(nn.Module):
     plain tensors, (h,) or (h, c), each (L, B, H), or None. `run` and `step` are the
     stateless functions underneath.
 
-    Options (keywords, defaults and meaning in CharLMConfig): cell, hidden, layers,
-    dropout, embed. `model.config` rebuilds the model: CharLM.from_config(model.config).
+    Options (keywords, defaults and meaning in CharLMConfig): cell, hidden, proj_size,
+    layers, dropout, embed. `model.config` rebuilds the model: CharLM.from_config(model.config).
     """
 
     def __init__(self, vocab_size: int, **options):
@@ -101,9 +114,10 @@ class CharLM(nn.Module):
             config.layers,
             batch_first=True,
             dropout=config.dropout if config.layers > 1 else 0.0,
+            **({"proj_size": config.proj_size} if config.proj_size else {}),
         )
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden, config.vocab_size)
+        self.head = nn.Linear(config.proj_size or config.hidden, config.vocab_size)
         self.state: State | None = None
 
     @classmethod
@@ -153,14 +167,14 @@ class CharLM(nn.Module):
         """Logits (B, T, V) and the final state for ids (B, T) from `state` (zeros if None)."""
         self._check_ids(inputs, 2)
         e = self.drop(self.embedding(inputs))  # (B, T, E)
-        h, state = self.rnn(e, self._hx(state))  # (B, T, H)
+        h, state = self.rnn(e, self._hx(state))  # (B, T, P)
         return self.head(self.drop(h)), self._tuple(state)  # (B, T, V)
 
     def step(self, ids: Tensor, state: State | None = None) -> tuple[Tensor, State]:
         """One character per row through the core's stepping API: ids (B,) -> logits (B, V)."""
         self._check_ids(ids, 1)
         e = self.drop(self.embedding(ids))  # (B, E)
-        h, state = self.rnn.step(e, self._hx(state))  # (B, H)
+        h, state = self.rnn.step(e, self._hx(state))  # (B, P)
         return self.head(self.drop(h)), self._tuple(state)  # (B, V)
 
     def _hx(self, state: State | None):

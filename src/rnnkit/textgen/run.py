@@ -7,7 +7,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -59,6 +59,8 @@ class TextData:
 
 DATA_KEYS = tuple(f.name for f in fields(TextData))
 MODEL_KEYS = tuple(f.name for f in fields(CharLMConfig) if f.name != "vocab_size")
+# what a run saved before a model option existed had: its default (proj_size: 0)
+MODEL_DEFAULTS = {f.name: f.default for f in fields(CharLMConfig) if f.default is not MISSING}
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
 BUDGET_KEYS = ("max_steps", "max_time")
 
@@ -120,7 +122,7 @@ def plan(options: dict, saved: dict | None = None) -> tuple[TextData, dict, Trai
     data, model, train = split_options(options, "textgen", *groups, also=())
     if saved is None:
         return TextData(**data), model, TrainConfig(**train)
-    before = {**saved["data"], **saved["model"]}
+    before = {**saved["data"], **MODEL_DEFAULTS, **saved["model"]}
     for key, value in {**data, **model}.items():
         if key != "path" and value != before[key]:  # the path may move; the text is checked
             raise ValueError(
@@ -128,7 +130,7 @@ def plan(options: dict, saved: dict | None = None) -> tuple[TextData, dict, Trai
                 "a resumed run keeps its data and model options"
             )
     data = {**{k: saved["data"][k] for k in DATA_KEYS}, **data}
-    model = {**{k: saved["model"][k] for k in MODEL_KEYS}, **model}
+    model = {**{k: before[k] for k in MODEL_KEYS}, **model}
     base = {**saved["train"], "device": None}
     if any(k in train for k in BUDGET_KEYS):  # a new budget replaces the old one whole
         base.update(dict.fromkeys(BUDGET_KEYS))
