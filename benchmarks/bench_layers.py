@@ -1,4 +1,4 @@
-"""Speed of rnnkit's layers against torch.nn on the CPU: one markdown table.
+"""Speed of rnnkit's layers against torch.nn on the CPU (or a GPU): one markdown table.
 
 This script owns the layer benchmark: what is timed, how, and how it is reported.
 
@@ -17,6 +17,11 @@ children an environment with the OpenMP settings stated, and prints them.
     python benchmarks/bench_layers.py                      # full run, quiet machine please
     python benchmarks/bench_layers.py --quick --only gru   # a smoke test
     python benchmarks/bench_layers.py --threads 1 --json out.json
+    python benchmarks/bench_layers.py --device cuda --only lstm,gru --sections layer
+
+On CUDA, every timed run is bracketed by torch.cuda.synchronize(), rnnkit runs its default
+impl="auto" (torch's fused cuDNN operator for the plain cells) and the peak is torch.mm on the
+GPU.
 """
 
 import argparse
@@ -58,6 +63,15 @@ SPREAD_FLAG = 2.0  # max/min of the timed runs above this marks the median with 
 # ---- child: one case in this process ------------------------------------------------------
 
 
+DEVICE = torch.device("cpu")  # the child's device, set by run_case from the case
+
+
+def sync() -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously; the CPU has none)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def time_ms(fn, warmup: int, reps: int, setup=None, inner: int = 1) -> list[float]:
     """Milliseconds per call of `fn` for `reps` timed runs of `inner` calls, after warm-up."""
     for _ in range(warmup):
@@ -68,9 +82,11 @@ def time_ms(fn, warmup: int, reps: int, setup=None, inner: int = 1) -> list[floa
     for _ in range(reps):
         if setup:
             setup()
+        sync()
         t0 = time.perf_counter()
         for _ in range(inner):
             fn()
+        sync()
         times.append((time.perf_counter() - t0) * 1e3 / inner)
     return times
 
@@ -79,13 +95,13 @@ def make_layer(impl: str, cell: str, I: int, H: int, num_layers: int = 1, batch_
     torch.manual_seed(0)
     module = torch.nn if impl.startswith("torch") else rnnkit
     cls = {"rnn": module.RNN, "lstm": module.LSTM, "gru": module.GRU}[cell]
-    return cls(I, H, num_layers=num_layers, batch_first=batch_first)
+    return cls(I, H, num_layers=num_layers, batch_first=batch_first).to(DEVICE)
 
 
 def make_input(B: int, T: int, I: int, batch_first: bool) -> torch.Tensor:
     torch.manual_seed(1)
     shape = (B, T, I) if batch_first else (T, B, I)
-    return torch.randn(shape, requires_grad=True)
+    return torch.randn(shape).to(DEVICE).requires_grad_()
 
 
 def make_lengths(B: int, T: int) -> torch.Tensor:
@@ -109,7 +125,7 @@ def train_step(forward, layer, x):
 
 def bench_peak(case: dict) -> dict:
     n = case["n"]
-    a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    a, b, out = (torch.randn(n, n, device=DEVICE) for _ in range(3))
     times = time_ms(lambda: torch.mm(a, b, out=out), case["warmup"], case["reps"])
     info = {
         "torch": torch.__version__,
@@ -117,6 +133,7 @@ def bench_peak(case: dict) -> dict:
         "rnnkit_path": str(Path(rnnkit.__file__).parent),
         "num_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "gpu": torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else None,
         "loops": "C++ (bptt/native.cpp)" if native.load() is not None else "Python",
         "step_gemm": step_gemm_library(),
     }
@@ -168,8 +185,8 @@ def bench_varlen(case: dict) -> dict:
 def bench_generate(case: dict) -> dict:
     L, B, I, H, impl = GEN["L"], GEN["B"], GEN["I"], GEN["H"], case["impl"]
     torch.manual_seed(1)
-    x = torch.randn(B, I)
-    zeros = torch.zeros(L, B, H)
+    x = torch.randn(B, I, device=DEVICE)
+    zeros = torch.zeros(L, B, H, device=DEVICE)
     if impl == "rnnkit_step":
         layer = make_layer(impl, "lstm", I, H, num_layers=L).eval()
         state = [(zeros, zeros)]
@@ -184,7 +201,7 @@ def bench_generate(case: dict) -> dict:
             state[0] = layer(x3, state[0])[1]
     else:  # torch_cells
         torch.manual_seed(0)
-        cells = [torch.nn.LSTMCell(I if k == 0 else H, H).eval() for k in range(L)]
+        cells = [torch.nn.LSTMCell(I if k == 0 else H, H).to(DEVICE).eval() for k in range(L)]
         state = [(zeros[k], zeros[k]) for k in range(L)]
 
         def step():
@@ -199,7 +216,9 @@ def bench_generate(case: dict) -> dict:
 
 
 def run_case(case: dict) -> dict:
+    global DEVICE
     torch.set_num_threads(case["threads"])
+    DEVICE = torch.device(case["device"])
     bench = {
         "peak": bench_peak,
         "layer": bench_layer,
@@ -219,6 +238,7 @@ def plan(args) -> list[dict]:
         "reps": args.reps,
         "warmup": args.warmup,
         "batch_first": args.batch_first,
+        "device": args.device,
     }
     cases = [{"kind": "peak", "n": PEAK_N, **common}]
     layer_shapes = QUICK_LAYER_SHAPES if args.quick else LAYER_SHAPES
@@ -387,6 +407,7 @@ def header(args, env: dict, peak_result: dict, peak: float | None) -> list[str]:
     omp = ", ".join(f"{k}={env.get(k, 'unset')}" for k in OMP_KEYS)
     mode = "quick" if args.quick else "full"
     peak_text = f"{peak:.1f} GFLOP/s" if peak else f"unavailable ({peak_result.get('error')})"
+    gpu = f"; device: {info['gpu']} (cuda)" if info.get("gpu") else "; device: the CPU"
     return [
         f"# rnnkit {info.get('rnnkit', '?')} vs torch.nn: layer speed ({mode} run)",
         "",
@@ -395,14 +416,15 @@ def header(args, env: dict, peak_result: dict, peak: float | None) -> list[str]:
         f"{info.get('cpu_capability', '?')}); rnnkit from {info.get('rnnkit_path', '?')}; "
         f"RNN/LSTM/GRU time loops: {info.get('loops', '?')} (RNNKIT_NATIVE=0 for the Python "
         f"ones); per-step products of a 32 x 256 x 1024 step: {info.get('step_gemm', '?')} "
-        "(rnnkit.bptt.gemm, by CPU vendor)",
+        f"(rnnkit.bptt.gemm, by CPU vendor){gpu}",
         f"- threads: torch.set_num_threads({args.threads}) in every child "
         f"(got {info.get('num_threads', '?')}); child env: {omp}",
         f"- reps: median of {args.reps} timed runs after {args.warmup} warm-up run(s) "
         f"(time.perf_counter), each (case, implementation) in {args.processes} fresh processes, "
         "the figure being the median of the processes' medians; "
         f"fp32, 1 layer unless stated, unidirectional, batch_first={args.batch_first}",
-        f"- peak: torch.mm {PEAK_N}x{PEAK_N} fp32, median of {args.reps}, own process: {peak_text}",
+        f"- peak: torch.mm {PEAK_N}x{PEAK_N} fp32 on {args.device}, median of {args.reps}, "
+        f"own process: {peak_text}",
         "- FLOP model: forward GEMMs = 2*B*G*H*(I+H) per step per layer, G = 1 (RNN), "
         "4 (LSTM), 3 (GRU); training = 3x forward; pointwise work not counted; "
         "varlen rows count sum(lengths) tokens, not B*T",
@@ -451,6 +473,7 @@ def parse_args(argv=None):
     p.add_argument("--sections", default=",".join(SECTIONS), help="e.g. layer,varlen")
     p.add_argument("--batch-first", action="store_true", help="(B, T, I) inputs")
     p.add_argument("--omp-wait-policy", choices=("active", "passive"), help="default: inherit")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="default: cpu")
     p.add_argument("--json", type=Path, help="save the raw results here")
     p.add_argument("--case", help=argparse.SUPPRESS)  # child mode: one case as JSON
     args = p.parse_args(argv)
@@ -460,6 +483,8 @@ def parse_args(argv=None):
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     args.only = [c for c in CELLS if c in pick(p, "--only", args.only, CELLS)]
     args.sections = pick(p, "--sections", args.sections, SECTIONS)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: torch sees no CUDA device here (torch.cuda.is_available())")
     return args
 
 

@@ -12,7 +12,10 @@ from rnnkit import precision
 from rnnkit.cells import check_size, describe_state
 from rnnkit.errors import ArgumentTypeError, ShapeError
 
-IMPLS = ("bptt", "loop")
+# "auto": torch's fused operator (cuDNN) on CUDA for the plain cells, else "bptt" (fused.py);
+# "bptt": the hand-written kernels; "fused": torch's fused operator anywhere; "loop": the
+# cell's step looped under autograd, the reference
+IMPLS = ("auto", "bptt", "fused", "loop")
 
 
 def check_impl(impl: str) -> str:

@@ -4,12 +4,13 @@ The layer owns stacking, directions, dropout between layers, variable lengths an
 on user input (`layer_checks.py`); what differs between the three is their `cells.Cell`: the
 gate count, the state arity, the step and the kernel. The loop over time (`directions.py`) is
 the cell's kernel from `bptt/` (impl="bptt", the fast path) or its step from `functional.py`
-looped under autograd (impl="loop", the reference). Under torch.compile and torch.export
-(torch.compiler.is_compiling), impl="bptt" runs each layer and direction as the cell's operator
-(`Cell.op`, bptt/ops.py), the same kernels with no data-dependent Python around them; a
-PackedSequence input stays eager (packing it is data-dependent: a graph break, refused by
-fullgraph=True and torch.export). Every path computes in float32 for a float16 or bfloat16
-layer and under torch.autocast (`precision.py`).
+looped under autograd (impl="loop", the reference); impl="auto", the default, is "bptt" but on
+CUDA, where torch's fused operator (cuDNN) runs the plain cells (`fused.py`, impl="fused").
+Under torch.compile and torch.export (torch.compiler.is_compiling), impl="bptt" runs each
+layer and direction as the cell's operator (`Cell.op`, bptt/ops.py), the same kernels with
+no data-dependent Python around them; a PackedSequence input stays eager (packing it is
+data-dependent: a graph break, refused by fullgraph=True and torch.export). Every path
+computes in float32 for a float16 or bfloat16 layer and under torch.autocast (`precision.py`).
 
     L: num_layers, D: directions (1 or 2), T: time, B: batch, I: input size, H: hidden size,
     P: an LSTM's proj_size, the size of h (H where proj_size = 0, and for RNN and GRU)
@@ -27,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from rnnkit import precision
+from rnnkit import fused, precision
 from rnnkit.cells import (
     CELLS,
     Cell,
@@ -81,7 +82,7 @@ class RNNBase(nn.Module):
         device=None,
         dtype=None,
         *,
-        impl: str = "bptt",  # "bptt": hand-written BPTT kernels; "loop": autograd reference
+        impl: str = "auto",  # layer_checks.IMPLS: "auto", "bptt", "fused" or "loop"
     ):
         super().__init__()
         self.input_size = check_size("input_size", input_size)
@@ -147,7 +148,19 @@ class RNNBase(nn.Module):
         return [[getattr(self, n) for n in names if hasattr(self, n)] for names in self._names]
 
     def flatten_parameters(self) -> None:
-        """No-op, for code written against torch.nn (there is no cuDNN weight buffer)."""
+        """On CUDA with cuDNN, the parameters become views of one buffer in cuDNN's layout, as
+        torch.nn's do; elsewhere nothing (fused.flatten)."""
+        fused.flatten(self)
+
+    def _apply(self, fn, recurse=True):
+        """.to() / .cuda() / .half(), then flatten_parameters, as torch.nn's layers do."""
+        result = super()._apply(fn, recurse)
+        self.flatten_parameters()
+        return result
+
+    def fusable(self) -> bool:
+        """Whether torch's fused operator computes this layer (fused.py): the plain cells."""
+        return True
 
     def _weights(self, index: int, dtype: torch.dtype) -> tuple:
         """(W_ih, W_hh, b_ih, b_hh), and W_hr with proj_size > 0, of layer and direction
@@ -175,7 +188,7 @@ class RNNBase(nn.Module):
         lengths: valid steps of each sequence, a 1-D integer tensor of B values in [1, T],
             any order. Padded steps change no state and output zeros; h_n is taken at each
             sequence's own last step; the reverse direction starts at each true end.
-        impl: overrides the constructor's choice for this call ("bptt" or "loop").
+        impl: overrides the constructor's choice for this call (layer_checks.IMPLS).
         Returns (output, h_n), or (output, (h_n, c_n)) for LSTM: output (T, B, D*P) ((B, T, D*P)
         with batch_first, (T, D*P) unbatched, or packed like the input), the last layer's h_t
         of each direction side by side; h_n (L*D, B, P), c_n (L*D, B, H), row k*D + d for
@@ -226,6 +239,15 @@ class RNNBase(nn.Module):
 
     def _run(self, x: Tensor, state: list[Tensor], lengths, impl: str):
         """(out (T, B, D*P), final states (L*D, B, P or H)) of x (T, B, I), all in one dtype."""
+        if impl == "auto":
+            impl = "fused" if fused.chosen(self, x.device) else "bptt"
+        if impl == "fused":
+            if not self.fusable():
+                raise ValueError(
+                    "impl='fused' runs torch's own operator, which has none of this layer's "
+                    "options beyond torch.nn's: use impl='auto' or 'bptt'"
+                )
+            return fused.run(self, x, state, lengths)
         if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
             if lengths is not None:  # values are data: the operators check them
                 lengths = check_lengths(lengths, *x.shape[:2], values=False)
@@ -314,7 +336,7 @@ class RNN(RNNBase):
         device=None,
         dtype=None,
         *,
-        impl: str = "bptt",
+        impl: str = "auto",
         proj_size=None,  # refused as torch.nn.RNN refuses it (reject_proj_size)
     ):
         reject_proj_size("RNN", proj_size)
@@ -366,7 +388,7 @@ class GRU(RNNBase):
         device=None,
         dtype=None,
         *,
-        impl: str = "bptt",
+        impl: str = "auto",
         proj_size=None,  # refused as torch.nn.GRU refuses it (reject_proj_size)
     ):
         reject_proj_size("GRU", proj_size)

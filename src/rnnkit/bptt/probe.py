@@ -23,6 +23,11 @@ from torch import Tensor
 _open: list[GradientRecord] = []  # the records being filled, innermost last
 
 
+def recording() -> bool:
+    """Whether a record is open (the layers then run the kernels that fill it)."""
+    return bool(_open)
+
+
 class GradientRecord:
     """Collects || dL/dh_t || per time step of every kernel forward run while it is open."""
 

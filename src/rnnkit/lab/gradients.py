@@ -28,7 +28,7 @@ def hidden_grad_norms(model: nn.Module, inputs, targets) -> Tensor:
     if not record.norms:
         raise ValueError(
             "the model ran no BPTT kernel with gradients: its layers must be rnnkit layers "
-            "with impl='bptt' and parameters that require grad"
+            "with impl='auto' or 'bptt' and parameters that require grad"
         )
     return record.stacked()
 
