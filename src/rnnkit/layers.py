@@ -26,7 +26,7 @@ import warnings
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import fused, precision
 from rnnkit.cells import (
@@ -49,7 +49,7 @@ from rnnkit.layer_checks import (
     initial_state,
     reject_proj_size,
 )
-from rnnkit.lengths import Batch, check_lengths, repack
+from rnnkit.lengths import Batch, check_lengths, repack, unpack
 from rnnkit.minrnn import MinGRU, MinLSTM
 
 __all__ = ["IMPLS", "LAYERS", "GRU", "LSTM", "RNN", "RNNBase", "check_impl"]
@@ -198,7 +198,7 @@ class RNNBase(nn.Module):
         impl = self.impl if impl is None else check_impl(impl)
         pack = input if isinstance(input, PackedSequence) else None
         if pack is not None:
-            input, lengths = self._unpack(pack, lengths)
+            input, lengths = unpack(pack, lengths, self.batch_first)
         x = self._check_input(input)
         batched = x.dim() == 3
         if not batched:
@@ -220,17 +220,6 @@ class RNNBase(nn.Module):
             out = repack(out, pack, lengths, self.batch_first)
         return out, self._state_out(state)
 
-    def _unpack(self, pack: PackedSequence, lengths) -> tuple[Tensor, Tensor]:
-        """A PackedSequence input as (padded input, lengths); eager only."""
-        if lengths is not None:
-            raise ValueError("pass lengths= or a PackedSequence, not both")
-        if torch.compiler.is_exporting():  # packing is data-dependent
-            raise NotImplementedError(
-                "torch.export cannot trace a PackedSequence input: export the layer "
-                "called with the padded tensor and lengths= instead"
-            )
-        return pad_packed_sequence(pack, batch_first=self.batch_first)
-
     def _plan(self, x: Tensor, state: list[Tensor]):
         """(Precision, x, state): the call's dtypes (precision.py), x and the states cast to its
         compute dtype (float32 for float16/bfloat16 layers and under autocast)."""
@@ -239,14 +228,8 @@ class RNNBase(nn.Module):
 
     def _run(self, x: Tensor, state: list[Tensor], lengths, impl: str):
         """(out (T, B, D*P), final states (L*D, B, P or H)) of x (T, B, I), all in one dtype."""
-        if impl == "auto":
-            impl = "fused" if fused.chosen(self, x.device) else "bptt"
+        impl = fused.resolve(self, x.device, impl)
         if impl == "fused":
-            if not self.fusable():
-                raise ValueError(
-                    "impl='fused' runs torch's own operator, which has none of this layer's "
-                    "options beyond torch.nn's: use impl='auto' or 'bptt'"
-                )
             return fused.run(self, x, state, lengths)
         if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
             if lengths is not None:  # values are data: the operators check them
