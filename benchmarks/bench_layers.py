@@ -276,8 +276,10 @@ def child_env(args) -> dict:
     return env
 
 
-def spawn(case: dict, env: dict) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case)]
+def spawn(case: dict, env: dict, script: str = __file__) -> dict:
+    """The case run by `script --case <json>` in a fresh process: its last stdout line's JSON
+    merged into the case, or the case with an "error"."""
+    cmd = [sys.executable, str(Path(script).resolve()), "--case", json.dumps(case)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:

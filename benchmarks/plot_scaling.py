@@ -22,15 +22,14 @@ Needs matplotlib (`pip install -e '.[plot]'`).
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
+from bench_layers import cpu_name, spawn
 
 import rnnkit
 
@@ -102,26 +101,6 @@ def plan(args) -> list[dict]:
         for sweep, T, H in sizes
     ]
     return [{**common, **c} for c in cases]
-
-
-def spawn(case: dict, env: dict) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = done.stdout.strip().splitlines()
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {**case, "error": f"rc={done.returncode}: {tail}"}
-    return {**case, **json.loads(lines[-1])}
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def table(args, results: list[dict]) -> str:
@@ -223,7 +202,7 @@ def main(argv=None) -> None:
     for k, case in enumerate(cases, 1):
         print(f"[{k}/{len(cases)}] {case['cell']} {case['impl']} T{case['T']} H{case['H']}",
               file=sys.stderr, flush=True)  # fmt: skip
-        results.append(spawn(case, env))
+        results.append(spawn(case, env, __file__))
     report = table(args, results)
     print(report)
     plot(results, args.out, report.splitlines()[2][2:110])
