@@ -117,6 +117,8 @@ class Trainer:
         distributed.barrier()  # the others wait until OUT exists
         if resume is not None:
             self._restore(checkpoint.load(resume, map_location=self.device))
+            if self.main:
+                logger.info("resuming from step %d (%s)", self.step, resume)
         else:
             seed_everything(self.cfg.seed + distributed.rank())
         if torch.device(self.device).type == "cpu":
