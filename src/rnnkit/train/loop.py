@@ -164,8 +164,8 @@ class Trainer:
                 self._log_train(log, bar, window)  # the last, partial window
             every = cfg.checkpoint_every or cfg.eval_every
             if reason is not None or self.step % every == 0:
+                log.flush()  # first: a process killed after the save has every row up to it
                 self._save_last()
-                log.flush()
         logger.info("stopped at step %d: %s", self.step, reason)
         return reason
 
