@@ -1,7 +1,9 @@
 """Soak test of --resume: a small textgen run killed with SIGKILL at random moments and resumed,
 again and again, must end where the run that was never interrupted ends; classify and forecast
-once each. Prints a markdown table: the final validation figure of both runs, the largest
-weight difference, and the most steps a kill cost (the steps since the last checkpoint).
+once each. Prints a markdown table: the kills (and how many left a save unfinished: its
+temporary directory or the backup of the previous checkpoint still there), the final validation
+figure of both runs, the largest weight difference, and the most steps a kill cost (the steps
+since the last checkpoint).
 
     python benchmarks/soak_resume.py                  # 20 textgen cycles, seed 0, one thread
     python benchmarks/soak_resume.py --cycles 5 --seed 3 --threads 2
@@ -11,7 +13,8 @@ Every run is a real `rnnkit <task> train` process with --out DIR (the killed run
 every update it finishes on stdout (a wrapper around Trainer._update, the only thing added to
 the CLI), so that a kill's cost is known exactly: the updates it had done beyond its checkpoint.
 A kill comes a seeded random delay after the process's first update, in [0, span]; span is set
-from the uninterrupted run's speed so that the cycles cover about 70 % of the run. The data are
+from the uninterrupted run's speed so that the cycles cover about 70 % of the run (n kills:
+1.4 / (n + 1) of its training time). The data are
 small slices: the first 120,000 characters of the built-in corpus (textgen), 1,200 IMDB
 training reviews (classify, ../shared/data/imdb), 3,000 rows of ETTh2 (forecast,
 ../shared/data/etth2); without the shared data a task uses a synthetic stand-in and says so.
@@ -115,12 +118,13 @@ def soak(task: str, args: list, out: Path, cycles: int, rng: random.Random, thre
     child.wait()
     seconds, steps = time.perf_counter() - t0, child.summary()["step"]
     rate = steps / child.summary()["seconds"]  # updates per second of training
-    span = 1.4 * steps / (rate * max(cycles, 1))
-    killed, lost, finished_early = out / f"{task}-killed", [], 0
+    span = 1.4 * steps / (rate * (cycles + 1))  # one kill: within the first 70 % of the run
+    killed, lost, finished_early, in_save = out / f"{task}-killed", [], 0, 0
     for cycle in range(cycles):
         command = [task, "train", "--out", killed, "--resume"]
         if not checkpoint.exists(killed / "last"):  # a fresh start (or one killed before a save)
             command = [*args, "--out", killed, *(["--force"] if cycle else [])]
+        left = debris(killed)
         child = Child(command, threads)
         child.started.wait(timeout=600)
         time.sleep(rng.uniform(0, span))
@@ -129,6 +133,7 @@ def soak(task: str, args: list, out: Path, cycles: int, rng: random.Random, thre
             finished_early += 1
             continue
         reached = max(reached, child.updates)
+        in_save += debris(killed) - left != set()  # this kill's save left its tmp or backup
         saved = checkpoint.load(killed / "last").step if checkpoint.exists(killed / "last") else 0
         lost.append(reached - saved)
         print(f"  {task} cycle {cycle + 1}: killed after update {reached}, resumes at {saved}",
@@ -145,6 +150,7 @@ def soak(task: str, args: list, out: Path, cycles: int, rng: random.Random, thre
     return {
         "task": task,
         "cycles": len(lost),
+        "in_save": in_save,  # kills that left a save unfinished
         "finished_early": finished_early,
         "steps": steps,
         "every": every,
@@ -153,6 +159,11 @@ def soak(task: str, args: list, out: Path, cycles: int, rng: random.Random, thre
         "lost": max(lost, default=0),
         "seconds": seconds,
     }
+
+
+def debris(out: Path) -> set[str]:
+    """What unfinished saves of out/last left: their temporary directories, the backup."""
+    return {p.name for p in out.glob(".last.*")} if out.is_dir() else set()
 
 
 def final_valid(out: Path) -> tuple[str, float]:
@@ -233,15 +244,17 @@ def cpu_name() -> str:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| task | kill + resume cycles | final validation (straight) | final validation "
-        "(resumed) | max \\|Δweight\\| | steps lost per cycle, at most (checkpoint every) |",
+        "| task | kill + resume cycles (inside a save) | final validation (straight) | final "
+        "validation (resumed) | max \\|Δweight\\| | steps lost per cycle, at most (checkpoint "
+        "every) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
         (name, a), (_, b) = r["valid"]
         same = "equal" if a == b else f"Δ {abs(a - b):.2g}"
         lines.append(
-            f"| {r['task']}{r.get('note', '')} | {r['cycles']} | {name} {a:.6f} | {b:.6f} "
+            f"| {r['task']}{r.get('note', '')} | {r['cycles']} ({r['in_save']}) | {name} {a:.6f} "
+            f"| {b:.6f} "
             f"({same}) | {r['delta']:.3g} | {r['lost']} ({r['every']}) |"
         )
     return "\n".join(lines)

@@ -70,6 +70,7 @@ def train_verb(
     needed = [action for action in parser._actions if action.required]
     for action in needed:
         action.required = False  # checked by `_unless_resumed` once --resume is known
+        action.help = f"{action.help}; required unless --resume"
     training_options(parser, epochs=epochs, defaults=defaults, shown=shown)
     run_dir_options(parser, json_help, resume=resume)
     parser.set_defaults(func=_unless_resumed(func, needed))
