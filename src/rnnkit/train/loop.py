@@ -117,6 +117,8 @@ class Trainer:
         distributed.barrier()  # the others wait until OUT exists
         if resume is not None:
             self._restore(checkpoint.load(resume, map_location=self.device))
+            if self.main:
+                logger.info("resuming from step %d (%s)", self.step, resume)
         else:
             seed_everything(self.cfg.seed + distributed.rank())
         if torch.device(self.device).type == "cpu":
@@ -162,8 +164,8 @@ class Trainer:
                 self._log_train(log, bar, window)  # the last, partial window
             every = cfg.checkpoint_every or cfg.eval_every
             if reason is not None or self.step % every == 0:
+                log.flush()  # first: a process killed after the save has every row up to it
                 self._save_last()
-                log.flush()
         logger.info("stopped at step %d: %s", self.step, reason)
         return reason
 
