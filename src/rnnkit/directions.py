@@ -18,7 +18,13 @@ from rnnkit.lengths import Batch
 
 def op_direction(cell: Cell, nonlinearity: str | None, lengths: Tensor | None):
     """The cell's operator (bptt/ops.py), in the caller's row order: the path under
-    torch.compile and torch.export, with no data-dependent Python."""
+    torch.compile and torch.export, with no data-dependent Python; in a plain torch.onnx.export
+    (without rnnkit.export.onnx's translation table), ONNX's own node (export/symbolic.py)."""
+    if torch.onnx.is_in_onnx_export():
+        from rnnkit.export import symbolic
+
+        if symbolic.wanted():
+            return symbolic.direction(cell, nonlinearity, lengths)
     return lambda x, state, w, reverse: cell.op(x, state, w, lengths, reverse, nonlinearity)
 
 
