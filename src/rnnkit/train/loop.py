@@ -305,6 +305,19 @@ class Trainer:
         )
 
     def _restore(self, ckpt: checkpoint.Checkpoint) -> None:
+        """Continue from `ckpt` (OUT/last); a damaged state is a ValueError naming its file."""
+        try:
+            self._restore_state(ckpt)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            if isinstance(exc, ValueError) and str(ckpt.path) in str(exc):
+                raise  # says what is wrong already
+            what = f"it lacks {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+            raise ValueError(
+                f"{ckpt.path / checkpoint.META_FILE} cannot be resumed: its model, optimizer or "
+                f"trainer state is damaged ({what})"
+            ) from None
+
+    def _restore_state(self, ckpt: checkpoint.Checkpoint) -> None:
         if ckpt.optimizer_state is None or not isinstance(ckpt.extra_state, dict):
             raise ValueError(
                 f"{ckpt.path} cannot be resumed: it holds no optimizer or trainer state "

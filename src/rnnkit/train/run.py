@@ -119,6 +119,8 @@ def train(
             kept, train_config = run.kept(previous), saved["train"]
         run.options = resuming.options(run.options, kept, train_config, moves=run.moves)
     config = run.prepare(previous)
+    if previous is not None:  # its weights fit the model before it is built for real
+        rundir.check_model(previous, run.build)
     seed_everything(config.seed)  # the same initial weights in every process
     model = run.build()
     if config.device is None:
