@@ -7,16 +7,17 @@ native.cpp's header; the functions at the end prepare them (the only Python code
 knows them). The build
 needs a C++ compiler (torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR, about 30 s
 the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,
-which give the same results.
+which give the same results. Work too small to be worth the wait (`no_build`: the worked
+example of `rnnkit demo`) uses the loops only when they are built already.
 """
 
 import contextlib
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import sys
-import warnings
 from pathlib import Path
 
 import torch
@@ -34,6 +35,8 @@ from rnnkit.bptt.workspace import buffer, recycled
 _SOURCE = Path(__file__).with_name("native.cpp")
 _CFLAGS = ["-O3", "-fno-trapping-math"]
 _state: dict = {}
+EXTRA = "pip install 'rnnkit[native]'"
+logger = logging.getLogger(__name__)
 
 
 def _name() -> str:
@@ -66,11 +69,7 @@ def _build():
         with _build_lock(where):
             return _import(name, where / f"{name}.so") or _compile(name, where)
     except Exception as e:  # no compiler, no ninja, a failed build: keep the Python loops
-        warnings.warn(
-            f"rnnkit: C++ time loops unavailable ({type(e).__name__}: {str(e)[:200]}); "
-            "using the Python loops (same results, slower at small shapes)",
-            stacklevel=3,
-        )
+        logger.warning(fallback_message(e))
         return None
 
 
@@ -106,16 +105,49 @@ def _compile(name: str, where: Path):
     """Build the module with torch.utils.cpp_extension (about 30 s) and load it. Holding the
     build lock, no live rnnkit build owns torch's baton file: one left there was a killed
     build's, and is removed so that torch does not wait on it."""
+    from torch.utils import cpp_extension
     from torch.utils.cpp_extension import load as cpp_load
 
+    cpp_extension.verify_ninja_availability()  # before saying that a build starts
     sys.stderr.write("rnnkit: compiling its C++ time loops (once, about 30 s)\n")
     (where / "lock").unlink(missing_ok=True)
     return cpp_load(name=name, sources=[str(_SOURCE)], extra_cflags=_CFLAGS, verbose=False)
 
 
+def fallback_message(error: Exception) -> str:
+    """One line: why the C++ loops are not there, that the Python loops run instead, and how
+    to get the fast ones."""
+    text = " ".join(str(error).split())
+    if "ninja" in text.lower():
+        why, need = "ninja is not installed", EXTRA
+    else:
+        why = f"the C++ time loops did not build ({type(error).__name__}: {text[:100]})"
+        need = f"a C++ compiler and {EXTRA}"
+    return (
+        f"rnnkit: {why}, so the Python time loops run instead (same results, slower); "
+        f"for the fast ones: {need}"
+    )
+
+
+@contextlib.contextmanager
+def no_build():
+    """While open, the kernels run the C++ loops only if they are loaded already, and never
+    wait for a build: for a few tiny calls, the Python loops answer at once."""
+    before = _state.get("no_build", False)
+    _state["no_build"] = True
+    try:
+        yield
+    finally:
+        _state["no_build"] = before
+
+
 def for_cpu(x) -> object | None:
     """The module when x is a CPU tensor and the loops are available, else None."""
-    return load() if x.device.type == "cpu" else None
+    if x.device.type != "cpu":
+        return None
+    if _state.get("no_build") and "module" not in _state:
+        return None
+    return load()
 
 
 # ---- The kernels' calls into the loops -----------------------------------------------------

@@ -17,6 +17,8 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.train.options import encoding_example, spelled
+
 FORMATS = ("csv", "tsv", "jsonl", "folder", "txt")
 ON_MISSING = ("skip", "error")
 _SUFFIXES = {
@@ -95,8 +97,9 @@ def read_labelled(
         return rows.examples()
     if kind == "txt" and labels:
         raise ValueError(
-            f"{path} is a .txt file, which has no labels; pass labels=False to read its lines "
-            "as texts, or give labelled examples as csv, tsv, jsonl or a folder per label"
+            f"{path} is a .txt file, which has no labels; "
+            + spelled("pass labels=False to read its lines as texts, or ", "")
+            + "give labelled examples as csv, tsv, jsonl or a folder per label"
         )
     text = _read_file(path, encoding)
     if kind == "txt":
@@ -133,9 +136,8 @@ class _Rows:
 
     def bad(self, where: str, problem: str) -> None:
         if self.on_missing == "error":
-            raise ValueError(
-                f"{where}: {problem}; fix the row, or pass on_missing='skip' to skip such rows"
-            )
+            skip = spelled("on_missing='skip'", "--on-missing skip")
+            raise ValueError(f"{where}: {problem}; fix the row, or pass {skip} to skip such rows")
         self.skipped[problem] += 1
 
     def examples(self) -> Examples:
@@ -194,7 +196,7 @@ def _decode(raw: bytes, path: Path, encoding: str) -> str:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ValueError(
             f"{path}, line {line}: byte 0x{raw[exc.start]:02x} (offset {exc.start}) is not valid "
-            f"{encoding}; pass the file's encoding, e.g. encoding='latin-1' (--encoding latin-1)"
+            f"{encoding}; pass the file's encoding, e.g. {encoding_example()}"
         ) from None
     if "\0" in text:
         raise ValueError(f"{path} looks binary (it holds NUL characters); give a text file")

@@ -144,6 +144,8 @@ def train(
     )
     if previous is not None and parts.on_step is not None:
         parts.on_step(previous.step, {})  # what the task sets per step, as it was
+    if getattr(run, "epochs", None):  # max_steps is the epochs' steps: reaching it is "epochs"
+        trainer.steps_reason = "epochs"
     with rundir.writer(out, distributed.is_main()):  # one writer, before a word is printed
         if distributed.is_main():
             logger.info(run.describe(model))
