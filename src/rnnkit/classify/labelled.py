@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.data.files import text_encoding
 from rnnkit.train.options import encoding_example, spelled
 
 FORMATS = ("csv", "tsv", "jsonl", "folder", "txt")
@@ -185,7 +186,7 @@ def _read_file(path: Path, encoding: str) -> str:
 def _decode(raw: bytes, path: Path, encoding: str) -> str:
     """`raw` as text, without a leading byte-order mark; errors name the file and the line."""
     try:
-        text = raw.decode(encoding)
+        text = raw.decode(text_encoding(raw, encoding))
     except LookupError:
         raise ValueError(f"{encoding!r} is not a text encoding; try 'utf-8' or 'latin-1'") from None
     except UnicodeDecodeError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.data.files import text_encoding
 from rnnkit.forecast.times import parse_time
 from rnnkit.train.options import encoding_example, spelled
 
@@ -148,7 +149,7 @@ def _decode(path: Path, encoding: str) -> str:
         raise ValueError(f"{path} is not a regular file; give a CSV file")
     raw = path.read_bytes()
     try:
-        text = raw.decode(encoding)
+        text = raw.decode(text_encoding(raw, encoding))
     except LookupError:
         raise ValueError(f"unknown encoding {encoding!r}; try 'utf-8' or 'latin-1'") from None
     except UnicodeDecodeError as exc:

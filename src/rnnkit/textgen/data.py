@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rnnkit.data.files import text_encoding
 from rnnkit.train.options import encoding_example
 
 UNK = "\ufffd"  # how decode() shows the <unk> id: the Unicode replacement character
@@ -35,7 +36,7 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     if not raw:
         raise ValueError(f"{path} is empty; give a text file with some text in it")
     try:
-        text = raw.decode(encoding)
+        text = raw.decode(text_encoding(raw, encoding))
     except LookupError:
         raise ValueError(
             f"unknown encoding {encoding!r} for {path}; try 'utf-8' or 'latin-1'"
