@@ -71,23 +71,9 @@ def run_in_terminal(argv: list, timeout: float = 120) -> tuple[int, str]:
 
 
 def test_log_lines_do_not_collide_with_the_progress_bar(text, tmp_path):
-    code, output = run_in_terminal(
-        [
-            "textgen",
-            "train",
-            "--data",
-            text,
-            *TINY,
-            "--max-steps",
-            100_000,
-            "--max-time",
-            "1.5s",
-            "--eval-every",
-            5,
-            "--out",
-            tmp_path / "run",
-        ]  # fmt: skip
-    )
+    budget = ["--max-steps", 100_000, "--max-time", "1s", "--eval-every", 5]
+    argv = ["textgen", "train", "--data", text, *TINY, *budget, "--out", tmp_path / "run"]
+    code, output = run_in_terminal(argv)
     assert code == 0, output
     assert "step/s" in output  # the bar showed
     segments = re.split(r"[\r\n]+", output)
