@@ -153,3 +153,45 @@ def test_a_wav_that_is_no_audio_is_one_error_line(tmp_path, name, make, must_say
     code, _, err = rnnkit("speech", "transcribe", FIXTURES / "speech", path)
     assert_one_error_line(code, err, must_say)
     assert name in err
+
+
+# ---- translation sources and speech manifests -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, must_say",
+    [
+        (bytes(range(256)) * 4, "looks binary"),
+        ("f\u00fcnf eins\n".encode("latin-1"), "--encoding latin-1"),
+    ],
+)
+def test_a_translation_source_that_cannot_be_read_is_one_error_line(tmp_path, data, must_say):
+    source = tmp_path / "source.txt"
+    source.write_bytes(data)
+    code, _, err = rnnkit("translate", "run", FIXTURES / "translate", "--input", source,
+                          "--output", tmp_path / "out.txt", "--beam", 1)  # fmt: skip
+    assert_one_error_line(code, err, must_say)
+    assert "source.txt" in err and not (tmp_path / "out.txt").exists()
+
+
+def test_a_utf16_translation_source_translates_as_the_utf8_one(tmp_path):
+    lines = "eins zwei\r\ndrei\r\n"
+    for name, encoding in (("utf8.txt", "utf-8"), ("utf16.txt", "utf-16")):
+        (tmp_path / name).write_bytes(lines.encode(encoding))
+        code, _, err = rnnkit("translate", "run", FIXTURES / "translate", "--input",
+                              tmp_path / name, "--output", tmp_path / f"{name}.out")  # fmt: skip
+        assert code == 0, err
+    assert (tmp_path / "utf8.txt.out").read_text() == (tmp_path / "utf16.txt.out").read_text()
+
+
+def test_speech_manifests_with_a_bom_read_and_latin1_is_one_error_line(tmp_path):
+    wavs = FIXTURES / "inputs"
+    body = f"path,transcript\r\n{wavs / '0_george_0.wav'},0\r\n{wavs / '3_theo_2.wav'},3\r\n"
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(codecs.BOM_UTF8 + body.encode())
+    code, out, err = rnnkit("speech", "eval", FIXTURES / "speech", "--manifest", bom, "--json")
+    assert code == 0, err
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes((body + "caf\u00e9.wav,1\n").encode("latin-1"))
+    code, _, err = rnnkit("speech", "eval", FIXTURES / "speech", "--manifest", latin)
+    assert_one_error_line(code, err, "latin.csv is not UTF-8 text")
