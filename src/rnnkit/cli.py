@@ -92,8 +92,7 @@ def demo_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    with native.no_build():  # three steps of a 1-unit RNN: no wait for the C++ build
-        print_worked_example()
+    print_worked_example()  # three steps of a 1-unit RNN: no wait for the C++ build (main)
     if args.no_train or args.seconds == 0:
         return 0
     print()
@@ -193,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.texts = [*args.texts, *extra]
     try:
-        with command_line():  # messages name flags, not Python arguments
+        # messages name flags, not Python arguments; only training (and large inputs) waits
+        # for the C++ loops to be built (Trainer.fit builds them)
+        with command_line(), native.no_build():
             return args.func(args) or 0
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -7,8 +7,10 @@ native.cpp's header; the functions at the end prepare them (the only Python code
 knows them). The build
 needs a C++ compiler (torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR, about 30 s
 the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,
-which give the same results. Work too small to be worth the wait (`no_build`: the worked
-example of `rnnkit demo`) uses the loops only when they are built already.
+which give the same results. Under `no_build` (the command line's verbs but `train`), a
+call too small to be worth a 30 s wait (under SMALL_WORK time steps x rows: the worked
+example of `rnnkit demo`, a prediction for a few texts, sampling step by step) uses the loops
+only when an earlier process built them, and the Python loops otherwise.
 """
 
 import contextlib
@@ -36,6 +38,7 @@ _SOURCE = Path(__file__).with_name("native.cpp")
 _CFLAGS = ["-O3", "-fno-trapping-math"]
 _state: dict = {}
 EXTRA = "pip install 'rnnkit[native]'"
+SMALL_WORK = 4096  # time steps x rows: under no_build, a smaller call never waits for a build
 logger = logging.getLogger(__name__)
 
 
@@ -131,8 +134,8 @@ def fallback_message(error: Exception) -> str:
 
 @contextlib.contextmanager
 def no_build():
-    """While open, the kernels run the C++ loops only if they are loaded already, and never
-    wait for a build: for a few tiny calls, the Python loops answer at once."""
+    """While open, calls under SMALL_WORK time steps x rows never wait for a build: they run
+    the C++ loops an earlier process built, else the Python loops."""
     before = _state.get("no_build", False)
     _state["no_build"] = True
     try:
@@ -145,9 +148,30 @@ def for_cpu(x) -> object | None:
     """The module when x is a CPU tensor and the loops are available, else None."""
     if x.device.type != "cpu":
         return None
-    if _state.get("no_build") and "module" not in _state:
-        return None
+    if _state.get("no_build") and "module" not in _state and x.numel() < SMALL_WORK * x.shape[-1]:
+        return _built()
     return load()
+
+
+def _built():
+    """The module an earlier process built, opened (and kept), or None; never compiles. That
+    there is none is remembered, so that a loop of small calls does not look again."""
+    if not enabled() or _state.get("none_built"):
+        return None
+    from torch.utils.cpp_extension import _get_build_directory
+
+    name = _name()
+    where = Path(_get_build_directory(name, False))
+    try:
+        with _build_lock(where):
+            module = _import(name, where / f"{name}.so")
+    except Exception:  # noqa: BLE001 - an unreadable build: a later load() rebuilds or warns
+        module = None
+    if module is None:
+        _state["none_built"] = True
+        return None
+    _state["module"] = module
+    return module
 
 
 # ---- The kernels' calls into the loops -----------------------------------------------------
