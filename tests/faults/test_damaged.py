@@ -147,3 +147,10 @@ def test_a_real_process_prints_one_line(good_run, tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: "), result.stderr
     assert str(run / "best" / checkpoint.META_FILE) in result.stderr
+
+
+def test_metadata_larger_than_any_checkpoint_is_not_read(good_run, monkeypatch):
+    monkeypatch.setattr(checkpoint, "MAX_META_BYTES", 100)  # instead of writing a 1 GiB file
+    code, _, err = rnnkit("textgen", "sample", good_run[0] / "best")
+    assert_one_error_line(code, err, "more than any checkpoint's metadata")
+    assert checkpoint.META_FILE in err

@@ -49,6 +49,7 @@ MODEL_FILE, OPTIMIZER_FILE, EXTRA_FILE = (
     "extra.safetensors",
 )
 META_FILE = "checkpoint.json"
+MAX_META_BYTES = 1 << 30  # checkpoint.json: config, vocabulary, metrics, RNG and optimizer rest
 TENSOR, TUPLE, ITEMS = "__tensor__", "__tuple__", "__items__"
 
 
@@ -221,6 +222,11 @@ def _read_meta(file: Path) -> dict:
     """The metadata in `file` (checkpoint.json), checked entry by entry: ValueError naming the
     file and what is wrong with it. Nothing in it is used before it passes."""
     try:
+        if file.stat().st_size > MAX_META_BYTES:
+            raise ValueError(
+                f"{file} is {file.stat().st_size:,} bytes, more than any checkpoint's metadata "
+                f"({MAX_META_BYTES:,} at most)"
+            )
         meta = json.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ValueError(f"{file.parent} is not a readable rnnkit checkpoint: {exc}") from None
@@ -234,7 +240,7 @@ def _read_meta(file: Path) -> dict:
     if not _is_int(version) or not 1 <= version <= VERSION:
         raise ValueError(
             f"{file} has checkpoint format version {version!r}; "
-            f"this rnnkit reads versions 1 to {VERSION}"
+            f"this rnnkit reads {'version 1' if VERSION == 1 else f'versions 1 to {VERSION}'}"
         )
     for key, kind, what in _META_ENTRIES:
         if key not in meta:
@@ -293,14 +299,19 @@ def _is_int(value) -> bool:
 def _read_tensors(source: Path, name: str, info: dict, device: str) -> dict[str, Tensor]:
     file = source / name
     try:
-        data = file.read_bytes()
+        size = file.stat().st_size  # first: a file of another size is not read at all
+        data = file.read_bytes() if size == info["bytes"] else b""
     except OSError as exc:
         raise ValueError(f"{source} is corrupt: cannot read {name}: {exc}") from None
-    if len(data) != info["bytes"] or hashlib.sha256(data).hexdigest() != info["sha256"]:
-        what = "a different SHA-256 than" if len(data) == info["bytes"] else "not"
+    if size != info["bytes"]:
         raise ValueError(
-            f"{file} is corrupt (truncated or edited): it has {len(data)} bytes and {what} "
-            f"the {info['bytes']} bytes recorded in {META_FILE}"
+            f"{file} is corrupt (truncated or edited): it has {size} bytes, not the "
+            f"{info['bytes']} bytes recorded in {META_FILE}"
+        )
+    if len(data) != size or hashlib.sha256(data).hexdigest() != info["sha256"]:
+        raise ValueError(
+            f"{file} is corrupt (edited): its {size} bytes have a different SHA-256 than the "
+            f"one recorded in {META_FILE}"
         )
     try:
         tensors = load_tensors(data)
