@@ -22,7 +22,7 @@ from rnnkit.data.buckets import BucketBatches, Sequences
 from rnnkit.data.vocab import Vocab
 from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
-from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.options import fraction, option, positive_int, spelled
 from rnnkit.train.resume import saved_fields
 from rnnkit.train.run import Parts, TaskRun, Trained
 
@@ -291,8 +291,9 @@ def _model(data: Data, cfg: ClassifyData, options: dict) -> SequenceClassifier:
     embed = options.setdefault("embed", vectors.shape[1])
     if embed != vectors.shape[1]:
         raise ValueError(
-            f"embed={embed} but the vectors in {cfg.vectors} have {vectors.shape[1]} dimensions; "
-            "leave --embed out to take theirs"
+            f"{spelled(f'embed={embed}', f'--embed {embed}')} but the vectors in {cfg.vectors} "
+            f"have {vectors.shape[1]} dimensions; leave {spelled('embed', '--embed')} out to "
+            "take theirs"
         )
     model = SequenceClassifier(len(vocab), len(data.classes), pad_id=vocab.pad_id, **options)
     with torch.no_grad():

@@ -119,6 +119,8 @@ def train(
             kept, train_config = run.kept(previous), saved["train"]
         run.options = resuming.options(run.options, kept, train_config, moves=run.moves)
     config = run.prepare(previous)
+    if previous is not None:  # its weights fit the model before it is built for real
+        rundir.check_model(previous, run.build)
     seed_everything(config.seed)  # the same initial weights in every process
     model = run.build()
     if config.device is None:
@@ -142,6 +144,8 @@ def train(
     )
     if previous is not None and parts.on_step is not None:
         parts.on_step(previous.step, {})  # what the task sets per step, as it was
+    if getattr(run, "epochs", None):  # max_steps is the epochs' steps: reaching it is "epochs"
+        trainer.steps_reason = "epochs"
     with rundir.writer(out, distributed.is_main()):  # one writer, before a word is printed
         if distributed.is_main():
             logger.info(run.describe(model))
