@@ -12,7 +12,7 @@ import pytest
 from clirun import assert_one_error_line, rnnkit
 from damage import DAMAGES, RESUME_DAMAGES
 
-from rnnkit.train import checkpoint
+from rnnkit.train import checkpoint, checkpoint_meta
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "checkpoints"
 TINY = ["--hidden", "8", "--layers", "1", "--bptt", "8", "--batch", "2", "--max-steps", "2"]
@@ -150,7 +150,7 @@ def test_a_real_process_prints_one_line(good_run, tmp_path):
 
 
 def test_metadata_larger_than_any_checkpoint_is_not_read(good_run, monkeypatch):
-    monkeypatch.setattr(checkpoint, "MAX_META_BYTES", 100)  # instead of writing a 1 GiB file
+    monkeypatch.setattr(checkpoint_meta, "MAX_META_BYTES", 100)  # instead of writing a 1 GiB file
     code, _, err = rnnkit("textgen", "sample", good_run[0] / "best")
     assert_one_error_line(code, err, "more than any checkpoint's metadata")
     assert checkpoint.META_FILE in err

@@ -23,7 +23,7 @@ from rnnkit.classify.labelled import read_labelled
 from rnnkit.data.files import write_atomically
 from rnnkit.train import checkpoint
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.loop import time_left
+from rnnkit.train.progress import time_left
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "checkpoints"
 SRC = Path(__file__).parent.parent.parent / "src"

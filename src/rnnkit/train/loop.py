@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -35,14 +34,13 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rnnkit.bptt import native
 from rnnkit.train import checkpoint, distributed, rundir
 from rnnkit.train.batches import to_device, unpack
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.interrupts import stop_requests
+from rnnkit.train.progress import format_metrics, progress_bar, time_left
 from rnnkit.train.runlog import MetricsLog, NullLog, Window
 from rnnkit.train.seeding import rng_state, seed_everything, set_rng_state
 from rnnkit.train.validation import improves, run_validation
@@ -130,7 +128,12 @@ class Trainer:
         if self.main:
             resume_step = self.step if resume is not None else None
             log = MetricsLog(self.out, resume_step=resume_step, tensorboard=self.cfg.tensorboard)
-        with log, stop_requests() as requests, self._bar() as bar, _flush_denormals(self.cfg):
+        with (
+            log,
+            stop_requests() as requests,
+            progress_bar(self.cfg, self.main, self.step) as bar,
+            _flush_denormals(self.cfg),
+        ):
             reason = self._loop(log, requests, bar)
         return TrainResult(
             step=self.step,
@@ -225,7 +228,7 @@ class Trainer:
         named = {f"valid/{k}": v for k, v in metrics.items()}
         self.metrics.update(named)
         log.write(self.step, self.elapsed, named)
-        logger.info("step %d: %s", self.step, _format(named))
+        logger.info("step %d: %s", self.step, format_metrics(named))
         value = metrics[cfg.metric]
         self._reached = cfg.stop_at is not None and value <= cfg.stop_at
         self.schedule.observe(value)
@@ -249,7 +252,7 @@ class Trainer:
             refresh=False,
         )
         if bar.disable:
-            logger.info("step %d: %s", self.step, _format(summary))
+            logger.info("step %d: %s", self.step, format_metrics(summary))
 
     def _stop_reason(self, requests: list) -> str | None:
         cfg = self.cfg
@@ -351,22 +354,6 @@ class Trainer:
         if hasattr(self.batches, "load_state_dict") and ckpt.extra_state["data"][r] is not None:
             self.batches.load_state_dict(ckpt.extra_state["data"][r])
 
-    @contextlib.contextmanager
-    def _bar(self):
-        """The progress bar (when stderr is a terminal); while it shows, rnnkit's log lines
-        are written through it (tqdm.write), each on a line of its own above the bar."""
-        show = self.cfg.progress and self.main and sys.stderr.isatty()
-        bar = tqdm(
-            total=self.cfg.max_steps,
-            initial=self.step,
-            disable=not show,
-            unit="step",
-            dynamic_ncols=True,
-        )
-        redirect = logging_redirect_tqdm([logging.getLogger("rnnkit")]) if show else None
-        with bar, redirect or contextlib.nullcontext():
-            yield bar
-
 
 def train(
     model: nn.Module,
@@ -404,12 +391,3 @@ def _pick_device(model: nn.Module, cfg: TrainConfig) -> torch.device:
         return distributed.device()
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
-
-
-def time_left(max_time: float, elapsed: float) -> str:
-    """The training time left, as the bar shows it: whole seconds, never below 0 (nor -0)."""
-    return f"{max(0.0, max_time - elapsed):.0f}s"
-
-
-def _format(metrics: dict[str, float]) -> str:
-    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
