@@ -7,6 +7,7 @@ task commands live in their own modules (`cli_textgen`, `cli_classify`, `cli_for
 Usage errors and the expected failures of a command (``ValueError``, ``TypeError``,
 ``OSError``, and ``FloatingPointError``, which is how training reports a non-finite loss)
 become a single ``error: <message>`` line on stderr and exit status 2; Ctrl-C exits with 130.
+Before a command runs, ``CHECKS`` checks what it will need (extras, files, --device).
 """
 
 from __future__ import annotations
@@ -22,13 +23,20 @@ import torch
 import rnnkit
 from rnnkit import textgen
 from rnnkit.bptt import native
+from rnnkit.classify import checks as classify_checks
 from rnnkit.classify.cli import classify_command_parser
+from rnnkit.forecast import checks as forecast_checks
 from rnnkit.forecast.cli import forecast_command_parser
+from rnnkit.lab import checks as lab_checks
 from rnnkit.lab.cli import lab_command_parser
+from rnnkit.speech import checks as speech_checks
 from rnnkit.speech.cli import speech_command_parser
+from rnnkit.textgen import checks as textgen_checks
 from rnnkit.textgen.cli import textgen_command_parser
+from rnnkit.train import preflight
 from rnnkit.train.cli import stream
 from rnnkit.train.options import command_line, nonnegative_float
+from rnnkit.translate import checks as translate_checks
 from rnnkit.translate.cli import translate_command_parser
 
 # The founding notes' worked example: a scalar Elman RNN followed by a linear output.
@@ -52,6 +60,15 @@ DEMO_OPTIONS = {
 }
 DEMO_PRIME, DEMO_SAMPLE_LENGTH, DEMO_TEMPERATURE = "The ", 300, 0.7
 PROGRESS_EVERY = 10.0  # seconds between progress lines when stderr is not a terminal
+# each task's checks before work, by verb (train/preflight.py), run before the verb's command
+CHECKS = {
+    "textgen": textgen_checks.VERBS,
+    "classify": classify_checks.VERBS,
+    "forecast": forecast_checks.VERBS,
+    "translate": translate_checks.VERBS,
+    "lab": lab_checks.VERBS,
+    "speech": speech_checks.VERBS,
+}
 
 
 class Parser(argparse.ArgumentParser):
@@ -195,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         # messages name flags, not Python arguments; only training (and large inputs) waits
         # for the C++ loops to be built (Trainer.fit builds them)
         with command_line(), native.no_build():
+            preflight.check(args, CHECKS)  # what the command will need, before any work
             return args.func(args) or 0
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -5,7 +5,8 @@
     2. check the run directory: refuse one holding another run, or find the run to resume
        (then the run's options are its checkpoint's, see train/resume.py)
     3. task.prepare: check every option, read the data              (nothing written yet)
-    4. seed, then task.build: the model, the same initial weights in every process
+    4. seed, then task.build: the model, the same initial weights in every process; the
+       disk must hold its checkpoints
     5. place the model on its device, hand it to the Trainer with the task's batches and
        validation (a resumed run: on the same data as before), log the task's one-line
        description, fit (a resumed run: from its checkpoint's step, weights, optimizer, RNGs)
@@ -22,7 +23,7 @@ from typing import Any
 
 from torch import nn
 
-from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train import checkpoint, distributed, preflight, rundir
 from rnnkit.train import resume as resuming
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.loop import Trainer, TrainResult
@@ -123,6 +124,8 @@ def train(
         rundir.check_model(previous, run.build)
     seed_everything(config.seed)  # the same initial weights in every process
     model = run.build()
+    if distributed.is_main():
+        preflight.room_for_checkpoint(out, model)  # before a step is trained
     if config.device is None:
         model.to(distributed.device())
     parts = run.parts(model)

@@ -13,6 +13,7 @@ import math
 import torch
 
 from rnnkit.data.buckets import Sequences
+from rnnkit.extras import need
 from rnnkit.translate.batches import Encoded, sorted_pair_batches
 from rnnkit.translate.decode import Hypothesis, beam_search, greedy
 from rnnkit.translate.model import Seq2Seq
@@ -74,7 +75,7 @@ def loss(model: Seq2Seq, data: Encoded, batch: int = 64) -> dict:
 
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict:
     """{"bleu", "chrf", "bleu_signature", "chrf_signature"} of the hypotheses."""
-    import sacrebleu
+    sacrebleu = need("sacrebleu", "BLEU and chrF")
 
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")

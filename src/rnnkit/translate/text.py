@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from rnnkit.data.vocab import Vocab
+from rnnkit.extras import need
 
 KINDS = ("word", "subword")
 BOS, EOS = "<s>", "</s>"
@@ -33,8 +34,7 @@ class Codec:
         self.kind, self.vocab, self.model = kind, vocab, model
         self._sp = None
         if kind == "subword":
-            import sentencepiece
-
+            sentencepiece = need("sentencepiece", "a subword (sentencepiece) tokenizer")
             self._sp = sentencepiece.SentencePieceProcessor(model_proto=model)
 
     @classmethod
@@ -101,7 +101,7 @@ class Codec:
 
 def _train_sentencepiece(texts: list[str], vocab_size: int) -> bytes:
     """A unigram sentencepiece model of the texts, with rnnkit's special ids."""
-    import sentencepiece
+    sentencepiece = need("sentencepiece", "--tokenizer subword")
 
     if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 8:
         raise ValueError(f"subword vocab_size must be an int >= 8, got {vocab_size!r}")

@@ -1,0 +1,52 @@
+"""Checks before work of `rnnkit classify`'s verbs (see rnnkit.train.preflight): the files and
+folders exist, a CSV or TSV names the columns asked for, an empty TEXT is refused."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rnnkit.classify.run import ClassifyData
+from rnnkit.export.checks import export
+from rnnkit.train.preflight import columns, readable, writable_dir, writable_file
+
+DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
+
+
+def train(args: argparse.Namespace) -> None:
+    text = args.text_column or ClassifyData.text_column
+    label = args.label_column or ClassifyData.label_column
+    wanted = {text: "--text-column", label: "--label-column"}
+    for flag in ("--train", "--valid", "--test"):
+        path = getattr(args, flag[2:])
+        readable(path, flag, "any")
+        _columns(path, wanted, flag, args.encoding)
+    readable(args.vectors, "--vectors")
+    writable_dir(args.out, "--out")
+
+
+def predict(args: argparse.Namespace) -> None:
+    for k, text in enumerate(args.texts, 1):
+        if not text.strip():
+            which = f"TEXT {k}" if len(args.texts) > 1 else "TEXT"
+            raise ValueError(f"{which} is empty; give a text to label (or --input FILE)")
+    readable(args.input, "--input")
+    writable_file(args.output, "--output")
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    readable(args.data, "--data", "any")
+
+
+def export_(args: argparse.Namespace) -> None:
+    readable(args.data, "--data", "any")
+    export(args)
+
+
+def _columns(path: str | None, wanted: dict, flag: str, encoding: str | None) -> None:
+    delimiter = DELIMITERS.get(Path(path).suffix.lower()) if path else None
+    if delimiter is not None and Path(path).is_file():
+        columns(path, wanted, flag, delimiter, encoding)
+
+
+VERBS = {"train": train, "predict": predict, "eval": evaluate, "export": export_}

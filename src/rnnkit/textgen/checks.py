@@ -1,0 +1,30 @@
+"""Checks before work of `rnnkit textgen`'s verbs (see rnnkit.train.preflight)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rnnkit.export.checks import export
+from rnnkit.train.preflight import readable, writable_dir, writable_file
+
+
+def train(args: argparse.Namespace) -> None:
+    readable(args.path, "--data")  # None: the built-in corpus
+    writable_dir(args.out, "--out")
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    readable(args.data, "--data")
+
+
+def inspect(args: argparse.Namespace) -> None:
+    readable(args.text, "--text")
+    writable_file(args.out, "--out")
+
+
+def export_(args: argparse.Namespace) -> None:
+    readable(args.data, "--data")
+    export(args)
+
+
+VERBS = {"train": train, "eval": evaluate, "inspect": inspect, "export": export_}
