@@ -7,6 +7,7 @@ import argparse
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 from rnnkit import classify
@@ -59,7 +60,13 @@ def predict_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argume
         "CSV: the text, the predicted label and one probability column per class.",
     )
     parser.add_argument("dir", metavar="DIR", help=DIR_HELP)
-    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label")
+    parser.add_argument(
+        "texts",
+        nargs="*",
+        metavar="TEXT",
+        help="texts to label; an empty TEXT is an error, and one with no word the model knows "
+        "is labelled with a warning on stderr",
+    )
     parser.add_argument("--input", metavar="FILE", help="a file of texts to label")
     parser.add_argument("--output", metavar="FILE.csv", help="where to write --input's labels")
     parser.add_argument("--force", action="store_true", help="replace an existing --output")
@@ -85,6 +92,7 @@ def predict_command(args: argparse.Namespace) -> int:
         raise ValueError(f"{output} exists; choose another --output or pass --force to replace it")
     model = classify.load(args.dir, args.device)
     if args.texts:
+        _warn_unknown(model, args.texts)
         probs = model.predict_proba(args.texts)
         for text, p in zip(args.texts, probs.tolist()):
             label = model.classes[max(range(len(p)), key=p.__getitem__)]
@@ -96,6 +104,7 @@ def predict_command(args: argparse.Namespace) -> int:
                 print(f"{label}\t{shown}")
         return 0
     examples = _read(args, model, args.input, labels=False)
+    _warn_unknown(model, examples.texts)
     probs = model.predict_proba(examples.texts)  # (N, C)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -107,6 +116,19 @@ def predict_command(args: argparse.Namespace) -> int:
     skipped = f"; {examples.skipped} rows skipped for a missing text" if examples.skipped else ""
     print(f"labelled {len(examples):,} texts of {args.input} into {output}{skipped}")
     return 0
+
+
+def _warn_unknown(model: classify.Classifier, texts: list[str]) -> None:
+    """A warning on stderr for texts of which the model knows no word (up to 3, then a count)."""
+    unknown = model.unknown(texts)
+    for i in unknown[:3]:
+        print(
+            f"warning: the model knows no word of {texts[i][:60]!r}; its label is a guess",
+            file=sys.stderr,
+        )
+    if len(unknown) > 3:
+        more = len(unknown) - 3
+        print(f"warning: {more} more texts hold no word the model knows", file=sys.stderr)
 
 
 # ---- eval

@@ -39,6 +39,12 @@ class Classifier:
             return torch.empty(0, len(self.classes))
         return predict_proba(self.model, self.encoder.encode(texts))
 
+    def unknown(self, texts: list[str]) -> list[int]:
+        """The indices of the texts with no token the model knows (empty, markup only, or
+        unknown words only): their answer is what the model says of no text at all."""
+        unk = self.encoder.vocab.unk_id
+        return [i for i, t in enumerate(texts) if all(k == unk for k in self.encoder.ids(t))]
+
     def predict(self, texts: list[str]) -> list[str]:
         """The likeliest class name of each text."""
         return [self.classes[k] for k in self.predict_proba(texts).argmax(1).tolist()]

@@ -14,8 +14,11 @@ from rnnkit.data.files import write_atomically
 from rnnkit.export.cli import export_verb
 from rnnkit.forecast.cli_train import EXAMPLES, format_backtest, train_command_parser
 from rnnkit.forecast.export import build as build_export
+from rnnkit.forecast.gaps import GAPS
 from rnnkit.forecast.plot import plot_forecast
 from rnnkit.train.cli import DIR_HELP, task_parser
+
+GAPS_HELP = "times missing from the series: refuse, fill or keep (default: the run's)"
 
 
 def _reading_options(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +32,7 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fill", action="store_true", default=None, help="interpolate missing values"
     )
+    parser.add_argument("--gaps", choices=GAPS, help=GAPS_HELP)
     parser.add_argument("--device", default="cpu", help="(default: %(default)s)")
 
 
@@ -39,6 +43,7 @@ def _read(args, trained: forecast.Trained, split: bool):
         time_column=args.time_column,
         encoding=args.encoding,
         fill=args.fill,
+        gaps=args.gaps,
     )
 
 
@@ -214,6 +219,7 @@ def export_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argumen
     parser.add_argument(
         "--fill", action="store_true", default=None, help="interpolate missing values"
     )
+    parser.add_argument("--gaps", choices=GAPS, help=GAPS_HELP)
     return parser
 
 

@@ -111,6 +111,7 @@ def held_back(args: argparse.Namespace, trained: forecast.Trained) -> tuple[list
     if args.data is None and path is not None and not Path(path).exists():
         raise ValueError(f"the run's series, {path}, is not there; give it with --data FILE.csv")
     reading = {"time_column": args.time_column, "encoding": args.encoding, "fill": args.fill}
+    reading["gaps"] = args.gaps
     data = trained.read(args.data, split=True, **reading)
     L, H = trained.settings.lookback, trained.model.config.horizon
     try:

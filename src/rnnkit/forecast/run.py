@@ -13,6 +13,7 @@ from torch import nn
 
 from rnnkit.forecast.backtest import backtest, forecast, point
 from rnnkit.forecast.builtin import BUILTIN, builtin_path
+from rnnkit.forecast.gaps import GAPS
 from rnnkit.forecast.model import Forecaster, ForecasterConfig
 from rnnkit.forecast.options import ENDS_HELP, columns
 from rnnkit.forecast.scaler import SCALERS, Scaler
@@ -62,6 +63,12 @@ class ForecastData:
     )
     fill: bool = option(  # instead of refusing them
         False, "interpolate missing values in time instead of stopping", action="store_true"
+    )
+    gaps: str = option(  # gaps in the time index (forecast/gaps.py)
+        "refuse",
+        "times missing from a regular series: refuse (stop, naming the first gap), fill "
+        "(put them back, values interpolated in time) or keep (use the rows as they are)",
+        choices=GAPS,
     )
     encoding: str = option("utf-8", "the file's text encoding")
     train_end: str | None = option(  # rows, a fraction or a timestamp (split_points)
@@ -145,6 +152,7 @@ def prepare(
         columns=[*settings.target, *settings.covariates],
         fill=settings.fill,
         encoding=settings.encoding,
+        gaps=settings.gaps,
     )
     n = len(frame)
     ends = (n, n, n)

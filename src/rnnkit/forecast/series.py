@@ -21,10 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.files import text_encoding
+from rnnkit.forecast.gaps import handle_gaps
 from rnnkit.forecast.times import parse_time
 from rnnkit.train.options import encoding_example, spelled
 
 MISSING = frozenset({"", "na", "nan", "null", "none"})  # compared stripped and lowercased
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the model's dtype: a larger value overflows
 
 
 @dataclass
@@ -35,6 +37,7 @@ class Frame:
     values: dict[str, np.ndarray]  # column name -> (N,) float64, in the order asked
     source: str  # the path, for messages
     filled: int = 0  # missing values filled by interpolation (fill=True)
+    times_filled: int = 0  # missing times put back in gaps (gaps="fill")
 
     def __post_init__(self) -> None:
         for name, column in self.values.items():
@@ -69,13 +72,16 @@ def read_series(
     columns: Sequence[str],
     fill: bool = False,
     encoding: str = "utf-8",
+    gaps: str = "keep",
 ) -> Frame:
     """The times and the numeric `columns` of the CSV at `path` (with a header line).
 
     Other columns of the file are ignored, whatever they hold. Times must strictly increase
     (no duplicates, sorted). A missing value (an empty cell, NA, NaN, null or None, in any case)
     is an error unless fill=True, which interpolates it linearly in time; a gap at either end
-    takes the nearest value. At least 2 rows.
+    takes the nearest value. At least 2 rows. Gaps in the times (see gaps.py): `gaps` "refuse"
+    raises ValueError naming the first, "fill" puts the missing times back (interpolated),
+    "keep" reads the rows as they are. A value beyond float32's range is refused.
     """
     wanted = _check_columns(columns, time_column)
     path = Path(path)
@@ -97,7 +103,8 @@ def read_series(
         if not fill:
             raise ValueError(_missing_message(path, missing))
         filled = _fill(path, times, values)
-    return Frame(times.astype("datetime64[s]"), values, str(path), filled)
+    times, values, times_filled = handle_gaps(path, lines, times, values, gaps)
+    return Frame(times.astype("datetime64[s]"), values, str(path), filled, times_filled)
 
 
 def _check_columns(columns: Sequence[str], time_column: str) -> list[str]:
@@ -253,6 +260,11 @@ def _number(cell: str, path: Path, line: int, name: str) -> float:
         raise ValueError(
             f"{path}, line {line}: column {name!r} holds {cell!r}, not a finite number; "
             "fix the cell or leave it empty to mark it missing"
+        )
+    if abs(number) > FLOAT32_MAX:
+        raise ValueError(
+            f"{path}, line {line}: column {name!r} holds {cell!r}, beyond float32's range "
+            f"(+-{FLOAT32_MAX:.3g}) that the model computes in; rescale the column"
         )
     return number
 

@@ -32,7 +32,9 @@ def transcribe_command_parser(verbs: argparse._SubParsersAction) -> argparse.Arg
         "transcribe",
         help="print what a trained model hears in WAV files",
         description="Print one line per FILE: its path and transcript (a classifier adds the "
-        "class probability). --stream runs a unidirectional CTC model chunk by chunk.",
+        "class probability). --stream runs a unidirectional CTC model chunk by chunk. Audio "
+        "far shorter or longer than the training utterances is transcribed with a warning "
+        "on stderr.",
     )
     parser.add_argument("dir", metavar="DIR", help=DIR_HELP)
     parser.add_argument("files", nargs="+", metavar="FILE.wav", help="audio files (WAV)")
@@ -59,6 +61,7 @@ def transcribe_command(args: argparse.Namespace) -> int:
             chunk = max(1, model.features.sample_rate * args.stream // 1000)
             for path in args.files:
                 wave, stream = read_wav(path, model.features.sample_rate), model.stream()
+                model.warn_durations([path], [model.features.frames(len(wave))])
                 print(f"{path}\t", end="", flush=True)
                 for start in range(0, len(wave), chunk):
                     print(stream.feed(wave[start : start + chunk]), end="", flush=True)

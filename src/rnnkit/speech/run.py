@@ -18,6 +18,7 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from rnnkit.data.buckets import BucketBatches
+from rnnkit.speech import durations
 from rnnkit.speech.augment import Masking
 from rnnkit.speech.data import Utterances, featurise
 from rnnkit.speech.features import FeatureConfig, Normaliser
@@ -113,11 +114,15 @@ class Data:
     valid: tuple[list[Tensor], list] | None  # (frames, class ids or transcripts)
     test: tuple[list[Tensor], list] | None
     counts: dict
+    durations: dict | None = None  # seconds of the training utterances: min, max, mean
 
     @property
     def vocab(self) -> dict:
-        """What the checkpoint stores besides the weights to featurise and decode."""
+        """What the checkpoint stores besides the weights to featurise and decode (and the
+        training durations, to warn of audio far outside them)."""
         vocab = {"features": self.features.to_dict(), "normaliser": self.normaliser.to_dict()}
+        if self.durations is not None:
+            vocab["durations"] = self.durations
         if self.classes is not None:
             return {**vocab, "classes": self.classes}
         return {**vocab, "alphabet": self.alphabet.to_dict()}
@@ -196,6 +201,7 @@ def load_data(data: SpeechData, features: FeatureConfig, masking: Masking, seed:
         split(valid, data.valid or f"{data.train} (held out)"),
         split(test, data.test),
         counts,
+        durations.stats([len(f) for f in frames], features.hop_ms),
     )
 
 

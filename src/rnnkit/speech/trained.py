@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from rnnkit.speech import durations
 from rnnkit.speech.data import featurise
 from rnnkit.speech.features import FeatureConfig, Normaliser
 from rnnkit.speech.manifest import read_manifest
@@ -29,6 +30,7 @@ class Recogniser:
     classes: list[str] | None  # classify
     alphabet: Alphabet | None  # ctc
     info: dict  # {"path", "step", "config", "metrics"}
+    durations: dict | None = None  # seconds of the training utterances (durations.stats)
 
     @property
     def task(self) -> str:
@@ -42,8 +44,9 @@ class Recogniser:
 
     def transcribe(self, paths: list[str | Path], beam: int = 1) -> list[dict]:
         """Per file {"path", "transcript"} (+ "probability" of the class for a classifier)."""
-        results = []
-        for path, out in zip(paths, outputs(self.model, self.frames(paths))):
+        results, frames = [], self.frames(paths)
+        self.warn_durations(paths, [len(f) for f in frames])
+        for path, out in zip(paths, outputs(self.model, frames)):
             if self.classes is not None:
                 k = int(out.argmax())
                 results.append(
@@ -53,19 +56,24 @@ class Recogniser:
                 results.append({"path": str(path), "transcript": decode(out, self.alphabet, beam)})
         return results
 
+    def warn_durations(self, paths: list, lengths: list[int]) -> int:
+        """A warning for each file far shorter or longer than the training utterances."""
+        return durations.warn(paths, lengths, self.features.hop_ms, self.durations)
+
     def evaluate(self, manifest: str | Path, beam: int = 1) -> dict:
         """Accuracy and the rest of `classify.metrics.report` (classifier), or CER and WER (CTC),
         on a manifest; a transcript outside the trained classes or alphabet is an error."""
         entries = read_manifest(manifest)
-        texts = [e.transcript for e in entries]
+        texts, paths = [e.transcript for e in entries], [e.path for e in entries]
         if self.classes is not None:
             ids = class_ids(texts, self.classes, str(manifest))
-            return evaluate_classifier(
-                self.model, self.frames([e.path for e in entries]), ids, self.classes
-            )
-        for e in entries:
-            self.alphabet.encode(e.transcript, f"{manifest}: {e.path.name}")
-        frames = self.frames([e.path for e in entries])
+        else:
+            for e in entries:
+                self.alphabet.encode(e.transcript, f"{manifest}: {e.path.name}")
+        frames = self.frames(paths)
+        self.warn_durations(paths, [len(f) for f in frames])
+        if self.classes is not None:
+            return evaluate_classifier(self.model, frames, ids, self.classes)
         result = evaluate_ctc(self.model, frames, texts, self.alphabet, beam)
         result["references"] = [" ".join(t.split()) for t in texts]
         result["paths"] = [str(e.path) for e in entries]
@@ -86,6 +94,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Recogniser:
         classes = list(vocab["classes"]) if "classes" in vocab else None
         alphabet = Alphabet.from_dict(vocab["alphabet"]) if "alphabet" in vocab else None
         model = rundir.build_model(ckpt, SpeechModel)
+        trained = durations.kept(vocab, ckpt.config, features.hop_ms)
     model.to(device).eval()
     info = rundir.info(ckpt)
-    return Recogniser(model, features, normaliser, classes, alphabet, info)
+    return Recogniser(model, features, normaliser, classes, alphabet, info, trained)
