@@ -8,12 +8,13 @@ from pathlib import Path
 
 from rnnkit.classify.run import ClassifyData
 from rnnkit.export.checks import export
-from rnnkit.train.preflight import columns, readable, writable_dir, writable_file
+from rnnkit.train.preflight import columns, readable, train_output, writable_file
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 
 
 def train(args: argparse.Namespace) -> None:
+    train_output(args)
     text = args.text_column or ClassifyData.text_column
     label = args.label_column or ClassifyData.label_column
     wanted = {text: "--text-column", label: "--label-column"}
@@ -22,7 +23,6 @@ def train(args: argparse.Namespace) -> None:
         readable(path, flag, "any")
         _columns(path, wanted, flag, args.encoding)
     readable(args.vectors, "--vectors")
-    writable_dir(args.out, "--out")
 
 
 def predict(args: argparse.Namespace) -> None:
@@ -30,6 +30,8 @@ def predict(args: argparse.Namespace) -> None:
         if not text.strip():
             which = f"TEXT {k}" if len(args.texts) > 1 else "TEXT"
             raise ValueError(f"{which} is empty; give a text to label (or --input FILE)")
+    if bool(args.input) != bool(args.output):
+        return  # the command says which of the two is missing
     readable(args.input, "--input")
     writable_file(args.output, "--output")
 

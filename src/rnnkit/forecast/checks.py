@@ -7,10 +7,11 @@ import argparse
 
 from rnnkit.export.checks import export
 from rnnkit.extras import need
-from rnnkit.train.preflight import columns, readable, writable_dir, writable_file
+from rnnkit.train.preflight import columns, readable, train_output, writable_file
 
 
 def train(args: argparse.Namespace) -> None:
+    train_output(args)
     if args.path is None:  # --data
         need("vega_datasets", "forecast train without --data (the built-in series)", "forecast")
     else:
@@ -19,7 +20,6 @@ def train(args: argparse.Namespace) -> None:
         wanted |= {name: "--target" for name in args.target or ()}
         wanted |= {name: "--covariates" for name in args.covariates or ()}
         columns(args.path, wanted, "--data", encoding=args.encoding)
-    writable_dir(args.out, "--out")
 
 
 def predict(args: argparse.Namespace) -> None:

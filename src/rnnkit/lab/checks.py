@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from rnnkit.extras import need
-from rnnkit.train.preflight import readable, writable_dir, writable_file
+from rnnkit.train.preflight import readable, train_output, writable_file
 
 
 def task(args: argparse.Namespace) -> None:
-    writable_dir(args.out, "--out")  # None: a run kept in a temporary directory
+    train_output(args)  # --out None: a run kept in a temporary directory
 
 
 def gradients(args: argparse.Namespace) -> None:

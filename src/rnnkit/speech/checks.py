@@ -8,16 +8,16 @@ import argparse
 
 from rnnkit.export.checks import export
 from rnnkit.extras import need
-from rnnkit.train.preflight import readable, writable_dir
+from rnnkit.train.preflight import readable, train_output, writable_dir
 
 AUDIO = ("soundfile", "librosa", "soxr")
 
 
 def train(args: argparse.Namespace) -> None:
+    train_output(args)
     _audio(args)
     for flag in ("--manifest", "--valid", "--test"):
         readable(getattr(args, "train" if flag == "--manifest" else flag[2:]), flag)
-    writable_dir(args.out, "--out")
 
 
 def transcribe(args: argparse.Namespace) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 
 from rnnkit.export.checks import export
-from rnnkit.train.preflight import readable, writable_dir, writable_file
+from rnnkit.train.preflight import readable, train_output, writable_file
 
 
 def train(args: argparse.Namespace) -> None:
+    train_output(args)
     readable(args.path, "--data")  # None: the built-in corpus
-    writable_dir(args.out, "--out")
 
 
 def evaluate(args: argparse.Namespace) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from torch import nn
 
+from rnnkit.train import rundir
 from rnnkit.train.devices import check_device
 
 Check = Callable[..., None]  # check(args: argparse.Namespace) -> None, or raises ValueError
@@ -30,13 +31,33 @@ HEADER_BYTES = 1 << 16  # read to find a CSV's header line
 
 
 def check(args, checks: Mapping[str, Mapping[str, Check]]) -> None:
-    """The checks of `rnnkit args.command args.verb` (checks[command][verb]) and of its
-    --device, in that order; nothing when the command has none."""
+    """The checks of `rnnkit args.command args.verb`: its --device, its DIR (a checkpoint or a
+    run directory), then the verb's own (checks[command][verb])."""
     if getattr(args, "device", None) is not None:
         check_device(args.device)
+    if getattr(args, "dir", None) is not None:
+        run_dir(args.dir)
     verb = checks.get(args.command, {}).get(getattr(args, "verb", None))
     if verb is not None:
         verb(args)
+
+
+def run_dir(path: str | os.PathLike) -> None:
+    """A checkpoint, or a run directory holding best/ or last/, is at `path` (DIR)."""
+    rundir.find_checkpoint(path)
+
+
+def train_output(args) -> None:
+    """A `train` verb's --out: a directory files can be written in that holds no other run,
+    unless --force (replace it) or --resume (continue it) is given."""
+    if args.out is None:
+        return
+    writable_dir(args.out, "--out")
+    resume = getattr(args, "resume", False)
+    if not resume:  # a resumed run's checkpoint is checked when it is read
+        rundir.previous(
+            Path(args.out), args.command, overwrite=args.force, resumable=hasattr(args, "resume")
+        )
 
 
 def readable(path: str | os.PathLike | None, flag: str, kind: str = "file") -> None:
@@ -98,9 +119,10 @@ def columns(
         return
     for name, asked_by in wanted.items():
         if name not in header:
-            shown = ", ".join(repr(c) for c in header[:30]) + (" ..." if len(header) > 30 else "")
+            shown = ", ".join(header[:30]) + (" ..." if len(header) > 30 else "")
             raise ValueError(
-                f"{flag} {path} has no column {name!r} ({asked_by}); its columns are: {shown}"
+                f"{flag} {path} has no column {name!r}; its columns are: {shown}; "
+                f"name one of them in {asked_by}"
             )
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import argparse
 
 from rnnkit.extras import need
-from rnnkit.train.preflight import readable, writable_dir, writable_file
+from rnnkit.train.preflight import readable, train_output, writable_file
 
 FILES = ("source", "target", "valid_source", "valid_target", "test_source", "test_target")
 
 
 def train(args: argparse.Namespace) -> None:
+    train_output(args)
     for name in ("valid_source", "test_source"):
         if getattr(args, name) is not None:
             need("sacrebleu", f"translate train --{name.replace('_', '-')} (BLEU)")
@@ -20,7 +21,6 @@ def train(args: argparse.Namespace) -> None:
         need("sentencepiece", "translate train --tokenizer subword")
     for name in FILES:
         readable(getattr(args, name), "--" + name.replace("_", "-"))
-    writable_dir(args.out, "--out")
 
 
 def run(args: argparse.Namespace) -> None:
