@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rnnkit.classify.run import ClassifyData
 from rnnkit.export.checks import export
-from rnnkit.train.preflight import columns, readable, train_output, writable_file
+from rnnkit.train.preflight import columns, readable, run_dir, train_output, writable_file
 
 DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
 
@@ -26,6 +26,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 def predict(args: argparse.Namespace) -> None:
+    run_dir(args.dir)
     for k, text in enumerate(args.texts, 1):
         if not text.strip():
             which = f"TEXT {k}" if len(args.texts) > 1 else "TEXT"
@@ -37,12 +38,13 @@ def predict(args: argparse.Namespace) -> None:
 
 
 def evaluate(args: argparse.Namespace) -> None:
+    run_dir(args.dir)
     readable(args.data, "--data", "any")
 
 
 def export_(args: argparse.Namespace) -> None:
-    readable(args.data, "--data", "any")
     export(args)
+    readable(args.data, "--data", "any")
 
 
 def _columns(path: str | None, wanted: dict, flag: str, encoding: str | None) -> None:

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import argparse
 
+from rnnkit.export.task import require
 from rnnkit.extras import need
-from rnnkit.train.preflight import writable_dir, writable_file
+from rnnkit.train.preflight import run_dir, writable_dir, writable_file
 
 ONNX_MODULES = ("onnx", "onnxscript", "onnxruntime")
 
 
 def export(args: argparse.Namespace) -> None:
-    if args.format == "onnx":
+    """The extra of --format, DIR, then the model file's place."""
+    require(args.format)
+    if args.format == "onnx":  # imported too: a broken install is caught here as well
         for module in ONNX_MODULES:
             need(module, f"{args.command} export --format onnx")
+    run_dir(args.dir)
     if args.out is not None:
-        writable_file(args.out, "--out")
+        writable_file(args.out, "--out", make_parents=True)
     else:
         writable_dir(f"{args.dir}/export", "DIR")

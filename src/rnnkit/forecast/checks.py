@@ -7,7 +7,7 @@ import argparse
 
 from rnnkit.export.checks import export
 from rnnkit.extras import need
-from rnnkit.train.preflight import columns, readable, train_output, writable_file
+from rnnkit.train.preflight import columns, readable, run_dir, train_output, writable_file
 
 
 def train(args: argparse.Namespace) -> None:
@@ -32,15 +32,16 @@ def evaluate(args: argparse.Namespace) -> None:
 
 
 def export_(args: argparse.Namespace) -> None:
-    readable(args.data, "--data")
     export(args)
+    readable(args.data, "--data")
 
 
 def _reading(args: argparse.Namespace) -> None:
-    readable(args.data, "--data")
     if args.plot is not None:
         need("matplotlib", f"forecast {args.verb} --plot", "forecast")
-        writable_file(args.plot, "--plot")
+    run_dir(args.dir)
+    readable(args.data, "--data")
+    writable_file(args.plot, "--plot")
 
 
 VERBS = {"train": train, "predict": predict, "eval": evaluate, "export": export_}

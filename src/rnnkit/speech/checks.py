@@ -8,7 +8,7 @@ import argparse
 
 from rnnkit.export.checks import export
 from rnnkit.extras import need
-from rnnkit.train.preflight import readable, train_output, writable_dir
+from rnnkit.train.preflight import readable, run_dir, train_output, writable_dir
 
 AUDIO = ("soundfile", "librosa", "soxr")
 
@@ -22,19 +22,21 @@ def train(args: argparse.Namespace) -> None:
 
 def transcribe(args: argparse.Namespace) -> None:
     _audio(args)
+    run_dir(args.dir)
     for path in args.files:
         readable(path, "audio file")
 
 
 def evaluate(args: argparse.Namespace) -> None:
     _audio(args)
+    run_dir(args.dir)
     readable(args.manifest, "--manifest")
 
 
 def export_(args: argparse.Namespace) -> None:
     _audio(args)
-    readable(args.manifest, "--manifest")
     export(args)
+    readable(args.manifest, "--manifest")
 
 
 def fsdd(args: argparse.Namespace) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rnnkit.export.checks import export
-from rnnkit.train.preflight import readable, train_output, writable_file
+from rnnkit.train.preflight import readable, run_dir, train_output, writable_file
 
 
 def train(args: argparse.Namespace) -> None:
@@ -13,18 +13,30 @@ def train(args: argparse.Namespace) -> None:
     readable(args.path, "--data")  # None: the built-in corpus
 
 
+def sample(args: argparse.Namespace) -> None:
+    run_dir(args.dir)
+
+
 def evaluate(args: argparse.Namespace) -> None:
+    run_dir(args.dir)
     readable(args.data, "--data")
 
 
 def inspect(args: argparse.Namespace) -> None:
+    run_dir(args.dir)
     readable(args.text, "--text")
     writable_file(args.out, "--out")
 
 
 def export_(args: argparse.Namespace) -> None:
-    readable(args.data, "--data")
     export(args)
+    readable(args.data, "--data")
 
 
-VERBS = {"train": train, "eval": evaluate, "inspect": inspect, "export": export_}
+VERBS = {
+    "train": train,
+    "sample": sample,
+    "eval": evaluate,
+    "inspect": inspect,
+    "export": export_,
+}

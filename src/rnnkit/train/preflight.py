@@ -31,12 +31,10 @@ HEADER_BYTES = 1 << 16  # read to find a CSV's header line
 
 
 def check(args, checks: Mapping[str, Mapping[str, Check]]) -> None:
-    """The checks of `rnnkit args.command args.verb`: its --device, its DIR (a checkpoint or a
-    run directory), then the verb's own (checks[command][verb])."""
+    """The checks of `rnnkit args.command args.verb`: its --device, then the verb's own
+    (checks[command][verb]: its extras, its DIR, its files, in that order)."""
     if getattr(args, "device", None) is not None:
         check_device(args.device)
-    if getattr(args, "dir", None) is not None:
-        run_dir(args.dir)
     verb = checks.get(args.command, {}).get(getattr(args, "verb", None))
     if verb is not None:
         verb(args)
@@ -68,7 +66,7 @@ def readable(path: str | os.PathLike | None, flag: str, kind: str = "file") -> N
     p = Path(path)
     if not p.exists():
         what = {"file": "file", "dir": "directory"}.get(kind, "file or directory")
-        raise ValueError(f"{flag} {path}: no such {what}; check the path")
+        raise ValueError(f"{flag} {path} does not exist (no such {what}); check the path")
     if kind == "file" and p.is_dir():
         raise ValueError(f"{flag} {path} is a directory; give a file")
     if kind == "dir" and not p.is_dir():
@@ -90,18 +88,24 @@ def writable_dir(path: str | os.PathLike | None, flag: str) -> None:
         return
     p = Path(path)
     if p.exists() and not p.is_dir():
-        raise ValueError(f"{flag} {path} is a file; give a directory (or a new name)")
+        raise ValueError(f"{flag} {path} is not a directory; give a directory (or a new name)")
     _probe(_existing(p), flag, path)
 
 
-def writable_file(path: str | os.PathLike | None, flag: str) -> None:
-    """A file can be written at `path`: it is not a directory and its directory takes a file."""
+def writable_file(path: str | os.PathLike | None, flag: str, make_parents: bool = False) -> None:
+    """A file can be written at `path`: it is not a directory and its directory exists (or,
+    `make_parents`, can be made) and takes a file."""
     if path is None:
         return
     p = Path(path)
     if p.is_dir():
         raise ValueError(f"{flag} {path} is a directory; give a file name")
-    _probe(_existing(p.parent if str(p.parent) else Path(".")), flag, path)
+    parent = p.absolute().parent
+    if not parent.exists() and not make_parents:
+        raise ValueError(
+            f"{flag} {path}: the directory {parent} does not exist; make it or give another path"
+        )
+    _probe(_existing(parent), flag, path)
 
 
 def columns(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from rnnkit.extras import need
-from rnnkit.train.preflight import readable, train_output, writable_file
+from rnnkit.train.preflight import readable, run_dir, train_output, writable_file
 
 FILES = ("source", "target", "valid_source", "valid_target", "test_source", "test_target")
 
@@ -26,13 +26,15 @@ def train(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.plot is not None:
         need("matplotlib", "translate run --plot", "translate")
-        writable_file(args.plot, "--plot")
+    run_dir(args.dir)
+    writable_file(args.plot, "--plot")
     readable(args.input, "--input")
     writable_file(args.output, "--output")
 
 
 def evaluate(args: argparse.Namespace) -> None:
     need("sacrebleu", "translate eval (BLEU and chrF)")
+    run_dir(args.dir)
     readable(args.source, "--source")
     readable(args.target, "--target")
     writable_file(args.output, "--output")
