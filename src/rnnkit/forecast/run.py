@@ -248,6 +248,7 @@ class ForecastRun(TaskRun):
             config.max_steps = self.epochs * len(self.batches)
         if "eval_every" not in self.options:
             config.eval_every = len(self.batches)  # once an epoch
+        _check_season(season_of(settings, data.times), L)  # the backtest's, before training
         return config
 
     def build(self) -> Forecaster:
@@ -294,6 +295,14 @@ class ForecastRun(TaskRun):
             if trained.interrupted  # a cut-short model is not backtested
             else backtest(model, self.data, self.test_starts, L, self.season),
         }
+
+
+def _check_season(season: int, L: int) -> None:
+    if season > L:
+        raise ValueError(
+            f"the seasonal-naive baseline's period is {season} steps, longer than the lookback "
+            f"({L}) it reads; give --lookback {season} or more, or --season {L} or less"
+        )
 
 
 def _starts(name: str, start: int, end: int, L: int, H: int, stride: int = 1) -> np.ndarray:
