@@ -39,6 +39,7 @@ from rnnkit.bptt import native
 from rnnkit.train import checkpoint, distributed, rundir
 from rnnkit.train.batches import to_device, unpack
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.devices import check_device
 from rnnkit.train.interrupts import stop_requests
 from rnnkit.train.progress import format_metrics, progress_bar, time_left
 from rnnkit.train.runlog import MetricsLog, NullLog, Window
@@ -386,7 +387,7 @@ def _flush_denormals(cfg: TrainConfig):
 
 def _pick_device(model: nn.Module, cfg: TrainConfig) -> torch.device:
     if cfg.device is not None:
-        return torch.device(cfg.device)
+        return check_device(cfg.device, "device")  # one clear error for "banana" or "cuda:7"
     if distributed.is_distributed() and torch.cuda.is_available():
         return distributed.device()
     param = next(model.parameters(), None)
