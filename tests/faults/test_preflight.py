@@ -133,7 +133,7 @@ def files(tmp_path):
     "args, match",
     [
         (["textgen", "train", "--data", "{dir}/nope.txt", "--out", "{dir}/r"],
-         "--data {dir}/nope.txt does not exist"),
+         "--data {dir}/nope.txt: no such file"),
         (["textgen", "train", "--data", "{dir}", "--out", "{dir}/r"], "is a directory"),
         (["textgen", "train", "--out", "{file}/r"], "{file} is a file, not a directory"),
         (["textgen", "train", "--out", "{file}"], "--out {file} is not a directory"),
@@ -151,7 +151,7 @@ def files(tmp_path):
         (["forecast", "train", "--data", "{series}", "--time-column", "time", "--target", "load",
           "--out", "{dir}/r"], "no column 'time'"),
         (["translate", "eval", FIXTURES / "translate", "--source", "{dir}/x.de"],
-         "--source {dir}/x.de does not exist"),
+         "--source {dir}/x.de: no such file"),
         (["textgen", "eval", "{dir}/no_run", "--data", "{dir}/nope.txt"], "no_run does not exist"),
         (["textgen", "inspect", FIXTURES / "textgen", "--text", "{csv}", "--out", "{dir}"],
          "--out {dir} is a directory"),

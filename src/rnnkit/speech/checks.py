@@ -21,10 +21,8 @@ def train(args: argparse.Namespace) -> None:
 
 
 def transcribe(args: argparse.Namespace) -> None:
-    _audio(args)
+    _audio(args)  # the files themselves are all read before the first is transcribed
     run_dir(args.dir)
-    for path in args.files:
-        readable(path, "audio file")
 
 
 def evaluate(args: argparse.Namespace) -> None:

@@ -66,7 +66,7 @@ def readable(path: str | os.PathLike | None, flag: str, kind: str = "file") -> N
     p = Path(path)
     if not p.exists():
         what = {"file": "file", "dir": "directory"}.get(kind, "file or directory")
-        raise ValueError(f"{flag} {path} does not exist (no such {what}); check the path")
+        raise ValueError(f"{flag} {path}: no such {what}; check the path")
     if kind == "file" and p.is_dir():
         raise ValueError(f"{flag} {path} is a directory; give a file")
     if kind == "dir" and not p.is_dir():
