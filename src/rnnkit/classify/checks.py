@@ -21,7 +21,8 @@ def train(args: argparse.Namespace) -> None:
     for flag in ("--train", "--valid", "--test"):
         path = getattr(args, flag[2:])
         readable(path, flag, "any")
-        _columns(path, wanted, flag, args.encoding)
+        if not getattr(args, "resume", False):  # else the run's columns, from its checkpoint
+            _columns(path, wanted, flag, args.encoding)
     readable(args.vectors, "--vectors")
 
 
@@ -48,6 +49,7 @@ def export_(args: argparse.Namespace) -> None:
 
 
 def _columns(path: str | None, wanted: dict, flag: str, encoding: str | None) -> None:
+    """The columns of a CSV or TSV (by its suffix); a resumed run's are checked as it reads."""
     delimiter = DELIMITERS.get(Path(path).suffix.lower()) if path else None
     if delimiter is not None and Path(path).is_file():
         columns(path, wanted, flag, delimiter, encoding)

@@ -12,7 +12,9 @@ from rnnkit.train.preflight import columns, readable, run_dir, train_output, wri
 
 def train(args: argparse.Namespace) -> None:
     train_output(args)
-    if args.path is None:  # --data
+    if getattr(args, "resume", False):  # the data options are the run's (its checkpoint's)
+        readable(args.path, "--data")
+    elif args.path is None:  # --data
         need("vega_datasets", "forecast train without --data (the built-in series)", "forecast")
     else:
         readable(args.path, "--data")
