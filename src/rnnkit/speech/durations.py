@@ -41,7 +41,8 @@ def from_counts(counts: dict, hop_ms: float) -> dict | None:
     if not _number(frames) or not _number(n) or frames <= 0 or n <= 0:
         return None
     mean = frames / n * hop_ms / 1000
-    return {"min": mean * FAR / FAR_FROM_MEAN, "max": mean * FAR_FROM_MEAN / FAR, "mean": mean}
+    low, high = mean * FAR / FAR_FROM_MEAN, mean * FAR_FROM_MEAN / FAR
+    return {"min": low, "max": high, "mean": mean, "from_mean": True}
 
 
 def unusual(frames: int, hop_ms: float, trained: dict | None) -> str | None:
@@ -49,16 +50,13 @@ def unusual(frames: int, hop_ms: float, trained: dict | None) -> str | None:
     if trained is None:
         return None
     seconds = frames * hop_ms / 1000
+    span = f"{trained['min']:.2f}-{trained['max']:.2f} s"
+    if trained.get("from_mean"):
+        span = f"{trained['mean']:.2f} s on average"
     if seconds < trained["min"] / FAR:
-        return (
-            f"{seconds:.2f} s long, far shorter than the training utterances "
-            f"({trained['min']:.2f}-{trained['max']:.2f} s)"
-        )
+        return f"{seconds:.2f} s long, far shorter than the training utterances ({span})"
     if seconds > trained["max"] * FAR:
-        return (
-            f"{seconds:.1f} s long, far longer than the training utterances "
-            f"({trained['min']:.2f}-{trained['max']:.2f} s)"
-        )
+        return f"{seconds:.1f} s long, far longer than the training utterances ({span})"
     return None
 
 
