@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,6 +112,15 @@ def train(
     this and only process 0 writes."""
     out = Path(out)
     distributed.setup()
+    # a directory a run has written (its lock file is there) may be being written now: locked
+    # before it is read, so that such a run is refused and OUT/last is never read mid-save
+    early = (out / rundir.LOCK_FILE).exists() and distributed.is_main()
+    with rundir.writer(out) if early else contextlib.nullcontext():
+        return _train(run, out, resume, overwrite, on_step)
+
+
+def _train(run: TaskRun, out: Path, resume: bool, overwrite: bool, on_step) -> tuple:
+    """`train` in a run directory nobody else writes (or none yet)."""
     previous = rundir.previous(
         out, run.task, resume=resume, overwrite=overwrite, resumable=run.resumable
     )
