@@ -58,7 +58,7 @@ def run(tmp_path_factory, files) -> tuple[Path, dict]:
     code, stdout, err = rnnkit(
         "translate", "train", "--source", files["train.de"], "--target", files["train.en"],
         "--valid-source", files["test.tsv"], "--test-source", files["test.de"],
-        "--test-target", files["test.en"], *TINY, "--max-steps", "250", "--lr", "0.01",
+        "--test-target", files["test.en"], *TINY, "--max-steps", "400", "--lr", "0.01",
         "--attention", "luong", "--seed", SEED, "--json", "--out", out,
     )  # fmt: skip
     assert code == 0, err
