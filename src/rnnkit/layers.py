@@ -280,9 +280,9 @@ class RNNBase(nn.Module):
                 )
             return fused.run(self, x, state, lengths)
         if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
-            if self.regularisers.in_kernel():
+            if masks is not None and any(n is not None and n.any() for n in masks.noise):
                 raise NotImplementedError(
-                    "recurrent_dropout and zoneout run in the eager kernels only: "
+                    "recurrent_dropout (in training) and zoneout run in the eager kernels only: "
                     "torch.compile and torch.export trace rnnkit's operators, which have neither"
                 )
             if lengths is not None:  # values are data: the operators check them
@@ -389,7 +389,11 @@ class RNN(RNNBase):
         *,
         impl: str = "auto",
         proj_size=None,  # refused as torch.nn.RNN refuses it (reject_proj_size)
-        **regularisers,  # RNNBase's: weight_drop, dropout_input, dropout_output
+        weight_drop: float = 0.0,  # the regularisers: see RNNBase (regularisers.py)
+        dropout_input: float = 0.0,
+        dropout_output: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ):
         reject_proj_size("RNN", proj_size)
         self.nonlinearity = check_nonlinearity(nonlinearity)
@@ -404,7 +408,11 @@ class RNN(RNNBase):
             device=device,
             dtype=dtype,
             impl=impl,
-            **regularisers,
+            weight_drop=weight_drop,
+            dropout_input=dropout_input,
+            dropout_output=dropout_output,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
         )
 
 
@@ -443,7 +451,11 @@ class GRU(RNNBase):
         *,
         impl: str = "auto",
         proj_size=None,  # refused as torch.nn.GRU refuses it (reject_proj_size)
-        **regularisers,  # RNNBase's: weight_drop, dropout_*, recurrent_dropout, zoneout
+        weight_drop: float = 0.0,  # the regularisers: see RNNBase (regularisers.py)
+        dropout_input: float = 0.0,
+        dropout_output: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ):
         reject_proj_size("GRU", proj_size)
         super().__init__(
@@ -457,7 +469,11 @@ class GRU(RNNBase):
             device=device,
             dtype=dtype,
             impl=impl,
-            **regularisers,
+            weight_drop=weight_drop,
+            dropout_input=dropout_input,
+            dropout_output=dropout_output,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
         )
 
 
