@@ -95,10 +95,11 @@ def _rnn_kernel(x, state, w, batch_sizes, nonlinearity, noise=None):
     return out, [h]
 
 
-def _lstm_kernel(x, state, w, batch_sizes, nonlinearity=None, noise=None):
+def _lstm_kernel(x, state, w, batch_sizes, nonlinearity=None, noise=None, cells=False):
+    """(out, [h_n, c_n]), and every c_t last with `cells` (LSTM.forward_with_cells)."""
     w_hr = w[4] if len(w) > 4 else None  # proj_size > 0
-    out, h, c = bptt.lstm(x, state[0], state[1], *w[:4], batch_sizes, w_hr, noise)
-    return out, [h, c]
+    out, h, c, *C = bptt.lstm(x, state[0], state[1], *w[:4], batch_sizes, w_hr, noise, cells)
+    return (out, [h, c], *C)
 
 
 def _gru_kernel(x, state, w, batch_sizes, nonlinearity=None, noise=None):

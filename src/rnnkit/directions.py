@@ -30,11 +30,16 @@ def bptt_direction(cell: Cell, nonlinearity: str | None, batch: Batch):
     """The cell's kernel (its autograd Function) on rows sorted by length (`batch.sort`), a
     reverse direction run forward on each sequence reversed within its own length."""
 
-    def run(x, state, w, reverse, noise):
+    def run(x, state, w, reverse, noise, cells=False):
         if reverse:
             x = batch.reverse(x)
         if noise is not None:  # into the kernel's layout, as x
             noise = sorted_noise(noise, batch, reverse)
+        if cells:  # the LSTM's: out, state and every c_t
+            out, last, C = cell.kernel(x, state, w, batch.batch_sizes, nonlinearity, noise, True)
+            if reverse:
+                out, C = batch.reverse(out), batch.reverse(C)
+            return out, last, C
         out, last = cell.kernel(x, state, w, batch.batch_sizes, nonlinearity, noise)
         return (batch.reverse(out) if reverse else out), last
 
@@ -47,17 +52,20 @@ def loop_direction(cell: Cell, nonlinearity: str | None, batch: Batch):
     step = step_fn(cell, nonlinearity)
     mask = batch.mask()  # (T, B, 1) bool or None
 
-    def run(x, state, w, reverse, noise):
-        outs = [None] * x.shape[0]
+    def run(x, state, w, reverse, noise, cells=False):
+        outs, cs = [None] * x.shape[0], [None] * x.shape[0]
         times = range(x.shape[0] - 1, -1, -1) if reverse else range(x.shape[0])
         for t in times:
             new = step(x[t], state, w, noise, t)
             if mask is not None:
                 new = [torch.where(mask[t], n, s) for n, s in zip(new, state, strict=True)]
                 outs[t] = torch.where(mask[t], new[0], 0.0)
+                cs[t] = torch.where(mask[t], new[-1], 0.0)
             else:
-                outs[t] = new[0]
+                outs[t], cs[t] = new[0], new[-1]
             state = new
+        if cells:  # the LSTM's c_t of every step
+            return torch.stack(outs), state, torch.stack(cs)
         return torch.stack(outs), state
 
     return run

@@ -214,6 +214,11 @@ class RNNBase(nn.Module):
         layer k and direction d (0 forward, 1 reverse); in the parameters' dtype, or under
         torch.autocast the dtype torch.nn's layer returns (precision.plan).
         """
+        out, state, _ = self._forward(input, hx, lengths, impl, cells=False)
+        return out, state
+
+    def _forward(self, input, hx, lengths, impl, cells: bool):
+        """forward's work: (output, h_n or (h_n, c_n), the last layer's c_t or None)."""
         impl = self.impl if impl is None else check_impl(impl)
         pack = input if isinstance(input, PackedSequence) else None
         if pack is not None:
@@ -229,15 +234,16 @@ class RNNBase(nn.Module):
         x = x.contiguous()  # (T, B, I)
         prec, x, state = self._plan(x, initial_state(self, hx, x, batched))
         with prec.kernels():
-            out, state = self._run(x, state, lengths, impl)
-        out, state = prec.down(out), [prec.down(s) for s in state]
+            out, state, C = self._run(x, state, lengths, impl, cells)
+        seqs = [prec.down(out)] + ([] if C is None else [prec.down(C)])  # output, cells
+        state = [prec.down(s) for s in state]
         if not batched:
-            out, state = out.squeeze(1), [s.squeeze(1) for s in state]
+            seqs, state = [s.squeeze(1) for s in seqs], [s.squeeze(1) for s in state]
         elif self.batch_first:
-            out = out.transpose(0, 1)
+            seqs = [s.transpose(0, 1) for s in seqs]
         if pack is not None:
-            out = repack(out, pack, lengths, self.batch_first)
-        return out, self._state_out(state)
+            seqs = [repack(s, pack, lengths, self.batch_first) for s in seqs]
+        return seqs[0], self._state_out(state), (seqs[1] if cells else None)
 
     def _unpack(self, pack: PackedSequence, lengths) -> tuple[Tensor, Tensor]:
         """A PackedSequence input as (padded input, lengths); eager only."""
@@ -256,29 +262,30 @@ class RNNBase(nn.Module):
         prec = precision.plan(self.weight_ih_l0.dtype, [x, *state], self.autocast_promotes_on)
         return prec, prec.up(x), [prec.up(s) for s in state]
 
-    def _run(self, x: Tensor, state: list[Tensor], lengths, impl: str):
-        """(out (T, B, D*P), final states (L*D, B, P or H)) of x (T, B, I), all in one dtype;
-        with regularisers, their masks drawn once for the call (regularisers.draw)."""
+    def _run(self, x: Tensor, state: list[Tensor], lengths, impl: str, cells: bool = False):
+        """(out (T, B, D*P), final states (L*D, B, P or H), the last layer's c_t (T, B, D*H)
+        with `cells`, else None) of x (T, B, I), all in one dtype; with regularisers, their
+        masks drawn once for the call (regularisers.draw)."""
         masks = None
         if self.regularisers.any():
             masks = draw(self, *x.shape[:2], x)
             if masks.input is not None:
                 x = x * masks.input  # (T, B, I) * (B, I): one mask for every step
-        out, state = self._run_stack(x, state, lengths, impl, masks)
+        out, state, C = self._run_stack(x, state, lengths, impl, masks, cells)
         if masks is not None and masks.output is not None:
             out = out * masks.output
-        return out, state
+        return out, state, C
 
-    def _run_stack(self, x: Tensor, state: list[Tensor], lengths, impl: str, masks):
+    def _run_stack(self, x: Tensor, state: list[Tensor], lengths, impl: str, masks, cells):
         if impl == "auto":
             impl = "fused" if fused.chosen(self, x.device) else "bptt"
         if impl == "fused":
-            if not self.fusable():
+            if not self.fusable() or cells:
                 raise ValueError(
                     "impl='fused' runs torch's own operator, which has none of this layer's "
                     "options beyond torch.nn's: use impl='auto' or 'bptt'"
                 )
-            return fused.run(self, x, state, lengths)
+            return (*fused.run(self, x, state, lengths), None)
         if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
             if masks is not None and any(n is not None and n.any() for n in masks.noise):
                 raise NotImplementedError(
@@ -287,18 +294,21 @@ class RNNBase(nn.Module):
                 )
             if lengths is not None:  # values are data: the operators check them
                 lengths = check_lengths(lengths, *x.shape[:2], values=False)
+            if cells:
+                raise NotImplementedError("forward_with_cells runs eagerly only")
             direction = op_direction(self.cell, self._nonlinearity, lengths)
             return self._stack(x, state, direction, masks)
-        return self._eager(x, state, lengths, impl, masks)
+        return self._eager(x, state, lengths, impl, masks, cells)
 
     def _state_out(self, state: list[Tensor]):
         """h_n, or (h_n, c_n) for a cell with two states, as torch.nn returns them."""
         return tuple(state) if self.cell.states == 2 else state[0]
 
-    def _stack(self, x: Tensor, state: list[Tensor], direction, masks=None):
-        """Layers x directions; `direction(x, states, weights, reverse, noise)` owns the time
-        loop; `masks` (regularisers.Masks) or None."""
-        finals = [[] for _ in state]
+    def _stack(self, x: Tensor, state: list[Tensor], direction, masks=None, cells=False):
+        """Layers x directions; `direction(x, states, weights, reverse, noise[, cells])` owns
+        the time loop; `masks` (regularisers.Masks) or None. (out, finals, the last layer's
+        c_t of each direction side by side with `cells`, else None)."""
+        finals, C = [[] for _ in state], []
         D = self.num_directions
         for k in range(self.num_layers):
             outs = []
@@ -307,27 +317,34 @@ class RNNBase(nn.Module):
                 drop, noise = (masks.weight[idx], masks.noise[idx]) if masks else (None, None)
                 w = self._weights(idx, x.dtype, drop)
                 noise = noise if noise is not None and noise.any() else None
-                out, last = direction(x, [s[idx] for s in state], w, d == 1, noise)
+                s = [s[idx] for s in state]
+                if cells and k == self.num_layers - 1:
+                    out, last, c = direction(x, s, w, d == 1, noise, True)
+                    C.append(c)
+                else:
+                    out, last = direction(x, s, w, d == 1, noise)
                 outs.append(out)
                 for f, s in zip(finals, last, strict=True):
                     f.append(s)
             x = outs[0] if D == 1 else torch.cat(outs, 2)
             if self.dropout and self.training and k < self.num_layers - 1:
                 x = nn.functional.dropout(x, self.dropout, True)
-        return x, [torch.stack(f) for f in finals]
+        C = None if not C else C[0] if D == 1 else torch.cat(C, 2)
+        return x, [torch.stack(f) for f in finals], C
 
-    def _eager(self, x: Tensor, state: list[Tensor], lengths, impl: str, masks=None):
+    def _eager(self, x: Tensor, state: list[Tensor], lengths, impl: str, masks=None, cells=False):
         """The eager path: the rows sorted by length once for all layers (lengths.Batch), each
         (layer, direction) a kernel's autograd Function (impl="bptt") or the reference loop."""
         batch = Batch(check_lengths(lengths, *x.shape[:2]) if lengths is not None else None, x)
         x = batch.zero_padding(x)  # padding may hold anything, even NaN: it must not reach dW
         if impl == "loop":
             direction = loop_direction(self.cell, self._nonlinearity, batch)
-            return self._stack(x, state, direction, masks)
+            return self._stack(x, state, direction, masks, cells)
         x, state = batch.sort(x), [batch.sort(s, dim=1) for s in state]
         direction = bptt_direction(self.cell, self._nonlinearity, batch)
-        out, state = self._stack(x, state, direction, masks)
-        return batch.unsort(out), [batch.unsort(s, dim=1) for s in state]
+        out, state, C = self._stack(x, state, direction, masks, cells)
+        C = None if C is None else batch.unsort(C)
+        return batch.unsort(out), [batch.unsort(s, dim=1) for s in state], C
 
     # ---- stepping -----------------------------------------------------------------------
 
@@ -425,6 +442,14 @@ class LSTM(RNNBase):
     """
 
     cell = CELLS["lstm"]
+
+    def forward_with_cells(self, input, hx=None, lengths=None, *, impl: str | None = None):
+        """forward, and the last layer's cell state c_t at every step (the kernels keep them
+        for the backward anyway), differentiable: (output, (h_n, c_n), cells), cells
+        (T, B, D*H) as the output is laid out ((B, T, D*H) with batch_first, (T, D*H)
+        unbatched, packed like a packed input), the forward direction's c_t in [..., :H];
+        padded steps 0. Eager only (not under torch.compile/export), impl "bptt" or "loop"."""
+        return self._forward(input, hx, lengths, impl, cells=True)
 
 
 class GRU(RNNBase):

@@ -318,3 +318,72 @@ def test_options_that_do_not_apply_are_refused(make, match):
 def test_an_unknown_option_is_a_type_error():
     with pytest.raises(TypeError, match="zonout"):
         rnnkit.GRU(I, H, zonout=0.1)
+
+
+# ---- every cell state: LSTM.forward_with_cells -------------------------------------------------
+
+
+def run_cells(layer, x, seed=7, impl=None, lengths=None):
+    """[output, h_n, c_n, cells] and the gradients of x and every parameter (cells weighted too)."""
+    torch.manual_seed(seed)
+    out, (h, c), cells = layer.forward_with_cells(x, lengths=lengths, impl=impl)
+    flat = [out, h, c, cells]
+    gen = torch.Generator().manual_seed(1)
+    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum() for t in flat)
+    return [t.detach() for t in flat], list(torch.autograd.grad(loss, [x, *layer.parameters()]))
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "kw",
+    [{}, {"num_layers": 2, "bidirectional": True, "zoneout": (0.2, 0.3)},
+     {"proj_size": 3, "recurrent_dropout": 0.3, "batch_first": True}],
+)  # fmt: skip
+def test_cells_on_the_three_paths(kw, monkeypatch):
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(I, H, dtype=DT, **kw)
+    x = x_of((B, T, I) if kw.get("batch_first") else (T, B, I))
+    results = [run_cells(layer, x, impl="bptt", lengths=LENGTHS)]
+    with monkeypatch.context() as m:
+        m.setitem(native._state, "module", None)
+        results.append(run_cells(layer, x, impl="bptt", lengths=LENGTHS))
+    results.append(run_cells(layer, x, impl="loop", lengths=LENGTHS))
+    (a, ga), (b, gb), (c, gc) = results
+    assert_close(a + ga, b + gb, atol=1e-12, rtol=1e-12)
+    assert_close(a + ga, c + gc, atol=1e-12, rtol=1e-12)
+    D = 2 if kw.get("bidirectional") else 1
+    assert a[3].shape == a[0].shape[:2] + (D * H,)
+    torch.manual_seed(7)  # forward's output and states with the same masks
+    out, (h, c) = layer(x, lengths=LENGTHS)
+    assert_close([out, h, c], [a[0], a[1], a[2]], atol=1e-12, rtol=1e-12)
+
+
+def test_cells_are_torch_nns_c_at_every_step():
+    """c_t of a one-layer LSTM is torch.nn.LSTM's c_n over x[:t + 1]; no grad: inference."""
+    theirs = nn.LSTM(I, H, dtype=DT)
+    ours = rnnkit.LSTM(I, H, dtype=DT)
+    ours.load_state_dict(theirs.state_dict())
+    x = x_of().detach()
+    with torch.no_grad():
+        out, (h, c), cells = ours.forward_with_cells(x)
+        want = torch.stack([theirs(x[: t + 1])[1][1][0] for t in range(T)])
+    assert_close(cells, want)
+    assert_close(cells[-1], c[0])
+    assert_close(out, ours(x)[0])
+
+
+@needs_native
+def test_gradcheck_cells():
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(2, 3, dtype=DT, zoneout=0.3)
+    names = [n for n, _ in layer.named_parameters()]
+
+    def fn(x, *ps):
+        torch.manual_seed(11)
+        args, kw = (x,), {"lengths": torch.tensor([4, 2])}
+        params = dict(zip(names, ps))
+        return torch.func.functional_call(layer, params, args, kw, strict=True)[2]
+
+    layer.forward = layer.forward_with_cells  # functional_call calls forward
+    ps = [p.detach().requires_grad_() for p in layer.parameters()]
+    assert torch.autograd.gradcheck(fn, (x_of((4, 2, 2)), *ps))

@@ -45,8 +45,9 @@ def forward_loop(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr, noise):
 
 
 def backward(steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, out, Z, C, needs,
-             w_hr, noise):  # fmt: skip
-    """lstm.lstm_backward with the regularisers: (dx, dh0, dc0, dW_ih, dW_hh, db, dW_hr)."""
+             w_hr, noise, dC=None):  # fmt: skip
+    """lstm.lstm_backward with the regularisers: (dx, dh0, dc0, dW_ih, dW_hh, db, dW_hr); dC
+    (T, B, H), the gradient of every c_t where the kernel returned them, or None."""
     dout = dout.contiguous()
     m, k_h = noise.recurrent, noise.zone_h
     dZ = _mask_padding(buffer("lstm.dZ", Z.shape, Z), steps)  # (T, B, 4H)
@@ -57,9 +58,9 @@ def backward(steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, 
         proj = None if w_hr is None else (w_hr, DH, M)
         w_hh_t = w_hh.t().contiguous()
         native.lstm_backward(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj,
-                             noise, DH)  # fmt: skip
+                             noise, DH, dC)  # fmt: skip
     else:
-        _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, DH, M)
+        _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, DH, M, dC)
     dh0 = None
     if needs[1]:  # dh_{-1} = m (dz_0 W_hh) + k_h,0 dh_0
         dh0 = gemm.linear(dZ[0], w_hh.t().contiguous())
@@ -75,9 +76,9 @@ def backward(steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, 
     return dx, dh0, dc if needs[2] else None, dw_ih, dw_hh, db, dw_hr
 
 
-def _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, DH, M):
+def _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, DH, M, dC=None):
     """The reverse-time loop in Python (LSTMFunction's equations with the regularisers):
-    fills dZ and DH, leaves dL/dc_0 in dc, m~_t in M with a projection."""
+    fills dZ and DH, leaves dL/dc_0 in dc, m~_t in M with a projection; dC added to dL/dc_t."""
     T, B, H = C.shape
     m, k_h, k_c = noise.recurrent, noise.zone_h, noise.zone_c
     i, f, g, o = Z.unflatten(2, (4, H)).unbind(2)
@@ -86,6 +87,8 @@ def _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, D
     if M is not None:
         torch.mul(o, tc, out=M)  # m~_t = o tanh(c~_t)
     for t, bt, bn in reversed(steps):
+        if dC is not None:
+            dc[:bt] += dC[t, :bt]  # the returned c_t's own gradient
         dh = DH[t, :bt]
         dh.copy_(dout[t, :bt])
         if bn:  # through z_{t+1} = ... + W_hh (m h_t) and h_{t+1} = k_h h_t + ...

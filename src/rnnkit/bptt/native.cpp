@@ -366,7 +366,8 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
                         const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor& dZ,
                         Tensor& dc, Tensor& dh, const StepW& w_hh_t,
                         const std::optional<Tensor>& norms, const std::optional<StepW>& w_hr_t,
-                        const std::optional<Tensor>& M, const Noise& noise) {
+                        const std::optional<Tensor>& M, const Noise& noise,
+                        const std::optional<Tensor>& dC) {
   const int64_t B = Z.size(1), H = dc.size(1), P = dh_n.size(1), G = 4 * H;
   const bool proj = w_hr_t.has_value(), kept = dh.dim() == 3;
   const S* rmp = noise.rec ? ptr<S>(*noise.rec) : nullptr;
@@ -387,6 +388,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
     const auto [t, bt, bn] = *it;
     Tensor dh_t = kept ? dh[t] : dh;
     S* dhp = ptr<S>(dh_t);
+    if (dC) dc.narrow(0, 0, bt).add_((*dC)[t].narrow(0, 0, bt));  // the cells' own gradient
     Tensor rec;  // dz_{t+1} W_hh for rows [0, bn)
     if (bn) {
       Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
@@ -485,7 +487,7 @@ void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const
                    Tensor dh, const StepW& w_hh_t, const std::optional<Tensor>& norms,
                    const std::optional<StepW>& w_hr_t, const std::optional<Tensor>& M,
                    const std::optional<Tensor>& rec, const std::optional<Tensor>& k_h,
-                   const std::optional<Tensor>& k_c) {
+                   const std::optional<Tensor>& k_c, const std::optional<Tensor>& dC) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Noise noise{rec, k_h, k_c};
   check_contiguous("lstm_backward", {&Z, &s_c, &C, &c0, &dout, &dh_n, &dZ, &dc, &dh});
@@ -493,7 +495,7 @@ void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const
               "lstm_backward: a projection needs W_hr and a contiguous M together");
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "lstm_backward", [&] {
     lstm_backward_impl<scalar_t>(steps, Z, s_c, C, c0, dout, dh_n, dZ, dc, dh, w_hh_t, norms,
-                                 w_hr_t, M, noise);
+                                 w_hr_t, M, noise, dC);
   });
 }
 

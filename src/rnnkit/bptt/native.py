@@ -150,12 +150,13 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None, noise=None):
 
 
 def lstm_backward(
-    steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj=None, noise=None, DH=None
+    steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj=None, noise=None, DH=None, dC=None
 ) -> None:
     """Fills dZ and leaves dL/dc_0 in dc, from `lstm_forward`'s C = c'; with a projection
     `proj` = (W_hr, DH, M), also dh_t into DH (T, B, P) and m_t into M (T, B, H). With
     `noise`, dh_t into DH (given) too; with zoneout on c the factors read the unzoned cells
-    c~'_t = f c'_{t-1} + 2 i g, formed here from Z and C."""
+    c~'_t = f c'_{t-1} + 2 i g, formed here from Z and C. dC (T, B, H): the gradient of every
+    c_t returned (LSTM.forward_with_cells), added to dL/dc_t at its step, or None."""
     cells = C
     if noise is not None and noise.zone_c is not None:
         i, f, g = Z.unflatten(2, (4, -1)).unbind(2)[:3]
@@ -172,7 +173,8 @@ def lstm_backward(
         dh, w_proj, M = proj[1], gemm.step_weight(proj[0].t().contiguous(), B, T), proj[2]
     args = (Z, s_c, C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w)
     noises = _noise(noise, "recurrent", "zone_h", "zone_c")
-    load().lstm_backward(steps, *args, norms, w_proj, M, *noises)
+    dC = None if dC is None else dC.contiguous()
+    load().lstm_backward(steps, *args, norms, w_proj, M, *noises, dC)
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save, noise=None):
