@@ -387,3 +387,17 @@ def test_gradcheck_cells():
     layer.forward = layer.forward_with_cells  # functional_call calls forward
     ps = [p.detach().requires_grad_() for p in layer.parameters()]
     assert torch.autograd.gradcheck(fn, (x_of((4, 2, 2)), *ps))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+def test_cuda_runs_the_python_loops_with_the_cpus_masks(cls):
+    """impl='auto' on CUDA keeps rnnkit's kernels (their Python loops) for these options; the
+    masks come from the CPU generator, so the results are the CPU's."""
+    layer = layer_of(cls, "all", num_layers=2, bidirectional=True)
+    x = x_of()
+    (a, ga) = run(layer, x, lengths=LENGTHS)
+    layer.cuda()
+    xc = x.detach().cuda().requires_grad_()
+    (b, gb) = run(layer, xc, lengths=LENGTHS)
+    assert_close([t.cpu() for t in b + gb], a + ga, atol=1e-10, rtol=1e-10)

@@ -60,7 +60,7 @@ def backward(steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, 
         native.lstm_backward(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj,
                              noise, DH, dC)  # fmt: skip
     else:
-        _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, DH, M, dC)
+        _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, DH, M, dC, norms)
     dh0 = None
     if needs[1]:  # dh_{-1} = m (dz_0 W_hh) + k_h,0 dh_0
         dh0 = gemm.linear(dZ[0], w_hh.t().contiguous())
@@ -76,7 +76,9 @@ def backward(steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, 
     return dx, dh0, dc if needs[2] else None, dw_ih, dw_hh, db, dw_hr
 
 
-def _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, DH, M, dC=None):
+def _backward_loop(
+    steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, DH, M, dC=None, norms=None
+):
     """The reverse-time loop in Python (LSTMFunction's equations with the regularisers):
     fills dZ and DH, leaves dL/dc_0 in dc, m~_t in M with a projection; dC added to dL/dc_t."""
     T, B, H = C.shape
@@ -97,6 +99,8 @@ def _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, D
             if k_h is not None:
                 dh[:bn] += k_h[t + 1, :bn] * DH[t + 1, :bn]
         dh[bn:] += dh_n[bn:bt]  # rows ending at t
+        if norms is not None:  # a probe.GradientRecord is open (probe.py)
+            torch.linalg.vector_norm(dh, out=norms[t])
         dh_tilde = dh if k_h is None else (1 - k_h[t, :bt]) * dh  # (through h~_t)
         dm = dh_tilde if w_hr is None else dh_tilde @ w_hr  # (through h~_t = W_hr m~_t)
         i_t, f_t, g_t, o_t, tc_t = (v[t, :bt] for v in (i, f, g, o, tc))
