@@ -6,6 +6,7 @@ This script owns the layer benchmark: what is timed, how, and how it is reported
             achieved GFLOP/s as a share of torch.mm's square fp32 GEMM rate from the same run.
 - varlen:   lengths uniform in [T/2, T] (seeded): rnnkit `lengths=` vs torch.nn on a
             PackedSequence (packing timed) vs rnnkit on the same padded tensor, training step.
+- serve:    the streaming and serving shapes (B8 H256, B4 H512, T=200), inference only.
 - generate: one step of a 2-layer 512-unit LSTM at batch 1 under no_grad: rnnkit `step()` vs
             torch.nn.LSTM called with T=1 vs two torch.nn.LSTMCell.
 
@@ -42,9 +43,10 @@ from rnnkit.bptt import native
 
 CELLS = ("rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
-SECTIONS = ("layer", "varlen", "generate")
+SECTIONS = ("layer", "varlen", "serve", "generate")
 LAYER_SHAPES = [(64, 100, 128, 512), (32, 256, 128, 256), (16, 256, 32, 128), (1, 1000, 16, 64)]
 VARLEN_SHAPES = [(32, 256, 128, 256), (16, 256, 32, 128)]
+SERVE_SHAPES = [(8, 200, 128, 256), (4, 200, 128, 512)]
 QUICK_LAYER_SHAPES = [(16, 256, 32, 128)]
 QUICK_VARLEN_SHAPES = [(32, 256, 128, 256)]
 GEN = {"cell": "lstm", "L": 2, "B": 1, "I": 512, "H": 512, "steps": 100}
@@ -153,12 +155,14 @@ def bench_layer(case: dict) -> dict:
     B, T, I, H = case["shape"]
     bf, warmup, reps = case["batch_first"], case["warmup"], case["reps"]
     layer, x = make_layer(case["impl"], case["cell"], I, H, batch_first=bf), make_input(B, T, I, bf)
-    step, setup = train_step(lambda: layer(x), layer, x)
-    train = time_ms(step, warmup, reps, setup)
+    times = {}
+    if case["kind"] == "layer":
+        step, setup = train_step(lambda: layer(x), layer, x)
+        times["train"] = time_ms(step, warmup, reps, setup)
     layer.eval()
     with torch.no_grad():
-        infer = time_ms(lambda: layer(x), warmup, reps)
-    return {"times": {"train": train, "infer": infer}}
+        times["infer"] = time_ms(lambda: layer(x), warmup, reps)
+    return {"times": times}
 
 
 def bench_varlen(case: dict) -> dict:
@@ -222,6 +226,7 @@ def run_case(case: dict) -> dict:
     bench = {
         "peak": bench_peak,
         "layer": bench_layer,
+        "serve": bench_layer,
         "varlen": bench_varlen,
         "generate": bench_generate,
     }
@@ -248,6 +253,10 @@ def plan(args) -> list[dict]:
             for shape in layer_shapes:
                 for impl in ("rnnkit", "torch"):
                     cases.append({"kind": "layer", "cell": cell, "shape": shape, "impl": impl})
+        if "serve" in args.sections and not args.quick:
+            for shape in SERVE_SHAPES:
+                for impl in ("rnnkit", "torch"):
+                    cases.append({"kind": "serve", "cell": cell, "shape": shape, "impl": impl})
         if "varlen" in args.sections:
             for shape in varlen_shapes:
                 for impl in ("rnnkit_lengths", "rnnkit_padded", "torch_packed"):
@@ -267,8 +276,10 @@ def child_env(args) -> dict:
     return env
 
 
-def spawn(case: dict, env: dict) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case)]
+def spawn(case: dict, env: dict, script: str = __file__) -> dict:
+    """The case run by `script --case <json>` in a fresh process: its last stdout line's JSON
+    merged into the case, or the case with an "error"."""
+    cmd = [sys.executable, str(Path(script).resolve()), "--case", json.dumps(case)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
@@ -367,6 +378,10 @@ def table_rows(results: list[dict], peak: float | None) -> list[list[str]]:
             rk, tn = by_impl.get("rnnkit"), by_impl.get("torch")
             rows.append(row("layer", case, "train", rk, tn, 3 * flops, peak))
             rows.append(row("layer", case, "infer", rk, tn, flops, peak))
+        elif kind == "serve":
+            B, T, I, H = case["shape"]
+            rk, tn = by_impl.get("rnnkit"), by_impl.get("torch")
+            rows.append(row("serve", case, "infer", rk, tn, fwd_flops(cell, B, I, H, T), peak))
         elif kind == "varlen":
             rows.append(varlen_row(case, by_impl, peak))
         else:

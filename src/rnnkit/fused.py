@@ -39,6 +39,19 @@ def chosen(layer, device: torch.device) -> bool:
     )
 
 
+def resolve(layer, device: torch.device, impl: str) -> str:
+    """The implementation a call runs: impl="auto" made "fused" or "bptt" (`chosen`); an
+    impl="fused" the layer's options forbid is a ValueError."""
+    if impl == "auto":
+        return "fused" if chosen(layer, device) else "bptt"
+    if impl == "fused" and not layer.fusable():
+        raise ValueError(
+            "impl='fused' runs torch's own operator, which has none of this layer's "
+            "options beyond torch.nn's: use impl='auto' or 'bptt'"
+        )
+    return impl
+
+
 def run(layer, x: Tensor, state: list[Tensor], lengths) -> tuple[Tensor, list[Tensor]]:
     """(out (T, B, D*P), final states) of x (T, B, I) from the fused operator of the layer's
     mode; with lengths, a packed batch: padded steps output zeros and change no state."""

@@ -26,7 +26,7 @@ import warnings
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import fused, precision
 from rnnkit.cells import (
@@ -49,7 +49,7 @@ from rnnkit.layer_checks import (
     initial_state,
     reject_proj_size,
 )
-from rnnkit.lengths import Batch, check_lengths, repack
+from rnnkit.lengths import Batch, check_lengths, repack, unpack
 from rnnkit.minrnn import MinGRU, MinLSTM
 from rnnkit.regularisers import Regularisers, draw
 
@@ -87,8 +87,8 @@ class RNNBase(nn.Module):
         weight_drop: float = 0.0,  # the regularisers (regularisers.py), each a p in [0, 1)
         dropout_input: float = 0.0,
         dropout_output: float = 0.0,
-        recurrent_dropout: float = 0.0,  # LSTM and GRU
-        zoneout: float | tuple[float, float] = 0.0,  # LSTM and GRU; (p_h, p_c) for the LSTM
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,  # (p_h, p_c) for the LSTM
     ):
         super().__init__()
         self.regularisers = Regularisers.of(
@@ -222,7 +222,7 @@ class RNNBase(nn.Module):
         impl = self.impl if impl is None else check_impl(impl)
         pack = input if isinstance(input, PackedSequence) else None
         if pack is not None:
-            input, lengths = self._unpack(pack, lengths)
+            input, lengths = unpack(pack, lengths, self.batch_first)
         x = self._check_input(input)
         batched = x.dim() == 3
         if not batched:
@@ -245,17 +245,6 @@ class RNNBase(nn.Module):
             seqs = [repack(s, pack, lengths, self.batch_first) for s in seqs]
         return seqs[0], self._state_out(state), (seqs[1] if cells else None)
 
-    def _unpack(self, pack: PackedSequence, lengths) -> tuple[Tensor, Tensor]:
-        """A PackedSequence input as (padded input, lengths); eager only."""
-        if lengths is not None:
-            raise ValueError("pass lengths= or a PackedSequence, not both")
-        if torch.compiler.is_exporting():  # packing is data-dependent
-            raise NotImplementedError(
-                "torch.export cannot trace a PackedSequence input: export the layer "
-                "called with the padded tensor and lengths= instead"
-            )
-        return pad_packed_sequence(pack, batch_first=self.batch_first)
-
     def _plan(self, x: Tensor, state: list[Tensor]):
         """(Precision, x, state): the call's dtypes (precision.py), x and the states cast to its
         compute dtype (float32 for float16/bfloat16 layers and under autocast)."""
@@ -277,14 +266,12 @@ class RNNBase(nn.Module):
         return out, state, C
 
     def _run_stack(self, x: Tensor, state: list[Tensor], lengths, impl: str, masks, cells):
-        if impl == "auto":
-            impl = "fused" if fused.chosen(self, x.device) else "bptt"
+        if cells and impl == "auto":  # torch's fused operators return no c_t
+            impl = "bptt"
+        impl = fused.resolve(self, x.device, impl)
         if impl == "fused":
-            if not self.fusable() or cells:
-                raise ValueError(
-                    "impl='fused' runs torch's own operator, which has none of this layer's "
-                    "options beyond torch.nn's: use impl='auto' or 'bptt'"
-                )
+            if cells:
+                raise ValueError("forward_with_cells needs impl 'auto', 'bptt' or 'loop'")
             return (*fused.run(self, x, state, lengths), None)
         if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
             if masks is not None and any(n is not None and n.any() for n in masks.noise):

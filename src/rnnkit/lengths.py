@@ -7,7 +7,7 @@ step t (PackedSequence's layout); `Batch` makes that layout from user `lengths` 
 
 import torch
 from torch import Tensor
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 
 def check_lengths(lengths, T: int, B: int, values: bool = True) -> Tensor:
@@ -112,6 +112,18 @@ class Batch:
             t = torch.arange(self.T).unsqueeze(1)
             self._mask = (t < self.lengths).unsqueeze(2).to(self.device)
         return self._mask
+
+
+def unpack(pack: PackedSequence, lengths, batch_first: bool) -> tuple[Tensor, Tensor]:
+    """A PackedSequence input as (padded input, lengths); eager only."""
+    if lengths is not None:
+        raise ValueError("pass lengths= or a PackedSequence, not both")
+    if torch.compiler.is_exporting():  # packing is data-dependent
+        raise NotImplementedError(
+            "torch.export cannot trace a PackedSequence input: export the layer "
+            "called with the padded tensor and lengths= instead"
+        )
+    return pad_packed_sequence(pack, batch_first=batch_first)
 
 
 def repack(out: Tensor, pack: PackedSequence, lengths: Tensor, batch_first: bool):

@@ -2,8 +2,10 @@
 runs every kernel test on both; here: larger shapes, where rows are split for threads,
 ragged batches, float32 on both GEMM libraries, and the fallback when they are off)."""
 
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -116,6 +118,50 @@ def test_rnnkit_native_0_keeps_the_python_loops():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "(4, 1, 3)"
+
+
+def _build_directory():
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return Path(_get_build_directory(native._name(), False))
+
+
+LOAD = "from rnnkit.bptt import native; print(native.load() is not None)"
+
+
+def test_a_killed_builder_leaves_no_process_waiting():
+    """A process killed (SIGKILL) while it holds the build lock, and torch's baton file that a
+    build killed inside torch.utils.cpp_extension leaves behind, do not make a later process
+    wait: it opens the built module at once (torch's own baton would wait for ever)."""
+    where = _build_directory()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from rnnkit.bptt import native; "
+         "lock = native._build_lock(Path(sys.argv[1])); lock.__enter__(); "
+         "print('held', flush=True); time.sleep(600)", str(where)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (where / "lock").touch()  # the baton of a killed torch build
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-c", LOAD], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "True"
+    finally:
+        holder.kill()
+        (where / "lock").unlink(missing_ok=True)
+
+
+def test_the_build_is_named_by_its_source():
+    """An edited native.cpp is a different module: it never loads a build of another
+    source, and a build in use is never replaced under a running process."""
+    name = native._name()
+    assert name.startswith("rnnkit_native_") and len(name.rsplit("_", 1)[1]) == 12
+    assert (_build_directory() / f"{name}.so").exists()
 
 
 @pytest.mark.parametrize("dtype,atol", [(torch.float32, 2e-7), (torch.float64, 1e-15)])

@@ -20,6 +20,7 @@ pytest.importorskip("onnxscript")
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "checkpoints"
 TASKS = ("classify", "forecast", "speech", "textgen")
+TEXT = FIXTURES / "inputs" / "textgen_eval.txt"  # the fixture run's own text is not in the repo
 
 
 def readme_snippet(tag: str) -> str:
@@ -125,13 +126,14 @@ def test_a_missing_export_extra_is_one_error_line_before_any_work(monkeypatch, t
     code, out, err = rnnkit("speech", "export", tmp_path / "no such run")  # not even read
     assert_one_error_line(code, err, "needs onnxruntime: pip install 'rnnkit[export]'")
     code, out, err = rnnkit("textgen", "export", FIXTURES / "textgen", "--format", "pt2",
-                            "--out", tmp_path / "m.pt2", "--limit", "8")  # fmt: skip
+                            "--out", tmp_path / "m.pt2", "--limit", "8",
+                            "--data", TEXT)  # fmt: skip
     assert code == 0, err  # pt2 needs no extra
 
 
 def test_an_export_that_differs_from_eager_is_not_written(monkeypatch, tmp_path):
     monkeypatch.setattr(export_task, "TOLERANCE", -1.0)  # every difference, even 0, too large
     code, out, err = rnnkit("textgen", "export", FIXTURES / "textgen", "--out",
-                            tmp_path / "m.onnx", "--limit", "8")  # fmt: skip
+                            tmp_path / "m.onnx", "--limit", "8", "--data", TEXT)  # fmt: skip
     assert_one_error_line(code, err, "differs from eager rnnkit by")
     assert list(tmp_path.iterdir()) == []  # no model, no sidecar, no temporary file

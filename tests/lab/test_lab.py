@@ -145,7 +145,7 @@ def test_hidden_grad_norms_needs_the_kernels():
     model = LabModel("adding", cell="rnn", hidden=4)
     model.rnn.impl = "loop"
     x, y = adding_problem(2, 5)
-    with pytest.raises(ValueError, match="impl='bptt'"):
+    with pytest.raises(ValueError, match="impl='auto' or 'bptt'"):
         hidden_grad_norms(model, x, y)
 
 

@@ -10,6 +10,9 @@ the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Py
 which give the same results.
 """
 
+import contextlib
+import hashlib
+import importlib.util
 import os
 import re
 import sys
@@ -19,18 +22,26 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: no kernel lock, builds are serialised by torch's alone
+    fcntl = None
+
 from rnnkit.bptt import gemm
 from rnnkit.bptt.common import _chunk, _mask_padding, _project, _projections
 from rnnkit.bptt.workspace import buffer, recycled
 
 _SOURCE = Path(__file__).with_name("native.cpp")
+_CFLAGS = ["-O3", "-fno-trapping-math"]
 _state: dict = {}
 
 
 def _name() -> str:
-    """The module's name, one per torch version: a build is only valid for the torch whose
-    headers and ABI it was compiled against."""
-    return "rnnkit_native_" + re.sub(r"\W", "_", torch.__version__)
+    """The module's name, one per torch version and source: a build is only valid for the
+    torch whose headers and ABI it was compiled against, and for the native.cpp it compiled
+    (an edited source gets a build of its own instead of replacing a build in use)."""
+    digest = hashlib.sha256(_SOURCE.read_bytes() + repr(_CFLAGS).encode()).hexdigest()[:12]
+    return "rnnkit_native_" + re.sub(r"\W", "_", torch.__version__) + "_" + digest
 
 
 def enabled() -> bool:
@@ -49,17 +60,11 @@ def load():
 def _build():
     try:
         from torch.utils.cpp_extension import _get_build_directory
-        from torch.utils.cpp_extension import load as cpp_load
 
         name = _name()
-        if not (Path(_get_build_directory(name, False)) / f"{name}.so").exists():
-            sys.stderr.write("rnnkit: compiling its C++ time loops (once, about 30 s)\n")
-        return cpp_load(
-            name=name,
-            sources=[str(_SOURCE)],
-            extra_cflags=["-O3", "-fno-trapping-math"],
-            verbose=False,
-        )
+        where = Path(_get_build_directory(name, False))
+        with _build_lock(where):
+            return _import(name, where / f"{name}.so") or _compile(name, where)
     except Exception as e:  # no compiler, no ninja, a failed build: keep the Python loops
         warnings.warn(
             f"rnnkit: C++ time loops unavailable ({type(e).__name__}: {str(e)[:200]}); "
@@ -67,6 +72,45 @@ def _build():
             stacklevel=3,
         )
         return None
+
+
+@contextlib.contextmanager
+def _build_lock(where: Path):
+    """One rnnkit process at a time builds or opens the module in `where`: a kernel lock
+    (flock), released by the kernel when its holder dies, so a process killed mid-build
+    never leaves the others waiting (torch's own "lock" file would: torch.utils.file_baton
+    waits for ever on the file of a killed builder)."""
+    where.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    with open(where / "rnnkit-build.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _import(name: str, path: Path):
+    """The module built at `path` by an earlier process, or None where there is none yet."""
+    if not path.exists():
+        return None
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _compile(name: str, where: Path):
+    """Build the module with torch.utils.cpp_extension (about 30 s) and load it. Holding the
+    build lock, no live rnnkit build owns torch's baton file: one left there was a killed
+    build's, and is removed so that torch does not wait on it."""
+    from torch.utils.cpp_extension import load as cpp_load
+
+    sys.stderr.write("rnnkit: compiling its C++ time loops (once, about 30 s)\n")
+    (where / "lock").unlink(missing_ok=True)
+    return cpp_load(name=name, sources=[str(_SOURCE)], extra_cflags=_CFLAGS, verbose=False)
 
 
 def for_cpu(x) -> object | None:
