@@ -87,11 +87,11 @@ def _gru_step(x, state, w, nonlinearity=None, rec=None):
     return [F.gru_step(x, state[0], *w, rec)]
 
 
-# The kernels take a `regularisers.Noise` in their layout, or None (the RNN's has none).
+# The kernels take a `regularisers.Noise` in their layout, or None.
 
 
 def _rnn_kernel(x, state, w, batch_sizes, nonlinearity, noise=None):
-    out, h = bptt.rnn(x, state[0], *w, batch_sizes, nonlinearity)
+    out, h = bptt.rnn(x, state[0], *w, batch_sizes, nonlinearity, noise)
     return out, [h]
 
 

@@ -72,12 +72,6 @@ class Regularisers:
         """Checked options of a layer of `cell` (cells.Cell)."""
         zoneout = check_zoneout(options.pop("zoneout", 0.0), cell.states, cell.torch_name)
         probs = {name: check_probability(name, value) for name, value in options.items()}
-        if cell.name == "rnn" and (probs.get("recurrent_dropout") or any(zoneout)):
-            raise ValueError(
-                "recurrent_dropout and zoneout are LSTM and GRU options in rnnkit (RNN's "
-                f"kernels have neither), got recurrent_dropout="
-                f"{probs.get('recurrent_dropout', 0.0)}, zoneout={zoneout[0]}"
-            )
         return cls(**probs, zoneout=zoneout)
 
     def any(self) -> bool:

@@ -24,10 +24,13 @@ LENGTHS = torch.tensor([3, 5, 1])  # unsorted, one full row
 OPTIONS = {
     "weight_drop": (("RNN", "LSTM", "GRU"), {"weight_drop": 0.4}),
     "dropout_io": (("RNN", "LSTM", "GRU"), {"dropout_input": 0.2, "dropout_output": 0.3}),
-    "recurrent_dropout": (("LSTM", "GRU"), {"recurrent_dropout": 0.3}),
-    "zoneout": (("LSTM", "GRU"), {"zoneout": 0.3}),
+    "recurrent_dropout": (("RNN", "LSTM", "GRU"), {"recurrent_dropout": 0.3}),
+    "zoneout": (("RNN", "LSTM", "GRU"), {"zoneout": 0.3}),
     "zoneout_pair": (("LSTM",), {"zoneout": (0.2, 0.5)}),
-    "all": (("LSTM", "GRU"), {"weight_drop": 0.2, "recurrent_dropout": 0.3, "zoneout": 0.25}),
+    "all": (
+        ("RNN", "LSTM", "GRU"),
+        {"weight_drop": 0.2, "recurrent_dropout": 0.3, "zoneout": 0.25},
+    ),
 }
 CASES = [(cls, opt) for opt, (classes, _) in OPTIONS.items() for cls in classes]
 CONFIGS = {
@@ -91,6 +94,16 @@ def test_cpp_python_and_autograd_agree_float64(cls, opt, config):
 
 
 @needs_native
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_rnn_three_paths_with_hx(nonlinearity, monkeypatch):
+    layer = layer_of("RNN", "all", num_layers=2, bidirectional=True, nonlinearity=nonlinearity)
+    x, hx = x_of(), (x_of((4, B, H), seed=5),)
+    (a, ga), (b, gb), (c, gc) = three_paths(layer, x, monkeypatch, hx=hx, lengths=LENGTHS)
+    assert_close(a + ga, b + gb, atol=1e-12, rtol=1e-12)
+    assert_close(a + ga, c + gc, atol=1e-12, rtol=1e-12)
+
+
+@needs_native
 @pytest.mark.parametrize("cls", ["LSTM", "GRU"])
 def test_with_hx_and_proj_size(cls, monkeypatch):
     kw = {"proj_size": 3} if cls == "LSTM" else {}
@@ -106,7 +119,7 @@ def test_with_hx_and_proj_size(cls, monkeypatch):
 
 @needs_native
 @pytest.mark.parametrize("lib", ["onednn", "aten", "mkl_packed"])
-@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN", "RNN-relu"])
 def test_cpp_equals_python_float32_on_each_gemm_library(cls, lib, monkeypatch):
     """Every product on one library (the packed ones return new tensors: the GRU's per-row
     bias under recurrent dropout is added apart); a ragged batch."""
@@ -119,9 +132,9 @@ def test_cpp_equals_python_float32_on_each_gemm_library(cls, lib, monkeypatch):
     monkeypatch.setattr(gemm, "MIN_FLOPS_PACKED", min_flops)
     monkeypatch.setattr(gemm, "MIN_WEIGHT", gemm.NEVER)
     monkeypatch.setattr(gemm, "MKL_PACKED_MIN_ROWS", 1 if lib == "mkl_packed" else gemm.NEVER)
-    kw = {"proj_size": 12} if cls == "LSTM" else {}
+    kw = {"LSTM": {"proj_size": 12}, "RNN-relu": {"nonlinearity": "relu"}}.get(cls, {})
     torch.manual_seed(4)
-    layer = getattr(rnnkit, cls)(6, 32, recurrent_dropout=0.3, zoneout=0.2, **kw)
+    layer = getattr(rnnkit, cls[:4].strip("-"))(6, 32, recurrent_dropout=0.3, zoneout=0.2, **kw)
     x = x_of((30, 5, 6), dtype=torch.float32)
     results = []
     for loops in ("native", "python"):
@@ -138,14 +151,17 @@ def test_cpp_equals_python_float32_on_each_gemm_library(cls, lib, monkeypatch):
 
 @needs_native
 @pytest.mark.parametrize("loops", ["native", "python"])
-@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN", "RNN-relu"])
 def test_gradcheck_with_fixed_masks(cls, loops, monkeypatch):
     """The layer seeded inside the function: the same masks at every evaluation."""
     if loops == "python":
         monkeypatch.setitem(native._state, "module", None)
-    kw = {"zoneout": (0.3, 0.4)} if cls == "LSTM" else {"zoneout": 0.3}
+    kw = {"LSTM": {"zoneout": (0.3, 0.4)}, "RNN-relu": {"nonlinearity": "relu"}}.get(cls, {})
+    kw = {"zoneout": 0.3, **kw}
     torch.manual_seed(0)
-    layer = getattr(rnnkit, cls)(2, 3, dtype=DT, recurrent_dropout=0.3, weight_drop=0.2, **kw)
+    layer = getattr(rnnkit, cls[:4].strip("-"))(
+        2, 3, dtype=DT, recurrent_dropout=0.3, weight_drop=0.2, **kw
+    )
     x = x_of((4, 2, 2))
     params = list(layer.parameters())
 
@@ -306,8 +322,7 @@ def test_bad_probability_is_one_clear_error(name, value, error):
         (lambda: rnnkit.GRU(I, H, zoneout=(0.1, 0.2)), "no cell state c"),
         (lambda: rnnkit.LSTM(I, H, zoneout=(0.1, 0.2, 0.3)), r"pair \(p_h, p_c\)"),
         (lambda: rnnkit.LSTM(I, H, zoneout=(0.1, 1.0)), r"zoneout p_c .*\[0, 1\), got 1.0"),
-        (lambda: rnnkit.RNN(I, H, recurrent_dropout=0.1), "LSTM and GRU options"),
-        (lambda: rnnkit.RNN(I, H, zoneout=0.1), "LSTM and GRU options"),
+        (lambda: rnnkit.RNN(I, H, zoneout=(0.1, 0.2)), "no cell state c"),
     ],
 )
 def test_options_that_do_not_apply_are_refused(make, match):

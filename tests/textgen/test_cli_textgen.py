@@ -233,7 +233,7 @@ TRAIN_ERRORS = [
     (["--data", "{text}", "--proj-size", "16"], "proj_size must be < hidden_size=16"),
     (["--data", "{text}", "--cell", "gru", "--proj-size", "4"], "proj_size is an LSTM option"),
     (["--zoneout", "1.0"], "--zoneout"),
-    (["--data", "{text}", "--cell", "rnn", "--zoneout", "0.1"], "zoneout is an option of"),
+    (["--data", "{text}", "--cell", "minlstm", "--zoneout", "0.1"], "zoneout is an option of"),
     (["--data", "{text}", "--cell", "mingru", "--weight-drop", "0.1"], "weight_drop is an"),
     (["--resume"], "nothing to resume"),
     (["--resume", "--force"], "not allowed"),

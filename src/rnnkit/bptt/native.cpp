@@ -693,28 +693,44 @@ void gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Te
 // Elman RNN forward, in place over the projections Z (T, B, H) (scaled coordinates above):
 //   tanh: z'_t += s_{t-1} W'^T; s_t = sigmoid(z'_t)    (s = (h + 1) / 2, W' = 4 W_hh)
 //   relu: z_t += h_{t-1} W_hh^T; h_t = max(z_t, 0)
+// With the regularisers (`Noise`): the product reads m s_{t-1} (native.py folds the tanh
+// RNN's -W_hh m into Z), and zoneout mixes s_t = k s_{t-1} + (1 - k) s~_t after the act
+// (s = (h + 1) / 2 is affine in h: the mix is the same).
 template <typename S>
 void rnn_forward_impl(const Steps& steps, Tensor& Z, const Tensor& h0, const Tensor& w_first,
-                      const StepW& w_rest, bool relu) {
+                      const StepW& w_rest, bool relu, const Noise& noise) {
   const int64_t B = Z.size(1), H = Z.size(2);
   S* Zp = ptr<S>(Z);
+  Tensor h_rec = noise.rec ? at::zeros({B, H}, Z.options()) : Tensor();  // finite past b_t
+  Tensor s0 = noise.k_h ? (relu ? h0 : (h0 + 1) * 0.5) : Tensor();  // zoneout's s_{-1}
   for (const auto& [t, bt, bn] : steps) {
     Tensor z = Z[t].narrow(0, 0, bt);
-    Tensor y = recurrent(z, t ? Z[t - 1].narrow(0, 0, bt) : h0, t, w_first, w_rest);
+    Tensor prev = t ? Z[t - 1].narrow(0, 0, bt) : h0;
+    if (noise.rec) {
+      Tensor into = h_rec.narrow(0, 0, bt);
+      prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
+    }
+    Tensor y = recurrent(z, prev, t, w_first, w_rest);
     S* zt = Zp + t * B * H;
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       rnn_act(zt + b0 * H, yt ? yt + b0 * H : nullptr, (b1 - b0) * H, relu);
     });
+    if (noise.k_h) {  // s_t = k s_{t-1} + (1 - k) s~_t
+      Tensor ps = t ? Z[t - 1].narrow(0, 0, bt) : s0.narrow(0, 0, bt);
+      z.lerp_(ps, (*noise.k_h)[t].narrow(0, 0, bt));
+    }
   }
 }
 
 void rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w_first,
-                 const StepW& w_rest, bool relu) {
+                 const StepW& w_rest, bool relu, const std::optional<Tensor>& rec,
+                 const std::optional<Tensor>& k) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("rnn_forward", {&Z});
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "rnn_forward", [&] {
-    rnn_forward_impl<scalar_t>(steps, Z, h0, w_first, w_rest, relu);
+    rnn_forward_impl<scalar_t>(steps, Z, h0, w_first, w_rest, relu, noise);
   });
 }
 
@@ -722,10 +738,12 @@ void rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w
 //   dh_t = dout_t + dz_{t+1} W_hh             (rows still running at t+1)
 //   dh_t = dout_t + dL/dh_n                   (rows [b_{t+1}, b_t), which end at t)
 //   dz_t = dh_t D_t
+// With the regularisers: dh_t = dout_t + m (dz_{t+1} W_hh) + k_{t+1} dh_{t+1}, and D already
+// holds (1 - k_t) act'(z~_t) (rnn_noise.py).
 template <typename S>
 void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
                        const Tensor& dh_n, Tensor& dZ, Tensor& dh, const StepW& w_hh_t,
-                       const std::optional<Tensor>& norms) {
+                       const std::optional<Tensor>& norms, const Noise& noise) {
   const int64_t B = D.size(1), H = D.size(2);
   const S* Dp = ptr<S>(D);
   const S* dop = ptr<S>(dout);
@@ -739,7 +757,14 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
       Tensor d = dh.narrow(0, 0, bn);
       Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
       Tensor dot_rows = dout[t].narrow(0, 0, bn);
-      if (on_aten(w_hh_t)) {
+      if (noise.rec || noise.k_h) {  // d still holds dh_{t+1}'s rows [0, bn)
+        Tensor keep = noise.k_h ? (*noise.k_h)[t + 1].narrow(0, 0, bn) * d : Tensor();
+        Tensor rec = on_aten(w_hh_t) ? at::mm(dz1, std::get<1>(w_hh_t).t())
+                                     : product(dz1, w_hh_t).narrow(0, 0, bn);
+        if (noise.rec) rec = rec * noise.rec->narrow(0, 0, bn);
+        at::add_out(d, dot_rows, rec);
+        if (keep.defined()) d.add_(keep);
+      } else if (on_aten(w_hh_t)) {
         at::addmm_out(d, dot_rows, dz1, std::get<1>(w_hh_t).t());
       } else {
         at::add_out(d, dot_rows, product(dz1, w_hh_t).narrow(0, 0, bn));
@@ -756,11 +781,13 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
 
 void rnn_backward(const Steps& steps, const Tensor& D, const Tensor& dout, const Tensor& dh_n,
                   Tensor dZ, Tensor dh, const StepW& w_hh_t,
-                  const std::optional<Tensor>& norms) {
+                  const std::optional<Tensor>& norms, const std::optional<Tensor>& rec,
+                  const std::optional<Tensor>& k) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("rnn_backward", {&D, &dout, &dh_n, &dZ, &dh});
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(D.scalar_type(), "rnn_backward", [&] {
-    rnn_backward_impl<scalar_t>(steps, D, dout, dh_n, dZ, dh, w_hh_t, norms);
+    rnn_backward_impl<scalar_t>(steps, D, dout, dh_n, dZ, dh, w_hh_t, norms, noise);
   });
 }
 

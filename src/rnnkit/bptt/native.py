@@ -134,9 +134,12 @@ def _double_rows(w: Tensor | None, H: int) -> Tensor | None:
     return w
 
 
-def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu) -> Tensor:
+def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu, noise=None) -> Tensor:
     """out (T, B, H) of the Elman RNN; tanh on s = (h + 1) / 2 = sigmoid(2 z):
-    z'_t = 2 z_t = [2 W_ih x_t + 2 b - 2 W_hh 1] + 4 W_hh s_{t-1} (2 W_hh h0 at t = 0)."""
+    z'_t = 2 z_t = [2 W_ih x_t + 2 b - 2 W_hh 1] + 4 W_hh s_{t-1} (2 W_hh h0 at t = 0).
+    With `noise` (regularisers.Noise): the product reads m s_{t-1}, and -2 W_hh 1 becomes
+    -2 m W_hh^T, a term per row; zoneout mixes s_t in native.cpp."""
+    rec, k = _noise(noise, "recurrent", "zone_h")
     T, B, _ = x.shape
     if relu:
         Z = _project(x, w_ih, b, "rnn.Z")
@@ -144,17 +147,18 @@ def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu) -> Tensor:
     else:
         Z = _project(x, 2 * w_ih, None if b is None else 2 * b, "rnn.Z")
         if T > 1:
-            Z[1:] -= 2 * w_hh.sum(1)
+            Z[1:] -= 2 * (w_hh.sum(1) if rec is None else gemm.linear(rec, w_hh))
         w0, w = 2 * w_hh, 4 * w_hh
-    load().rnn_forward(steps, Z, h0.contiguous(), w0, gemm.step_weight(w, B, T), relu)
+    load().rnn_forward(steps, Z, h0.contiguous(), w0, gemm.step_weight(w, B, T), relu, rec, k)
     return Z if relu else Z.mul_(2).sub_(1)  # h = 2 s - 1
 
 
-def rnn_backward(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms) -> None:
-    """Fills dZ (the RNN's backward needs no scaling)."""
+def rnn_backward(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms, noise=None, dh=None) -> None:
+    """Fills dZ (the RNN's backward needs no scaling), and leaves dh_0 in `dh` if given."""
     w = gemm.step_weight(w_hh_t, len(h0), len(steps))
-    dh = torch.empty(h0.shape, dtype=D.dtype)
-    load().rnn_backward(steps, D, dout, dh_n.contiguous(), dZ, dh, w, norms)
+    dh = torch.empty(h0.shape, dtype=D.dtype) if dh is None else dh
+    noises = _noise(noise, "recurrent", "zone_h")
+    load().rnn_backward(steps, D, dout, dh_n.contiguous(), dZ, dh, w, norms, *noises)
 
 
 def _noise(noise, *names):

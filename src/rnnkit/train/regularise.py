@@ -9,8 +9,7 @@ from rnnkit.train.options import fraction, option
 
 NAMES = ("recurrent_dropout", "weight_drop", "zoneout")
 # the cells whose layers take each (MinGRU and MinLSTM take none)
-CELLS = {"recurrent_dropout": ("lstm", "gru"), "weight_drop": ("lstm", "gru", "rnn"),
-         "zoneout": ("lstm", "gru")}  # fmt: skip
+CELLS = dict.fromkeys(NAMES, ("lstm", "gru", "rnn"))
 
 
 @dataclass(kw_only=True)
@@ -18,7 +17,7 @@ class RegulariserOptions:
     """The regularisers a task model passes to its recurrent layer (regularisers.py); 0: off."""
 
     recurrent_dropout: float = option(  # Gal & Ghahramani: one mask per sequence on h_{t-1}
-        0.0, "LSTM/GRU: dropout on h_{t-1} in W_hh h_{t-1}, one mask per sequence",
+        0.0, "dropout on h_{t-1} in W_hh h_{t-1}, one mask per sequence",
         type=fraction, metavar="P",
     )  # fmt: skip
     weight_drop: float = option(  # Merity et al.: DropConnect on W_hh, one mask per batch
@@ -26,7 +25,7 @@ class RegulariserOptions:
         type=fraction, metavar="P",
     )  # fmt: skip
     zoneout: float = option(  # Krueger et al.: a unit keeps its last value with probability P
-        0.0, "LSTM/GRU: zoneout on h (and the LSTM's c), probability P of keeping a unit",
+        0.0, "zoneout on h (and the LSTM's c), probability P of keeping a unit",
         type=fraction, metavar="P",
     )  # fmt: skip
 
