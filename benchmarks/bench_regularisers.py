@@ -5,8 +5,12 @@ leaves its fast path, about 25x).
 
 A step is forward + backward of output.sum() + h_n.sum(), the input requiring grad, the layer
 in training mode (masks drawn every call, as in training). Each (cell, option) runs in fresh
-child processes (`--case <json>`, one JSON line back; docs/bptt.md (j)); the figure is the
-median over processes of each process's median. Threads stated, CPU printed.
+child processes (`--case <json>`, one JSON line back; docs/bptt.md (j)), each of which times
+the plain layer and the option's layer (the same weights) in turn, step by step (ABAB...), so
+that both see the same machine: on shared cores the load drifts by more than the costs being
+measured. The ratio is the median over processes of each process's median(option) /
+median(plain); the times are the median of the processes' medians. Threads stated, CPU
+printed.
 
     python benchmarks/bench_regularisers.py                  # 2 threads, 3 processes per case
     python benchmarks/bench_regularisers.py --threads 1 --processes 5
@@ -29,7 +33,7 @@ from rnnkit.bptt import native
 SHAPE = (32, 256, 128, 256)  # B, T, I, H
 # option id -> the layer's keywords (p = 0.25 each; the cost does not depend on p)
 OPTIONS = {
-    "plain": {},
+    "plain": {},  # against itself: the noise floor of the ratio
     "weight_drop": {"weight_drop": 0.25},
     "dropout_input+output": {"dropout_input": 0.25, "dropout_output": 0.25},
     "recurrent_dropout": {"recurrent_dropout": 0.25},
@@ -45,16 +49,25 @@ OPTIONS = {
 
 
 def run_case(case: dict) -> dict:
-    """Milliseconds per training step of one layer, in this process."""
+    """Milliseconds per training step of the plain layer and of the option's, in turn."""
     torch.set_num_threads(case["threads"])
     B, T, I, H = case["shape"]
-    torch.manual_seed(0)
-    layer = getattr(rnnkit, case["cell"])(I, H, **OPTIONS[case["option"]]).train()
     x = torch.randn(T, B, I, requires_grad=True)
-    step, setup = train_step(lambda: layer(x), layer, x)
-    times = time_ms(step, case["warmup"], case["reps"], setup)
+    steps = []
+    for option in ("plain", case["option"]):
+        torch.manual_seed(0)
+        layer = getattr(rnnkit, case["cell"])(I, H, **OPTIONS[option]).train()
+        steps.append(train_step(lambda layer=layer: layer(x), layer, x))
+    times = [[], []]
+    for rep in range(case["warmup"] + case["reps"]):
+        for k in (0, 1) if rep % 2 else (1, 0):  # alternate which goes first
+            step, setup = steps[k]
+            t = time_ms(step, 0, 1, setup)[0]
+            if rep >= case["warmup"]:
+                times[k].append(t)
     loops = "C++" if native.load() is not None else "Python"
-    return {"times": times, "threads": torch.get_num_threads(), "loops": loops}
+    return {"plain": times[0], "times": times[1], "threads": torch.get_num_threads(),
+            "loops": loops}  # fmt: skip
 
 
 def spawn(case: dict, env: dict) -> dict:
@@ -73,7 +86,10 @@ def measure(case: dict, env: dict, processes: int) -> dict:
     if not ok:
         return runs[0]
     medians = [statistics.median(r["times"]) for r in ok]
-    return {**ok[0], "ms": statistics.median(medians), "lo": min(medians), "hi": max(medians)}
+    ratios = [statistics.median(r["times"]) / statistics.median(r["plain"]) for r in ok]
+    plain = statistics.median(statistics.median(r["plain"]) for r in ok)
+    return {**ok[0], "ms": statistics.median(medians), "lo": min(medians), "hi": max(medians),
+            "plain_ms": plain, "ratio": statistics.median(ratios), "ratios": ratios}  # fmt: skip
 
 
 def report(args, env: dict, results: dict) -> None:
@@ -94,18 +110,19 @@ def report(args, env: dict, results: dict) -> None:
         "medians, [min, max] of them in brackets"
     )
     print()
-    print("| cell | option | ms per step | [min, max] | / plain |")
-    print("|---|---|---:|---:|---:|")
+    print("| cell | option | ms per step | [min, max] | plain, same processes | / plain "
+          "| [per process] |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---|")
     for cell in args.cells:
-        plain = results[(cell, "plain")].get("ms")
         for option in OPTIONS:
             r = results[(cell, option)]
             if "error" in r:
-                print(f"| {cell} | {option} | error: {r['error']} | | |")
+                print(f"| {cell} | {option} | error: {r['error']} | | | | |")
                 continue
-            ratio = f"{r['ms'] / plain:.2f}x" if plain else ""
             span = f"[{r['lo']:.1f}, {r['hi']:.1f}]"
-            print(f"| {cell} | {option} | {r['ms']:.1f} | {span} | {ratio} |")
+            each = ", ".join(f"{q:.2f}" for q in r["ratios"])
+            print(f"| {cell} | {option} | {r['ms']:.1f} | {span} | {r['plain_ms']:.1f} "
+                  f"| {r['ratio']:.2f}x | {each} |")  # fmt: skip
 
 
 def main() -> None:
@@ -114,7 +131,7 @@ def main() -> None:
     p.add_argument("--processes", type=int, default=3, help="fresh processes per case")
     p.add_argument("--reps", type=int, default=7, help="timed steps per process")
     p.add_argument("--warmup", type=int, default=2, help="warm-up steps per process")
-    p.add_argument("--cells", nargs="+", default=["LSTM", "GRU"], choices=["LSTM", "GRU"])
+    p.add_argument("--cells", nargs="+", default=["LSTM", "GRU"], choices=["LSTM", "GRU", "RNN"])
     p.add_argument("--case", help=argparse.SUPPRESS)  # child mode: one case as JSON
     args = p.parse_args()
     if args.case:
