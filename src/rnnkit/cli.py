@@ -21,13 +21,14 @@ import torch
 
 import rnnkit
 from rnnkit import textgen
+from rnnkit.bptt import native
 from rnnkit.classify.cli import classify_command_parser
 from rnnkit.forecast.cli import forecast_command_parser
 from rnnkit.lab.cli import lab_command_parser
 from rnnkit.speech.cli import speech_command_parser
 from rnnkit.textgen.cli import textgen_command_parser
 from rnnkit.train.cli import stream
-from rnnkit.train.options import nonnegative_float
+from rnnkit.train.options import command_line, nonnegative_float
 from rnnkit.translate.cli import translate_command_parser
 
 # The founding notes' worked example: a scalar Elman RNN followed by a linear output.
@@ -91,7 +92,7 @@ def demo_command_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
 
 
 def demo_command(args: argparse.Namespace) -> int:
-    print_worked_example()
+    print_worked_example()  # three steps of a 1-unit RNN: no wait for the C++ build (main)
     if args.no_train or args.seconds == 0:
         return 0
     print()
@@ -191,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.texts = [*args.texts, *extra]
     try:
-        return args.func(args) or 0
+        # messages name flags, not Python arguments; only training (and large inputs) waits
+        # for the C++ loops to be built (Trainer.fit builds them)
+        with command_line(), native.no_build():
+            return args.func(args) or 0
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

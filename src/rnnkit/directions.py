@@ -22,7 +22,15 @@ from rnnkit.regularisers import Noise
 
 def op_direction(cell: Cell, nonlinearity: str | None, lengths: Tensor | None):
     """The cell's operator (bptt/ops.py), in the caller's row order: the path under
-    torch.compile and torch.export, with no data-dependent Python."""
+    torch.compile and torch.export, with no data-dependent Python; in a plain torch.onnx.export
+    (without rnnkit.export.onnx's translation table), ONNX's own node (export/symbolic.py).
+    `noise` is None here: the layers refuse the regularisers in the kernels on this path."""
+    if torch.onnx.is_in_onnx_export():
+        from rnnkit.export import symbolic
+
+        if symbolic.wanted():
+            run = symbolic.direction(cell, nonlinearity, lengths)
+            return lambda x, state, w, reverse, noise: run(x, state, w, reverse)
     return lambda x, state, w, reverse, noise: cell.op(x, state, w, lengths, reverse, nonlinearity)
 
 

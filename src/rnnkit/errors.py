@@ -50,9 +50,8 @@ class TorchScriptError(NotImplementedError):
         if torch.onnx.is_in_onnx_export():  # the TorchScript-based exporter traces
             super().__init__(
                 f"rnnkit.{name} exports to ONNX through torch.onnx's dynamo exporter, not the "
-                "TorchScript-based one (dynamo=False): use rnnkit.export.onnx(model, args, f), "
-                "or torch.onnx.export(..., dynamo=True, "
-                "custom_translation_table=rnnkit.export.onnx_translations())"
+                "TorchScript-based one (dynamo=False): use torch.onnx.export(..., dynamo=True) "
+                "or rnnkit.export.onnx(model, args, f)"
             )
             return
         super().__init__(

@@ -129,3 +129,55 @@ def test_an_lstm_with_projections_is_refused_with_one_clear_message(tmp_path):
     for translation, n in ((onnx_ops.lstm, 10), (onnx_ops.lstm_cell, 7)):
         with pytest.raises(ValueError, match=r"ONNX's LSTM has no projection"):
             translation(*[None] * n, w_hr=object())
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_plain_torch_onnx_export_writes_onnxs_own_operators(cell, tmp_path):
+    """torch.onnx.export(model, args, dynamo=True), as a client of torch.nn's layers calls it,
+    without rnnkit's translation table: the layers write ONNX's RNN/LSTM/GRU themselves
+    (export/symbolic.py), and onnxruntime agrees with eager at other shapes."""
+    torch.manual_seed(3)
+    options = {"num_layers": 2, "bidirectional": True, "batch_first": True}
+    if cell == "rnn":
+        options["nonlinearity"] = "relu"
+    model = Tagger(cell, **options).eval()
+    B, T = torch.export.Dim("B", min=2, max=512), torch.export.Dim("T", min=2, max=512)
+    x, lengths = torch.randn(4, 6, 5), torch.tensor([6, 3, 5, 1])
+    path = tmp_path / "plain.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (x, lengths),
+            path,
+            dynamo=True,
+            dynamic_shapes=({0: B, 1: T}, {0: B}),
+            input_names=["x", "lengths"],
+            verbose=False,
+        )
+    proto = onnx.load(path)
+    onnx.checker.check_model(proto, full_check=True)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count(ONNX_OP[cell]) == 4  # 2 layers x 2 directions
+    assert "Loop" not in ops and "Scan" not in ops
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for B_, T_ in ((4, 6), (3, 11), (7, 3)):
+        x = torch.randn(B_, T_, 5)
+        lengths = torch.randint(1, T_ + 1, (B_,))
+        lengths[0] = T_
+        assert_close(run(session, {"x": x, "lengths": lengths}), model(x, lengths))
+
+
+def test_a_plain_torch_onnx_export_never_writes_a_projection(tmp_path, capsys):
+    """The layer refuses proj_size in the exporter's first (non-strict) trace; the exporter then
+    retries under Dynamo (strict=True), where torch.onnx.is_in_onnx_export() reads False and
+    its final error is its own (no ONNX function for rnnkit::lstm): no file either way.
+    rnnkit.export.onnx refuses before tracing, with the clear message (test above)."""
+    model = Tagger("lstm").eval()
+    model.rnn = rnnkit.LSTM(5, 7, proj_size=3)
+    model.head = torch.nn.Linear(3, 3)
+    path = tmp_path / "model.onnx"
+    with warnings.catch_warnings(), pytest.raises(Exception, match="rnnkit.lstm"):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.randn(4, 2, 5),), path, dynamo=True, verbose=False)
+    assert not path.exists()

@@ -257,7 +257,7 @@ def bad_file(tmp_path: Path, kind: str) -> Path:
         ),
         ("fine", ["--quantiles", "0.9,0.1"], "increasing"),
         ("fine", ["--quantiles", "0.1,0.9", "--gaussian"], "choose one"),
-        ("fine", ["--teacher-forcing"], "teacher_forcing is for the decoders"),
+        ("fine", ["--teacher-forcing"], "--teacher-forcing is for the decoders"),
         ("fine", ["--horizon", "0"], "--horizon: expected a positive integer, got '0'"),
     ],
 )

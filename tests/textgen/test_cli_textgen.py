@@ -22,7 +22,9 @@ from rnnkit.train.loop import NonFiniteError
 from rnnkit.train.options import duration
 from rnnkit.train.runlog import read_metrics
 
-TINY = ["--hidden", "16", "--bptt", "16", "--batch", "4", "--max-steps", "5", "--eval-every", "5"]
+# --warmup-steps 100: the learning rate of the first 100 steps does not depend on --max-steps
+TINY = ["--hidden", "16", "--bptt", "16", "--batch", "4", "--max-steps", "5", "--eval-every", "5",
+        "--warmup-steps", "100"]  # fmt: skip
 WORDS = "the quick brown fox jumps over a lazy dog while seven birds sing softly".split()
 
 
@@ -132,7 +134,7 @@ def test_eval_reports_nats_and_bits(run, text_file):
 
 
 def test_resume_continues_as_if_never_stopped(run, text_file, tmp_path):
-    """5 steps, then --resume to 8 == 8 steps straight (warm-up lasts 100 steps, so the
+    """5 steps, then --resume to 8 == 8 steps straight (warm-up lasts 100 steps, TINY, so the
     learning rate does not depend on --max-steps; dropout follows the restored RNG)."""
     out = tmp_path / "resumed"
     shutil.copytree(run[0], out)

@@ -7,16 +7,19 @@ native.cpp's header; the functions at the end prepare them (the only Python code
 knows them). The build
 needs a C++ compiler (torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR, about 30 s
 the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,
-which give the same results.
+which give the same results. Under `no_build` (the command line's verbs but `train`), a
+call too small to be worth a 30 s wait (under SMALL_WORK time steps x rows: the worked
+example of `rnnkit demo`, a prediction for a few texts, sampling step by step) uses the loops
+only when an earlier process built them, and the Python loops otherwise.
 """
 
 import contextlib
 import hashlib
 import importlib.util
+import logging
 import os
 import re
 import sys
-import warnings
 from pathlib import Path
 
 import torch
@@ -34,6 +37,9 @@ from rnnkit.bptt.workspace import buffer, recycled
 _SOURCE = Path(__file__).with_name("native.cpp")
 _CFLAGS = ["-O3", "-fno-trapping-math"]
 _state: dict = {}
+EXTRA = "pip install 'rnnkit[native]'"
+SMALL_WORK = 4096  # time steps x rows: under no_build, a smaller call never waits for a build
+logger = logging.getLogger(__name__)
 
 
 def _name() -> str:
@@ -66,11 +72,7 @@ def _build():
         with _build_lock(where):
             return _import(name, where / f"{name}.so") or _compile(name, where)
     except Exception as e:  # no compiler, no ninja, a failed build: keep the Python loops
-        warnings.warn(
-            f"rnnkit: C++ time loops unavailable ({type(e).__name__}: {str(e)[:200]}); "
-            "using the Python loops (same results, slower at small shapes)",
-            stacklevel=3,
-        )
+        logger.warning(fallback_message(e))
         return None
 
 
@@ -106,16 +108,70 @@ def _compile(name: str, where: Path):
     """Build the module with torch.utils.cpp_extension (about 30 s) and load it. Holding the
     build lock, no live rnnkit build owns torch's baton file: one left there was a killed
     build's, and is removed so that torch does not wait on it."""
+    from torch.utils import cpp_extension
     from torch.utils.cpp_extension import load as cpp_load
 
+    cpp_extension.verify_ninja_availability()  # before saying that a build starts
     sys.stderr.write("rnnkit: compiling its C++ time loops (once, about 30 s)\n")
     (where / "lock").unlink(missing_ok=True)
     return cpp_load(name=name, sources=[str(_SOURCE)], extra_cflags=_CFLAGS, verbose=False)
 
 
+def fallback_message(error: Exception) -> str:
+    """One line: why the C++ loops are not there, that the Python loops run instead, and how
+    to get the fast ones."""
+    text = " ".join(str(error).split())
+    if "ninja" in text.lower():
+        why, need = "ninja is not installed", EXTRA
+    else:
+        why = f"the C++ time loops did not build ({type(error).__name__}: {text[:100]})"
+        need = f"a C++ compiler and {EXTRA}"
+    return (
+        f"rnnkit: {why}, so the Python time loops run instead (same results, slower); "
+        f"for the fast ones: {need}"
+    )
+
+
+@contextlib.contextmanager
+def no_build():
+    """While open, calls under SMALL_WORK time steps x rows never wait for a build: they run
+    the C++ loops an earlier process built, else the Python loops."""
+    before = _state.get("no_build", False)
+    _state["no_build"] = True
+    try:
+        yield
+    finally:
+        _state["no_build"] = before
+
+
 def for_cpu(x) -> object | None:
     """The module when x is a CPU tensor and the loops are available, else None."""
-    return load() if x.device.type == "cpu" else None
+    if x.device.type != "cpu":
+        return None
+    if _state.get("no_build") and "module" not in _state and x.numel() < SMALL_WORK * x.shape[-1]:
+        return _built()
+    return load()
+
+
+def _built():
+    """The module an earlier process built, opened (and kept), or None; never compiles. That
+    there is none is remembered, so that a loop of small calls does not look again."""
+    if not enabled() or _state.get("none_built"):
+        return None
+    from torch.utils.cpp_extension import _get_build_directory
+
+    name = _name()
+    where = Path(_get_build_directory(name, False))
+    try:
+        with _build_lock(where):
+            module = _import(name, where / f"{name}.so")
+    except Exception:  # noqa: BLE001 - an unreadable build: a later load() rebuilds or warns
+        module = None
+    if module is None:
+        _state["none_built"] = True
+        return None
+    _state["module"] = module
+    return module
 
 
 # ---- The kernels' calls into the loops -----------------------------------------------------

@@ -1,7 +1,8 @@
 """`rnnkit classify train`: its parser and command over `rnnkit.classify.train`.
 
 Defaults shown in --help come from the dataclasses that own them (ClassifyData,
-ClassifierConfig, TrainConfig); an option left out is None here and takes that default.
+ClassifierConfig, TrainConfig); an option left out is None here and takes that default, or with
+--resume the run's own (train/resume.py).
 """
 
 from __future__ import annotations

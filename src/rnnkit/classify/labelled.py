@@ -17,6 +17,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.data.files import text_encoding
+from rnnkit.train.options import encoding_example, spelled
+
 FORMATS = ("csv", "tsv", "jsonl", "folder", "txt")
 ON_MISSING = ("skip", "error")
 _SUFFIXES = {
@@ -95,8 +98,9 @@ def read_labelled(
         return rows.examples()
     if kind == "txt" and labels:
         raise ValueError(
-            f"{path} is a .txt file, which has no labels; pass labels=False to read its lines "
-            "as texts, or give labelled examples as csv, tsv, jsonl or a folder per label"
+            f"{path} is a .txt file, which has no labels; "
+            + spelled("pass labels=False to read its lines as texts, or ", "")
+            + "give labelled examples as csv, tsv, jsonl or a folder per label"
         )
     text = _read_file(path, encoding)
     if kind == "txt":
@@ -133,9 +137,8 @@ class _Rows:
 
     def bad(self, where: str, problem: str) -> None:
         if self.on_missing == "error":
-            raise ValueError(
-                f"{where}: {problem}; fix the row, or pass on_missing='skip' to skip such rows"
-            )
+            skip = spelled("on_missing='skip'", "--on-missing skip")
+            raise ValueError(f"{where}: {problem}; fix the row, or pass {skip} to skip such rows")
         self.skipped[problem] += 1
 
     def examples(self) -> Examples:
@@ -183,7 +186,7 @@ def _read_file(path: Path, encoding: str) -> str:
 def _decode(raw: bytes, path: Path, encoding: str) -> str:
     """`raw` as text, without a leading byte-order mark; errors name the file and the line."""
     try:
-        text = raw.decode(encoding)
+        text = raw.decode(text_encoding(raw, encoding))
     except LookupError:
         raise ValueError(f"{encoding!r} is not a text encoding; try 'utf-8' or 'latin-1'") from None
     except UnicodeDecodeError as exc:
@@ -194,7 +197,7 @@ def _decode(raw: bytes, path: Path, encoding: str) -> str:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ValueError(
             f"{path}, line {line}: byte 0x{raw[exc.start]:02x} (offset {exc.start}) is not valid "
-            f"{encoding}; pass the file's encoding, e.g. encoding='latin-1' (--encoding latin-1)"
+            f"{encoding}; pass the file's encoding, e.g. {encoding_example()}"
         ) from None
     if "\0" in text:
         raise ValueError(f"{path} looks binary (it holds NUL characters); give a text file")

@@ -22,7 +22,8 @@ from rnnkit.data.buckets import BucketBatches, Sequences
 from rnnkit.data.vocab import Vocab
 from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
-from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.options import fraction, option, positive_int, spelled
+from rnnkit.train.resume import saved_fields
 from rnnkit.train.run import Parts, TaskRun, Trained
 
 logger = logging.getLogger(__name__)
@@ -112,11 +113,9 @@ class ClassifyData:
 
 
 DATA_KEYS = tuple(f.name for f in fields(ClassifyData))
-MODEL_KEYS = tuple(
-    f.name
-    for f in fields(ClassifierConfig)
-    if f.name not in ("vocab_size", "num_classes", "pad_id")
-)
+FILES = ("train", "valid", "test", "vectors")  # data options naming files
+FROM_DATA = ("vocab_size", "num_classes", "pad_id")  # model sizes the data decides
+MODEL_KEYS = tuple(f.name for f in fields(ClassifierConfig) if f.name not in FROM_DATA)
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
 
 
@@ -205,17 +204,21 @@ def train(
     options: dict,
     out: str | Path,
     *,
+    resume: bool = False,
     overwrite: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> Run:
     """Train a SequenceClassifier on `options` (the fields of ClassifyData, ClassifierConfig and
-    TrainConfig, and `epochs`) into the run directory `out`; `overwrite` replaces a run there.
+    TrainConfig, and `epochs`) into the run directory `out`; `resume` continues the run in
+    `out` from out/last (train/resume.py), `overwrite` replaces a run there.
 
     Everything the user gave is checked and read before anything is written. With a test set,
     the best weights are evaluated on it at the end (summary["test"]).
     """
     run = ClassifyRun(options)
-    model, summary = run_skeleton.train(run, out, overwrite=overwrite, on_step=on_step)
+    model, summary = run_skeleton.train(
+        run, out, resume=resume, overwrite=overwrite, on_step=on_step
+    )
     return Run(model.eval(), run.data.encoder, run.data.classes, summary)
 
 
@@ -223,13 +226,19 @@ class ClassifyRun(TaskRun):
     """A SequenceClassifier over length-bucketed labelled texts, validated by accuracy."""
 
     task = TASK
+    resumable = True
+    moves = FILES
 
-    def __init__(self, options: dict):
-        self.options = options
+    def kept(self, previous) -> dict:
+        config = previous.config
+        return {
+            **saved_fields(ClassifyData, config["data"]),
+            **saved_fields(ClassifierConfig, config["model"], skip=FROM_DATA),
+        }
 
     def prepare(self, previous) -> TrainConfig:
         self.cfg, self.model_options, config, self.epochs = plan(self.options)
-        for key in ("train", "valid", "test", "vectors"):
+        for key in FILES:
             if getattr(self.cfg, key) is not None:
                 setattr(self.cfg, key, str(Path(getattr(self.cfg, key)).resolve()))
         self.data = load_data(self.cfg, config.seed)
@@ -282,8 +291,9 @@ def _model(data: Data, cfg: ClassifyData, options: dict) -> SequenceClassifier:
     embed = options.setdefault("embed", vectors.shape[1])
     if embed != vectors.shape[1]:
         raise ValueError(
-            f"embed={embed} but the vectors in {cfg.vectors} have {vectors.shape[1]} dimensions; "
-            "leave --embed out to take theirs"
+            f"{spelled(f'embed={embed}', f'--embed {embed}')} but the vectors in {cfg.vectors} "
+            f"have {vectors.shape[1]} dimensions; leave {spelled('embed', '--embed')} out to "
+            "take theirs"
         )
     model = SequenceClassifier(len(vocab), len(data.classes), pad_id=vocab.pad_id, **options)
     with torch.no_grad():

@@ -57,8 +57,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Classifier:
     with rundir.usable(ckpt, TASK):
         encoder = TextEncoder.from_dict(ckpt.vocab["encoder"])
         classes = list(ckpt.vocab["classes"])
-        model = SequenceClassifier.from_config(ckpt.config["model"])
-        model.load_state_dict(ckpt.model_state)
+        model = rundir.build_model(ckpt, SequenceClassifier)
     model.to(device).eval()
     info = rundir.info(ckpt)
     return Classifier(model, encoder, classes, info)

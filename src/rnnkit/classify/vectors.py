@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.data.vocab import Vocab
+from rnnkit.train.options import encoding_example
 
 _HEADER = re.compile(r"(\d+) (\d+)")  # word2vec text format: "count dim"
 _EXACT, _LOWER, _FOLDED, _NONE = 0, 1, 2, 3  # how well a file word matches a token, best first
@@ -103,7 +104,7 @@ def _decode(raw: bytes, n: int, path: Path, encoding: str) -> str:
     except UnicodeDecodeError as exc:
         raise ValueError(
             f"{path}, line {n}: not valid {encoding} (byte 0x{raw[exc.start]:02x}); "
-            "pass its encoding, e.g. encoding='latin-1'"
+            f"pass its encoding, e.g. {encoding_example()}"
         ) from None
 
 

@@ -53,4 +53,9 @@ def onnx(model: torch.nn.Module, args: tuple, f=None, **options):
     for module in model.modules():
         refuse_projection(getattr(module, "proj_size", 0))  # torch.nn's and rnnkit's LSTMs
     options.setdefault("verbose", False)
-    return torch.onnx.export(model, args, f, dynamo=True, custom_translation_table=table, **options)
+    from rnnkit.export import symbolic
+
+    with symbolic.translating():  # the layers call their operators: the table writes them
+        return torch.onnx.export(
+            model, args, f, dynamo=True, custom_translation_table=table, **options
+        )

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rnnkit.data.files import new_file_mode
+
 FORMATS = ("onnx", "pt2")
 EXTRA = "pip install 'rnnkit[export]'"
 SIDECAR_VERSION = 1  # the sidecar's "version"; raised when its keys change meaning
@@ -130,9 +132,7 @@ def _temporary(path: Path) -> Path:
 
 def _publish(tmp: Path, path: Path) -> None:
     """Rename `tmp` to `path`, readable as a newly created file would be (mkstemp's are 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, new_file_mode())
     os.replace(tmp, path)
 
 

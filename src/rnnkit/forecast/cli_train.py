@@ -1,7 +1,8 @@
 """`rnnkit forecast train`: its parser and command over `rnnkit.forecast.train`.
 
 The options come from the dataclasses that declare them (ForecastData, ForecasterConfig,
-TrainConfig); an option left out is None here and takes that default.
+TrainConfig); an option left out is None here and takes that default, or with --resume the run's
+own (train/resume.py).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from rnnkit.forecast.options import quantiles as quantile_list
 from rnnkit.layers import LAYERS
-from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.options import fraction, option, positive_int, spelled
 
 ARCHS = ("direct", "seq2seq", "attention")
 HEADS = ("point", "quantile", "gaussian")
@@ -90,7 +90,10 @@ class ForecasterConfig:
         if not isinstance(self.teacher_forcing, bool):
             raise TypeError(f"teacher_forcing must be a bool, got {self.teacher_forcing!r}")
         if self.teacher_forcing and self.arch == "direct":
-            raise ValueError("teacher_forcing is for the decoders (arch seq2seq or attention)")
+            raise ValueError(
+                f"{spelled('teacher_forcing', '--teacher-forcing')} is for the decoders "
+                f"({spelled('arch', '--arch')} seq2seq or attention)"
+            )
 
     @property
     def outputs(self) -> int:

@@ -23,6 +23,7 @@ from rnnkit.forecast.windows import Prepared, WindowBatches, window_starts
 from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
 from rnnkit.train.options import option, positive_int
+from rnnkit.train.resume import saved_fields
 from rnnkit.train.run import Parts, TaskRun, Trained
 
 TASK = "forecast"
@@ -193,14 +194,18 @@ def train(
     options: dict,
     out: str | Path,
     *,
+    resume: bool = False,
     overwrite: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> Run:
     """Train a Forecaster on `options` (the fields of ForecastData, ForecasterConfig and
     TrainConfig, and `epochs`) into the run directory `out`, then backtest the best weights on
-    the test rows (summary["test"]: the model and the baselines)."""
+    the test rows (summary["test"]: the model and the baselines). `resume` continues the run
+    in `out` from out/last (train/resume.py); `overwrite` replaces a run there."""
     run = ForecastRun(options)
-    model, summary = run_skeleton.train(run, out, overwrite=overwrite, on_step=on_step)
+    model, summary = run_skeleton.train(
+        run, out, resume=resume, overwrite=overwrite, on_step=on_step
+    )
     return Run(model, run.data, run.settings, summary)
 
 
@@ -209,9 +214,15 @@ class ForecastRun(TaskRun):
     point forecasts; the best weights are backtested beside the baselines at the end."""
 
     task = TASK
+    resumable = True
+    moves = ("path",)
 
-    def __init__(self, options: dict):
-        self.options = options
+    def kept(self, previous) -> dict:
+        config = previous.config
+        return {
+            **saved_fields(ForecastData, config["data"]),
+            **saved_fields(ForecasterConfig, config["model"], skip=FROM_DATA),
+        }
 
     def prepare(self, previous) -> TrainConfig:
         self.settings, self.model_options, config, self.epochs = plan(self.options)

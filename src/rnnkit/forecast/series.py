@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.data.files import text_encoding
 from rnnkit.forecast.times import parse_time
+from rnnkit.train.options import encoding_example, spelled
 
 MISSING = frozenset({"", "na", "nan", "null", "none"})  # compared stripped and lowercased
 
@@ -147,7 +149,7 @@ def _decode(path: Path, encoding: str) -> str:
         raise ValueError(f"{path} is not a regular file; give a CSV file")
     raw = path.read_bytes()
     try:
-        text = raw.decode(encoding)
+        text = raw.decode(text_encoding(raw, encoding))
     except LookupError:
         raise ValueError(f"unknown encoding {encoding!r}; try 'utf-8' or 'latin-1'") from None
     except UnicodeDecodeError as exc:
@@ -156,7 +158,7 @@ def _decode(path: Path, encoding: str) -> str:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise ValueError(
             f"{path}, line {line}: byte 0x{raw[exc.start]:02x} (offset {exc.start}) is not valid "
-            f"{encoding}; pass the file's encoding, e.g. encoding='latin-1' (--encoding latin-1)"
+            f"{encoding}; pass the file's encoding, e.g. {encoding_example()}"
         ) from None
     if "\0" in text:
         raise ValueError(f"{path} looks binary (it holds NUL characters); give a CSV file")
@@ -260,7 +262,7 @@ def _missing_message(path: Path, missing: list[tuple[int, str]]) -> str:
     more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
     return (
         f"{path}: {len(missing)} missing value(s): {shown}{more}; fill them in, or pass "
-        "fill=True (--fill) to interpolate them in time"
+        f"{spelled('fill=True (--fill)', '--fill')} to interpolate them in time"
     )
 
 

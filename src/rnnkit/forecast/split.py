@@ -13,6 +13,7 @@ from datetime import date
 import numpy as np
 
 from rnnkit.forecast.times import TIME_FORMS, parse_time
+from rnnkit.train.options import spelled
 
 DEFAULT_ENDS = (0.7, 0.8, 1.0)  # train_end, valid_end, test_end as fractions of the rows
 
@@ -56,18 +57,23 @@ def _resolve_end(name: str, spec, times: np.ndarray) -> int:
     if isinstance(spec, (int, np.integer)):
         if not 0 < spec <= n:
             raise ValueError(
-                f"{name}={spec} rows is outside 1..{n}; give a row count within the series"
+                f"{_given(name, spec)} rows is outside 1..{n}; give a row count within the series"
             )
         return int(spec)
     if isinstance(spec, (float, np.floating)):
         if not 0 < spec <= 1:
             raise ValueError(
-                f"{name}={spec} is not a fraction in (0, 1]; give e.g. 0.7, or rows as an int"
+                f"{_given(name, spec)} is not a fraction in (0, 1]; give e.g. 0.7, or rows (an int)"
             )
         return int(round(spec * n))
     if isinstance(spec, (np.datetime64, date)):
         return int(np.searchsorted(times, np.datetime64(spec, "s"), side="left"))
     raise ValueError(f"{name} must be rows (int), a fraction (float) or a time (str), got {spec!r}")
+
+
+def _given(name: str, value) -> str:
+    """`name=value` as the message names it: --train-end VALUE on the command line."""
+    return spelled(f"{name}={value}", f"--{name.replace('_', '-')} {value}")
 
 
 def _parse_spec(name: str, text: str) -> int | float | np.datetime64:
@@ -86,7 +92,7 @@ def _parse_spec(name: str, text: str) -> int | float | np.datetime64:
         seconds, _ = parse_time(value, name, name)
     except ValueError:
         raise ValueError(
-            f"{name}={text!r} is not rows, a fraction or a time; give e.g. 8640, 0.7 or "
+            f"{_given(name, repr(text))} is not rows, a fraction or a time; give e.g. 8640, 0.7 or "
             f"2017-07-01 (times as {TIME_FORMS})"
         ) from None
     return np.datetime64(seconds, "s")

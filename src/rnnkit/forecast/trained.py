@@ -96,8 +96,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Trained:
         season = data.pop("season")
         data.pop("ends", None)
         settings = ForecastData(**data)
-        model = Forecaster.from_config(ckpt.config["model"])
-        model.load_state_dict(ckpt.model_state)
+        model = rundir.build_model(ckpt, Forecaster)
         scalers = ckpt.vocab["scalers"]
         calendar = list(ckpt.vocab.get("calendar", []))
     model.to(device).eval()

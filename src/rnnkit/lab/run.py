@@ -17,8 +17,8 @@ import torch
 
 from rnnkit.lab.model import LabModel, LabModelConfig, accuracy_of_copy
 from rnnkit.lab.tasks import ADDING_BASELINE_MSE, adding_problem, copy_baseline_ce, copy_memory
-from rnnkit.train import checkpoint, rundir
 from rnnkit.train import run as run_skeleton
+from rnnkit.train import rundir
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.options import option, positive_int
 from rnnkit.train.run import Parts, TaskRun, Trained
@@ -175,10 +175,7 @@ class LabRun(TaskRun):
 
 def load(path: str | Path) -> LabModel:
     """The LabModel of a lab run directory or checkpoint (best/, else last/), on the CPU."""
-    ckpt = checkpoint.load(rundir.find_checkpoint(path), map_location="cpu")
-    cfg = ckpt.config if isinstance(ckpt.config, dict) else {}
-    if cfg.get("task") != TASK:
-        raise ValueError(f"{ckpt.path} is not a lab checkpoint (its task is {cfg.get('task')!r})")
-    model = LabModel.from_config(cfg["model"])
-    model.load_state_dict(ckpt.model_state)
+    ckpt = rundir.load_task(path, TASK)
+    with rundir.usable(ckpt, TASK):
+        model = rundir.build_model(ckpt, LabModel)
     return model.eval()

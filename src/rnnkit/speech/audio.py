@@ -26,6 +26,8 @@ def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"audio file {path} does not exist (expected a WAV file)")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty (0 bytes), not a WAV file")
     try:
         info = soundfile.info(str(path))
     except (soundfile.LibsndfileError, RuntimeError) as exc:

@@ -1,7 +1,8 @@
 """`rnnkit speech train`: its parser and command over `rnnkit.speech.train`.
 
 Defaults shown in --help come from the dataclasses that own them (SpeechData, FeatureConfig,
-Masking, SpeechConfig, TrainConfig); an option left out is None here and takes that default.
+Masking, SpeechConfig, TrainConfig); an option left out is None here and takes that default, or
+with --resume the run's own (train/resume.py).
 """
 
 from __future__ import annotations

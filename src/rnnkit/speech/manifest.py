@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.data.files import text_encoding
+
 COLUMNS = ("path", "transcript")
 
 
@@ -27,7 +29,7 @@ def read_manifest(path: str | Path) -> list[Entry]:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"manifest {path} does not exist (expected a CSV or JSONL file)")
-    text = path.read_text(encoding="utf-8")
+    text = _text(path)
     rows = _jsonl_rows(text, path) if path.suffix.lower() == ".jsonl" else _csv_rows(text, path)
     entries = []
     for where, audio, transcript in rows:
@@ -59,6 +61,20 @@ def write_manifest(path: str | Path, entries: list[tuple[str | Path, str]]) -> N
             [audio.relative_to(base) if audio.is_relative_to(base) else audio, transcript]
         )
     path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def _text(path: Path) -> str:
+    """The manifest as text (UTF-8, or UTF-16/32 with a byte-order mark), the mark dropped."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(text_encoding(raw, "utf-8"))
+    except UnicodeDecodeError as exc:
+        what = "looks binary (it holds NUL bytes)" if b"\0" in raw else "is not UTF-8 text"
+        raise ValueError(
+            f"manifest {path} {what}: byte 0x{raw[exc.start]:02x} at offset {exc.start}; "
+            "save it as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
 
 
 def _csv_rows(text: str, path: Path):

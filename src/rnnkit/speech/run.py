@@ -29,6 +29,7 @@ from rnnkit.train import distributed
 from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
 from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.resume import saved_fields
 from rnnkit.train.run import Parts, TaskRun, Trained
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ def _names(cls, skip=()) -> tuple[str, ...]:
 DATA_KEYS = _names(SpeechData)
 FEATURE_KEYS = _names(FeatureConfig)
 MASK_KEYS = _names(Masking)
-MODEL_KEYS = _names(SpeechConfig, ("task", "input_size", "num_classes"))
+FILES = ("train", "valid", "test")  # data options naming manifests
+FROM_DATA = ("task", "input_size", "num_classes")  # model settings the data decides
+MODEL_KEYS = _names(SpeechConfig, FROM_DATA)
 TRAIN_KEYS = _names(TrainConfig)
 
 
@@ -224,15 +227,18 @@ def train(
     options: dict,
     out: str | Path,
     *,
+    resume: bool = False,
     overwrite: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> Run:
     """Train a SpeechModel on `options` (the fields of SpeechData, FeatureConfig, Masking,
     SpeechConfig and TrainConfig, and `epochs`) into the run directory `out`; `overwrite`
-    replaces a run there. With a test manifest, the best weights are evaluated on it at the end
-    (summary["test"])."""
+    replaces a run there, `resume` continues the run in `out` from out/last (train/resume.py).
+    With a test manifest, the best weights are evaluated on it at the end (summary["test"])."""
     run = SpeechRun(options)
-    model, summary = run_skeleton.train(run, out, overwrite=overwrite, on_step=on_step)
+    model, summary = run_skeleton.train(
+        run, out, resume=resume, overwrite=overwrite, on_step=on_step
+    )
     return Run(model.eval(), run.data, summary)
 
 
@@ -241,13 +247,21 @@ class SpeechRun(TaskRun):
     error rate; ctc: the WER)."""
 
     task = TASK
+    resumable = True
+    moves = FILES
 
-    def __init__(self, options: dict):
-        self.options = options
+    def kept(self, previous) -> dict:
+        data, features = previous.config["data"], previous.vocab["features"]
+        return {
+            **saved_fields(SpeechData, data),
+            **saved_fields(FeatureConfig, features),
+            **saved_fields(Masking, data["masking"]),
+            **saved_fields(SpeechConfig, previous.config["model"], skip=FROM_DATA),
+        }
 
     def prepare(self, previous) -> TrainConfig:
         self.cfg, features, masking, self.model_options, config, self.epochs = plan(self.options)
-        for key in ("train", "valid", "test"):
+        for key in FILES:
             if getattr(self.cfg, key) is not None:
                 setattr(self.cfg, key, str(Path(getattr(self.cfg, key)).resolve()))
         self.masking = masking

@@ -85,8 +85,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Recogniser:
         normaliser = Normaliser.from_dict(vocab["normaliser"])
         classes = list(vocab["classes"]) if "classes" in vocab else None
         alphabet = Alphabet.from_dict(vocab["alphabet"]) if "alphabet" in vocab else None
-        model = SpeechModel.from_config(ckpt.config["model"])
-        model.load_state_dict(ckpt.model_state)
+        model = rundir.build_model(ckpt, SpeechModel)
     model.to(device).eval()
     info = rundir.info(ckpt)
     return Recogniser(model, features, normaliser, classes, alphabet, info)

@@ -7,7 +7,6 @@ TrainConfig); an option left out is None here, so a resumed run can take it from
 from __future__ import annotations
 
 import argparse
-import functools
 
 from rnnkit import textgen
 from rnnkit.textgen.model import CharLMConfig
@@ -32,8 +31,9 @@ def train_command_parser(verbs: argparse._SubParsersAction) -> argparse.Argument
         shown={"max_time": f"{DEFAULT_MAX_TIME // 60}m when --max-steps is not given"},
         json_help="print the summary as one JSON object on stdout (step, seconds, tokens_per_s, "
         "train_loss, valid_/best_valid_ nats_per_char and bits_per_char)",
-        resume="continue the run in DIR from DIR/last; the data and model options are the "
-        "run's, --max-steps/--max-time give the new total",
+        resume="continue the run in DIR from DIR/last, exactly as if it had not stopped: the "
+        "data, model and training options are the run's; --max-steps or --max-time give a new "
+        "total",
         help="train a character-level language model on a text file",
         description=(
             "Train a character-level RNN language model with truncated BPTT on a text file.\n"
@@ -51,8 +51,7 @@ def train_command(args: argparse.Namespace) -> int:
     options = given(args, textgen.TextData, CharLMConfig, TrainConfig)
     if not args.resume and not {"max_steps", "max_time"} & options.keys():
         options["max_time"] = float(DEFAULT_MAX_TIME)
-    train = functools.partial(textgen.train, resume=args.resume)
-    return run_training(train, options, args, format_summary)
+    return run_training(textgen.train, options, args, format_summary)
 
 
 def format_summary(s: dict) -> str:

@@ -15,6 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rnnkit.data.files import text_encoding
+from rnnkit.train.options import encoding_example
+
 UNK = "\ufffd"  # how decode() shows the <unk> id: the Unicode replacement character
 
 
@@ -33,7 +36,7 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     if not raw:
         raise ValueError(f"{path} is empty; give a text file with some text in it")
     try:
-        text = raw.decode(encoding)
+        text = raw.decode(text_encoding(raw, encoding))
     except LookupError:
         raise ValueError(
             f"unknown encoding {encoding!r} for {path}; try 'utf-8' or 'latin-1'"
@@ -46,7 +49,7 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
         bad = raw[exc.start]
         raise ValueError(
             f"{path} is not valid {encoding} (byte 0x{bad:02x} at offset {exc.start}); "
-            f"pass its encoding, e.g. encoding='latin-1' (--encoding latin-1)"
+            f"pass its encoding, e.g. {encoding_example()}"
         ) from None
     if "\0" in text:
         raise ValueError(f"{path} looks binary (it holds NUL characters); give a plain text file")

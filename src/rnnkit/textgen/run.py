@@ -7,7 +7,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -19,6 +19,7 @@ from rnnkit.train import distributed
 from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, split_options
 from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.resume import saved_fields
 from rnnkit.train.run import Parts, TaskRun, Trained
 
 logger = logging.getLogger(__name__)
@@ -59,10 +60,7 @@ class TextData:
 
 DATA_KEYS = tuple(f.name for f in fields(TextData))
 MODEL_KEYS = tuple(f.name for f in fields(CharLMConfig) if f.name != "vocab_size")
-# what a run saved before a model option existed had: its default (proj_size: 0)
-MODEL_DEFAULTS = {f.name: f.default for f in fields(CharLMConfig) if f.default is not MISSING}
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
-BUDGET_KEYS = ("max_steps", "max_time")
 
 
 @dataclass
@@ -115,26 +113,12 @@ def load_corpus(data: TextData, vocab: CharVocab | None = None) -> Corpus:
     return Corpus(vocab, train, valid, {"chars": len(text), "sha256": digest})
 
 
-def plan(options: dict, saved: dict | None = None) -> tuple[TextData, dict, TrainConfig]:
-    """(data, model options, training config) from `options` over the defaults, or over the
-    config `saved` in the checkpoint of the run being resumed (see the module docstring)."""
+def plan(options: dict) -> tuple[TextData, dict, TrainConfig]:
+    """(data, model options, training config) from flat `options` over the defaults (a resumed
+    run's options are its checkpoint's under the given ones: train/resume.py)."""
     groups = (DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
     data, model, train = split_options(options, "textgen", *groups, also=())
-    if saved is None:
-        return TextData(**data), model, TrainConfig(**train)
-    before = {**saved["data"], **MODEL_DEFAULTS, **saved["model"]}
-    for key, value in {**data, **model}.items():
-        if key != "path" and value != before[key]:  # the path may move; the text is checked
-            raise ValueError(
-                f"{key}={value} differs from the run being resumed ({key}={before[key]}): "
-                "a resumed run keeps its data and model options"
-            )
-    data = {**{k: saved["data"][k] for k in DATA_KEYS}, **data}
-    model = {**{k: before[k] for k in MODEL_KEYS}, **model}
-    base = {**saved["train"], "device": None}
-    if any(k in train for k in BUDGET_KEYS):  # a new budget replaces the old one whole
-        base.update(dict.fromkeys(BUDGET_KEYS))
-    return TextData(**data), model, TrainConfig(**{**base, **train})
+    return TextData(**data), model, TrainConfig(**train)
 
 
 def train(
@@ -161,14 +145,17 @@ class TextgenRun(TaskRun):
 
     task = TASK
     resumable = True
+    moves = ("path",)  # the text may move; a resumed run checks it reads the same text
     best_weights = False
 
-    def __init__(self, options: dict):
-        self.options = options
+    def kept(self, previous) -> dict:
+        config = previous.config
+        model = saved_fields(CharLMConfig, config["model"], skip=("vocab_size",))
+        return {**saved_fields(TextData, config["data"]), **model}
 
     def prepare(self, previous) -> TrainConfig:
         saved = previous.config if previous else None
-        self.data, self.model_options, config = plan(self.options, saved)
+        self.data, self.model_options, config = plan(self.options)
         if self.data.path is not None:
             self.data.path = str(Path(self.data.path).resolve())
         vocab = CharVocab.from_dict(previous.vocab) if previous else None

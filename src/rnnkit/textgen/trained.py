@@ -24,8 +24,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> tuple[CharLM, 
     ckpt = rundir.load_task(path, TASK)
     with rundir.usable(ckpt, TASK):
         vocab = CharVocab.from_dict(ckpt.vocab)
-        model = CharLM.from_config(ckpt.config["model"])
-        model.load_state_dict(ckpt.model_state)
+        model = rundir.build_model(ckpt, CharLM)
     model.to(device).eval()
     info = rundir.info(ckpt)
     return model, vocab, info

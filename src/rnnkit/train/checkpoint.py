@@ -49,6 +49,7 @@ MODEL_FILE, OPTIMIZER_FILE, EXTRA_FILE = (
     "extra.safetensors",
 )
 META_FILE = "checkpoint.json"
+MAX_META_BYTES = 1 << 30  # checkpoint.json: config, vocabulary, metrics, RNG and optimizer rest
 TENSOR, TUPLE, ITEMS = "__tensor__", "__tuple__", "__items__"
 
 
@@ -188,30 +189,18 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> C
             "%s is missing; loading the backup %s left by an interrupted save", path, backup
         )
         source = backup
-    try:
-        meta = json.loads((source / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{source} is not a readable rnnkit checkpoint: {exc}") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ValueError(
-            f"{source} is not an rnnkit checkpoint ({META_FILE} has no format {FORMAT!r})"
-        )
-    if not isinstance(meta.get("version"), int) or meta["version"] > VERSION:
-        raise ValueError(
-            f"{source} has checkpoint format version {meta.get('version')!r}; "
-            f"this rnnkit reads versions up to {VERSION}"
-        )
+    meta = _read_meta(source / META_FILE)
     device = str(torch.device(map_location))
     tensors = {
         name: _read_tensors(source, name, info, device) for name, info in meta["files"].items()
     }
-    if MODEL_FILE not in tensors:
-        raise ValueError(f"{source} is not a complete rnnkit checkpoint (no {MODEL_FILE})")
     try:
         optimizer_state = _decode(meta["optimizer"], tensors.get(OPTIMIZER_FILE, {}))
         extra_state = _decode(meta["extra_state"], tensors.get(EXTRA_FILE, {}))
     except KeyError as exc:
         raise ValueError(f"{source} is corrupt: tensor {exc} is missing") from exc
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{source / META_FILE} is damaged: a malformed state ({exc})") from None
     model_state = tensors[MODEL_FILE]
     if sorted(meta.get("model_keys", [])) == sorted(model_state):
         model_state = {k: model_state[k] for k in meta["model_keys"]}
@@ -229,21 +218,105 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> C
     )
 
 
+def _read_meta(file: Path) -> dict:
+    """The metadata in `file` (checkpoint.json), checked entry by entry: ValueError naming the
+    file and what is wrong with it. Nothing in it is used before it passes."""
+    try:
+        if file.stat().st_size > MAX_META_BYTES:
+            raise ValueError(
+                f"{file} is {file.stat().st_size:,} bytes, more than any checkpoint's metadata "
+                f"({MAX_META_BYTES:,} at most)"
+            )
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{file.parent} is not a readable rnnkit checkpoint: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{file} is corrupt: it is not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(
+            f"{file.parent} is not an rnnkit checkpoint ({file} has no format {FORMAT!r})"
+        )
+    version = meta.get("version")
+    if not _is_int(version) or not 1 <= version <= VERSION:
+        raise ValueError(
+            f"{file} has checkpoint format version {version!r}; "
+            f"this rnnkit reads {'version 1' if VERSION == 1 else f'versions 1 to {VERSION}'}"
+        )
+    for key, kind, what in _META_ENTRIES:
+        if key not in meta:
+            raise ValueError(f"{file} is damaged: it has no {key!r} ({what})")
+        if kind is not None and not isinstance(meta[key], kind):
+            raise ValueError(
+                f"{file} is damaged: {key!r} ({what}) is a {type(meta[key]).__name__}, "
+                f"not a {kind.__name__ if isinstance(kind, type) else kind[0].__name__}"
+            )
+    if not _is_int(meta["step"]) or meta["step"] < 0:
+        raise ValueError(f"{file} is damaged: 'step' must be an int >= 0, got {meta['step']!r}")
+    _check_files(meta["files"], file)
+    keys = meta.get("model_keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise ValueError(f"{file} is damaged: 'model_keys' is not a list of names")
+    return meta
+
+
+# The entries of checkpoint.json: (key, JSON type or None for any value, what it is).
+_META_ENTRIES = (
+    ("files", dict, "the size and SHA-256 of each tensor file"),
+    ("step", None, "the step it was saved at"),
+    ("config", dict, "what rebuilds the model"),
+    ("vocab", None, "what reads and writes the model's data"),
+    ("metrics", dict, "the last metrics"),
+    ("rng", list, "the random generators' states"),
+    ("optimizer", (dict, type(None)), "the optimizer's state"),
+    ("extra_state", None, "the trainer's state"),
+)
+
+
+def _check_files(files: dict, file: Path) -> None:
+    """Each entry names one of the tensor files with its size and SHA-256."""
+    if MODEL_FILE not in files:
+        raise ValueError(f"{file} is damaged: its 'files' do not list {MODEL_FILE}")
+    for name, info in files.items():
+        if name not in (MODEL_FILE, OPTIMIZER_FILE, EXTRA_FILE):
+            raise ValueError(f"{file} is damaged: 'files' lists {name!r}, not a checkpoint file")
+        ok = (
+            isinstance(info, dict)
+            and _is_int(info.get("bytes"))
+            and info["bytes"] >= 0
+            and isinstance(info.get("sha256"), str)
+            and len(info["sha256"]) == 64
+        )
+        if not ok:
+            raise ValueError(
+                f"{file} is damaged: 'files' has no size and SHA-256 for {name}, got {info!r:.80}"
+            )
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _read_tensors(source: Path, name: str, info: dict, device: str) -> dict[str, Tensor]:
     file = source / name
     try:
-        data = file.read_bytes()
+        size = file.stat().st_size  # first: a file of another size is not read at all
+        data = file.read_bytes() if size == info["bytes"] else b""
     except OSError as exc:
-        raise ValueError(f"{source} is corrupt: cannot read {name}: {exc}") from exc
-    if len(data) != info["bytes"] or hashlib.sha256(data).hexdigest() != info["sha256"]:
+        raise ValueError(f"{source} is corrupt: cannot read {name}: {exc}") from None
+    if size != info["bytes"]:
         raise ValueError(
-            f"{source} is corrupt: {name} has {len(data)} bytes and a different SHA-256 "
-            f"than the {info['bytes']} bytes recorded in {META_FILE}"
+            f"{file} is corrupt (truncated or edited): it has {size} bytes, not the "
+            f"{info['bytes']} bytes recorded in {META_FILE}"
+        )
+    if len(data) != size or hashlib.sha256(data).hexdigest() != info["sha256"]:
+        raise ValueError(
+            f"{file} is corrupt (edited): its {size} bytes have a different SHA-256 than the "
+            f"one recorded in {META_FILE}"
         )
     try:
         tensors = load_tensors(data)
-    except SafetensorError as exc:
-        raise ValueError(f"{source} is corrupt: {name}: {exc}") from exc
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ValueError(f"{file} is corrupt: {exc}") from None
     return {k: v.to(device) for k, v in tensors.items()}
 
 

@@ -19,6 +19,10 @@ from rnnkit.train.config import EpochBudget, TrainConfig
 from rnnkit.train.options import add_options
 
 DIR_HELP = "a checkpoint, or a training run's directory (reads DIR/best, else DIR/last)"
+RESUME_HELP = (
+    "continue the run in DIR from DIR/last, exactly as if it had not stopped: the data, model "
+    "and training options are the run's; --epochs, --max-steps or --max-time give a new total"
+)
 
 
 def task_parser(
@@ -47,12 +51,14 @@ def train_verb(
     epochs: int | None = None,
     defaults: dict | None = None,
     shown: dict | None = None,
-    resume: str | None = None,
+    resume: str = RESUME_HELP,
     **texts,
 ) -> tuple[argparse.ArgumentParser, dict]:
     """A task's `train` verb: an option group per entry of `groups` (its title: the option
     dataclasses it declares), the training group (see `training_options`) and the output group
-    (see `run_dir_options`). Returns the parser and its groups by title."""
+    (see `run_dir_options`, `resume` the help of its --resume). An option its dataclass marks
+    required is required unless --resume is given (the run's own then). Returns the parser and
+    its groups by title."""
     parser = verbs.add_parser(
         "train", formatter_class=argparse.RawDescriptionHelpFormatter, **texts
     )
@@ -61,10 +67,29 @@ def train_verb(
         made[title] = parser.add_argument_group(title)
         for cls in classes:
             add_options(made[title], cls)
+    needed = [action for action in parser._actions if action.required]
+    for action in needed:
+        action.required = False  # checked by `_unless_resumed` once --resume is known
+        action.help = f"{action.help}; required unless --resume"
     training_options(parser, epochs=epochs, defaults=defaults, shown=shown)
     run_dir_options(parser, json_help, resume=resume)
-    parser.set_defaults(func=func)
+    parser.set_defaults(func=_unless_resumed(func, needed))
     return parser, made
+
+
+def _unless_resumed(func: Callable, needed: list[argparse.Action]) -> Callable:
+    """`func`, after refusing a fresh run (no --resume) that lacks an option of `needed`."""
+
+    def command(args: argparse.Namespace) -> int:
+        missing = [a.option_strings[0] for a in needed if getattr(args, a.dest) is None]
+        if missing and not args.resume:
+            raise ValueError(
+                f"the following arguments are required: {', '.join(missing)} "
+                "(unless --resume continues the run in --out)"
+            )
+        return func(args)
+
+    return command
 
 
 def stopped(s: dict, rate: str | None = None, unit: str = "tokens", epochs: bool = True) -> str:
@@ -80,8 +105,8 @@ def stopped(s: dict, rate: str | None = None, unit: str = "tokens", epochs: bool
 
 
 def run_dir_options(parser: argparse.ArgumentParser, json_help: str, resume: str | None = None):
-    """The output group of a `train` verb: --out DIR, --force (or --resume, with its help),
-    --json."""
+    """The output group of a `train` verb: --out DIR, --resume (with its help; None: none)
+    or --force, --json."""
     output = parser.add_argument_group("output")
     output.add_argument("--out", required=True, metavar="DIR", help="the run directory")
     again = output.add_mutually_exclusive_group()
@@ -119,14 +144,15 @@ def training_options(
 
 
 def run_training(train: Callable, options: dict, args: argparse.Namespace, summary: Callable):
-    """The command of a `train` verb: `train(options, args.out, overwrite=args.force)`, in the
-    process group when launched by torchrun (logging at INFO in process 0, WARNING elsewhere),
-    then process 0 prints the run's summary, as JSON with --json, else as `summary(dict)`."""
+    """The command of a `train` verb: `train(options, args.out, resume=args.resume,
+    overwrite=args.force)`, in the process group when launched by torchrun (logging at INFO in
+    process 0, WARNING elsewhere), then process 0 prints the run's summary, as JSON with
+    --json, else as `summary(dict)`."""
     distributed.setup()
     main = distributed.is_main()
     try:
         with log_to_stderr(logging.INFO if main else logging.WARNING):
-            run = train(options, args.out, overwrite=args.force)
+            run = train(options, args.out, resume=args.resume, overwrite=args.force)
     except BaseException:
         if distributed.is_distributed():
             dist.destroy_process_group()  # no barrier: the other processes may not get there
@@ -141,14 +167,10 @@ def _interrupted(s: dict, args: argparse.Namespace) -> int:
     """After a SIGINT/SIGTERM: where the run is and how to go on, on stderr; the shell's status
     for that signal (128 + its number: 130, 143), so that scripts see the run did not finish."""
     signum = interrupts.received()
-    how = (
-        "continue it with the same command and --resume"
-        if hasattr(args, "resume")
-        else f"{args.out}/last holds its weights and optimizer state"
-    )
     print(
         f"interrupted by {signal.Signals(signum).name} at step {s['step']}; no test "
-        f"evaluation was made; {how}",
+        f"evaluation was made; {args.out}/last holds it: continue it with the same command "
+        "and --resume",
         file=sys.stderr,
     )
     return 128 + signum

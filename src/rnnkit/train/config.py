@@ -10,13 +10,18 @@ from torch import nn
 from rnnkit.train.options import (
     duration,
     nonnegative_float,
+    nonnegative_int,
     option,
     positive_float,
     positive_int,
+    spelled,
 )
 from rnnkit.train.schedule import SCHEDULES, Schedule
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+# The default warm-up: this fraction of the run's steps, at most WARMUP_MAX steps (WARMUP_MAX
+# for a run with a time budget alone), so that a short run still reaches its peak rate.
+WARMUP_FRACTION, WARMUP_MAX = 0.1, 100
 
 
 @dataclass
@@ -38,7 +43,13 @@ class TrainConfig:
         metavar="NORM",
     )
     schedule: str = "cosine"  # "cosine" (warm-up + cosine) | "plateau" | "constant"
-    warmup_steps: int = 100  # linear warm-up from lr / (warmup + 1) to lr, for every schedule
+    warmup_steps: int | None = option(  # linear warm-up from lr / (W + 1) to lr, every schedule
+        None,
+        "learning-rate warm-up: the rate climbs linearly to --lr over the first N steps",
+        type=nonnegative_int,
+        metavar="N",
+        shown=f"{WARMUP_FRACTION * 100:.0f}%% of the run's steps, at most {WARMUP_MAX}",
+    )
     min_lr_ratio: float = 0.1  # floor of cosine and plateau, as a fraction of lr (nanoGPT: 1/10)
     plateau_factor: float = 0.5  # plateau: lr multiplier each time validation stalls
     plateau_patience: int = 2  # plateau: evaluations without improvement before lowering lr
@@ -95,7 +106,8 @@ class TrainConfig:
         for name in ("max_steps", "checkpoint_every"):
             if getattr(self, name) is not None:
                 _check_positive_int(name, getattr(self, name))
-        if self.warmup_steps < 0 or self.patience is not None and self.patience < 0:
+        warmup = 0 if self.warmup_steps is None else self.warmup_steps
+        if warmup < 0 or self.patience is not None and self.patience < 0:
             raise ValueError(
                 f"warmup_steps and patience must be >= 0, got {self.warmup_steps}, {self.patience}"
             )
@@ -110,11 +122,20 @@ class TrainConfig:
         if self.max_steps is None and self.max_time is None:
             raise ValueError("set max_steps or max_time (or both): training needs an end")
 
+    def warmup(self) -> int:
+        """The warm-up steps: warmup_steps, else WARMUP_FRACTION of max_steps (at most
+        WARMUP_MAX; WARMUP_MAX when the run has no step budget)."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        if self.max_steps is None:
+            return WARMUP_MAX
+        return min(WARMUP_MAX, int(self.max_steps * WARMUP_FRACTION))
+
     def make_schedule(self) -> Schedule:
         return Schedule(
             self.schedule,
             self.lr,
-            warmup_steps=self.warmup_steps,
+            warmup_steps=self.warmup(),
             max_steps=self.max_steps,
             max_time=self.max_time,
             floor=self.lr * self.min_lr_ratio,
@@ -167,7 +188,10 @@ def epochs_budget(epochs, train: dict, default: int) -> int | None:
     if epochs is not None:
         _check_positive_int("epochs", epochs)
         if train.get("max_steps") is not None:
-            raise ValueError("give epochs or max_steps, not both")
+            raise ValueError(
+                f"give {spelled('epochs', '--epochs')} or {spelled('max_steps', '--max-steps')}, "
+                "not both"
+            )
     elif train.get("max_steps") is None and train.get("max_time") is None:
         epochs = default
     if epochs is not None:

@@ -29,13 +29,14 @@ import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from rnnkit.bptt import native
 from rnnkit.train import checkpoint, distributed, rundir
@@ -47,7 +48,7 @@ from rnnkit.train.seeding import rng_state, seed_everything, set_rng_state
 from rnnkit.train.validation import improves, run_validation
 
 logger = logging.getLogger(__name__)
-STOP_REASONS = ("max_steps", "max_time", "early_stopping", "target", "signal")
+STOP_REASONS = ("max_steps", "epochs", "max_time", "early_stopping", "target", "signal")
 
 
 class NonFiniteError(FloatingPointError):
@@ -57,7 +58,7 @@ class NonFiniteError(FloatingPointError):
 @dataclass
 class TrainResult:
     step: int  # updates done in all, resumed ones included
-    stop_reason: str  # one of STOP_REASONS
+    stop_reason: str  # one of STOP_REASONS ("epochs": max_steps, set by an epoch budget)
     best: float | None  # the best value of config.metric; None without validation
     metrics: dict[str, float]  # the last train and validation metrics, named as in metrics.csv
     last: Path | None  # OUT/last
@@ -84,6 +85,7 @@ class Trainer:
     ):
         if (get_state is None) != (set_state is None):
             raise ValueError("get_state and set_state come together: pass both or neither")
+        config = replace(config, warmup_steps=config.warmup())  # fixed from here on, resumed too
         self.cfg, self.batches, self.valid_fn, self.on_step = config, batches, valid_fn, on_step
         self.get_state, self.set_state, self.overwrite = get_state, set_state, overwrite
         self.run_config, self.vocab, self.out = dict(run_config or {}), vocab, Path(out_dir)
@@ -103,6 +105,7 @@ class Trainer:
         self._early_stop = False
         self._reached = False  # the validation metric reached config.stop_at
         self._saved_step: int | None = None
+        self.steps_reason = "max_steps"  # the stop reason at max_steps ("epochs" for --epochs)
 
     def fit(self, resume: str | Path | None = None) -> TrainResult:
         """Train until a stop condition; `resume`: a checkpoint directory (OUT/last) to continue.
@@ -117,6 +120,8 @@ class Trainer:
         distributed.barrier()  # the others wait until OUT exists
         if resume is not None:
             self._restore(checkpoint.load(resume, map_location=self.device))
+            if self.main:
+                logger.info("resuming from step %d (%s)", self.step, resume)
         else:
             seed_everything(self.cfg.seed + distributed.rank())
         if torch.device(self.device).type == "cpu":
@@ -156,14 +161,14 @@ class Trainer:
             if self.on_step is not None:
                 self.on_step(self.step, stats)
             reason = self._stop_reason(requests)
-            if reason in ("max_steps", "max_time") and self.valid_fn and not evaluated:
+            if reason in ("max_steps", "epochs", "max_time") and self.valid_fn and not evaluated:
                 self._validate(log)  # the final model is always evaluated
             if reason is not None and window.steps:
                 self._log_train(log, bar, window)  # the last, partial window
             every = cfg.checkpoint_every or cfg.eval_every
             if reason is not None or self.step % every == 0:
+                log.flush()  # first: a process killed after the save has every row up to it
                 self._save_last()
-                log.flush()
         logger.info("stopped at step %d: %s", self.step, reason)
         return reason
 
@@ -235,7 +240,7 @@ class Trainer:
         summary = window.summary()
         self.metrics.update(summary)
         log.write(self.step, self.elapsed, summary)
-        left = f"{self.cfg.max_time - self.elapsed:.0f}s" if self.cfg.max_time else None
+        left = time_left(self.cfg.max_time, self.elapsed) if self.cfg.max_time else None
         bar.set_postfix(
             loss=f"{summary['train/loss']:.4f}",
             tok_s=f"{summary['train/tokens_per_s']:.0f}",
@@ -256,7 +261,7 @@ class Trainer:
         if self._reached:
             return "target"
         if cfg.max_steps is not None and self.step >= cfg.max_steps:
-            return "max_steps"
+            return self.steps_reason
         if timed_out:
             return "max_time"
         return "signal" if signalled else None
@@ -303,6 +308,19 @@ class Trainer:
         )
 
     def _restore(self, ckpt: checkpoint.Checkpoint) -> None:
+        """Continue from `ckpt` (OUT/last); a damaged state is a ValueError naming its file."""
+        try:
+            self._restore_state(ckpt)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            if isinstance(exc, ValueError) and str(ckpt.path) in str(exc):
+                raise  # says what is wrong already
+            what = f"it lacks {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())
+            raise ValueError(
+                f"{ckpt.path / checkpoint.META_FILE} cannot be resumed: its model, optimizer or "
+                f"trainer state is damaged ({what})"
+            ) from None
+
+    def _restore_state(self, ckpt: checkpoint.Checkpoint) -> None:
         if ckpt.optimizer_state is None or not isinstance(ckpt.extra_state, dict):
             raise ValueError(
                 f"{ckpt.path} cannot be resumed: it holds no optimizer or trainer state "
@@ -333,15 +351,21 @@ class Trainer:
         if hasattr(self.batches, "load_state_dict") and ckpt.extra_state["data"][r] is not None:
             self.batches.load_state_dict(ckpt.extra_state["data"][r])
 
+    @contextlib.contextmanager
     def _bar(self):
+        """The progress bar (when stderr is a terminal); while it shows, rnnkit's log lines
+        are written through it (tqdm.write), each on a line of its own above the bar."""
         show = self.cfg.progress and self.main and sys.stderr.isatty()
-        return tqdm(
+        bar = tqdm(
             total=self.cfg.max_steps,
             initial=self.step,
             disable=not show,
             unit="step",
             dynamic_ncols=True,
         )
+        redirect = logging_redirect_tqdm([logging.getLogger("rnnkit")]) if show else None
+        with bar, redirect or contextlib.nullcontext():
+            yield bar
 
 
 def train(
@@ -380,6 +404,11 @@ def _pick_device(model: nn.Module, cfg: TrainConfig) -> torch.device:
         return distributed.device()
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
+
+
+def time_left(max_time: float, elapsed: float) -> str:
+    """The training time left, as the bar shows it: whole seconds, never below 0 (nor -0)."""
+    return f"{max(0.0, max_time - elapsed):.0f}s"
 
 
 def _format(metrics: dict[str, float]) -> str:

@@ -19,11 +19,35 @@ Also here: the argparse types that reject a bad value as one error line (positiv
 from __future__ import annotations
 
 import argparse
+import contextlib
+import contextvars
 import re
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from typing import Any
 
 KEY = "rnnkit.option"  # the key of a field's metadata that holds its Option
+_command_line = contextvars.ContextVar("rnnkit_command_line", default=False)
+
+
+def spelled(python: str, flag: str) -> str:
+    """An option as a message names it: `flag` ("--fill") while the command line runs
+    (`command_line`), else the Python argument ("fill=True")."""
+    return flag if _command_line.get() else python
+
+
+def encoding_example() -> str:
+    """The example a message on undecodable text gives of passing an encoding."""
+    return spelled("encoding='latin-1' (--encoding latin-1)", "--encoding latin-1")
+
+
+@contextlib.contextmanager
+def command_line():
+    """While open, messages name options by their flags (`spelled`)."""
+    token = _command_line.set(True)
+    try:
+        yield
+    finally:
+        _command_line.reset(token)
 
 
 @dataclass(frozen=True)

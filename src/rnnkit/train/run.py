@@ -3,10 +3,12 @@
 
     1. join the process group (under torchrun), once
     2. check the run directory: refuse one holding another run, or find the run to resume
+       (then the run's options are its checkpoint's, see train/resume.py)
     3. task.prepare: check every option, read the data              (nothing written yet)
     4. seed, then task.build: the model, the same initial weights in every process
     5. place the model on its device, hand it to the Trainer with the task's batches and
-       validation, log the task's one-line description, fit
+       validation (a resumed run: on the same data as before), log the task's one-line
+       description, fit (a resumed run: from its checkpoint's step, weights, optimizer, RNGs)
     6. load the best weights (when validated), then task.summary
 """
 
@@ -21,6 +23,7 @@ from typing import Any
 from torch import nn
 
 from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train import resume as resuming
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.loop import Trainer, TrainResult
 from rnnkit.train.seeding import seed_everything
@@ -38,6 +41,8 @@ class Parts:
     vocab: Any = None  # what inference needs to read and write text (JSON-able)
     hooks: dict = field(default_factory=dict)  # get_state / set_state of a carried state
     on_step: Callable[[int, dict], None] | None = None  # the task's own, before the caller's
+    # on_step sets what follows the step (a ratio scheduled by step): a resumed run calls it
+    # once with the step it starts from
 
 
 @dataclass
@@ -60,8 +65,17 @@ class TaskRun:
     """One task's part of a training run. A subclass keeps what `prepare` read on `self`."""
 
     task: str  # the "task" of the checkpoint's config
-    resumable = False  # whether the task's train takes resume=True
+    resumable = False  # whether the task's train takes resume=True (then it defines `kept`)
+    moves: tuple[str, ...] = ()  # kept options naming files that may move when resumed
     best_weights = True  # load the best checkpoint's weights after training
+
+    def __init__(self, options: dict):
+        self.options = options  # flat: the fields of the task's option dataclasses
+
+    def kept(self, previous: checkpoint.Checkpoint) -> dict:
+        """The data and model options, flat, of the run saved in `previous` (its out/last):
+        what a resumed run takes from it and may not change."""
+        raise NotImplementedError
 
     def prepare(self, previous: checkpoint.Checkpoint | None) -> TrainConfig:
         """Check the options and read the data; the TrainConfig of the run."""
@@ -99,24 +113,39 @@ def train(
     previous = rundir.previous(
         out, run.task, resume=resume, overwrite=overwrite, resumable=run.resumable
     )
+    if previous is not None:
+        saved = previous.config
+        with rundir.usable(previous, run.task):
+            kept, train_config = run.kept(previous), saved["train"]
+        run.options = resuming.options(run.options, kept, train_config, moves=run.moves)
     config = run.prepare(previous)
+    if previous is not None:  # its weights fit the model before it is built for real
+        rundir.check_model(previous, run.build)
     seed_everything(config.seed)  # the same initial weights in every process
     model = run.build()
     if config.device is None:
         model.to(distributed.device())
     parts = run.parts(model)
+    run_config = {"task": run.task, "model": model.config.to_dict(), **parts.run_config}
+    if previous is not None:
+        data = parts.run_config.get("data", {})
+        resuming.check_data(previous.config, previous.vocab, data, parts.vocab, run.moves)
     trainer = Trainer(
         model,
         parts.batches,
         config,
         out,
         valid_fn=parts.valid_fn,
-        run_config={"task": run.task, "model": model.config.to_dict(), **parts.run_config},
+        run_config=run_config,
         vocab=parts.vocab,
         on_step=_chain(parts.on_step, on_step),
         overwrite=overwrite,
         **parts.hooks,
     )
+    if previous is not None and parts.on_step is not None:
+        parts.on_step(previous.step, {})  # what the task sets per step, as it was
+    if getattr(run, "epochs", None):  # max_steps is the epochs' steps: reaching it is "epochs"
+        trainer.steps_reason = "epochs"
     with rundir.writer(out, distributed.is_main()):  # one writer, before a word is printed
         if distributed.is_main():
             logger.info(run.describe(model))

@@ -129,14 +129,22 @@ def read_metrics(path: str | os.PathLike) -> list[dict]:
 
 
 def _truncate_after(path: Path, step: int) -> None:
+    """Keep the rows up to `step`. A process killed while writing may have left a partial last
+    row; the rows up to its checkpoint were flushed whole before it was saved."""
     with open(path, newline="") as f:
         rows = [r for r in csv.reader(f)][1:]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(FIELDS)
-        writer.writerows(r for r in rows if r and int(r[0]) <= step)
+        writer.writerows(r for r in rows if _row_step(r) <= step)
     os.replace(tmp, path)
+
+
+def _row_step(row: list[str]) -> float:
+    """The step of a whole metrics.csv row; infinity (dropped) for a partial one."""
+    whole = len(row) == len(FIELDS) and row[0].isdigit() and row[3]
+    return int(row[0]) if whole else float("inf")
 
 
 def _summary_writer(log_dir: Path, resume_step: int | None):

@@ -1,7 +1,8 @@
 """`rnnkit translate train`: its parser and command over `rnnkit.translate.train`.
 
-Defaults shown in --help come from the dataclasses that own them (TranslateData,
-Seq2SeqConfig, TrainConfig); an option left out is None here and takes that default.
+Defaults shown in --help come from the dataclasses that own them (TranslateData, Seq2SeqConfig,
+TrainConfig); an option left out is None here and takes that default, or with --resume the run's
+own (train/resume.py).
 """
 
 from __future__ import annotations

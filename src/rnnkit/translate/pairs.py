@@ -7,6 +7,9 @@ import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
+from rnnkit.data.files import text_encoding
+from rnnkit.train.options import encoding_example
+
 
 @dataclass
 class Pairs:
@@ -22,19 +25,32 @@ class Pairs:
 
 
 def read_lines(path: str | Path, encoding: str = "utf-8") -> list[str]:
-    """The lines of a text file (or .gz), without their line ends."""
+    """The lines of a text file (or .gz), without their line ends and a byte-order mark."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file" if not path.exists() else f"{path} is not a file")
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding=encoding, newline=None) as f:
-            return f.read().splitlines()
+        with opener(path, "rb") as f:
+            raw = f.read()
+        text = raw.decode(text_encoding(raw, encoding))
+    except LookupError:
+        raise ValueError(f"unknown encoding {encoding!r}; try 'utf-8' or 'latin-1'") from None
     except UnicodeDecodeError as exc:
-        where = f"{exc.reason} at byte {exc.start}"
-        raise ValueError(f"{path} is not {encoding} text ({where})") from None
+        if b"\0" in raw:
+            raise ValueError(
+                f"{path} looks binary (it holds NUL bytes); give a text file"
+            ) from None
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ValueError(
+            f"{path}, line {line}: byte 0x{raw[exc.start]:02x} is not valid {encoding}; "
+            f"pass its encoding, e.g. {encoding_example()}"
+        ) from None
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise ValueError(f"cannot read {path}: {exc}") from None
+    if "\0" in text:
+        raise ValueError(f"{path} looks binary (it holds NUL characters); give a text file")
+    return text.removeprefix("\ufeff").splitlines()
 
 
 def read_pairs(

@@ -12,6 +12,7 @@ from rnnkit.data.buckets import Sequences
 from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
 from rnnkit.train.options import option, positive_int, probability
+from rnnkit.train.resume import saved_fields
 from rnnkit.train.run import Parts, TaskRun, Trained
 from rnnkit.translate.batches import Encoded, PairBatches
 from rnnkit.translate.evaluate import score
@@ -98,11 +99,9 @@ class TranslateData:
 
 
 DATA_KEYS = tuple(f.name for f in fields(TranslateData))
-MODEL_KEYS = tuple(
-    f.name
-    for f in fields(Seq2SeqConfig)
-    if f.name not in ("src_vocab", "tgt_vocab", "pad_id", "bos_id", "eos_id")
-)
+FILES = tuple(k for k in DATA_KEYS if k.endswith(("source", "target")))  # options naming files
+FROM_DATA = ("src_vocab", "tgt_vocab", "pad_id", "bos_id", "eos_id")  # the data decides these
+MODEL_KEYS = tuple(f.name for f in fields(Seq2SeqConfig) if f.name not in FROM_DATA)
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
 
 
@@ -201,17 +200,21 @@ def train(
     options: dict,
     out: str | Path,
     *,
+    resume: bool = False,
     overwrite: bool = False,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> Run:
     """Train a Seq2Seq on `options` (the fields of TranslateData, Seq2SeqConfig and
-    TrainConfig, and `epochs`) into the run directory `out`; `overwrite` replaces a run there.
+    TrainConfig, and `epochs`) into the run directory `out`; `resume` continues the run in
+    `out` from out/last (train/resume.py), `overwrite` replaces a run there.
 
     Everything the user gave is checked and read before anything is written. With a test set,
     the best weights translate it at the end with beam search (summary["test"]: BLEU, chrF).
     """
     run = TranslateRun(options)
-    model, summary = run_skeleton.train(run, out, overwrite=overwrite, on_step=on_step)
+    model, summary = run_skeleton.train(
+        run, out, resume=resume, overwrite=overwrite, on_step=on_step
+    )
     return Run(model.eval(), run.data.source, run.data.target, summary)
 
 
@@ -219,14 +222,20 @@ class TranslateRun(TaskRun):
     """A Seq2Seq over length-bucketed sentence pairs, validated by greedy BLEU."""
 
     task = TASK
+    resumable = True
+    moves = FILES
 
-    def __init__(self, options: dict):
-        self.options = options
+    def kept(self, previous) -> dict:
+        config = previous.config
+        return {
+            **saved_fields(TranslateData, config["data"]),
+            **saved_fields(Seq2SeqConfig, config["model"], skip=FROM_DATA),
+        }
 
     def prepare(self, previous) -> TrainConfig:
         self.cfg, self.model_options, config, self.epochs = plan(self.options)
-        for key in DATA_KEYS:
-            if key.endswith(("source", "target")) and getattr(self.cfg, key) is not None:
+        for key in FILES:
+            if getattr(self.cfg, key) is not None:
                 setattr(self.cfg, key, str(Path(getattr(self.cfg, key)).resolve()))
         self.data = load_data(self.cfg)
         self.batches = PairBatches(self.data.train, self.cfg.batch, seed=config.seed)

@@ -111,8 +111,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Translator:
     with rundir.usable(ckpt, TASK):
         source = Codec.from_dict(ckpt.vocab["source"])
         target = Codec.from_dict(ckpt.vocab["target"])
-        model = Seq2Seq.from_config(ckpt.config["model"])
-        model.load_state_dict(ckpt.model_state)
+        model = rundir.build_model(ckpt, Seq2Seq)
     model.to(device).eval()
     info = rundir.info(ckpt)
     return Translator(model, source, target, info)
