@@ -35,13 +35,15 @@ class Cell:
     torch_name: str  # torch.nn's class of the layer ("RNN", "LSTM", "GRU")
     gates: int  # G, the gate blocks packed in W_ih and W_hh: (h), (i, f, g, o), (r, z, n)
     states: int  # state arity: 1 for h, 2 for (h, c)
-    # step(x (B, I), state, weights, nonlinearity) -> the next state (functional.py)
-    step: Callable[[Tensor, State, Weights, str | None], State]
+    # step(x (B, I), state, weights, nonlinearity[, rec]) -> the next state (functional.py);
+    # rec: recurrent dropout's mask on h_{t-1} in W_hh h_{t-1}
+    step: Callable[..., State]
     # the same step without autograd in one C++ call where it can (generation), else `step`
     fast_step: Callable[[Tensor, State, Weights, str | None], State]
-    # kernel(x (T, B, I), state, weights, batch_sizes, nonlinearity) -> (out (T, B, H), state):
-    # one layer and direction with the hand-written BPTT (bptt/)
-    kernel: Callable[[Tensor, State, Weights, tuple | None, str | None], tuple[Tensor, State]]
+    # kernel(x (T, B, I), state, weights, batch_sizes, nonlinearity[, noise]) -> (out (T, B, H),
+    # state): one layer and direction with the hand-written BPTT (bptt/); noise: a
+    # regularisers.Noise in the kernel's layout, or None
+    kernel: Callable[..., tuple[Tensor, State]]
     function: type  # the kernel's torch.autograd.Function
     # op(x (T, B, I), state, weights, lengths, reverse, nonlinearity) -> (out (T, B, H), state):
     # the kernel as PyTorch operators, in the caller's row order (bptt/ops.py); what a layer
@@ -63,35 +65,45 @@ class Cell:
         return shapes
 
 
-def _rnn_step(x, state, w, nonlinearity):
-    return [F.rnn_step(x, state[0], *w, nonlinearity)]
+# The steps take recurrent dropout's mask `rec` (B, P) for h_{t-1} in W_hh h_{t-1}, or None;
+# the Elman RNN and the LSTM read h_{t-1} nowhere else.
 
 
-def _lstm_step(x, state, w, nonlinearity=None):
-    return list(F.lstm_step(x, (state[0], state[1]), *w))
+def _rnn_step(x, state, w, nonlinearity, rec=None):
+    h = state[0] if rec is None else state[0] * rec
+    return [F.rnn_step(x, h, *w, nonlinearity)]
+
+
+def _lstm_step(x, state, w, nonlinearity=None, rec=None):
+    h = state[0] if rec is None else state[0] * rec
+    return list(F.lstm_step(x, (h, state[1]), *w))
 
 
 def _lstm_fast_step(x, state, w, nonlinearity=None):
     return list(bptt.lstm_step(x, state[0], state[1], *w) or F.lstm_step(x, tuple(state), *w))
 
 
-def _gru_step(x, state, w, nonlinearity=None):
-    return [F.gru_step(x, state[0], *w)]
+def _gru_step(x, state, w, nonlinearity=None, rec=None):
+    return [F.gru_step(x, state[0], *w, rec)]
 
 
-def _rnn_kernel(x, state, w, batch_sizes, nonlinearity):
-    out, h = bptt.rnn(x, state[0], *w, batch_sizes, nonlinearity)
+# The kernels take a `regularisers.Noise` in their layout, or None.
+
+
+def _rnn_kernel(x, state, w, batch_sizes, nonlinearity, noise=None):
+    out, h = bptt.rnn(x, state[0], *w, batch_sizes, nonlinearity, noise)
     return out, [h]
 
 
-def _lstm_kernel(x, state, w, batch_sizes, nonlinearity=None):
+def _lstm_kernel(x, state, w, batch_sizes, nonlinearity=None, noise=None, cells=False):
+    """(out, [h_n, c_n]), and every c_t last with `cells` (LSTM.forward_with_cells)."""
     w_hr = w[4] if len(w) > 4 else None  # proj_size > 0
-    out, h, c = bptt.lstm(x, state[0], state[1], *w[:4], batch_sizes, w_hr)
-    return out, [h, c]
+    out, h, c, *C = bptt.lstm(x, state[0], state[1], *w[:4], batch_sizes, w_hr, noise, cells)
+    return (out, [h, c], *C)
 
 
-def _gru_kernel(x, state, w, batch_sizes, nonlinearity=None):
-    out, h = bptt.gru(x, state[0], *w, batch_sizes)
+def _gru_kernel(x, state, w, batch_sizes, nonlinearity=None, noise=None):
+    out, h = bptt.gru(x, state[0], *w, batch_sizes, noise)
     return out, [h]
 
 

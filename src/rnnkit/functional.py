@@ -92,17 +92,19 @@ def gru_step(
     w_hh: Tensor,
     b_ih: Tensor | None = None,
     b_hh: Tensor | None = None,
+    rec: Tensor | None = None,
 ) -> Tensor:
     """GRU step in torch.nn's convention; gates packed (r, z, n).
 
     [a_r, a_z, a_n] = W_ih x_t + b_ih          (input part)
-    [u_r, u_z, u_n] = W_hh h_{t-1} + b_hh      (recurrent part)
+    [u_r, u_z, u_n] = W_hh h_{t-1} + b_hh      (recurrent part; W_hh (m * h_{t-1}) with
+                                                recurrent dropout's mask m = rec)
     r = sigmoid(a_r + u_r)   z = sigmoid(a_z + u_z)
     n = tanh(a_n + r * u_n)                    (reset gate multiplies W_hn h + b_hn)
     h_t = (1 - z) * n + z * h_{t-1}
     """
     a_r, a_z, a_n = _linear(x, w_ih, b_ih).chunk(3, dim=-1)
-    u_r, u_z, u_n = _linear(h, w_hh, b_hh).chunk(3, dim=-1)
+    u_r, u_z, u_n = _linear(h if rec is None else h * rec, w_hh, b_hh).chunk(3, dim=-1)
     r = torch.sigmoid(a_r + u_r)
     z = torch.sigmoid(a_z + u_z)
     n = torch.tanh(a_n + r * u_n)

@@ -51,6 +51,7 @@ from rnnkit.layer_checks import (
 )
 from rnnkit.lengths import Batch, check_lengths, repack, unpack
 from rnnkit.minrnn import MinGRU, MinLSTM
+from rnnkit.regularisers import Regularisers, draw
 
 __all__ = ["IMPLS", "LAYERS", "GRU", "LSTM", "RNN", "RNNBase", "check_impl"]
 
@@ -83,8 +84,21 @@ class RNNBase(nn.Module):
         dtype=None,
         *,
         impl: str = "auto",  # layer_checks.IMPLS: "auto", "bptt", "fused" or "loop"
+        weight_drop: float = 0.0,  # the regularisers (regularisers.py), each a p in [0, 1)
+        dropout_input: float = 0.0,
+        dropout_output: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,  # (p_h, p_c) for the LSTM
     ):
         super().__init__()
+        self.regularisers = Regularisers.of(
+            self.cell,
+            weight_drop=weight_drop,
+            dropout_input=dropout_input,
+            dropout_output=dropout_output,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
         self.input_size = check_size("input_size", input_size)
         self.hidden_size = check_size("hidden_size", hidden_size)
         self.num_layers = check_size("num_layers", num_layers)
@@ -137,6 +151,8 @@ class RNNBase(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.regularisers.any():
+            s += ", " + self.regularisers.describe()
         return s
 
     def __prepare_scriptable__(self):
@@ -159,15 +175,18 @@ class RNNBase(nn.Module):
         return result
 
     def fusable(self) -> bool:
-        """Whether torch's fused operator computes this layer (fused.py): the plain cells."""
-        return True
+        """Whether torch's fused operator computes this layer (fused.py): the plain cells,
+        without rnnkit's regularisers (regularisers.py)."""
+        return not self.regularisers.any()
 
-    def _weights(self, index: int, dtype: torch.dtype) -> tuple:
+    def _weights(self, index: int, dtype: torch.dtype, drop: Tensor | None = None) -> tuple:
         """(W_ih, W_hh, b_ih, b_hh), and W_hr with proj_size > 0, of layer and direction
         `index` in `dtype` (differentiably; no copy when they have it); the biases None with
-        bias=False (`cells.Weights`)."""
+        bias=False (`cells.Weights`); W_hh * drop with weight_drop's mask `drop`."""
         w_ih, w_hh, b_ih, b_hh, *w_hr = self._names[index]
         w = [precision.cast(getattr(self, n), dtype) for n in (w_ih, w_hh, *w_hr)]
+        if drop is not None:  # DropConnect: a new contiguous W_hh, autograd through the mask
+            w[1] = w[1] * drop
         b = [precision.cast(getattr(self, n), dtype) for n in (b_ih, b_hh)] if self.bias else []
         return (*w[:2], *(b or (None, None)), *w[2:])
 
@@ -195,6 +214,11 @@ class RNNBase(nn.Module):
         layer k and direction d (0 forward, 1 reverse); in the parameters' dtype, or under
         torch.autocast the dtype torch.nn's layer returns (precision.plan).
         """
+        out, state, _ = self._forward(input, hx, lengths, impl, cells=False)
+        return out, state
+
+    def _forward(self, input, hx, lengths, impl, cells: bool):
+        """forward's work: (output, h_n or (h_n, c_n), the last layer's c_t or None)."""
         impl = self.impl if impl is None else check_impl(impl)
         pack = input if isinstance(input, PackedSequence) else None
         if pack is not None:
@@ -210,15 +234,16 @@ class RNNBase(nn.Module):
         x = x.contiguous()  # (T, B, I)
         prec, x, state = self._plan(x, initial_state(self, hx, x, batched))
         with prec.kernels():
-            out, state = self._run(x, state, lengths, impl)
-        out, state = prec.down(out), [prec.down(s) for s in state]
+            out, state, C = self._run(x, state, lengths, impl, cells)
+        seqs = [prec.down(out)] + ([] if C is None else [prec.down(C)])  # output, cells
+        state = [prec.down(s) for s in state]
         if not batched:
-            out, state = out.squeeze(1), [s.squeeze(1) for s in state]
+            seqs, state = [s.squeeze(1) for s in seqs], [s.squeeze(1) for s in state]
         elif self.batch_first:
-            out = out.transpose(0, 1)
+            seqs = [s.transpose(0, 1) for s in seqs]
         if pack is not None:
-            out = repack(out, pack, lengths, self.batch_first)
-        return out, self._state_out(state)
+            seqs = [repack(s, pack, lengths, self.batch_first) for s in seqs]
+        return seqs[0], self._state_out(state), (seqs[1] if cells else None)
 
     def _plan(self, x: Tensor, state: list[Tensor]):
         """(Precision, x, state): the call's dtypes (precision.py), x and the states cast to its
@@ -226,49 +251,87 @@ class RNNBase(nn.Module):
         prec = precision.plan(self.weight_ih_l0.dtype, [x, *state], self.autocast_promotes_on)
         return prec, prec.up(x), [prec.up(s) for s in state]
 
-    def _run(self, x: Tensor, state: list[Tensor], lengths, impl: str):
-        """(out (T, B, D*P), final states (L*D, B, P or H)) of x (T, B, I), all in one dtype."""
+    def _run(self, x: Tensor, state: list[Tensor], lengths, impl: str, cells: bool = False):
+        """(out (T, B, D*P), final states (L*D, B, P or H), the last layer's c_t (T, B, D*H)
+        with `cells`, else None) of x (T, B, I), all in one dtype; with regularisers, their
+        masks drawn once for the call (regularisers.draw)."""
+        masks = None
+        if self.regularisers.any():
+            masks = draw(self, *x.shape[:2], x)
+            if masks.input is not None:
+                x = x * masks.input  # (T, B, I) * (B, I): one mask for every step
+        out, state, C = self._run_stack(x, state, lengths, impl, masks, cells)
+        if masks is not None and masks.output is not None:
+            out = out * masks.output
+        return out, state, C
+
+    def _run_stack(self, x: Tensor, state: list[Tensor], lengths, impl: str, masks, cells):
+        if cells and impl == "auto":  # torch's fused operators return no c_t
+            impl = "bptt"
         impl = fused.resolve(self, x.device, impl)
         if impl == "fused":
-            return fused.run(self, x, state, lengths)
+            if cells:
+                raise ValueError("forward_with_cells needs impl 'auto', 'bptt' or 'loop'")
+            return (*fused.run(self, x, state, lengths), None)
         if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
+            if masks is not None and any(n is not None and n.any() for n in masks.noise):
+                raise NotImplementedError(
+                    "recurrent_dropout (in training) and zoneout run in the eager kernels only: "
+                    "torch.compile and torch.export trace rnnkit's operators, which have neither"
+                )
             if lengths is not None:  # values are data: the operators check them
                 lengths = check_lengths(lengths, *x.shape[:2], values=False)
-            return self._stack(x, state, op_direction(self.cell, self._nonlinearity, lengths))
-        return self._eager(x, state, lengths, impl)
+            if cells:
+                raise NotImplementedError("forward_with_cells runs eagerly only")
+            direction = op_direction(self.cell, self._nonlinearity, lengths)
+            return self._stack(x, state, direction, masks)
+        return self._eager(x, state, lengths, impl, masks, cells)
 
     def _state_out(self, state: list[Tensor]):
         """h_n, or (h_n, c_n) for a cell with two states, as torch.nn returns them."""
         return tuple(state) if self.cell.states == 2 else state[0]
 
-    def _stack(self, x: Tensor, state: list[Tensor], direction):
-        """Layers x directions; `direction(x, states, weights, reverse)` owns the time loop."""
-        finals = [[] for _ in state]
+    def _stack(self, x: Tensor, state: list[Tensor], direction, masks=None, cells=False):
+        """Layers x directions; `direction(x, states, weights, reverse, noise[, cells])` owns
+        the time loop; `masks` (regularisers.Masks) or None. (out, finals, the last layer's
+        c_t of each direction side by side with `cells`, else None)."""
+        finals, C = [[] for _ in state], []
         D = self.num_directions
         for k in range(self.num_layers):
             outs = []
             for d in range(D):
                 idx = k * D + d
-                w = self._weights(idx, x.dtype)
-                out, last = direction(x, [s[idx] for s in state], w, d == 1)
+                drop, noise = (masks.weight[idx], masks.noise[idx]) if masks else (None, None)
+                w = self._weights(idx, x.dtype, drop)
+                noise = noise if noise is not None and noise.any() else None
+                s = [s[idx] for s in state]
+                if cells and k == self.num_layers - 1:
+                    out, last, c = direction(x, s, w, d == 1, noise, True)
+                    C.append(c)
+                else:
+                    out, last = direction(x, s, w, d == 1, noise)
                 outs.append(out)
                 for f, s in zip(finals, last, strict=True):
                     f.append(s)
             x = outs[0] if D == 1 else torch.cat(outs, 2)
             if self.dropout and self.training and k < self.num_layers - 1:
                 x = nn.functional.dropout(x, self.dropout, True)
-        return x, [torch.stack(f) for f in finals]
+        C = None if not C else C[0] if D == 1 else torch.cat(C, 2)
+        return x, [torch.stack(f) for f in finals], C
 
-    def _eager(self, x: Tensor, state: list[Tensor], lengths, impl: str):
+    def _eager(self, x: Tensor, state: list[Tensor], lengths, impl: str, masks=None, cells=False):
         """The eager path: the rows sorted by length once for all layers (lengths.Batch), each
         (layer, direction) a kernel's autograd Function (impl="bptt") or the reference loop."""
         batch = Batch(check_lengths(lengths, *x.shape[:2]) if lengths is not None else None, x)
         x = batch.zero_padding(x)  # padding may hold anything, even NaN: it must not reach dW
         if impl == "loop":
-            return self._stack(x, state, loop_direction(self.cell, self._nonlinearity, batch))
+            direction = loop_direction(self.cell, self._nonlinearity, batch)
+            return self._stack(x, state, direction, masks, cells)
         x, state = batch.sort(x), [batch.sort(s, dim=1) for s in state]
-        out, state = self._stack(x, state, bptt_direction(self.cell, self._nonlinearity, batch))
-        return batch.unsort(out), [batch.unsort(s, dim=1) for s in state]
+        direction = bptt_direction(self.cell, self._nonlinearity, batch)
+        out, state, C = self._stack(x, state, direction, masks, cells)
+        C = None if C is None else batch.unsort(C)
+        return batch.unsort(out), [batch.unsort(s, dim=1) for s in state], C
 
     # ---- stepping -----------------------------------------------------------------------
 
@@ -286,15 +349,24 @@ class RNNBase(nn.Module):
                 f"step() takes one step of shape (B, {self.input_size}), got {tuple(x.shape)}"
             )
         prec, x, state = self._plan(x, initial_state(self, hx, x.unsqueeze(0), True))
-        step, new = step_fn(self.cell, self._nonlinearity, fast=True), [[] for _ in state]
+        # regularisers: masks drawn per call (step() cannot know where a sequence starts)
+        masks = draw(self, 1, len(x), x) if self.regularisers.any() else None
+        fast = masks is None or not self.regularisers.in_kernel()
+        step, new = step_fn(self.cell, self._nonlinearity, fast=fast), [[] for _ in state]
+        if masks is not None and masks.input is not None:
+            x = x * masks.input
         with prec.kernels():
             for k in range(self.num_layers):
                 if k and self.dropout and self.training:
                     x = nn.functional.dropout(x, self.dropout, True)
-                layer_state = step(x, [s[k] for s in state], self._weights(k, x.dtype))
+                drop, noise = (masks.weight[k], masks.noise[k]) if masks else (None, None)
+                w, s_k = self._weights(k, x.dtype, drop), [s[k] for s in state]
+                layer_state = step(x, s_k, w, noise, 0)
                 for n, s in zip(new, layer_state, strict=True):
                     n.append(s)
                 x = layer_state[0]
+        if masks is not None and masks.output is not None:
+            x = x * masks.output
         return prec.down(x), self._state_out([prec.down(torch.stack(n)) for n in new])
 
 
@@ -321,6 +393,11 @@ class RNN(RNNBase):
         *,
         impl: str = "auto",
         proj_size=None,  # refused as torch.nn.RNN refuses it (reject_proj_size)
+        weight_drop: float = 0.0,  # the regularisers: see RNNBase (regularisers.py)
+        dropout_input: float = 0.0,
+        dropout_output: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ):
         reject_proj_size("RNN", proj_size)
         self.nonlinearity = check_nonlinearity(nonlinearity)
@@ -335,6 +412,11 @@ class RNN(RNNBase):
             device=device,
             dtype=dtype,
             impl=impl,
+            weight_drop=weight_drop,
+            dropout_input=dropout_input,
+            dropout_output=dropout_output,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
         )
 
 
@@ -347,6 +429,14 @@ class LSTM(RNNBase):
     """
 
     cell = CELLS["lstm"]
+
+    def forward_with_cells(self, input, hx=None, lengths=None, *, impl: str | None = None):
+        """forward, and the last layer's cell state c_t at every step (the kernels keep them
+        for the backward anyway), differentiable: (output, (h_n, c_n), cells), cells
+        (T, B, D*H) as the output is laid out ((B, T, D*H) with batch_first, (T, D*H)
+        unbatched, packed like a packed input), the forward direction's c_t in [..., :H];
+        padded steps 0. Eager only (not under torch.compile/export), impl "bptt" or "loop"."""
+        return self._forward(input, hx, lengths, impl, cells=True)
 
 
 class GRU(RNNBase):
@@ -373,6 +463,11 @@ class GRU(RNNBase):
         *,
         impl: str = "auto",
         proj_size=None,  # refused as torch.nn.GRU refuses it (reject_proj_size)
+        weight_drop: float = 0.0,  # the regularisers: see RNNBase (regularisers.py)
+        dropout_input: float = 0.0,
+        dropout_output: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ):
         reject_proj_size("GRU", proj_size)
         super().__init__(
@@ -386,6 +481,11 @@ class GRU(RNNBase):
             device=device,
             dtype=dtype,
             impl=impl,
+            weight_drop=weight_drop,
+            dropout_input=dropout_input,
+            dropout_output=dropout_output,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
         )
 
 

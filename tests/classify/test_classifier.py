@@ -117,3 +117,16 @@ def test_overfits_a_tiny_set(cell):
             return bool((model.eval()(inputs)[0].argmax(1) == targets).all())
 
     train_until(step, all_right, budget=300, every=25)
+
+
+def test_regularisers_reach_the_layer_and_round_trip():
+    options = {"recurrent_dropout": 0.2, "weight_drop": 0.3, "zoneout": 0.1}
+    model = SequenceClassifier(50, 3, cell="gru", **options)
+    reg = model.rnn.regularisers
+    assert (reg.recurrent_dropout, reg.weight_drop, reg.zoneout) == (0.2, 0.3, (0.1, 0.0))
+    again = SequenceClassifier.from_config(model.config.to_dict())
+    assert again.rnn.regularisers == reg
+    with pytest.raises(ValueError, match="zoneout is an option of"):
+        ClassifierConfig(50, 3, cell="minlstm", zoneout=0.1)
+    with pytest.raises(ValueError, match=r"weight_drop must be a float in \[0, 1\), got 1.0"):
+        ClassifierConfig(50, 3, weight_drop=1.0)

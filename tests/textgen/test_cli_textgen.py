@@ -74,6 +74,19 @@ def test_proj_size_is_stored_in_the_checkpoint_and_reloaded(text_file, tmp_path)
     assert code == 0 and len(stdout) == 11, err
 
 
+def test_regularisers_are_stored_in_the_checkpoint_and_reloaded(text_file, tmp_path):
+    out = tmp_path / "reg"
+    flags = ["--recurrent-dropout", "0.25", "--weight-drop", "0.3", "--zoneout", "0.1"]
+    code, _, err = rnnkit("textgen", "train", "--data", text_file, *TINY, *flags, "--out", out)
+    assert code == 0, err
+    model_options = checkpoint.load(out / "last").config["model"]
+    assert (model_options["recurrent_dropout"], model_options["weight_drop"]) == (0.25, 0.3)
+    reg = textgen.load(out)[0].rnn.regularisers
+    assert (reg.recurrent_dropout, reg.weight_drop, reg.zoneout) == (0.25, 0.3, (0.1, 0.1))
+    code, stdout, err = rnnkit("textgen", "sample", out, "--length", 10, "--seed", 1)
+    assert code == 0 and len(stdout) == 11, err
+
+
 def test_sample_prints_the_prime_then_the_characters(run):
     out, _ = run
     code, stdout, err = rnnkit(
@@ -221,6 +234,9 @@ TRAIN_ERRORS = [
     (["--proj-size", "-1"], "--proj-size"),
     (["--data", "{text}", "--proj-size", "16"], "proj_size must be < hidden_size=16"),
     (["--data", "{text}", "--cell", "gru", "--proj-size", "4"], "proj_size is an LSTM option"),
+    (["--zoneout", "1.0"], "--zoneout"),
+    (["--data", "{text}", "--cell", "minlstm", "--zoneout", "0.1"], "zoneout is an option of"),
+    (["--data", "{text}", "--cell", "mingru", "--weight-drop", "0.1"], "weight_drop is an"),
     (["--resume"], "nothing to resume"),
     (["--resume", "--force"], "not allowed"),
     (["--data", "{text}", "--encoding", "klingon"], "unknown encoding"),

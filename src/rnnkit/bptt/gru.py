@@ -4,7 +4,7 @@ import torch
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from rnnkit.bptt import gemm, native, probe
+from rnnkit.bptt import gemm, gru_noise, native, probe
 from rnnkit.bptt.common import (
     _chunk,
     _grad_in,
@@ -38,14 +38,21 @@ class GRUFunction(Function):
         da_t = du_t with its n part replaced by dh_t * K_n
     Saved: gates A (T, B, 3H) holding r, z, n; U (T, B, 3H) holding u; out; h0.
     The backward's workspace: K and dU (T, B, 3H), K_n and DH (T, B, H).
+
+    With `noise` (regularisers.Noise: recurrent dropout's mask m (B, H), zoneout's k
+    (T, B, H), in the kernel's rows), u_t = W_hh (m h_{t-1}) + b_hh and
+        h_t = k h_{t-1} + (1 - k) h~_t,   h~_t = (1 - z) n + z h_{t-1}
+    Backward: dh_t = dout_t + (k_{t+1} + (1 - k_{t+1}) z_{t+1}) dh_{t+1} + m (du_{t+1} W_hh),
+    du_t = dh~_t K with dh~_t = (1 - k_t) dh_t; dW_hh reads m h_{t-1} (gru_noise.py).
     """
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes):
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, noise=None):
         ctx.steps = _steps(batch_sizes, *x.shape[:2])
         save = any(ctx.needs_input_grad)  # inference keeps no per-step gates
         ctx.native = native.for_cpu(x) is not None
-        args = (x, h0, w_ih, w_hh, b_ih, b_hh, ctx.steps, save, ctx.native)
+        ctx.noise = noise
+        args = (x, h0, w_ih, w_hh, b_ih, b_hh, ctx.steps, save, ctx.native, noise)
         out, h_n, A, U = gru_forward(*args)
         if save:
             ctx.save_for_backward(x, h0, w_ih, w_hh, out, A, U)
@@ -57,15 +64,24 @@ class GRUFunction(Function):
     @once_differentiable
     def backward(ctx, dout, dh_n):
         args = (ctx.steps, ctx.native, ctx.norms, dout, dh_n, *ctx.saved_tensors)
-        return (*gru_backward(*args, ctx.needs_input_grad[:6]), None)
+        needs = ctx.needs_input_grad[:6]
+        if ctx.noise is not None:
+            return (*gru_noise.backward(*args, needs, ctx.noise), None, None)
+        return (*gru_backward(*args, needs), None, None)
 
 
-def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save, use_native):
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save, use_native, noise=None):
     """The forward of `GRUFunction` (and of the rnnkit::gru operator, bptt/ops.py) on the
     kernel's layout: (out, h_n, A, U), A and U what the backward reads (U's n block holds
-    2 u_n on the C++ loop, see native.gru_forward), None unless `save`."""
-    loop = native.gru_forward if use_native else _forward_loop  # the same loop in C++
-    A, U, out, h_n = loop(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save)
+    2 u_n on the C++ loop, see native.gru_forward), None unless `save`; `noise`: see
+    GRUFunction."""
+    args = (x, h0, w_ih, w_hh, b_ih, b_hh, steps, save)
+    if use_native:  # the same loop in C++
+        A, U, out, h_n = native.gru_forward(*args, noise)
+    elif noise is not None:
+        A, U, out, h_n = gru_noise.forward_loop(*args, noise)
+    else:
+        A, U, out, h_n = _forward_loop(*args)
     _mask_padding(out, steps)
     return (out, h_n, A, U) if save else (out, h_n, None, None)
 
@@ -179,9 +195,10 @@ def _factors(A, U, out, h0):
     return K, K_n
 
 
-def gru(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None):
-    """The GRU kernel: (out, h_n); through autograd only when a gradient is needed."""
+def gru(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None, noise=None):
+    """The GRU kernel: (out, h_n); through autograd only when a gradient is needed.
+    noise: the regularisers in the kernel (regularisers.Noise, kernel's rows) or None."""
     args = (x, h0, w_ih, w_hh, b_ih, b_hh)
     if _needs_grad(*args):
-        return GRUFunction.apply(*args, batch_sizes)
-    return GRUFunction.forward(_Inference(), *args, batch_sizes)
+        return GRUFunction.apply(*args, batch_sizes, noise)
+    return GRUFunction.forward(_Inference(), *args, batch_sizes, noise)

@@ -5,7 +5,7 @@ import torch
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from rnnkit.bptt import gemm, native, probe
+from rnnkit.bptt import gemm, lstm_noise, native, probe
 from rnnkit.bptt.common import (
     _add,
     _chunk,
@@ -23,6 +23,7 @@ from rnnkit.bptt.common import (
     _without_autocast,
 )
 from rnnkit.bptt.workspace import buffer, recycled
+from rnnkit.regularisers import Noise
 
 
 class LSTMFunction(Function):
@@ -46,49 +47,94 @@ class LSTMFunction(Function):
     Saved: gates Z (T, B, 4H), cells C (T, B, H), out (T, B, P), h0, c0: 5TBH + TBP + BH + BP.
     The backward's workspace: K and dZ (T, B, 4H), tanh(c) and K_c (T, B, H); with a
     projection dh (T, B, P) and m (T, B, H) for dW_hr.
+
+    With `noise` (regularisers.Noise: recurrent dropout's mask m (B, P), zoneout's k_h
+    (T, B, P) and k_c (T, B, H), in the kernel's rows), z_t reads W_hh (m h_{t-1}) and
+        c_t = k_c c_{t-1} + (1 - k_c) c~_t,   c~_t = f c_{t-1} + i g
+        h_t = k_h h_{t-1} + (1 - k_h) h~_t,   h~_t = W_hr (o tanh(c~_t))
+    Backward: dh_t = dout_t + m (dz_{t+1} W_hh) + k_h,{t+1} dh_{t+1}, dh~_t = (1 - k_h) dh_t
+    in place of dh_t above, dc~_t = (1 - k_c) dc_t + dm_t K_c (K_c, K_o of c~_t),
+    dc_{t-1} = k_c dc_t + f dc~_t; dW_hh reads m h_{t-1}. C holds the zoned c_t; the
+    backward forms c~_t from Z and C. dh (T, B, P) is kept.
+
+    With `cells`, also every c_t (T, B, H) as a fourth output (LSTM.forward_with_cells), its
+    gradient added to dL/dc_t at each step (on lstm_noise.py's backward, noise or not).
     """
 
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, w_hr=None):
+    def forward(
+        ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, w_hr=None, noise=None, cells=False
+    ):
         ctx.steps = _steps(batch_sizes, *x.shape[:2])
-        save = any(ctx.needs_input_grad)  # inference keeps no per-step gates or cells
+        grad = any(ctx.needs_input_grad)  # inference keeps no per-step gates or cells
         ctx.native = native.for_cpu(x) is not None
-        args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, ctx.steps, save, ctx.native, w_hr)
-        out, h_n, c_n, Z, C = lstm_forward(*args)
-        if save:
+        ctx.noise = noise = Noise() if cells and noise is None else noise
+        args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, ctx.steps, grad or cells, ctx.native, w_hr)
+        out, h_n, c_n, Z, C = lstm_forward(*args, noise)
+        if grad:
             ctx.save_for_backward(x, h0, c0, w_ih, w_hh, out, Z, C, w_hr)
             ctx.norms = probe.claim(len(x), x)
-        return out, h_n, c_n
+        if not cells:
+            return out, h_n, c_n
+        C = C * 0.5 if ctx.native else C.clone()  # the C++ loop's C holds 2c
+        return out, h_n, c_n, _mask_padding(C, ctx.steps)
 
     @staticmethod
     @_without_autocast
     @once_differentiable
-    def backward(ctx, dout, dh_n, dc_n):
+    def backward(ctx, dout, dh_n, dc_n, dC=None):
         need = ctx.needs_input_grad  # (x, h0, c0, W_ih, W_hh, b_ih, b_hh, batch_sizes[, W_hr])
         needs = (*need[:5], need[5] or need[6], len(need) > 8 and need[8])
         args = (ctx.steps, ctx.native, ctx.norms, dout, dh_n, dc_n, *ctx.saved_tensors[:8])
-        dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr = lstm_backward(*args, needs, ctx.saved_tensors[8])
-        grads = (dx, dh0, dc0, dw_ih, dw_hh, db, db, None, dw_hr)
+        w_hr = ctx.saved_tensors[8]
+        dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr = lstm_backward(*args, needs, w_hr, ctx.noise, dC)
+        grads = (dx, dh0, dc0, dw_ih, dw_hh, db, db, None, dw_hr, None, None)
         return tuple(g if n else None for g, n in zip(grads, need))
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, steps, save, use_native, w_hr=None):
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, steps, save, use_native, w_hr=None, noise=None):
     """The forward of `LSTMFunction` (and of the rnnkit::lstm operator, bptt/ops.py) on the
     kernel's layout: (out, h_n, c_n, Z, C), Z and C what the backward reads (C holds 2c on the
-    C++ loop, see native.lstm_forward), None unless `save`."""
-    loop = native.lstm_forward if use_native else _forward_loop  # the same loop in C++
-    Z, C, out, h_n, c_n = loop(x, h0, c0, w_ih, w_hh, _add(b_ih, b_hh), steps, save, w_hr)
+    C++ loop, see native.lstm_forward), None unless `save`; `noise`: see LSTMFunction."""
+    args = (x, h0, c0, w_ih, w_hh, _add(b_ih, b_hh), steps, save, w_hr)
+    if use_native:  # the same loop in C++
+        Z, C, out, h_n, c_n = native.lstm_forward(*args, noise)
+    elif noise is not None:
+        Z, C, out, h_n, c_n = lstm_noise.forward_loop(*args, noise)
+    else:
+        Z, C, out, h_n, c_n = _forward_loop(*args)
     _mask_padding(out, steps)
     return (out, h_n, c_n, Z, C) if save else (out, h_n, c_n, None, None)
 
 
 def lstm_backward(
-    steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, out, Z, C, needs, w_hr=None
+    steps,
+    use_native,
+    norms,
+    dout,
+    dh_n,
+    dc_n,
+    x,
+    h0,
+    c0,
+    w_ih,
+    w_hh,
+    out,
+    Z,
+    C,
+    needs,
+    w_hr=None,
+    noise=None,
+    dC=None,
 ):
     """The backward of `lstm_forward`: (dx, dh0, dc0, dW_ih, dW_hh, db, dW_hr), db the
     gradient of b_ih and of b_hh alike; None where `needs` (x, h0, c0, W_ih, W_hh, b, W_hr)
     is False, and dW_hr None without a projection. `use_native`: the loop the forward ran;
-    norms: see probe.py."""
+    norms: see probe.py; `noise`: the forward's (lstm_noise.py); dC: the gradient of the
+    cells (T, B, H) with LSTMFunction's `cells`."""
+    if noise is not None:
+        args = (steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, out, Z, C)
+        return lstm_noise.backward(*args, needs, w_hr, noise, dC)
     dout = dout.contiguous()
     # the loops write every running row; padded rows zeroed (GEMMs read all rows)
     dZ = _mask_padding(buffer("lstm.dZ", Z.shape, Z), steps)  # (T, B, 4H)
@@ -245,10 +291,12 @@ def lstm_step(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None):
     return (m if w_hr is None else gemm.linear(m, w_hr)), c
 
 
-def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None, w_hr=None):
-    """The LSTM kernel: (out, h_n, c_n); through autograd only when a gradient is needed.
-    w_hr (P, H): torch.nn's projection (proj_size = P), h0 and out P wide; or None."""
+def lstm(x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None, w_hr=None, noise=None, cells=False):
+    """The LSTM kernel: (out, h_n, c_n), and every c_t (T, B, H) with `cells`; through autograd
+    only when a gradient is needed. w_hr (P, H): torch.nn's projection (proj_size = P), h0 and
+    out P wide; or None. noise: the regularisers in the kernel (regularisers.Noise, kernel's
+    rows) or None."""
     args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh)
     if _needs_grad(*args, w_hr):
-        return LSTMFunction.apply(*args, batch_sizes, w_hr)
-    return LSTMFunction.forward(_Inference(), *args, batch_sizes, w_hr)
+        return LSTMFunction.apply(*args, batch_sizes, w_hr, noise, cells)
+    return LSTMFunction.forward(_Inference(), *args, batch_sizes, w_hr, noise, cells)

@@ -268,11 +268,21 @@ void mul(double* out, const double* a, const double* b, int64_t n) { mul_impl(ou
 // pass writes m_t / 2 = o sigmoid(c'_t) - o / 2 into a (B, H) buffer m, and
 //   h_t / 2 = (m_t / 2) W_hr^T                (the step's second product, into out[t])
 // else P = H and the row pass writes h_t / 2 into out[t] itself.
+// Regularisers (regularisers.py; each optional, in the kernel's row layout): recurrent
+// dropout's mask m (B, P) multiplies h_{t-1} in the product, and zoneout's weights k_h
+// (T, B, P), k_c (T, B, H) mix each new state with the last (linear, so the scaled
+// coordinates mix alike), after the row pass has formed m_t from the unzoned c~_t:
+//   c'_t = k_c c'_{t-1} + (1 - k_c) c~'_t      h_t / 2 = k_h h_{t-1} / 2 + (1 - k_h) h~_t / 2
+struct Noise {
+  std::optional<Tensor> rec, k_h, k_c;
+};
+
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
                        const Tensor& c_prev, const Tensor& out, const Tensor& C, bool ring,
                        const Tensor& w_first, const StepW& w_rest,
-                       const std::optional<StepW>& w_hr, Tensor& h_n, Tensor& c_n) {
+                       const std::optional<StepW>& w_hr, Tensor& h_n, Tensor& c_n,
+                       const Noise& noise) {
   const int64_t B = out.size(1), P = out.size(2), H = C.size(2), BH = B * H, G = 4 * H;
   const int64_t t0 = std::get<0>(steps.front());
   S* Zp = ptr<S>(Zc);
@@ -280,9 +290,17 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
   S* Cp = ptr<S>(C);
   const S* c0p = ptr<S>(c_prev);
   Tensor m = w_hr ? at::zeros({B, H}, out.options()) : Tensor();  // finite rows past b_t
+  // m h_{t-1} for the product (finite rows past b_t); h_0 / 2, zoneout's h_{-1} / 2
+  Tensor h_rec = noise.rec ? at::zeros({B, P}, out.options()) : Tensor();
+  Tensor h0_half = noise.k_h ? h0 * 0.5 : Tensor();
   for (const auto& [t, bt, bn] : steps) {
     Tensor z = Zc[t - t0].narrow(0, 0, bt);
-    Tensor y = recurrent(z, t ? out[t - 1].narrow(0, 0, bt) : h0, t, w_first, w_rest);
+    Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0;
+    if (noise.rec) {
+      Tensor into = h_rec.narrow(0, 0, bt);
+      prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
+    }
+    Tensor y = recurrent(z, prev, t, w_first, w_rest);
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;
     S* zt = Zp + (t - t0) * B * G;
@@ -296,6 +314,14 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
       }
     });
     if (w_hr) product_into(out[t].narrow(0, 0, bt), m.narrow(0, 0, bt), *w_hr);
+    if (noise.k_c) {  // c'_t = k_c c'_{t-1} + (1 - k_c) c~'_t
+      Tensor pc_t = t ? C[tp].narrow(0, 0, bt) : c_prev.narrow(0, 0, bt);
+      C[tc].narrow(0, 0, bt).lerp_(pc_t, (*noise.k_c)[t].narrow(0, 0, bt));
+    }
+    if (noise.k_h) {  // h_t / 2 = k_h h_{t-1} / 2 + (1 - k_h) h~_t / 2
+      Tensor ph = t ? out[t - 1].narrow(0, 0, bt) : h0_half.narrow(0, 0, bt);
+      out[t].narrow(0, 0, bt).lerp_(ph, (*noise.k_h)[t].narrow(0, 0, bt));
+    }
     if (bn < bt) {  // rows [bn, bt) end here
       h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
       c_n.narrow(0, bn, bt - bn).copy_(C[tc].narrow(0, bn, bt - bn));
@@ -306,12 +332,14 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
 void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const Tensor& c_prev,
                   const Tensor& out, const Tensor& C, bool ring, const Tensor& w_first,
                   const StepW& w_rest, const std::optional<StepW>& w_hr, Tensor h_n,
-                  Tensor c_n) {
+                  Tensor c_n, const std::optional<Tensor>& rec, const std::optional<Tensor>& k_h,
+                  const std::optional<Tensor>& k_c) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("lstm_forward", {&Zc, &h0, &c_prev, &out, &C});
+  const Noise noise{rec, k_h, k_c};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "lstm_forward", [&] {
     lstm_forward_impl<scalar_t>(steps, Zc, h0, c_prev, out, C, ring, w_first, w_rest, w_hr,
-                                h_n, c_n);
+                                h_n, c_n, noise);
   });
 }
 
@@ -328,14 +356,24 @@ void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const 
 //   dc_{t-1} = dc_t f
 // dh is one (B, P) buffer, or with a projection (T, B, P), every dh_t kept for dW_hr; M (T, B, H)
 // then receives m_t = o tanh(c_t), also for dW_hr (lstm.py forms dW_hr = DH^T M after the loop).
+// With the regularisers of the forward (`Noise`): s_c = sigmoid(c~'_t) of the unzoned cells
+// (native.py), C the zoned ones, dh (T, B, P) with zoneout on h (dh_{t+1} read at t), and
+//   dh_t = dout_t + m (dz_{t+1} W_hh) + k_h,{t+1} dh_{t+1}     dh~_t = (1 - k_h) dh_t
+//   dc~_t = (1 - k_c) dc_t + dm_t o (1 - tanh^2 c~_t)           dc_{t-1} = k_c dc_t + f dc~_t
+// the gate gradients as above from dm_t (of dh~_t) and dc~_t.
 template <typename S>
 void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
                         const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor& dZ,
                         Tensor& dc, Tensor& dh, const StepW& w_hh_t,
                         const std::optional<Tensor>& norms, const std::optional<StepW>& w_hr_t,
-                        const std::optional<Tensor>& M) {
+                        const std::optional<Tensor>& M, const Noise& noise,
+                        const std::optional<Tensor>& dC) {
   const int64_t B = Z.size(1), H = dc.size(1), P = dh_n.size(1), G = 4 * H;
-  const bool proj = w_hr_t.has_value();
+  const bool proj = w_hr_t.has_value(), kept = dh.dim() == 3;
+  const S* rmp = noise.rec ? ptr<S>(*noise.rec) : nullptr;
+  const S* khp = noise.k_h ? ptr<S>(*noise.k_h) : nullptr;
+  const S* kcp = noise.k_c ? ptr<S>(*noise.k_c) : nullptr;
+  Tensor dh_tilde = proj && khp ? at::empty({B, P}, Z.options()) : Tensor();
   const S* Zp = ptr<S>(Z);
   const S* scp = ptr<S>(s_c);
   const S* Cp = ptr<S>(C);
@@ -348,8 +386,9 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
   Tensor dm = proj ? at::empty({B, H}, Z.options()) : Tensor();
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    Tensor dh_t = proj ? dh[t] : dh;
+    Tensor dh_t = kept ? dh[t] : dh;
     S* dhp = ptr<S>(dh_t);
+    if (dC) dc.narrow(0, 0, bt).add_((*dC)[t].narrow(0, 0, bt));  // the cells' own gradient
     Tensor rec;  // dz_{t+1} W_hh for rows [0, bn)
     if (bn) {
       Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
@@ -365,16 +404,32 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
       S* dhr = dhp + b * P;
       const S* dor = dop + (t * B + b) * P;
       const S* add = b < bn ? recp + b * P : dhnp + b * P;
-      for (int64_t j = 0; j < P; ++j) dhr[j] = dor[j] + add[j];
+      if (b < bn && (rmp || khp)) {  // m (dz_{t+1} W_hh) + k_h,{t+1} dh_{t+1}
+        const S* rm = rmp ? rmp + b * P : nullptr;
+        const S* k1 = khp ? khp + ((t + 1) * B + b) * P : nullptr;
+        const S* dh1 = khp ? dhr + B * P : nullptr;  // dh[t + 1], row b
+        for (int64_t j = 0; j < P; ++j) {
+          dhr[j] = dor[j] + (rm ? add[j] * rm[j] : add[j]) + (k1 ? k1[j] * dh1[j] : S(0));
+        }
+      } else {
+        for (int64_t j = 0; j < P; ++j) dhr[j] = dor[j] + add[j];
+      }
     };
     const S* dmp = dhp;  // dm_t: dh_t itself (formed row by row in the pass below), or
-    if (proj) {          // dh_t first, then dm_t = dh_t W_hr
+    if (proj) {          // dh_t first, then dm_t = dh~_t W_hr
       rows(bt, P, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) grad_in(b);
       });
-      product_into(dm.narrow(0, 0, bt), dh_t.narrow(0, 0, bt), *w_hr_t);
+      Tensor dht = dh_t.narrow(0, 0, bt);
+      if (khp) {  // dh~_t = (1 - k_h) dh_t
+        Tensor into = dh_tilde.narrow(0, 0, bt);
+        dht = at::mul_out(into, dht, 1 - (*noise.k_h)[t].narrow(0, 0, bt));
+      }
+      product_into(dm.narrow(0, 0, bt), dht, *w_hr_t);
       dmp = ptr<S>(dm);
     }
+    // zoneout on h without a projection: dm_t = dh~_t = (1 - k_h) dh_t, row by row below
+    const S* khm = khp && !proj ? khp + t * B * P : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         if (!proj) grad_in(b);
@@ -386,6 +441,22 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
         const S cscale = t ? S(0.5) : S(1);  // C holds c' = 2c; c0 is c
         S* dzr = dZp + r * G;
         S* dcr = dcp + b * H;
+        if (khm || kcp) {  // the regularised step (header above); the plain one below
+          const S* kh = khm ? khm + b * H : nullptr;
+          const S* kc = kcp ? kcp + r * H : nullptr;
+          for (int64_t j = 0; j < H; ++j) {
+            const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
+            const S tc = S(2) * sc[j] - S(1);
+            const S d_m = kh ? dmr[j] * (S(1) - kh[j]) : dmr[j];
+            const S k = kc ? kc[j] : S(0);
+            const S d_c = (S(1) - k) * dcr[j] + d_m * (o - o * tc * tc);  // dc~_t
+            dzr[j] = d_c * (g * (i - i * i));
+            dzr[H + j] = d_c * (cscale * cprev[j] * (f - f * f));
+            dzr[2 * H + j] = d_c * (i - i * g * g);
+            dzr[3 * H + j] = d_m * (tc * (o - o * o));
+            dcr[j] = k * dcr[j] + d_c * f;
+          }
+        } else {
         for (int64_t j = 0; j < H; ++j) {
           const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
           const S tc = S(2) * sc[j] - S(1);
@@ -396,6 +467,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
           dzr[2 * H + j] = d_c * (i - i * g * g);
           dzr[3 * H + j] = d_m * (tc * (o - o * o));
           dcr[j] = d_c * f;
+        }
         }
         if (Mp) {  // m_t = o tanh(c_t)
           S* mr = Mp + r * H;
@@ -413,14 +485,17 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
 void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
                    const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor dZ, Tensor dc,
                    Tensor dh, const StepW& w_hh_t, const std::optional<Tensor>& norms,
-                   const std::optional<StepW>& w_hr_t, const std::optional<Tensor>& M) {
+                   const std::optional<StepW>& w_hr_t, const std::optional<Tensor>& M,
+                   const std::optional<Tensor>& rec, const std::optional<Tensor>& k_h,
+                   const std::optional<Tensor>& k_c, const std::optional<Tensor>& dC) {
   at::AutoDispatchBelowADInplaceOrView guard;
+  const Noise noise{rec, k_h, k_c};
   check_contiguous("lstm_backward", {&Z, &s_c, &C, &c0, &dout, &dh_n, &dZ, &dc, &dh});
   TORCH_CHECK(w_hr_t.has_value() == M.has_value() && (!M || M->is_contiguous()),
               "lstm_backward: a projection needs W_hr and a contiguous M together");
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "lstm_backward", [&] {
     lstm_backward_impl<scalar_t>(steps, Z, s_c, C, c0, dout, dh_n, dZ, dc, dh, w_hh_t, norms,
-                                 w_hr_t, M);
+                                 w_hr_t, M, noise, dC);
   });
 }
 
@@ -431,28 +506,40 @@ void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const
 //   [r, z] = sigmoid(a_rz + u_rz)
 //   s_n = sigmoid(a_n + r u_n)                (= (n + 1) / 2)
 //   q_t = s_n + z (q_{t-1} - s_n)
+// With recurrent dropout's mask m (B, H) the product reads m q_{t-1} and b_u is per row (B, 3H)
+// (native.py folds m into it); with zoneout's k (T, B, H), q_t = k q_{t-1} + (1 - k) q~_t.
 template <typename S>
 void gru_forward_impl(const Steps& steps, const Tensor& Ac, const Tensor& U, const Tensor& out,
                       const Tensor& q0, const StepW& w, const std::optional<Tensor>& b_u,
-                      bool save, Tensor& h_n) {
+                      bool save, Tensor& h_n, const Noise& noise) {
   const int64_t B = out.size(1), H = out.size(2), G = 3 * H;
   const int64_t t0 = std::get<0>(steps.front());
   S* Ap = ptr<S>(Ac);
   S* Up = ptr<S>(U);  // (T_c, B, 3H) when saved, else one (B, 3H) buffer
   S* outp = ptr<S>(out);
   const S* q0p = ptr<S>(q0);
+  const bool rowwise = b_u && b_u->dim() == 2;  // b_u per row (recurrent dropout)
+  Tensor q_rec = noise.rec ? at::zeros({B, H}, out.options()) : Tensor();  // finite past b_t
+  const S* kp_all = noise.k_h ? ptr<S>(*noise.k_h) : nullptr;
   for (const auto& [t, bt, bn] : steps) {
     const int64_t k = t - t0;
     Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : q0;  // q_{t-1}
+    if (noise.rec) {
+      Tensor into = q_rec.narrow(0, 0, bt);
+      prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
+    }
     S* keep = save ? Up + k * B * G : Up;
     Tensor u;
     const bool fresh = !on_aten(w);  // u in a new tensor, copied into U when saved
-    if (fresh) {
+    if (fresh && rowwise) {
+      u = product(prev, w);
+      u.narrow(0, 0, bt).add_(b_u->narrow(0, 0, bt));
+    } else if (fresh) {
       u = product(prev, w, b_u);
     } else {
       u = (save ? U[k] : U).narrow(0, 0, bt);
       if (b_u) {
-        at::addmm_out(u, *b_u, prev, std::get<1>(w).t());
+        at::addmm_out(u, rowwise ? b_u->narrow(0, 0, bt) : *b_u, prev, std::get<1>(w).t());
       } else {
         at::mm_out(u, prev, std::get<1>(w).t());
       }
@@ -467,6 +554,12 @@ void gru_forward_impl(const Steps& steps, const Tensor& Ac, const Tensor& U, con
       for (int64_t b = b0; b < b1; ++b) {
         if (kp) std::memcpy(kp + b * G, up + b * G, G * sizeof(S));
         gru_row(ap + b * G, up + b * G, pp + b * H, hp + b * H, H);
+        if (kp_all) {  // zoneout: q_t = q~_t + k (q_{t-1} - q~_t)
+          const S* kz = kp_all + (t * B + b) * H;
+          S* h = hp + b * H;
+          const S* q = pp + b * H;
+          for (int64_t j = 0; j < H; ++j) h[j] += kz[j] * (q[j] - h[j]);
+        }
       }
     });
     if (bn < bt) {
@@ -477,11 +570,12 @@ void gru_forward_impl(const Steps& steps, const Tensor& Ac, const Tensor& U, con
 
 void gru_forward(const Steps& steps, const Tensor& Ac, const Tensor& U, const Tensor& out,
                  const Tensor& q0, const StepW& w, const std::optional<Tensor>& b_u, bool save,
-                 Tensor h_n) {
+                 Tensor h_n, const std::optional<Tensor>& rec, const std::optional<Tensor>& k) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("gru_forward", {&Ac, &U, &out, &q0});
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(h_n.scalar_type(), "gru_forward", [&] {
-    gru_forward_impl<scalar_t>(steps, Ac, U, out, q0, w, b_u, save, h_n);
+    gru_forward_impl<scalar_t>(steps, Ac, U, out, q0, w, b_u, save, h_n, noise);
   });
 }
 
@@ -493,12 +587,15 @@ void gru_forward(const Steps& steps, const Tensor& Ac, const Tensor& U, const Te
 //   K_n = (1 - z)(1 - n^2)
 //   du_r = dh_t K_n u_n r (1 - r),  du_z = dh_t (h_{t-1} - n) z (1 - z),  du_n = dh_t K_n r
 //   da_n = dh_t K_n                                     (the input side of n, into dA_n)
+// With the forward's regularisers: dh_t gets m (du_{t+1} W_hh) and (k_{t+1} + (1 - k_{t+1})
+// z_{t+1}) dh_{t+1}, and the gate gradients read dh~_t = (1 - k_t) dh_t (k: zoneout's weights).
 template <typename S>
 RNNKIT_INLINE void gru_grad_row_impl(const S* __restrict__ dh, const S* __restrict__ a,
                               const S* __restrict__ u2, const S* __restrict__ h_prev,
-                              S* __restrict__ du, S* __restrict__ da_n, int64_t H) {
+                              S* __restrict__ du, S* __restrict__ da_n, int64_t H,
+                              const S* __restrict__ k) {
   for (int64_t j = 0; j < H; ++j) {
-    const S r = a[j], z = a[H + j], n = a[2 * H + j], g = dh[j];
+    const S r = a[j], z = a[H + j], n = a[2 * H + j], g = k ? dh[j] * (S(1) - k[j]) : dh[j];
     const S k_n = (S(1) - n * n) * (S(1) - z);
     du[j] = g * k_n * (S(0.5) * u2[2 * H + j]) * (r - r * r);
     du[H + j] = g * (h_prev[j] - n) * (z - z * z);
@@ -507,19 +604,26 @@ RNNKIT_INLINE void gru_grad_row_impl(const S* __restrict__ dh, const S* __restri
   }
 }
 RNNKIT_CLONES void gru_grad_row(const float* dh, const float* a, const float* u2,
-                                const float* h_prev, float* du, float* da_n, int64_t H) {
-  gru_grad_row_impl(dh, a, u2, h_prev, du, da_n, H);
+                                const float* h_prev, float* du, float* da_n, int64_t H,
+                                const float* k) {
+  if (k) {  // two calls, so that the plain one has no test in its loop
+    gru_grad_row_impl(dh, a, u2, h_prev, du, da_n, H, k);
+  } else {
+    gru_grad_row_impl<float>(dh, a, u2, h_prev, du, da_n, H, nullptr);
+  }
 }
 void gru_grad_row(const double* dh, const double* a, const double* u2, const double* h_prev,
-                  double* du, double* da_n, int64_t H) {
-  gru_grad_row_impl(dh, a, u2, h_prev, du, da_n, H);
+                  double* du, double* da_n, int64_t H, const double* k) {
+  gru_grad_row_impl(dh, a, u2, h_prev, du, da_n, H, k);
 }
 
 template <typename S>
 void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& out,
                        const Tensor& h0, const Tensor& dout, const Tensor& dh_n, Tensor& dU,
-                       Tensor& DH, Tensor& dA_n, const StepW& w_hh_t) {
+                       Tensor& DH, Tensor& dA_n, const StepW& w_hh_t, const Noise& noise) {
   const int64_t B = A.size(1), H = DH.size(2), G = 3 * H;
+  const S* rmp = noise.rec ? ptr<S>(*noise.rec) : nullptr;
+  const S* kp = noise.k_h ? ptr<S>(*noise.k_h) : nullptr;
   const S* Ap = ptr<S>(A);
   const S* Up = ptr<S>(U);
   const S* outp = ptr<S>(out);
@@ -551,13 +655,23 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, con
           const S* z1 = Ap + (r + B) * G + H;  // z_{t+1}
           const S* dh1 = DHp + (r + B) * H;
           const S* rc = recp + b * H;  // may be dh itself
-          for (int64_t j = 0; j < H; ++j) dh[j] = rc[j] + d[j] + z1[j] * dh1[j];
+          if (rmp || kp) {
+            const S* rm = rmp ? rmp + b * H : nullptr;
+            const S* k1 = kp ? kp + (r + B) * H : nullptr;
+            for (int64_t j = 0; j < H; ++j) {
+              const S zk = k1 ? k1[j] + (S(1) - k1[j]) * z1[j] : z1[j];
+              dh[j] = (rm ? rc[j] * rm[j] : rc[j]) + d[j] + zk * dh1[j];
+            }
+          } else {
+            for (int64_t j = 0; j < H; ++j) dh[j] = rc[j] + d[j] + z1[j] * dh1[j];
+          }
         } else {
           const S* dhn = dhnp + b * H;
           for (int64_t j = 0; j < H; ++j) dh[j] = d[j] + dhn[j];
         }
         const S* h_prev = t ? outp + (r - B) * H : h0p + b * H;
-        gru_grad_row(dh, Ap + r * G, Up + r * G, h_prev, dUp + r * G, dAnp + r * H, H);
+        const S* k = kp ? kp + r * H : nullptr;
+        gru_grad_row(dh, Ap + r * G, Up + r * G, h_prev, dUp + r * G, dAnp + r * H, H, k);
       }
     });
   }
@@ -565,11 +679,13 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, con
 
 void gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& out,
                   const Tensor& h0, const Tensor& dout, const Tensor& dh_n, Tensor dU,
-                  Tensor DH, Tensor dA_n, const StepW& w_hh_t) {
+                  Tensor DH, Tensor dA_n, const StepW& w_hh_t, const std::optional<Tensor>& rec,
+                  const std::optional<Tensor>& k) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("gru_backward", {&A, &U, &out, &h0, &dout, &dh_n, &dU, &DH, &dA_n});
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "gru_backward", [&] {
-    gru_backward_impl<scalar_t>(steps, A, U, out, h0, dout, dh_n, dU, DH, dA_n, w_hh_t);
+    gru_backward_impl<scalar_t>(steps, A, U, out, h0, dout, dh_n, dU, DH, dA_n, w_hh_t, noise);
   });
 }
 
@@ -577,28 +693,44 @@ void gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Te
 // Elman RNN forward, in place over the projections Z (T, B, H) (scaled coordinates above):
 //   tanh: z'_t += s_{t-1} W'^T; s_t = sigmoid(z'_t)    (s = (h + 1) / 2, W' = 4 W_hh)
 //   relu: z_t += h_{t-1} W_hh^T; h_t = max(z_t, 0)
+// With the regularisers (`Noise`): the product reads m s_{t-1} (native.py folds the tanh
+// RNN's -W_hh m into Z), and zoneout mixes s_t = k s_{t-1} + (1 - k) s~_t after the act
+// (s = (h + 1) / 2 is affine in h: the mix is the same).
 template <typename S>
 void rnn_forward_impl(const Steps& steps, Tensor& Z, const Tensor& h0, const Tensor& w_first,
-                      const StepW& w_rest, bool relu) {
+                      const StepW& w_rest, bool relu, const Noise& noise) {
   const int64_t B = Z.size(1), H = Z.size(2);
   S* Zp = ptr<S>(Z);
+  Tensor h_rec = noise.rec ? at::zeros({B, H}, Z.options()) : Tensor();  // finite past b_t
+  Tensor s0 = noise.k_h ? (relu ? h0 : (h0 + 1) * 0.5) : Tensor();  // zoneout's s_{-1}
   for (const auto& [t, bt, bn] : steps) {
     Tensor z = Z[t].narrow(0, 0, bt);
-    Tensor y = recurrent(z, t ? Z[t - 1].narrow(0, 0, bt) : h0, t, w_first, w_rest);
+    Tensor prev = t ? Z[t - 1].narrow(0, 0, bt) : h0;
+    if (noise.rec) {
+      Tensor into = h_rec.narrow(0, 0, bt);
+      prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
+    }
+    Tensor y = recurrent(z, prev, t, w_first, w_rest);
     S* zt = Zp + t * B * H;
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       rnn_act(zt + b0 * H, yt ? yt + b0 * H : nullptr, (b1 - b0) * H, relu);
     });
+    if (noise.k_h) {  // s_t = k s_{t-1} + (1 - k) s~_t
+      Tensor ps = t ? Z[t - 1].narrow(0, 0, bt) : s0.narrow(0, 0, bt);
+      z.lerp_(ps, (*noise.k_h)[t].narrow(0, 0, bt));
+    }
   }
 }
 
 void rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w_first,
-                 const StepW& w_rest, bool relu) {
+                 const StepW& w_rest, bool relu, const std::optional<Tensor>& rec,
+                 const std::optional<Tensor>& k) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("rnn_forward", {&Z});
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "rnn_forward", [&] {
-    rnn_forward_impl<scalar_t>(steps, Z, h0, w_first, w_rest, relu);
+    rnn_forward_impl<scalar_t>(steps, Z, h0, w_first, w_rest, relu, noise);
   });
 }
 
@@ -606,10 +738,12 @@ void rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w
 //   dh_t = dout_t + dz_{t+1} W_hh             (rows still running at t+1)
 //   dh_t = dout_t + dL/dh_n                   (rows [b_{t+1}, b_t), which end at t)
 //   dz_t = dh_t D_t
+// With the regularisers: dh_t = dout_t + m (dz_{t+1} W_hh) + k_{t+1} dh_{t+1}, and D already
+// holds (1 - k_t) act'(z~_t) (rnn_noise.py).
 template <typename S>
 void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
                        const Tensor& dh_n, Tensor& dZ, Tensor& dh, const StepW& w_hh_t,
-                       const std::optional<Tensor>& norms) {
+                       const std::optional<Tensor>& norms, const Noise& noise) {
   const int64_t B = D.size(1), H = D.size(2);
   const S* Dp = ptr<S>(D);
   const S* dop = ptr<S>(dout);
@@ -623,7 +757,14 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
       Tensor d = dh.narrow(0, 0, bn);
       Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
       Tensor dot_rows = dout[t].narrow(0, 0, bn);
-      if (on_aten(w_hh_t)) {
+      if (noise.rec || noise.k_h) {  // d still holds dh_{t+1}'s rows [0, bn)
+        Tensor keep = noise.k_h ? (*noise.k_h)[t + 1].narrow(0, 0, bn) * d : Tensor();
+        Tensor rec = on_aten(w_hh_t) ? at::mm(dz1, std::get<1>(w_hh_t).t())
+                                     : product(dz1, w_hh_t).narrow(0, 0, bn);
+        if (noise.rec) rec = rec * noise.rec->narrow(0, 0, bn);
+        at::add_out(d, dot_rows, rec);
+        if (keep.defined()) d.add_(keep);
+      } else if (on_aten(w_hh_t)) {
         at::addmm_out(d, dot_rows, dz1, std::get<1>(w_hh_t).t());
       } else {
         at::add_out(d, dot_rows, product(dz1, w_hh_t).narrow(0, 0, bn));
@@ -640,11 +781,13 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
 
 void rnn_backward(const Steps& steps, const Tensor& D, const Tensor& dout, const Tensor& dh_n,
                   Tensor dZ, Tensor dh, const StepW& w_hh_t,
-                  const std::optional<Tensor>& norms) {
+                  const std::optional<Tensor>& norms, const std::optional<Tensor>& rec,
+                  const std::optional<Tensor>& k) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("rnn_backward", {&D, &dout, &dh_n, &dZ, &dh});
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(D.scalar_type(), "rnn_backward", [&] {
-    rnn_backward_impl<scalar_t>(steps, D, dout, dh_n, dZ, dh, w_hh_t, norms);
+    rnn_backward_impl<scalar_t>(steps, D, dout, dh_n, dZ, dh, w_hh_t, norms, noise);
   });
 }
 

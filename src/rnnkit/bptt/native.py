@@ -190,9 +190,12 @@ def _double_rows(w: Tensor | None, H: int) -> Tensor | None:
     return w
 
 
-def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu) -> Tensor:
+def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu, noise=None) -> Tensor:
     """out (T, B, H) of the Elman RNN; tanh on s = (h + 1) / 2 = sigmoid(2 z):
-    z'_t = 2 z_t = [2 W_ih x_t + 2 b - 2 W_hh 1] + 4 W_hh s_{t-1} (2 W_hh h0 at t = 0)."""
+    z'_t = 2 z_t = [2 W_ih x_t + 2 b - 2 W_hh 1] + 4 W_hh s_{t-1} (2 W_hh h0 at t = 0).
+    With `noise` (regularisers.Noise): the product reads m s_{t-1}, and -2 W_hh 1 becomes
+    -2 m W_hh^T, a term per row; zoneout mixes s_t in native.cpp."""
+    rec, k = _noise(noise, "recurrent", "zone_h")
     T, B, _ = x.shape
     if relu:
         Z = _project(x, w_ih, b, "rnn.Z")
@@ -200,26 +203,36 @@ def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu) -> Tensor:
     else:
         Z = _project(x, 2 * w_ih, None if b is None else 2 * b, "rnn.Z")
         if T > 1:
-            Z[1:] -= 2 * w_hh.sum(1)
+            Z[1:] -= 2 * (w_hh.sum(1) if rec is None else gemm.linear(rec, w_hh))
         w0, w = 2 * w_hh, 4 * w_hh
-    load().rnn_forward(steps, Z, h0.contiguous(), w0, gemm.step_weight(w, B, T), relu)
+    load().rnn_forward(steps, Z, h0.contiguous(), w0, gemm.step_weight(w, B, T), relu, rec, k)
     return Z if relu else Z.mul_(2).sub_(1)  # h = 2 s - 1
 
 
-def rnn_backward(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms) -> None:
-    """Fills dZ (the RNN's backward needs no scaling)."""
+def rnn_backward(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms, noise=None, dh=None) -> None:
+    """Fills dZ (the RNN's backward needs no scaling), and leaves dh_0 in `dh` if given."""
     w = gemm.step_weight(w_hh_t, len(h0), len(steps))
-    dh = torch.empty(h0.shape, dtype=D.dtype)
-    load().rnn_backward(steps, D, dout, dh_n.contiguous(), dZ, dh, w, norms)
+    dh = torch.empty(h0.shape, dtype=D.dtype) if dh is None else dh
+    noises = _noise(noise, "recurrent", "zone_h")
+    load().rnn_backward(steps, D, dout, dh_n.contiguous(), dZ, dh, w, norms, *noises)
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None):
+def _noise(noise, *names):
+    """The regularisers' tensors (regularisers.Noise) the loops take, contiguous, or Nones."""
+    if noise is None:
+        return (None,) * len(names)
+    ts = (getattr(noise, n) for n in names)
+    return tuple(None if t is None else t.contiguous() for t in ts)
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None, noise=None):
     """(Z, C, out, h_n, c_n) as the LSTM's Python loop gives them, but C holds c' = 2c (read
     by `lstm_backward` only). The loop carries c' and h / 2, and reads s_g = sigmoid(2 z_g)
     from the g rows doubled:
         c'_t = f c'_{t-1} + 4 i s_g - 2 i        h_t / 2 = o sigmoid(c'_t) - o / 2
     With a projection W_hr the row pass gives m_t / 2 = o sigmoid(c'_t) - o / 2 and the
-    step's product h_t / 2 = (m_t / 2) W_hr^T.
+    step's product h_t / 2 = (m_t / 2) W_hr^T. With `noise` (regularisers.Noise, the
+    kernel's rows): m h_{t-1} in the product and zoneout's mixes, in native.cpp.
     """
     T, B, _ = x.shape
     H = c0.shape[1]
@@ -233,53 +246,73 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None):
     for t0, Z in _projections(x, w_x, b_x, T if save else _chunk(B, 4 * H), "lstm.Z"):
         chunk = steps[t0 : t0 + len(Z)]
         args = (Z, h0.contiguous(), c_prev, out, C, not save, w1, w_rest, w_proj, h_n, c_n)
-        load().lstm_forward(chunk, *args)
+        load().lstm_forward(chunk, *args, *_noise(noise, "recurrent", "zone_h", "zone_c"))
     out.mul_(2), h_n.mul_(2), c_n.mul_(0.5)
     if save:
         Z[:, :, 2 * H : 3 * H].mul_(2).sub_(1)  # g = 2 s_g - 1, for the backward
     return Z, C, out, h_n, c_n
 
 
-def lstm_backward(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj=None) -> None:
+def lstm_backward(
+    steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj=None, noise=None, DH=None, dC=None
+) -> None:
     """Fills dZ and leaves dL/dc_0 in dc, from `lstm_forward`'s C = c'; with a projection
-    `proj` = (W_hr, DH, M), also dh_t into DH (T, B, P) and m_t into M (T, B, H)."""
-    s_c = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C))  # (tanh c_t + 1) / 2
+    `proj` = (W_hr, DH, M), also dh_t into DH (T, B, P) and m_t into M (T, B, H). With
+    `noise`, dh_t into DH (given) too; with zoneout on c the factors read the unzoned cells
+    c~'_t = f c'_{t-1} + 2 i g, formed here from Z and C. dC (T, B, H): the gradient of every
+    c_t returned (LSTM.forward_with_cells), added to dL/dc_t at its step, or None."""
+    cells = C
+    if noise is not None and noise.zone_c is not None:
+        i, f, g = Z.unflatten(2, (4, -1)).unbind(2)[:3]
+        cells = torch.mul(i, g).mul_(2)
+        cells[0].addcmul_(f[0], 2 * c0)
+        cells[1:].addcmul_(f[1:], C[:-1])
+    s_c = torch.sigmoid(cells, out=buffer("lstm.tc", C.shape, C))  # (tanh c~_t + 1) / 2
     B, T = len(h0), len(steps)
     w = gemm.step_weight(w_hh_t, B, T)
     dh, w_proj, M = torch.empty_like(h0), None, None  # dh: one (B, P) buffer for all steps
+    if DH is not None:
+        dh = DH
     if proj is not None:  # dm_t = dh_t W_hr: the product with (W_hr^T)^T
         dh, w_proj, M = proj[1], gemm.step_weight(proj[0].t().contiguous(), B, T), proj[2]
     args = (Z, s_c, C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w)
-    load().lstm_backward(steps, *args, norms, w_proj, M)
+    noises = _noise(noise, "recurrent", "zone_h", "zone_c")
+    dC = None if dC is None else dC.contiguous()
+    load().lstm_backward(steps, *args, norms, w_proj, M, *noises, dC)
 
 
-def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save):
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save, noise=None):
     """(A, U, out, h_n) as the GRU's Python loop gives them, but U's n block holds 2 u_n (read
     by `gru_backward` only). The loop carries q = (h + 1) / 2, with W', b' the n rows doubled:
         u = q_{t-1} (2 W')^T + (b' - W' 1)       s_n = sigmoid(2 a_n + r 2 u_n) = (n + 1) / 2
         q_t = s_n + z (q_{t-1} - s_n)
+    With `noise` (regularisers.Noise): recurrent dropout's m in u = (m q_{t-1}) (2 W')^T +
+    (b' - m W'^T), a bias per row; zoneout's q_t = k q_{t-1} + (1 - k) q~_t.
     """
     T, B, _ = x.shape
     H = h0.shape[1]
     w_x, b_x, w = _double_rows(w_ih, H), _double_rows(b_ih, H), _double_rows(w_hh, H)
-    b_u = -w.sum(1) if b_hh is None else _double_rows(b_hh, H) - w.sum(1)
+    rec, k = _noise(noise, "recurrent", "zone_h")
+    ones = w.sum(1) if rec is None else gemm.linear(rec, w)  # W' 1, or m W'^T (B, 3H)
+    b_u = -ones if b_hh is None else _double_rows(b_hh, H) - ones
     w_step = gemm.step_weight(2 * w, B, T)
     # q until the end; padded rows zeroed: a packed product reads whole steps
     out = _mask_padding(recycled("gru.out", (T, B, H), x), steps)
     h_n, q0 = torch.empty_like(h0), ((h0 + 1) * 0.5).contiguous()
     for t0, A in _projections(x, w_x, b_x, T if save else _chunk(B, 3 * H), "gru.A"):
         U = recycled("gru.U", A.shape, x) if save else buffer("gru.u", (B, 3 * H), x)
-        load().gru_forward(steps[t0 : t0 + len(A)], A, U, out, q0, w_step, b_u, save, h_n)
+        chunk = steps[t0 : t0 + len(A)]
+        load().gru_forward(chunk, A, U, out, q0, w_step, b_u.contiguous(), save, h_n, rec, k)
     out.mul_(2).sub_(1), h_n.mul_(2).sub_(1)  # h = 2 q - 1
     if save:
         A[:, :, 2 * H :].mul_(2).sub_(1)  # n = 2 s_n - 1, for the backward
     return A, U, out, h_n
 
 
-def gru_backward(steps, A, U, out, h0, dout, dh_n, dU, DH, w_hh_t) -> Tensor:
+def gru_backward(steps, A, U, out, h0, dout, dh_n, dU, DH, w_hh_t, noise=None) -> Tensor:
     """Fills dU and DH, returns dL/da_n, from `gru_forward`'s U (n block 2 u_n)."""
     dA_n = _mask_padding(buffer("gru.dAn", out.shape, out), steps)
     w = gemm.step_weight(w_hh_t, out.shape[1], len(steps))
     args = (A, U, out, h0.contiguous(), dout, dh_n.contiguous(), dU, DH, dA_n, w)
-    load().gru_backward(steps, *args)
+    load().gru_backward(steps, *args, *_noise(noise, "recurrent", "zone_h"))
     return dA_n

@@ -4,7 +4,7 @@ import torch
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from rnnkit.bptt import gemm, native, probe
+from rnnkit.bptt import gemm, native, probe, rnn_noise
 from rnnkit.bptt.common import (
     _add,
     _final,
@@ -36,14 +36,20 @@ class RNNFunction(Function):
         dh_t = dout_t + dz_{t+1} W_hh
         dz_t = dh_t * D_t
     Saved: x, out (T, B, H) and h0; the backward's workspace: D and dZ (T, B, H).
+
+    With `noise` (regularisers.Noise: recurrent dropout's mask m (B, H), zoneout's k
+    (T, B, H), in the kernel's rows): h~_t = act(W_ih x_t + b + W_hh (m h_{t-1})),
+    h_t = k h_{t-1} + (1 - k) h~_t; backward dh_t = dout_t + m (dz_{t+1} W_hh) +
+    k_{t+1} dh_{t+1}, dz_t = (1 - k_t) dh_t act'(z~_t) (rnn_noise.py).
     """
 
     @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, nonlinearity):
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, nonlinearity, noise=None):
         steps = _steps(batch_sizes, *x.shape[:2])
         ctx.native = native.for_cpu(x) is not None
-        ctx.steps, ctx.relu = steps, nonlinearity == "relu"
-        out, h_n = rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, ctx.relu, ctx.native)
+        ctx.steps, ctx.relu, ctx.noise = steps, nonlinearity == "relu", noise
+        args = (x, h0, w_ih, w_hh, b_ih, b_hh, steps, ctx.relu, ctx.native, noise)
+        out, h_n = rnn_forward(*args)
         ctx.save_for_backward(x, h0, w_ih, w_hh, out)
         ctx.norms = probe.claim(len(x), x)
         return out, h_n
@@ -55,16 +61,23 @@ class RNNFunction(Function):
         need = ctx.needs_input_grad
         needs = (*need[:4], need[4] or need[5])
         args = (ctx.steps, ctx.relu, ctx.native, ctx.norms, dout, dh_n, *ctx.saved_tensors, needs)
-        dx, dh0, dw_ih, dw_hh, db = rnn_backward(*args)
-        return dx, dh0, dw_ih, dw_hh, db if need[4] else None, db if need[5] else None, None, None
+        if ctx.noise is not None:
+            dx, dh0, dw_ih, dw_hh, db = rnn_noise.backward(*args, ctx.noise)
+        else:
+            dx, dh0, dw_ih, dw_hh, db = rnn_backward(*args)
+        db_ih, db_hh = (db if need[4] else None), (db if need[5] else None)
+        return dx, dh0, dw_ih, dw_hh, db_ih, db_hh, None, None, None
 
 
-def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, relu, use_native):
+def rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, relu, use_native, noise=None):
     """The forward of `RNNFunction` (and of the rnnkit::rnn operator, bptt/ops.py) on the
-    kernel's layout: (out (T, B, H), h_n (B, H)); out is also what the backward reads."""
+    kernel's layout: (out (T, B, H), h_n (B, H)); out is also what the backward reads;
+    `noise`: see RNNFunction."""
     b = _add(b_ih, b_hh)
     if use_native:  # the same loop in C++
-        out = native.rnn_forward(x, h0, w_ih, w_hh, b, steps, relu)
+        out = native.rnn_forward(x, h0, w_ih, w_hh, b, steps, relu, noise)
+    elif noise is not None:
+        out = rnn_noise.forward_loop(_project(x, w_ih, b, "rnn.Z"), h0, w_hh, steps, relu, noise)
     else:
         out = _forward_loop(_project(x, w_ih, b, "rnn.Z"), h0, w_hh, steps, relu)
     h_n = _final(out, steps)
@@ -122,9 +135,10 @@ def _backward_loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms):
         torch.mul(dh_t, Ds[t], out=dZs[t])  # dz_t = dh_t act'(z_t)   (through h_t = act(z_t))
 
 
-def rnn(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None, nonlinearity="tanh"):
-    """The Elman RNN kernel: (out, h_n); through autograd only when a gradient is needed."""
+def rnn(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes=None, nonlinearity="tanh", noise=None):
+    """The Elman RNN kernel: (out, h_n); through autograd only when a gradient is needed.
+    noise: the regularisers in the kernel (regularisers.Noise, kernel's rows) or None."""
     args = (x, h0, w_ih, w_hh, b_ih, b_hh)
     if _needs_grad(*args):
-        return RNNFunction.apply(*args, batch_sizes, nonlinearity)
-    return RNNFunction.forward(_Inference(), *args, batch_sizes, nonlinearity)
+        return RNNFunction.apply(*args, batch_sizes, nonlinearity, noise)
+    return RNNFunction.forward(_Inference(), *args, batch_sizes, nonlinearity, noise)

@@ -14,12 +14,13 @@ from torch import Tensor, nn
 
 from rnnkit.layers import LAYERS
 from rnnkit.train.options import fraction, option, positive_int
+from rnnkit.train.regularise import RegulariserOptions
 
 POOLINGS = ("last", "mean", "max")
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(RegulariserOptions):
     """Everything needed to rebuild a SequenceClassifier; JSON-able via to_dict / from_dict."""
 
     vocab_size: int  # tokens, <pad> (id 0) and <unk> included: len(Vocab)
@@ -62,6 +63,7 @@ class ClassifierConfig:
             raise ValueError(f"dropout must be a float in [0, 1), got {self.dropout!r}")
         if not isinstance(self.bidirectional, bool):
             raise TypeError(f"bidirectional must be a bool, got {self.bidirectional!r}")
+        self.check_regularisers(self.cell)
         if not 0 <= self.pad_id < self.vocab_size:
             raise ValueError(
                 f"pad_id must be a token id below {self.vocab_size}, got {self.pad_id}"
@@ -106,6 +108,7 @@ class SequenceClassifier(nn.Module):
             batch_first=True,
             dropout=c.dropout if c.layers > 1 else 0.0,
             bidirectional=c.bidirectional,
+            **c.layer_kwargs(),
         )
         self.drop = nn.Dropout(c.dropout)
         self.head = nn.Linear(c.hidden * (2 if c.bidirectional else 1), c.num_classes)

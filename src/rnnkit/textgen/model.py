@@ -16,12 +16,13 @@ from torch import Tensor, nn
 from rnnkit.layer_checks import check_proj_size
 from rnnkit.layers import LAYERS
 from rnnkit.train.options import fraction, nonnegative_int, option, positive_int
+from rnnkit.train.regularise import RegulariserOptions
 
 State = tuple[Tensor, ...]  # (h,) for GRU and RNN, (h, c) for LSTM; h (L, B, P), c (L, B, H)
 
 
 @dataclass
-class CharLMConfig:
+class CharLMConfig(RegulariserOptions):
     """Everything needed to rebuild a CharLM; JSON-able through to_dict / from_dict."""
 
     vocab_size: int  # characters + 1 for <unk>: len(CharVocab)
@@ -62,6 +63,7 @@ class CharLMConfig:
                 f"got proj_size={self.proj_size}"
             )
         check_proj_size(self.proj_size, self.hidden)
+        self.check_regularisers(self.cell)
         if self.embed is None:
             self.embed = min(self.hidden, self.vocab_size)
         elif isinstance(self.embed, bool) or not isinstance(self.embed, int) or self.embed < 1:
@@ -101,7 +103,9 @@ class CharLM(nn.Module):
     stateless functions underneath.
 
     Options (keywords, defaults and meaning in CharLMConfig): cell, hidden, proj_size,
-    layers, dropout, embed. `model.config` rebuilds the model: CharLM.from_config(model.config).
+    layers, dropout, embed, and the layer's regularisers recurrent_dropout, weight_drop,
+    zoneout (train/regularise.py). `model.config` rebuilds the model:
+    CharLM.from_config(model.config).
     """
 
     def __init__(self, vocab_size: int, **options):
@@ -115,6 +119,7 @@ class CharLM(nn.Module):
             batch_first=True,
             dropout=config.dropout if config.layers > 1 else 0.0,
             **({"proj_size": config.proj_size} if config.proj_size else {}),
+            **config.layer_kwargs(),
         )
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.proj_size or config.hidden, config.vocab_size)
