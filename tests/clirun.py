@@ -5,6 +5,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from rnnkit import cli
+from rnnkit.train.rundir import LOCK_FILE
 
 
 def rnnkit(*args) -> tuple[int, str, str]:
@@ -26,4 +27,7 @@ def assert_one_error_line(code: int, err: str, match: str = "") -> None:
 
 
 def snapshot(directory: Path) -> dict:
-    return {p: p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+    """Every file under `directory` and its bytes, but the writers' lock (rundir.LOCK_FILE:
+    it names the process that last locked the directory, a refused run included)."""
+    files = (p for p in sorted(directory.rglob("*")) if p.is_file() and p.name != LOCK_FILE)
+    return {p: p.read_bytes() for p in files}

@@ -21,10 +21,9 @@ from rnnkit.classify.vectors import read_vectors
 from rnnkit.data.buckets import BucketBatches, Sequences
 from rnnkit.data.vocab import Vocab
 from rnnkit.train import run as run_skeleton
-from rnnkit.train.config import TrainConfig, epochs_budget, split_options
+from rnnkit.train.config import TrainConfig, plan_by_epochs
 from rnnkit.train.options import fraction, option, positive_int, spelled
-from rnnkit.train.resume import saved_fields
-from rnnkit.train.run import Parts, TaskRun, Trained
+from rnnkit.train.run import Parts, TaskRun, Trained, absolute_paths
 
 logger = logging.getLogger(__name__)
 
@@ -194,31 +193,22 @@ def load_data(data: ClassifyData, seed: int) -> Data:
 
 def plan(options: dict) -> tuple[ClassifyData, dict, TrainConfig, int | None]:
     """(data, model options, training config, epochs) from flat `options` over the defaults."""
-    data, model, train = split_options(options, TASK, DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
-    train = {**TRAIN_DEFAULTS, **train}
-    epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
-    return ClassifyData(**data), model, TrainConfig(**train), epochs
+    keys = (DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
+    return plan_by_epochs(options, TASK, ClassifyData, keys, TRAIN_DEFAULTS, DEFAULT_EPOCHS)
 
 
-def train(
-    options: dict,
-    out: str | Path,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    on_step: Callable[[int, dict], None] | None = None,
-) -> Run:
+def train(options: dict, out: str | Path, **how) -> Run:
     """Train a SequenceClassifier on `options` (the fields of ClassifyData, ClassifierConfig and
     TrainConfig, and `epochs`) into the run directory `out`; `resume` continues the run in
     `out` from out/last (train/resume.py), `overwrite` replaces a run there.
 
     Everything the user gave is checked and read before anything is written. With a test set,
     the best weights are evaluated on it at the end (summary["test"]).
+
+    `how`: resume, overwrite and on_step, as train/run.py's `train` takes them.
     """
     run = ClassifyRun(options)
-    model, summary = run_skeleton.train(
-        run, out, resume=resume, overwrite=overwrite, on_step=on_step
-    )
+    model, summary = run_skeleton.train(run, out, **how)
     return Run(model.eval(), run.data.encoder, run.data.classes, summary)
 
 
@@ -226,21 +216,13 @@ class ClassifyRun(TaskRun):
     """A SequenceClassifier over length-bucketed labelled texts, validated by accuracy."""
 
     task = TASK
+    data_fields, model_fields, from_data = ClassifyData, ClassifierConfig, FROM_DATA
     resumable = True
     moves = FILES
 
-    def kept(self, previous) -> dict:
-        config = previous.config
-        return {
-            **saved_fields(ClassifyData, config["data"]),
-            **saved_fields(ClassifierConfig, config["model"], skip=FROM_DATA),
-        }
-
     def prepare(self, previous) -> TrainConfig:
         self.cfg, self.model_options, config, self.epochs = plan(self.options)
-        for key in FILES:
-            if getattr(self.cfg, key) is not None:
-                setattr(self.cfg, key, str(Path(getattr(self.cfg, key)).resolve()))
+        absolute_paths(self.cfg, FILES)
         self.data = load_data(self.cfg, config.seed)
         self.batches = BucketBatches(self.data.train, self.cfg.batch, seed=config.seed)
         if self.epochs is not None:

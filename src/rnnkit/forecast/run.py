@@ -22,9 +22,8 @@ from rnnkit.forecast.split import DEFAULT_ENDS, split_points
 from rnnkit.forecast.times import calendar_features
 from rnnkit.forecast.windows import Prepared, WindowBatches, window_starts
 from rnnkit.train import run as run_skeleton
-from rnnkit.train.config import TrainConfig, epochs_budget, split_options
+from rnnkit.train.config import TrainConfig, plan_by_epochs
 from rnnkit.train.options import option, positive_int
-from rnnkit.train.resume import saved_fields
 from rnnkit.train.run import Parts, TaskRun, Trained
 
 TASK = "forecast"
@@ -192,28 +191,18 @@ def season_of(settings: ForecastData, times: np.ndarray) -> int:
 
 def plan(options: dict) -> tuple[ForecastData, dict, TrainConfig, int | None]:
     """(data settings, model options, training config, epochs) from flat `options`."""
-    data, model, train = split_options(options, "forecast", DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
-    train = {**TRAIN_DEFAULTS, **train}
-    epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
-    return ForecastData(**data), model, TrainConfig(**train), epochs
+    keys = (DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
+    return plan_by_epochs(options, "forecast", ForecastData, keys, TRAIN_DEFAULTS, DEFAULT_EPOCHS)
 
 
-def train(
-    options: dict,
-    out: str | Path,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    on_step: Callable[[int, dict], None] | None = None,
-) -> Run:
+def train(options: dict, out: str | Path, **how) -> Run:
     """Train a Forecaster on `options` (the fields of ForecastData, ForecasterConfig and
     TrainConfig, and `epochs`) into the run directory `out`, then backtest the best weights on
     the test rows (summary["test"]: the model and the baselines). `resume` continues the run
-    in `out` from out/last (train/resume.py); `overwrite` replaces a run there."""
+    in `out` from out/last (train/resume.py); `overwrite` replaces a run there.
+    `how`: resume, overwrite and on_step, as train/run.py's `train` takes them."""
     run = ForecastRun(options)
-    model, summary = run_skeleton.train(
-        run, out, resume=resume, overwrite=overwrite, on_step=on_step
-    )
+    model, summary = run_skeleton.train(run, out, **how)
     return Run(model, run.data, run.settings, summary)
 
 
@@ -222,15 +211,9 @@ class ForecastRun(TaskRun):
     point forecasts; the best weights are backtested beside the baselines at the end."""
 
     task = TASK
+    data_fields, model_fields, from_data = ForecastData, ForecasterConfig, FROM_DATA
     resumable = True
     moves = ("path",)
-
-    def kept(self, previous) -> dict:
-        config = previous.config
-        return {
-            **saved_fields(ForecastData, config["data"]),
-            **saved_fields(ForecasterConfig, config["model"], skip=FROM_DATA),
-        }
 
     def prepare(self, previous) -> TrainConfig:
         self.settings, self.model_options, config, self.epochs = plan(self.options)

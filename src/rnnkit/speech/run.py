@@ -31,7 +31,7 @@ from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, epochs_budget, split_options
 from rnnkit.train.options import fraction, option, positive_int
 from rnnkit.train.resume import saved_fields
-from rnnkit.train.run import Parts, TaskRun, Trained
+from rnnkit.train.run import Parts, TaskRun, Trained, absolute_paths
 
 logger = logging.getLogger(__name__)
 
@@ -229,22 +229,14 @@ def evaluate(model: nn.Module, data: Data, split: tuple[list[Tensor], list], bea
     return evaluate_ctc(model, frames, labels, data.alphabet, beam)
 
 
-def train(
-    options: dict,
-    out: str | Path,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    on_step: Callable[[int, dict], None] | None = None,
-) -> Run:
+def train(options: dict, out: str | Path, **how) -> Run:
     """Train a SpeechModel on `options` (the fields of SpeechData, FeatureConfig, Masking,
     SpeechConfig and TrainConfig, and `epochs`) into the run directory `out`; `overwrite`
     replaces a run there, `resume` continues the run in `out` from out/last (train/resume.py).
-    With a test manifest, the best weights are evaluated on it at the end (summary["test"])."""
+    With a test manifest, the best weights are evaluated on it at the end (summary["test"]).
+    `how`: resume, overwrite and on_step, as train/run.py's `train` takes them."""
     run = SpeechRun(options)
-    model, summary = run_skeleton.train(
-        run, out, resume=resume, overwrite=overwrite, on_step=on_step
-    )
+    model, summary = run_skeleton.train(run, out, **how)
     return Run(model.eval(), run.data, summary)
 
 
@@ -267,9 +259,7 @@ class SpeechRun(TaskRun):
 
     def prepare(self, previous) -> TrainConfig:
         self.cfg, features, masking, self.model_options, config, self.epochs = plan(self.options)
-        for key in FILES:
-            if getattr(self.cfg, key) is not None:
-                setattr(self.cfg, key, str(Path(getattr(self.cfg, key)).resolve()))
+        absolute_paths(self.cfg, FILES)
         self.masking = masking
         self.data = data = load_data(self.cfg, features, masking, config.seed)
         self.batch = batch = self.cfg.batch

@@ -19,7 +19,6 @@ from rnnkit.train import distributed
 from rnnkit.train import run as run_skeleton
 from rnnkit.train.config import TrainConfig, split_options
 from rnnkit.train.options import fraction, option, positive_int
-from rnnkit.train.resume import saved_fields
 from rnnkit.train.run import Parts, TaskRun, Trained
 
 logger = logging.getLogger(__name__)
@@ -121,21 +120,13 @@ def plan(options: dict) -> tuple[TextData, dict, TrainConfig]:
     return TextData(**data), model, TrainConfig(**train)
 
 
-def train(
-    options: dict,
-    out: str | Path,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    on_step: Callable[[int, dict], None] | None = None,
-) -> Run:
+def train(options: dict, out: str | Path, **how) -> Run:
     """Train a CharLM on `options` (the fields of TextData, CharLMConfig and TrainConfig) into
     the run directory `out` (see train/run.py); `resume` continues the run in `out` from
-    out/last, `overwrite` replaces another run held there."""
+    out/last, `overwrite` replaces another run held there.
+    `how`: resume, overwrite and on_step, as train/run.py's `train` takes them."""
     run = TextgenRun(options)
-    model, summary = run_skeleton.train(
-        run, out, resume=resume, overwrite=overwrite, on_step=on_step
-    )
+    model, summary = run_skeleton.train(run, out, **how)
     return Run(model, run.corpus.vocab, summary)
 
 
@@ -144,14 +135,10 @@ class TextgenRun(TaskRun):
     the last weights are the ones returned (sample and eval read best/)."""
 
     task = TASK
+    data_fields, model_fields, from_data = TextData, CharLMConfig, ("vocab_size",)
     resumable = True
     moves = ("path",)  # the text may move; a resumed run checks it reads the same text
     best_weights = False
-
-    def kept(self, previous) -> dict:
-        config = previous.config
-        model = saved_fields(CharLMConfig, config["model"], skip=("vocab_size",))
-        return {**saved_fields(TextData, config["data"]), **model}
 
     def prepare(self, previous) -> TrainConfig:
         saved = previous.config if previous else None

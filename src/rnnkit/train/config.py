@@ -180,6 +180,16 @@ def split_options(options: dict, task: str, *groups, also=("epochs",)) -> list[d
     return [{k: v for k, v in options.items() if k in keys} for keys in groups]
 
 
+def plan_by_epochs(options: dict, task: str, data_cls, keys: tuple, defaults: dict, epochs: int):
+    """(data, model options, TrainConfig, epochs) of a task trained by epochs (classify,
+    forecast, translate): flat `options` cut by `keys` (data, model, train), the task's
+    training `defaults` under the given ones, `epochs` epochs when no end is given."""
+    data, model, train = split_options(options, task, *keys)
+    train = {**defaults, **train}
+    budget = epochs_budget(options.get("epochs"), train, epochs)
+    return data_cls(**data), model, TrainConfig(**train), budget
+
+
 def epochs_budget(epochs, train: dict, default: int) -> int | None:
     """The number of epochs a run asked by epoch trains for, or None when `train` (TrainConfig
     fields) ends it by max_steps or max_time alone. With no end given at all: `default`

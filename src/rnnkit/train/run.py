@@ -28,6 +28,7 @@ from rnnkit.train import checkpoint, distributed, preflight, rundir
 from rnnkit.train import resume as resuming
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.loop import Trainer, TrainResult
+from rnnkit.train.resume import saved_fields
 from rnnkit.train.seeding import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class TaskRun:
     task: str  # the "task" of the checkpoint's config
     resumable = False  # whether the task's train takes resume=True (then it defines `kept`)
     moves: tuple[str, ...] = ()  # kept options naming files that may move when resumed
+    data_fields: type | None = None  # the data options' dataclass (the default `kept`)
+    model_fields: type | None = None  # the model config's dataclass (the default `kept`)
+    from_data: tuple[str, ...] = ()  # model config fields the data decides, not options
     best_weights = True  # load the best checkpoint's weights after training
 
     def __init__(self, options: dict):
@@ -77,7 +81,11 @@ class TaskRun:
     def kept(self, previous: checkpoint.Checkpoint) -> dict:
         """The data and model options, flat, of the run saved in `previous` (its out/last):
         what a resumed run takes from it and may not change."""
-        raise NotImplementedError
+        config = previous.config
+        return {
+            **saved_fields(self.data_fields, config["data"]),
+            **saved_fields(self.model_fields, config["model"], skip=self.from_data),
+        }
 
     def prepare(self, previous: checkpoint.Checkpoint | None) -> TrainConfig:
         """Check the options and read the data; the TrainConfig of the run."""
@@ -168,6 +176,14 @@ def _train(run: TaskRun, out: Path, resume: bool, overwrite: bool, on_step) -> t
         if result.best_path is not None:
             model.load_state_dict(checkpoint.load(result.best_path).model_state)
     return model, run.summary(Trained(out, model, result, trainer.elapsed, previous))
+
+
+def absolute_paths(settings, keys: tuple[str, ...]) -> None:
+    """The file options `keys` of the dataclass `settings` made absolute, as the checkpoint
+    keeps them (a resumed run finds its files from any working directory)."""
+    for key in keys:
+        if getattr(settings, key) is not None:
+            setattr(settings, key, str(Path(getattr(settings, key)).resolve()))
 
 
 def _chain(first, then):

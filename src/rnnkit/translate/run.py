@@ -10,10 +10,9 @@ from pathlib import Path
 
 from rnnkit.data.buckets import Sequences
 from rnnkit.train import run as run_skeleton
-from rnnkit.train.config import TrainConfig, epochs_budget, split_options
+from rnnkit.train.config import TrainConfig, plan_by_epochs
 from rnnkit.train.options import option, positive_int, probability
-from rnnkit.train.resume import saved_fields
-from rnnkit.train.run import Parts, TaskRun, Trained
+from rnnkit.train.run import Parts, TaskRun, Trained, absolute_paths
 from rnnkit.translate.batches import Encoded, PairBatches
 from rnnkit.translate.evaluate import score
 from rnnkit.translate.model import Seq2Seq, Seq2SeqConfig
@@ -190,31 +189,22 @@ def load_data(data: TranslateData) -> Data:
 
 def plan(options: dict) -> tuple[TranslateData, dict, TrainConfig, int | None]:
     """(data, model options, training config, epochs) from flat `options` over the defaults."""
-    data, model, train = split_options(options, TASK, DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
-    train = {**TRAIN_DEFAULTS, **train}
-    epochs = epochs_budget(options.get("epochs"), train, DEFAULT_EPOCHS)
-    return TranslateData(**data), model, TrainConfig(**train), epochs
+    keys = (DATA_KEYS, MODEL_KEYS, TRAIN_KEYS)
+    return plan_by_epochs(options, TASK, TranslateData, keys, TRAIN_DEFAULTS, DEFAULT_EPOCHS)
 
 
-def train(
-    options: dict,
-    out: str | Path,
-    *,
-    resume: bool = False,
-    overwrite: bool = False,
-    on_step: Callable[[int, dict], None] | None = None,
-) -> Run:
+def train(options: dict, out: str | Path, **how) -> Run:
     """Train a Seq2Seq on `options` (the fields of TranslateData, Seq2SeqConfig and
     TrainConfig, and `epochs`) into the run directory `out`; `resume` continues the run in
     `out` from out/last (train/resume.py), `overwrite` replaces a run there.
 
     Everything the user gave is checked and read before anything is written. With a test set,
     the best weights translate it at the end with beam search (summary["test"]: BLEU, chrF).
+
+    `how`: resume, overwrite and on_step, as train/run.py's `train` takes them.
     """
     run = TranslateRun(options)
-    model, summary = run_skeleton.train(
-        run, out, resume=resume, overwrite=overwrite, on_step=on_step
-    )
+    model, summary = run_skeleton.train(run, out, **how)
     return Run(model.eval(), run.data.source, run.data.target, summary)
 
 
@@ -222,21 +212,13 @@ class TranslateRun(TaskRun):
     """A Seq2Seq over length-bucketed sentence pairs, validated by greedy BLEU."""
 
     task = TASK
+    data_fields, model_fields, from_data = TranslateData, Seq2SeqConfig, FROM_DATA
     resumable = True
     moves = FILES
 
-    def kept(self, previous) -> dict:
-        config = previous.config
-        return {
-            **saved_fields(TranslateData, config["data"]),
-            **saved_fields(Seq2SeqConfig, config["model"], skip=FROM_DATA),
-        }
-
     def prepare(self, previous) -> TrainConfig:
         self.cfg, self.model_options, config, self.epochs = plan(self.options)
-        for key in FILES:
-            if getattr(self.cfg, key) is not None:
-                setattr(self.cfg, key, str(Path(getattr(self.cfg, key)).resolve()))
+        absolute_paths(self.cfg, FILES)
         self.data = load_data(self.cfg)
         self.batches = PairBatches(self.data.train, self.cfg.batch, seed=config.seed)
         if self.epochs is not None:
