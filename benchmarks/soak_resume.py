@@ -26,7 +26,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import signal
 import subprocess
@@ -38,6 +37,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_layers import cpu_name
 from safetensors.torch import load_file
 
 from rnnkit.train import checkpoint
@@ -230,16 +230,6 @@ def forecast_args(work: Path) -> list:
     args = ["forecast", "train", *data, "--lookback", 48, "--horizon", 12, "--hidden", 32,
             "--batch", 32, "--dropout", 0.1, "--eval-every", 10, "--max-steps", 150]  # fmt: skip
     return args, note
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def table(rows: list[dict]) -> str:
