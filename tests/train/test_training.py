@@ -73,6 +73,22 @@ def stalled(model):
     return 1.0  # never improves: the plateau schedule halves the lr at every evaluation
 
 
+def test_a_second_signal_stops_at_once(tmp_path):
+    """The first SIGINT asks for a stop after the step; a second one, before that step ends,
+    raises KeyboardInterrupt at once (the CLI prints `error: interrupted`, exit 130), and the
+    process's own SIGINT handler is back afterwards."""
+    before = signal.getsignal(signal.SIGINT)
+
+    def twice_at_3(step, stats):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "a", config(max_steps=8, eval_every=4), on_step=twice_at_3)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 @pytest.mark.parametrize("schedule, valid", [("cosine", valid_fn), ("plateau", stalled)])
 def test_resume_continues_exactly(tmp_path, schedule, valid):
     """10 steps straight == 5, SIGTERM, resume a fresh model for 5: losses, weights, CSV."""
