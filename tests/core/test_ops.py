@@ -160,6 +160,23 @@ def test_ops_match_autograd_reference(kind, ragged):
     assert_close(grads[0], grads[1], atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_loss_on_some_outputs_only(kind):
+    """A loss on the output alone, or on one final state alone: the outputs left out reach
+    the backward with no gradient (the ops turn autograd's zero-filling off) and count as
+    zeros, the same gradients as with every output in the loss at weight 0."""
+    x, state, w = inputs(kind, seed=5)
+    leaves = [x, *state, *w]
+    out, last = forward_op(kind, x, state, w, lengths_of(True), False)
+    outputs = [out, *last]
+    for k, y in enumerate(outputs):
+        alone = torch.autograd.grad((y * y).sum(), leaves, retain_graph=True, allow_unused=True)
+        zeros = sum(0 * z.sum() for j, z in enumerate(outputs) if j != k)
+        every = torch.autograd.grad((y * y).sum() + zeros, leaves, retain_graph=True)
+        alone = [torch.zeros_like(e) if a is None else a for a, e in zip(alone, every)]
+        assert_close(alone, list(every), atol=1e-12, rtol=1e-12)
+
+
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_gradcheck_through_ops(kind, reverse):

@@ -5,7 +5,6 @@ run that was never interrupted."""
 from __future__ import annotations
 
 import torch
-from clirun import rnnkit
 from procs import kill_during_save, max_difference, run, start, weights
 
 from rnnkit.train import checkpoint, rundir
@@ -22,7 +21,7 @@ def test_kills_during_saves_leave_a_checkpoint_that_resumes_exactly(tmp_path):
     args = ["textgen", "train", "--data", text, "--hidden", 8, "--bptt", 8, "--batch", 2,
             "--val-fraction", 0, "--dropout", 0.1, "--eval-every", 1,
             "--max-steps", STEPS]  # fmt: skip
-    code, _, err = rnnkit(*args, "--out", tmp_path / "straight")
+    code, _, err = run(*args, "--out", tmp_path / "straight")  # one thread, as the killed runs
     assert code == 0, err
     out, unfinished = tmp_path / "killed", []
     resume = ["textgen", "train", "--out", out, "--resume"]

@@ -204,14 +204,23 @@ def _input_grads(grads, need, shared_bias: bool) -> tuple:
     return tuple(g if n else None for g, n in zip(grads, need))
 
 
+def _given(grad, like):
+    """The gradient autograd passed, or zeros where it passed none (the output was unused):
+    the setups turn off autograd's zero-filling, which wrote a zero tensor as large as the
+    kernels' saved gates for each non-differentiable output on every backward."""
+    return torch.zeros_like(like) if grad is None else grad
+
+
 def _rnn_setup(ctx, inputs, output):
     x, h0, w_ih, w_hh, _, _, lengths, reverse, relu = inputs
+    ctx.set_materialize_grads(False)
     ctx.reverse, ctx.relu = reverse, relu
     ctx.save_for_backward(x, h0, w_ih, w_hh, output[0], lengths)
 
 
 def _rnn_grad(ctx, dout, dh_n):
     x, h0, w_ih, w_hh, out, lengths = ctx.saved_tensors
+    dout, dh_n = _given(dout, out), _given(dh_n, h0)
     need = ctx.needs_input_grad
     needs = [*need[:4], need[4] or need[5]]
     args = (dout, dh_n, x, h0, w_ih, w_hh, out, lengths, ctx.reverse, ctx.relu, needs)
@@ -220,6 +229,7 @@ def _rnn_grad(ctx, dout, dh_n):
 
 def _lstm_setup(ctx, inputs, output):
     x, h0, c0, w_ih, w_hh, _, _, lengths, reverse, _, w_hr = inputs
+    ctx.set_materialize_grads(False)
     ctx.reverse = reverse
     out, _, _, Z, C = output
     ctx.save_for_backward(x, h0, c0, w_ih, w_hh, out, Z, C, lengths, w_hr)
@@ -228,6 +238,7 @@ def _lstm_setup(ctx, inputs, output):
 
 def _lstm_grad(ctx, dout, dh_n, dc_n, _dZ, _dC):
     x, h0, c0, w_ih, w_hh, out, Z, C, lengths, w_hr = ctx.saved_tensors
+    dout, dh_n, dc_n = _given(dout, out), _given(dh_n, h0), _given(dc_n, c0)
     need = ctx.needs_input_grad  # w_hr's flag absent where the dispatcher dropped a None
     needs = [*need[:5], need[5] or need[6], len(need) > 10 and need[10]]
     args = (dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, out, Z, C, lengths, ctx.reverse, needs)
@@ -238,6 +249,7 @@ def _lstm_grad(ctx, dout, dh_n, dc_n, _dZ, _dC):
 
 def _gru_setup(ctx, inputs, output):
     x, h0, w_ih, w_hh, _, _, lengths, reverse, _ = inputs
+    ctx.set_materialize_grads(False)
     ctx.reverse = reverse
     out, _, A, U = output
     ctx.save_for_backward(x, h0, w_ih, w_hh, out, A, U, lengths)
@@ -246,6 +258,7 @@ def _gru_setup(ctx, inputs, output):
 
 def _gru_grad(ctx, dout, dh_n, _dA, _dU):
     x, h0, w_ih, w_hh, out, A, U, lengths = ctx.saved_tensors
+    dout, dh_n = _given(dout, out), _given(dh_n, h0)
     need = ctx.needs_input_grad
     args = (dout, dh_n, x, h0, w_ih, w_hh, out, A, U, lengths, ctx.reverse, list(need[:6]))
     return *_input_grads(back.gru_backward(*args), need, False), None, None, None
