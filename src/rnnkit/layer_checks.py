@@ -81,3 +81,18 @@ def initial_state(layer, hx, x: Tensor, batched: bool) -> list[Tensor]:
     given = [want if batched else (want[0], want[2]) for want in wants]
     states = [check_state(s, m, g, x) for s, m, g in zip(hx, names, given, strict=True)]
     return [(s if batched else s.unsqueeze(1)).contiguous() for s in states]
+
+
+def check_layer_norm(layer_norm, regularisers) -> bool:
+    """layer_norm is a bool (TypeError otherwise); the layer-normalised kernels have none of
+    the regularisers that act inside the time loop (recurrent_dropout, zoneout)."""
+    if not isinstance(layer_norm, bool):
+        raise TypeError(
+            f"layer_norm must be a bool, got {type(layer_norm).__name__} {layer_norm!r}"
+        )
+    if layer_norm and regularisers.in_kernel():
+        raise ValueError(
+            "layer_norm=True does not combine with recurrent_dropout or zoneout (the "
+            f"layer-normalised kernels have neither), got {regularisers.describe()}"
+        )
+    return layer_norm

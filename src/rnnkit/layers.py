@@ -58,6 +58,7 @@ class RNN(RNNBase):
         dropout_output: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        layer_norm: bool = False,  # LayerNorm in the cells: see RNNBase (layer_norm.py)
     ):
         reject_proj_size("RNN", proj_size)
         self.nonlinearity = check_nonlinearity(nonlinearity)
@@ -77,6 +78,7 @@ class RNN(RNNBase):
             dropout_output=dropout_output,
             recurrent_dropout=recurrent_dropout,
             zoneout=zoneout,
+            layer_norm=layer_norm,
         )
 
 
@@ -128,6 +130,7 @@ class GRU(RNNBase):
         dropout_output: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        layer_norm: bool = False,  # LayerNorm in the cells: see RNNBase (layer_norm.py)
     ):
         reject_proj_size("GRU", proj_size)
         super().__init__(
@@ -146,6 +149,7 @@ class GRU(RNNBase):
             dropout_output=dropout_output,
             recurrent_dropout=recurrent_dropout,
             zoneout=zoneout,
+            layer_norm=layer_norm,
         )
 
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from rnnkit import fused, precision
+from rnnkit import layer_norm as ln
 from rnnkit.cells import (
     CELLS,
     Cell,
@@ -27,6 +28,7 @@ from rnnkit.directions import bptt_direction, loop_direction, op_direction, step
 from rnnkit.errors import TorchScriptError
 from rnnkit.layer_checks import (
     check_impl,
+    check_layer_norm,
     check_proj_size,
     initial_state,
 )
@@ -67,6 +69,7 @@ class RNNBase(nn.Module):
         dropout_output: float = 0.0,
         recurrent_dropout: float = 0.0,
         zoneout: float | tuple[float, float] = 0.0,  # (p_h, p_c) for the LSTM
+        layer_norm: bool = False,  # LayerNorm in the cells (layer_norm.py), a bool
     ):
         super().__init__()
         self.regularisers = Regularisers.of(
@@ -90,9 +93,13 @@ class RNNBase(nn.Module):
         self.batch_first = check_flag("batch_first", batch_first)
         self.bidirectional = bidirectional  # any truthy value, as torch.nn takes it
         self.impl = check_impl(impl)
+        self.layer_norm = check_layer_norm(layer_norm, self.regularisers)
+        # the cell the time loops run: its layer-normalised twin with layer_norm
+        self._kernels = ln.LN_CELLS[self.cell.name] if layer_norm else self.cell
         self.proj_size = check_proj_size(proj_size, hidden_size)  # torch.nn's attribute
         D, P = self.num_directions, self.proj_size
         self._names = []  # per (layer, direction): names of W_ih, W_hh, b_ih, b_hh (, W_hr)
+        self._ln_names = []  # ... and of the LayerNorm parameters with layer_norm, else []
         for k in range(num_layers):
             for d in range(D):
                 sfx = f"_l{k}" + ("_reverse" if d else "")
@@ -102,7 +109,12 @@ class RNNBase(nn.Module):
                 if not bias:
                     shapes = {n: s for n, s in shapes.items() if not n.startswith("bias")}
                 add_parameters(self, shapes, device, dtype)
+                if layer_norm:
+                    shapes = ln.parameter_shapes(self.cell, hidden_size, sfx)
+                    self._ln_names.append(list(shapes))
+                    add_parameters(self, shapes, device, dtype)
         init_uniform(self, hidden_size)
+        ln.reset(self, self._ln_names)
 
     @property
     def mode(self) -> str:
@@ -131,7 +143,15 @@ class RNNBase(nn.Module):
             s += ", bidirectional=True"
         if self.regularisers.any():
             s += ", " + self.regularisers.describe()
+        if self.layer_norm:
+            s += ", layer_norm=True"
         return s
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, *args):
+        """torch's, after a clear error for a state dict without the LayerNorm parameters a
+        layer_norm=True layer needs, or with those of one (layer_norm.check_state_dict)."""
+        ln.check_state_dict(self, state_dict, prefix, strict)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, *args)
 
     def __prepare_scriptable__(self):
         """torch.jit.script calls this first: refuse, pointing to torch.compile/torch.export."""
@@ -154,8 +174,8 @@ class RNNBase(nn.Module):
 
     def fusable(self) -> bool:
         """Whether torch's fused operator computes this layer (fused.py): the plain cells,
-        without rnnkit's regularisers (regularisers.py)."""
-        return not self.regularisers.any()
+        without rnnkit's regularisers (regularisers.py) and layer_norm."""
+        return not (self.regularisers.any() or self.layer_norm)
 
     def _weights(self, index: int, dtype: torch.dtype, drop: Tensor | None = None) -> tuple:
         """(W_ih, W_hh, b_ih, b_hh), and W_hr with proj_size > 0, of layer and direction
@@ -166,6 +186,9 @@ class RNNBase(nn.Module):
         if drop is not None:  # DropConnect: a new contiguous W_hh, autograd through the mask
             w[1] = w[1] * drop
         b = [precision.cast(getattr(self, n), dtype) for n in (b_ih, b_hh)] if self.bias else []
+        if self.layer_norm:  # then W_hr or None, and the gains and biases (functional_ln.py)
+            norms = [precision.cast(getattr(self, n), dtype) for n in self._ln_names[index]]
+            return (*w[:2], *(b or (None, None)), (w[2:] or [None])[0], *norms)
         return (*w[:2], *(b or (None, None)), *w[2:])
 
     # ---- input checks -------------------------------------------------------------------
@@ -252,6 +275,8 @@ class RNNBase(nn.Module):
                 raise ValueError("forward_with_cells needs impl 'auto', 'bptt' or 'loop'")
             return (*fused.run(self, x, state, lengths), None)
         if impl == "bptt" and torch.compiler.is_compiling():  # torch.compile, torch.export
+            if self.layer_norm:
+                ln.refuse_traced()
             if masks is not None and any(n is not None and n.any() for n in masks.noise):
                 raise NotImplementedError(
                     "recurrent_dropout (in training) and zoneout run in the eager kernels only: "
@@ -303,10 +328,10 @@ class RNNBase(nn.Module):
         batch = Batch(check_lengths(lengths, *x.shape[:2]) if lengths is not None else None, x)
         x = batch.zero_padding(x)  # padding may hold anything, even NaN: it must not reach dW
         if impl == "loop":
-            direction = loop_direction(self.cell, self._nonlinearity, batch)
+            direction = loop_direction(self._kernels, self._nonlinearity, batch)
             return self._stack(x, state, direction, masks, cells)
         x, state = batch.sort(x), [batch.sort(s, dim=1) for s in state]
-        direction = bptt_direction(self.cell, self._nonlinearity, batch)
+        direction = bptt_direction(self._kernels, self._nonlinearity, batch)
         out, state, C = self._stack(x, state, direction, masks, cells)
         C = None if C is None else batch.unsort(C)
         return batch.unsort(out), [batch.unsort(s, dim=1) for s in state], C
@@ -330,7 +355,7 @@ class RNNBase(nn.Module):
         # regularisers: masks drawn per call (step() cannot know where a sequence starts)
         masks = draw(self, 1, len(x), x) if self.regularisers.any() else None
         fast = masks is None or not self.regularisers.in_kernel()
-        step, new = step_fn(self.cell, self._nonlinearity, fast=fast), [[] for _ in state]
+        step, new = step_fn(self._kernels, self._nonlinearity, fast=fast), [[] for _ in state]
         if masks is not None and masks.input is not None:
             x = x * masks.input
         with prec.kernels():

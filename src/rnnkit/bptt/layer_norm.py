@@ -1,0 +1,123 @@
+"""The layer-normalised kernels (`layer_norm=True`, Ba et al. 2016 as haste's LayerNormLSTM):
+one `torch.autograd.Function` for the three cells, with what they share here: LayerNorm of
+rows and its backward, the input projection's LayerNorm over all steps (not recurrent: one
+pass before the loop, its hand-written backward one pass after), and the weight gradients.
+The cells' own time loops, forward and backward, are in ln_lstm.py, ln_gru.py and ln_rnn.py
+(Python, the reference and the path for CUDA) and native_ln.cpp (C++, the default on the CPU).
+
+    T: time, B: batch, I: input size, H: hidden size, G: gate blocks (RNN 1, LSTM 4, GRU 3),
+    P: the size of h (an LSTM's proj_size, else H)
+    LN(v; gamma, beta) = gamma (v - mean(v)) / sqrt(var(v) + eps) + beta over the last axis,
+    biased variance, eps = EPS as torch.nn.LayerNorm's; v^ = (v - mean(v)) rstd,
+    rstd = 1 / sqrt(var(v) + eps)
+
+Each step's pre-activations (gamma_ih, gamma_hh (G*H) gains only):
+
+    a_t = gamma_ih LN(W_ih x_t) + b_ih              (T, B, G*H), for all t before the loop
+    u_t = gamma_hh LN(W_hh h_{t-1}) + b_hh          (B, G*H), in the loop
+    RNN, LSTM: z_t = a_t + u_t;   GRU: r, z from a + u, n = tanh(a_n + r u_n)
+
+Backward of v^ (rows): dv = rstd (dv^ - mean(dv^) - v^ mean(dv^ v^)), dv^ = gamma dy.
+The loops give dA (the gradient of a_t), dU (of u_t; dA itself for RNN and LSTM) and dR (of
+r_t = W_hh h_{t-1}, through its LayerNorm); after them, one pass each:
+
+    dgamma_ih = sum dA a^_t    db_ih = sum dA    dx, dW_ih from rstd (gamma_ih dA ...) as above
+    dgamma_hh = sum dU r^_t    db_hh = sum dU    dW_hh = sum dR_t^T h_{t-1}   dh_0 += dR_0 W_hh
+"""
+
+import torch
+from torch import Tensor
+from torch.autograd import Function
+from torch.autograd.function import once_differentiable
+
+from rnnkit.bptt import native
+from rnnkit.bptt.common import (
+    _Inference,
+    _input_grads,
+    _mask_padding,
+    _needs_grad,
+    _project,
+    _recurrent_grads,
+    _steps,
+    _without_autocast,
+)
+
+EPS = 1e-5  # torch.nn.LayerNorm's
+
+
+def normalise(v: Tensor) -> tuple[Tensor, Tensor]:
+    """(v^, rstd) over the last axis: v^ = (v - mean) rstd, rstd (..., 1)."""
+    var, mean = torch.var_mean(v, -1, correction=0, keepdim=True)
+    rstd = torch.rsqrt(var + EPS)
+    return (v - mean) * rstd, rstd
+
+
+def normalise_backward(dvh: Tensor, vh: Tensor, rstd: Tensor) -> Tensor:
+    """dv from dv^ (the gradient of v^ = (v - mean(v)) rstd), over the last axis."""
+    mean_d = dvh.mean(-1, keepdim=True)
+    mean_dv = (dvh * vh).mean(-1, keepdim=True)
+    return rstd * (dvh - mean_d - vh * mean_dv)
+
+
+class LayerNormFunction(Function):
+    """One layer-normalised layer in one direction over a sequence (module docstring); `loops`
+    the cell's module (ln_lstm, ln_gru or ln_rnn). c0, g_c, b_c (the LSTM's cell LayerNorm) and
+    w_hr (its projection) None where they do not apply."""
+
+    @staticmethod
+    def forward(ctx, loops, x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, w_hr,
+                batch_sizes, nonlinearity, cells):  # fmt: skip
+        ctx.steps = steps = _steps(batch_sizes, *x.shape[:2])
+        ctx.loops, ctx.native, ctx.nonlinearity = loops, native.for_cpu(x) is not None, nonlinearity
+        ah, rs_a = normalise(_project(x, w_ih, None))  # (T, B, GH), (T, B, 1)
+        a = ah * g_ih
+        if b_ih is not None:
+            a = a + b_ih
+        weights = (w_hh, b_hh, g_hh, g_c, b_c, w_hr)
+        out, finals, saved = loops.forward(a, h0, c0, weights, steps, ctx.native, nonlinearity)
+        _mask_padding(out, steps)
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, ah, rs_a, out,
+                              *saved)  # fmt: skip
+        C = saved[loops.CELLS] if cells else None
+        return (out, *finals) if C is None else (out, *finals, _mask_padding(C.clone(), steps))
+
+    @staticmethod
+    @_without_autocast
+    @once_differentiable
+    def backward(ctx, dout, *grads):
+        x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, ah, rs_a, out, *saved = ctx.saved_tensors
+        need = ctx.needs_input_grad[1:]  # x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, ...
+        weights = (w_hh, g_hh, g_c, b_c, w_hr)
+        grads = [g.contiguous() for g in grads]
+        back = ctx.loops.backward(ctx.steps, ctx.native, dout.contiguous(), grads, h0, c0,
+                                  weights, out, saved, ctx.nonlinearity)  # fmt: skip
+        dA, dU, dR, dh0, dc0, dg_c, db_c, dw_hr = back
+        if need[1]:  # dh_0 += dR_0 W_hh   (through r_0 = W_hh h_0)
+            dh0 = dR[0] @ w_hh if dh0 is None else dh0 + dR[0] @ w_hh
+        dw_hh, db_hh = _recurrent_grads(dR, h0, out, need[4], False)
+        db_hh = dU.sum((0, 1)) if need[6] else None
+        dg_hh = (dU * saved[0]).sum((0, 1)) if need[8] else None  # saved[0]: r^_t
+        db_ih = dA.sum((0, 1)) if need[5] else None
+        dg_ih = (dA * ah).sum((0, 1)) if need[7] else None
+        dP = normalise_backward(dA * g_ih, ah, rs_a)  # (through a^ = LN(W_ih x))
+        dx, dw_ih, _ = _input_grads(dP, x, w_ih, (need[0], need[3], False))
+        grads = (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dg_ih, dg_hh, dg_c, db_c, dw_hr)
+        return (None, *(g if n else None for g, n in zip(grads, need)), None, None, None)
+
+
+def layer_norm_kernel(loops, x, state, w, batch_sizes, nonlinearity=None, noise=None, cells=False):
+    """A `cells.Cell` kernel: (out, state'), and every c_t last with `cells` (the LSTM's);
+    w = (W_ih, W_hh, b_ih, b_hh, W_hr, gamma_ih, gamma_hh[, gamma_c, beta_c]) with W_hr and
+    the biases None where absent. Through autograd only when a gradient is needed."""
+    assert noise is None, "the layers refuse recurrent_dropout and zoneout with layer_norm"
+    w_ih, w_hh, b_ih, b_hh, w_hr, g_ih, g_hh, *cell_ln = w
+    g_c, b_c = cell_ln or (None, None)
+    h0, c0 = state[0], (state[1] if len(state) > 1 else None)
+    args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, w_hr)
+    rest = (batch_sizes, nonlinearity, cells)
+    if _needs_grad(*args):
+        res = LayerNormFunction.apply(loops, *args, *rest)
+    else:
+        res = LayerNormFunction.forward(_Inference(), loops, *args, *rest)
+    n = len(state)
+    return (res[0], list(res[1 : 1 + n]), *res[1 + n :])

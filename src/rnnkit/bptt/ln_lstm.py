@@ -1,0 +1,114 @@
+"""The layer-normalised LSTM's time loops (bptt/layer_norm.py has the rest of its kernel): the
+Python loops, plain per-step code (the reference and the path for CUDA), and the calls into
+their C++ twins (native_ln.cpp), which take and fill the same tensors.
+
+    a_t (T, B, 4H): gamma_ih LN(W_ih x_t) + b_ih, with b_hh added here (it adds to z_t alike)
+    r^_t = LN(W_hh h_{t-1})                 z_t = a_t + gamma_hh r^_t          (B, 4H)
+    i, f, o = sigmoid(z_i, z_f, z_o)        g = tanh(z_g)
+    c_t = f c_{t-1} + i g                   c^_t = LN(c_t)                      (B, H)
+    m_t = o tanh(gamma_c c^_t + beta_c)     h_t = m_t, or W_hr m_t with a projection (B, P)
+
+Backward per step, y_t = gamma_c c^_t + beta_c (module docstring of layer_norm.py for LN's):
+    dh_t = dout_t + dR_{t+1} W_hh           dm_t = dh_t (dh_t W_hr with a projection)
+    dz_o = dm_t tanh(y_t) o (1 - o)         dy_t = dm_t o (1 - tanh^2 y_t)
+    dc_t += rstd_c (gamma_c dy_t ...)       (through c^_t = LN(c_t))
+    dz_i = dc_t g i (1 - i)   dz_f = dc_t c_{t-1} f (1 - f)   dz_g = dc_t i (1 - g^2)
+    dc_{t-1} = dc_t f                       dR_t = rstd_r (gamma_hh dz_t ...)   (through r^_t)
+and after the loop dgamma_c = sum dy c^, dbeta_c = sum dy, dW_hr = sum dh_t^T m_t.
+Saved: gates Z and r^ R (T, B, 4H), c C and c^ (T, B, H), rstd of r and c (T, B, 1), out.
+"""
+
+import torch
+
+from rnnkit.bptt import native
+from rnnkit.bptt.common import _mask_padding
+from rnnkit.bptt.layer_norm import normalise, normalise_backward
+
+CELLS = 2  # saved[CELLS] is C, every c_t (LSTM.forward_with_cells)
+
+
+def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
+    """(out (T, B, P), [h_n, c_n], saved = (R, rstd_r, C, C^, rstd_c, Z))."""
+    w_hh, b_hh, g_hh, g_c, b_c, w_hr = weights
+    T, B, _ = a.shape
+    H, P = c0.shape[1], h0.shape[1]
+    Z = a.clone() if b_hh is None else a + b_hh  # the gates, in place
+    new = a.new_zeros
+    R, rs_r, C, Ch, rs_c = new(T, B, 4 * H), new(T, B, 1), new(T, B, H), new(T, B, H), new(T, B, 1)
+    out, h_n, c_n = new(T, B, P), torch.empty_like(h0), torch.empty_like(c0)
+    saved = (R, rs_r, C, Ch, rs_c, Z)
+    if use_native:  # the same loop in C++
+        native.load().ln_lstm_forward(steps, Z, h0.contiguous(), c0.contiguous(), w_hh, g_hh,
+                                      g_c, b_c, w_hr, out, h_n, c_n, *saved[:5])  # fmt: skip
+        return out, [h_n, c_n], saved
+    for t, bt, bn in steps:
+        h_prev, c_prev = (out[t - 1] if t else h0)[:bt], (C[t - 1] if t else c0)[:bt]
+        r, rs = normalise(h_prev @ w_hh.t())  # r^_t = LN(W_hh h_{t-1})
+        z = Z[t, :bt].addcmul_(g_hh, r)  # z_t = a_t + gamma_hh r^_t
+        i, f, g, o = z.unflatten(1, (4, H)).unbind(1)
+        i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
+        c = f * c_prev + i * g  # c_t
+        ch, rsc = normalise(c)  # c^_t = LN(c_t)
+        h = o * torch.tanh(torch.addcmul(b_c, g_c, ch))  # m_t = o tanh(gamma_c c^_t + beta_c)
+        if w_hr is not None:
+            h = h @ w_hr.t()  # h_t = W_hr m_t
+        out[t, :bt], C[t, :bt], R[t, :bt], rs_r[t, :bt], Ch[t, :bt], rs_c[t, :bt] = (
+            h,
+            c,
+            r,
+            rs,
+            ch,
+            rsc,
+        )
+        h_n[bn:bt], c_n[bn:bt] = h[bn:bt], c[bn:bt]  # rows [bn, bt) end here
+    return out, [h_n, c_n], saved
+
+
+def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlinearity=None):
+    """(dA, dU, dR, dh0 but its dR_0 W_hh part, dc0, dgamma_c, dbeta_c, dW_hr) as
+    layer_norm.LayerNormFunction takes them; grads: [dh_n, dc_n] and with the cells dC."""
+    w_hh, g_hh, g_c, b_c, w_hr = weights
+    R, rs_r, C, Ch, rs_c, Z = saved
+    dh_n, dc_n, *dC = grads
+    dC = dC[0] if dC else None
+    T, B, H = C.shape
+    dZ, dR, DY, DH = Z.new_zeros(Z.shape), R.new_zeros(R.shape), C.new_zeros(C.shape), None
+    DH = out.new_zeros(out.shape)  # dh_t, for dW_hr
+    dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
+    args = (Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, dout, dh_n, dC)
+    loop = native.load().ln_lstm_backward if use_native else _backward_loop
+    loop(steps, *args, dc, dZ, dR, DY, DH)
+    M = Z[:, :, 3 * H :] * torch.tanh(torch.addcmul(b_c, g_c, Ch))  # m_t = o tanh(y_t)
+    dw_hr = None if w_hr is None else DH.flatten(0, 1).t() @ _mask_padding(M, steps).flatten(0, 1)
+    dg_c, db_c = (DY * Ch).sum((0, 1)), DY.sum((0, 1))
+    return dZ, dZ, dR, None, dc, dg_c, db_c, dw_hr
+
+
+def _backward_loop(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, dout, dh_n,
+                   dC, dc, dZ, dR, DY, DH):  # fmt: skip
+    """The reverse-time loop in Python: fills dZ, dR, DY (dL/dy_t) and DH, leaves dL/dc_0 in
+    dc (module docstring)."""
+    H = C.shape[2]
+    i, f, g, o = Z.unflatten(2, (4, H)).unbind(2)
+    for t, bt, bn in reversed(steps):
+        if dC is not None:
+            dc[:bt] += dC[t, :bt]  # the returned c_t's own gradient
+        dh = DH[t, :bt]
+        dh.copy_(dout[t, :bt])
+        if bn:  # through r_{t+1} = W_hh h_t
+            dh[:bn] += dR[t + 1, :bn] @ w_hh
+        dh[bn:] += dh_n[bn:bt]  # rows ending at t
+        dm = dh if w_hr is None else dh @ w_hr  # (through h_t = W_hr m_t)
+        i_t, f_t, g_t, o_t = (v[t, :bt] for v in (i, f, g, o))
+        tc = torch.tanh(torch.addcmul(b_c, g_c, Ch[t, :bt]))  # tanh y_t
+        dz = dZ[t, :bt].unflatten(1, (4, H))
+        dz[:, 3] = dm * tc * o_t * (1 - o_t)  # dz_o   (through o)
+        dy = DY[t, :bt]
+        torch.mul(dm * o_t, 1 - tc * tc, out=dy)  # dy_t   (through m_t = o tanh(y_t))
+        d_c = dc[:bt] + normalise_backward(g_c * dy, Ch[t, :bt], rs_c[t, :bt])  # (through c^_t)
+        c_prev = (C[t - 1] if t else c0)[:bt]
+        dz[:, 0] = d_c * g_t * i_t * (1 - i_t)  # dz_i   (through c_t = f c_{t-1} + i g)
+        dz[:, 1] = d_c * c_prev * f_t * (1 - f_t)  # dz_f
+        dz[:, 2] = d_c * i_t * (1 - g_t * g_t)  # dz_g
+        dc[:bt] = d_c * f_t  # dc_{t-1}
+        dR[t, :bt] = normalise_backward(g_hh * dZ[t, :bt], R[t, :bt], rs_r[t, :bt])  # (r^_t)

@@ -1,0 +1,215 @@
+"""Layer-normalised cells (`layer_norm=True`): the C++ loop, the Python loop and impl="loop"
+against a plain autograd implementation written here from the equations (one row at a time,
+each over its own length), outputs, final states and every gradient in float64, with lengths=,
+both directions, two layers, batch_first, proj_size, given states; gradchecks of the kernels;
+step(); forward_with_cells; state dicts; torch.compile; bad values.
+
+    T: time, B: batch, I: input size, H: hidden size, P: proj_size
+"""
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import rnnkit
+from rnnkit.bptt import native
+
+T, B, I, H = 5, 3, 4, 6
+DT = torch.float64
+EPS = 1e-5
+LENGTHS = torch.tensor([3, 5, 1])  # unsorted, one full row
+CLASSES = ["LSTM", "GRU", "RNN", "RNN-relu"]
+CONFIGS = {
+    "plain": {},
+    "2layer-bidir-lengths": {"num_layers": 2, "bidirectional": True, "lengths": True},
+    "batch_first-lengths": {"batch_first": True, "lengths": True},
+    "nobias-hx-lengths": {"bias": False, "hx": True, "lengths": True},
+}
+needs_native = pytest.mark.skipif(native.load() is None, reason="no C++ time loops here")
+
+
+# ---- the reference, from the equations -------------------------------------------------------
+
+
+def ln(v, g, b=None):
+    """LN(v; g, b) = g (v - mean v) / sqrt(var v + eps) + b, biased variance, last axis."""
+    mu = v.mean(-1, keepdim=True)
+    var = ((v - mu) ** 2).mean(-1, keepdim=True)
+    y = (v - mu) / torch.sqrt(var + EPS) * g
+    return y if b is None else y + b
+
+
+def ref_step(mode, nonlinearity, x, h, c, p):
+    """One step of one row; p: the layer and direction's parameters by short name."""
+    a = ln(x @ p["weight_ih"].t(), p["ln_ih_weight"]) + p.get("bias_ih", 0)
+    u = ln(h @ p["weight_hh"].t(), p["ln_hh_weight"]) + p.get("bias_hh", 0)
+    if mode == "RNN":
+        z = a + u
+        return (torch.tanh(z) if nonlinearity == "tanh" else torch.relu(z)), None
+    if mode == "GRU":
+        a_r, a_z, a_n = a.chunk(3, -1)
+        u_r, u_z, u_n = u.chunk(3, -1)
+        r, z = torch.sigmoid(a_r + u_r), torch.sigmoid(a_z + u_z)
+        n = torch.tanh(a_n + r * u_n)
+        return (1 - z) * n + z * h, None
+    i, f, g, o = (a + u).chunk(4, -1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    m = torch.sigmoid(o) * torch.tanh(ln(c, p["ln_c_weight"], p["ln_c_bias"]))
+    return (m if "weight_hr" not in p else m @ p["weight_hr"].t()), c
+
+
+def reference(layer, x, hx, lengths, nonlinearity="tanh"):
+    """(output (T, B, D*P), h_n, c_n or None) of x (T, B, I), one row at a time over its own
+    length: padded steps output zeros, the reverse direction starts at each row's end."""
+    mode, D, L = layer.cell.torch_name, layer.num_directions, layer.num_layers
+    Tn, Bn = x.shape[:2]
+    lengths = [Tn] * Bn if lengths is None else lengths.tolist()
+    h0, c0 = hx
+    params = dict(layer.named_parameters())
+    layer_in, h_n, c_n = x, [], []
+    for k in range(L):
+        outs = []
+        for d in range(D):
+            sfx = f"_l{k}" + ("_reverse" if d else "")
+            p = {n[: -len(sfx)]: v for n, v in params.items() if n.endswith(sfx)}
+            rows, finals_h, finals_c = [], [], []
+            for b in range(Bn):
+                h, c = h0[k * D + d, b], (None if c0 is None else c0[k * D + d, b])
+                out = [torch.zeros_like(h)] * Tn
+                times = range(lengths[b])
+                for t in reversed(times) if d else times:
+                    h, c = ref_step(mode, nonlinearity, layer_in[t, b], h, c, p)
+                    out[t] = h
+                rows.append(torch.stack(out))
+                finals_h.append(h)
+                finals_c.append(c)
+            outs.append(torch.stack(rows, 1))
+            h_n.append(torch.stack(finals_h))
+            c_n.append(None if c0 is None else torch.stack(finals_c))
+        layer_in = torch.cat(outs, -1)
+    return layer_in, torch.stack(h_n), (None if c0 is None else torch.stack(c_n))
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def make(cls, dtype=DT, **kw):
+    """A layer with its LN gains and biases away from 1 and 0 (so that a wrong one shows)."""
+    torch.manual_seed(0)
+    nl = {"nonlinearity": "relu"} if cls == "RNN-relu" else {}
+    layer = getattr(rnnkit, cls.split("-")[0])(I, H, dtype=dtype, layer_norm=True, **nl, **kw)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            if name.startswith("ln_"):
+                p.add_(0.3 * torch.randn_like(p))
+    return layer
+
+
+def rand(shape, seed, dtype=DT):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=gen, dtype=dtype).requires_grad_()
+
+
+def inputs(layer, config):
+    """x in the layer's layout, hx (h_0, c_0 or None) and lengths of a config."""
+    x = rand((B, T, I) if layer.batch_first else (T, B, I), 3)
+    LD, P = layer.num_layers * layer.num_directions, layer.proj_size or H
+    hx = (None, None)
+    if config.get("hx"):
+        hx = (rand((LD, B, P), 5), rand((LD, B, H), 6) if layer.mode == "lstm" else None)
+    return x, hx, (LENGTHS if config.get("lengths") else None)
+
+
+def flat(out, st):
+    return [out, *(st if isinstance(st, tuple) else (st,))]
+
+
+def grads_of(outs, x, hx, layer):
+    """[outputs..., d(a fixed random weighting of them) / d(x, hx, every parameter)]."""
+    gen = torch.Generator().manual_seed(1)
+    loss = sum((t * torch.randn(t.shape, generator=gen, dtype=t.dtype)).sum() for t in outs)
+    leaves = [x, *(h for h in hx if h is not None), *layer.parameters()]
+    return [t.detach() for t in outs] + list(torch.autograd.grad(loss, leaves))
+
+
+def run_layer(layer, x, hx, lengths, impl):
+    state = None if hx[0] is None else (hx if layer.mode == "lstm" else hx[0])
+    return grads_of(flat(*layer(x, state, lengths=lengths, impl=impl)), x, hx, layer)
+
+
+def run_reference(layer, x, hx, lengths, nonlinearity):
+    LD, P = layer.num_layers * layer.num_directions, layer.proj_size or H
+    h0 = hx[0] if hx[0] is not None else x.new_zeros(LD, B, P)
+    c0 = hx[1] if hx[1] is not None else x.new_zeros(LD, B, H)
+    xt = x.transpose(0, 1) if layer.batch_first else x
+    out, h_n, c_n = reference(layer, xt, (h0, c0 if layer.mode == "lstm" else None), lengths,
+                              nonlinearity)  # fmt: skip
+    out = out.transpose(0, 1) if layer.batch_first else out
+    return grads_of([out, h_n] + ([c_n] if c_n is not None else []), x, hx, layer)
+
+
+# ---- the paths agree ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("cls", CLASSES)
+def test_python_loop_and_step_loop_equal_the_reference(cls, config, monkeypatch):
+    kw = {k: v for k, v in CONFIGS[config].items() if k not in ("lengths", "hx")}
+    layer = make(cls, **kw)
+    x, hx, lengths = inputs(layer, CONFIGS[config])
+    want = run_reference(layer, x, hx, lengths, "relu" if cls == "RNN-relu" else "tanh")
+    with monkeypatch.context() as m:  # the kernels' Python loops
+        m.setitem(native._state, "module", None)
+        got = run_layer(layer, x, hx, lengths, "bptt")
+    assert_close(got, want, atol=1e-10, rtol=1e-10)
+    assert_close(run_layer(layer, x, hx, lengths, "loop"), want, atol=1e-10, rtol=1e-10)
+
+
+@needs_native
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("cls", CLASSES)
+def test_cpp_loop_equals_the_reference(cls, config):
+    kw = {k: v for k, v in CONFIGS[config].items() if k not in ("lengths", "hx")}
+    layer = make(cls, **kw)
+    x, hx, lengths = inputs(layer, CONFIGS[config])
+    want = run_reference(layer, x, hx, lengths, "relu" if cls == "RNN-relu" else "tanh")
+    assert_close(run_layer(layer, x, hx, lengths, "bptt"), want, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("loops", ["native", "python"])
+@pytest.mark.parametrize("config", ["plain", "2layer-bidir-lengths", "nobias-hx-lengths"])
+def test_lstm_with_proj_size(config, loops, monkeypatch):
+    if loops == "native" and native.load() is None:
+        pytest.skip("no C++ time loops here")
+    kw = {k: v for k, v in CONFIGS[config].items() if k not in ("lengths", "hx")}
+    layer = make("LSTM", proj_size=3, **kw)
+    x, hx, lengths = inputs(layer, CONFIGS[config])
+    want = run_reference(layer, x, hx, lengths, "tanh")
+    if loops == "python":
+        monkeypatch.setitem(native._state, "module", None)
+    assert_close(run_layer(layer, x, hx, lengths, "bptt"), want, atol=1e-10, rtol=1e-10)
+    assert_close(run_layer(layer, x, hx, lengths, "loop"), want, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("loops", ["native", "python"])
+@pytest.mark.parametrize("cls", CLASSES + ["LSTM-proj"])
+def test_gradcheck(cls, loops, monkeypatch):
+    if loops == "native" and native.load() is None:
+        pytest.skip("no C++ time loops here")
+    if loops == "python":
+        monkeypatch.setitem(native._state, "module", None)
+    torch.manual_seed(0)
+    kw = {"nonlinearity": "relu"} if cls == "RNN-relu" else {}
+    kw.update({"proj_size": 2} if cls == "LSTM-proj" else {})
+    layer = getattr(rnnkit, cls.split("-")[0])(2, 3, dtype=DT, layer_norm=True, **kw)
+    names = [n for n, _ in layer.named_parameters()]
+    x = rand((4, 2, 2), 3)
+
+    def fn(x, *ps):
+        out, st = torch.func.functional_call(
+            layer, dict(zip(names, ps)), (x,), {"lengths": torch.tensor([4, 2])}
+        )
+        return tuple(flat(out, st))
+
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    assert torch.autograd.gradcheck(fn, (x, *params))
