@@ -1,5 +1,6 @@
 // The time loops of the RNN, LSTM and GRU kernels in C++ (CPU tensors only): each kernel's
-// forward and backward loop over time, and the LSTM's one no-grad step (`lstm_cell`).
+// forward and backward loop over time, and the LSTM's one no-grad step (`lstm_cell`); the
+// layer-normalised cells' loops are native_ln.cpp's, registered in this module.
 //
 // The same math as the Python loops in rnn.py, lstm.py and gru.py, which stay as the
 // reference and the path for CUDA; native.py prepares the buffers and weights in Python, and
@@ -864,6 +865,8 @@ void sigmoid_(Tensor x) {
 
 }  // namespace
 
+void rnnkit_register_layer_norm(pybind11::module_& m);  // native_ln.cpp's loops
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "rnnkit's RNN, LSTM and GRU time loops (see native.cpp)";
   m.def("sigmoid_", &sigmoid_);
@@ -874,4 +877,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_backward", &lstm_backward);
   m.def("gru_forward", &gru_forward);
   m.def("gru_backward", &gru_backward);
+  rnnkit_register_layer_norm(m);
 }

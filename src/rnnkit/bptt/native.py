@@ -35,6 +35,7 @@ from rnnkit.bptt.common import _chunk, _mask_padding, _project, _projections
 from rnnkit.bptt.workspace import buffer, recycled
 
 _SOURCE = Path(__file__).with_name("native.cpp")
+_SOURCES = [_SOURCE, _SOURCE.with_name("native_ln.cpp")]  # one module (native_ln.cpp: layer_norm)
 _CFLAGS = ["-O3", "-fno-trapping-math"]
 _state: dict = {}
 EXTRA = "pip install 'rnnkit[native]'"
@@ -46,7 +47,8 @@ def _name() -> str:
     """The module's name, one per torch version and source: a build is only valid for the
     torch whose headers and ABI it was compiled against, and for the native.cpp it compiled
     (an edited source gets a build of its own instead of replacing a build in use)."""
-    digest = hashlib.sha256(_SOURCE.read_bytes() + repr(_CFLAGS).encode()).hexdigest()[:12]
+    text = b"".join(p.read_bytes() for p in _SOURCES) + repr(_CFLAGS).encode()
+    digest = hashlib.sha256(text).hexdigest()[:12]
     return "rnnkit_native_" + re.sub(r"\W", "_", torch.__version__) + "_" + digest
 
 
@@ -114,7 +116,8 @@ def _compile(name: str, where: Path):
     cpp_extension.verify_ninja_availability()  # before saying that a build starts
     sys.stderr.write("rnnkit: compiling its C++ time loops (once, about 30 s)\n")
     (where / "lock").unlink(missing_ok=True)
-    return cpp_load(name=name, sources=[str(_SOURCE)], extra_cflags=_CFLAGS, verbose=False)
+    sources = [str(p) for p in _SOURCES]
+    return cpp_load(name=name, sources=sources, extra_cflags=_CFLAGS, verbose=False)
 
 
 def fallback_message(error: Exception) -> str:

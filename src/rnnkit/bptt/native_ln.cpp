@@ -1,0 +1,406 @@
+// The time loops of the layer-normalised kernels in C++ (CPU tensors only; built into the
+// module of native.cpp, which registers them): each cell's forward and backward loop over
+// time, the twins of the Python loops in ln_lstm.py, ln_gru.py and ln_rnn.py, taking and
+// filling the same tensors (see their docstrings for the equations; bptt/layer_norm.py for
+// what runs before and after the loops). Per step: one product (ATen), then one pass per row
+// for the LayerNorm and the pointwise work, in true coordinates (std::tanh, std::exp).
+//
+//   LN rows: v^ = (v - mean v) rstd, rstd = 1 / sqrt(var v + eps) (biased variance), and
+//   backward dv = rstd (dv^ - mean(dv^) - v^ mean(dv^ v^)) with dv^ = gamma dy.
+
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include <cmath>
+#include <optional>
+#include <vector>
+
+namespace {
+
+using at::Tensor;
+using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (t, b_t, b_{t+1})
+constexpr double kEps = 1e-5;                                      // torch.nn.LayerNorm's
+constexpr int64_t kMinWork = 16384;  // elements per thread in a step's row work (native.cpp's)
+
+// f(b0, b1) over rows [0, n) of width H, split across threads past kMinWork elements.
+template <typename F>
+void rows(int64_t n, int64_t H, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, kMinWork / std::max<int64_t>(H, 1));
+  if (n <= grain) {
+    f(0, n);
+  } else {
+    at::parallel_for(0, n, grain, f);
+  }
+}
+
+template <typename S>
+S* ptr(const Tensor& x) {
+  return x.data_ptr<S>();
+}
+
+template <typename S>
+const S* optr(const std::optional<Tensor>& x) {
+  return x ? x->data_ptr<S>() : nullptr;
+}
+
+template <typename S>
+S sigmoid(S x) {
+  return S(1) / (S(1) + std::exp(-x));
+}
+
+// v^ in place over n values; returns rstd.
+template <typename S>
+S normalise(S* v, int64_t n) {
+  S mean = 0, var = 0;
+  for (int64_t j = 0; j < n; ++j) mean += v[j];
+  mean /= S(n);
+  for (int64_t j = 0; j < n; ++j) var += (v[j] - mean) * (v[j] - mean);
+  const S rstd = S(1) / std::sqrt(var / S(n) + S(kEps));
+  for (int64_t j = 0; j < n; ++j) v[j] = (v[j] - mean) * rstd;
+  return rstd;
+}
+
+// out (+)= rstd (dv^ - mean(dv^) - v^ mean(dv^ v^)), dv^ = gain * d, over n values.
+template <typename S>
+void normalise_backward(const S* gain, const S* d, const S* vh, S rstd, S* out, int64_t n,
+                        bool accumulate) {
+  S m1 = 0, m2 = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    m1 += gain[j] * d[j];
+    m2 += gain[j] * d[j] * vh[j];
+  }
+  m1 /= S(n);
+  m2 /= S(n);
+  for (int64_t j = 0; j < n; ++j) {
+    const S dv = rstd * (gain[j] * d[j] - m1 - vh[j] * m2);
+    out[j] = accumulate ? out[j] + dv : dv;
+  }
+}
+
+// r^_t = LN(W_hh h_{t-1}) into R[t] (rows [0, bt)), rstd into rs: the step's product and
+// the rows' normalisation.
+template <typename S>
+void recurrent_ln(const Tensor& R, const Tensor& rs, const Tensor& prev, const Tensor& w_hh,
+                  int64_t t, int64_t bt) {
+  const int64_t G = R.size(2), B = R.size(1);
+  Tensor r = R[t].narrow(0, 0, bt);
+  at::mm_out(r, prev, w_hh.t());
+  S* Rp = ptr<S>(R) + t * B * G;
+  S* rsp = ptr<S>(rs) + t * B;
+  rows(bt, G, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) rsp[b] = normalise(Rp + b * G, G);
+  });
+}
+
+// dh_t (rows [0, bt) of DH[t]): dR_{t+1} W_hh + dout_t for rows running at t + 1 (their
+// further terms added by the caller), dout_t + dL/dh_n for the rows ending at t.
+template <typename S>
+void recurrent_grad(const Tensor& DH, const Tensor& dR, const Tensor& w_hh, const Tensor& dout,
+                    const Tensor& dh_n, int64_t t, int64_t bt, int64_t bn) {
+  const int64_t B = DH.size(1), P = DH.size(2);
+  if (bn) {
+    Tensor dh = DH[t].narrow(0, 0, bn);
+    at::addmm_out(dh, dout[t].narrow(0, 0, bn), dR[t + 1].narrow(0, 0, bn), w_hh);
+  }
+  S* dh = ptr<S>(DH) + t * B * P;
+  const S* d = ptr<S>(dout) + t * B * P;
+  const S* dhn = ptr<S>(dh_n);
+  for (int64_t j = bn * P; j < bt * P; ++j) dh[j] = d[j] + dhn[j];
+}
+
+// ---- LSTM (ln_lstm.py) ----------------------------------------------------------------------
+
+template <typename S>
+void lstm_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, const Tensor& c0,
+                       const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
+                       const Tensor& b_c, const std::optional<Tensor>& w_hr, const Tensor& out,
+                       const Tensor& h_n, const Tensor& c_n, const Tensor& R, const Tensor& rs_r,
+                       const Tensor& C, const Tensor& Ch, const Tensor& rs_c) {
+  const int64_t B = Z.size(1), H = C.size(2), P = out.size(2), G = 4 * H;
+  Tensor M = w_hr ? at::zeros({B, H}, Z.options()) : Tensor();  // m_t, before W_hr
+  const S *ghh = ptr<S>(g_hh), *gc = ptr<S>(g_c), *bc = ptr<S>(b_c);
+  for (const auto& [t, bt, bn] : steps) {
+    Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0.narrow(0, 0, bt);
+    recurrent_ln<S>(R, rs_r, prev, w_hh, t, bt);
+    S* m_base = w_hr ? ptr<S>(M) : ptr<S>(out) + t * B * P;
+    rows(bt, G, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = t * B + b;
+        S* z = ptr<S>(Z) + row * G;
+        const S* r = ptr<S>(R) + row * G;
+        for (int64_t j = 0; j < G; ++j) z[j] += ghh[j] * r[j];  // z_t = a_t + gamma_hh r^_t
+        for (int64_t j = 0; j < G; ++j) z[j] = j / H == 2 ? std::tanh(z[j]) : sigmoid(z[j]);
+        const S* c_prev = t ? ptr<S>(C) + (row - B) * H : ptr<S>(c0) + b * H;
+        S* c = ptr<S>(C) + row * H;
+        S* ch = ptr<S>(Ch) + row * H;
+        for (int64_t j = 0; j < H; ++j) c[j] = z[H + j] * c_prev[j] + z[j] * z[2 * H + j];
+        for (int64_t j = 0; j < H; ++j) ch[j] = c[j];
+        ptr<S>(rs_c)[row] = normalise(ch, H);  // c^_t = LN(c_t)
+        S* m = m_base + b * H;
+        for (int64_t j = 0; j < H; ++j) m[j] = z[3 * H + j] * std::tanh(gc[j] * ch[j] + bc[j]);
+      }
+    });
+    if (w_hr) {  // h_t = W_hr m_t
+      Tensor h = out[t].narrow(0, 0, bt);
+      at::mm_out(h, M.narrow(0, 0, bt), w_hr->t());
+    }
+    if (bn < bt) {  // rows [bn, bt) end here
+      h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
+      c_n.narrow(0, bn, bt - bn).copy_(C[t].narrow(0, bn, bt - bn));
+    }
+  }
+}
+
+void ln_lstm_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& c0,
+                     const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c, const Tensor& b_c,
+                     const std::optional<Tensor>& w_hr, Tensor out, Tensor h_n, Tensor c_n,
+                     Tensor R, Tensor rs_r, Tensor C, Tensor Ch, Tensor rs_c) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const Tensor gh = g_hh.contiguous(), gc = g_c.contiguous(), bc = b_c.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_lstm_forward", [&] {
+    lstm_forward_impl<scalar_t>(steps, Z, h0, c0, w_hh, gh, gc, bc, w_hr, out, h_n, c_n, R,
+                                rs_r, C, Ch, rs_c);
+  });
+}
+
+template <typename S>
+void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& R, const Tensor& rs_r,
+                        const Tensor& C, const Tensor& Ch, const Tensor& rs_c, const Tensor& c0,
+                        const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
+                        const Tensor& b_c, const std::optional<Tensor>& w_hr,
+                        const Tensor& dout, const Tensor& dh_n, const std::optional<Tensor>& dC,
+                        const Tensor& dc, const Tensor& dZ, const Tensor& dR, const Tensor& DY,
+                        const Tensor& DH) {
+  const int64_t B = Z.size(1), H = C.size(2), P = DH.size(2), G = 4 * H;
+  const S *ghh = ptr<S>(g_hh), *gc = ptr<S>(g_c), *bc = ptr<S>(b_c), *dCp = optr<S>(dC);
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const auto [t, bt, bn] = *it;
+    recurrent_grad<S>(DH, dR, w_hh, dout, dh_n, t, bt, bn);  // dh_t
+    Tensor dm;  // dm_t = dh_t W_hr with a projection, else dh_t itself
+    if (w_hr) dm = at::mm(DH[t].narrow(0, 0, bt), *w_hr);
+    const S* dm_base = w_hr ? ptr<S>(dm) : ptr<S>(DH) + t * B * P;
+    rows(bt, G, [&](int64_t b0, int64_t b1) {
+      std::vector<S> d_c(H);
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = t * B + b;
+        const S *z = ptr<S>(Z) + row * G, *ch = ptr<S>(Ch) + row * H, *dm = dm_base + b * H;
+        const S *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
+        S* dz = ptr<S>(dZ) + row * G;
+        S* dy = ptr<S>(DY) + row * H;
+        S* dcb = ptr<S>(dc) + b * H;
+        if (dCp) {
+          for (int64_t j = 0; j < H; ++j) dcb[j] += dCp[row * H + j];  // c_t's own gradient
+        }
+        for (int64_t j = 0; j < H; ++j) {
+          const S tc = std::tanh(gc[j] * ch[j] + bc[j]);  // tanh y_t
+          dz[3 * H + j] = dm[j] * tc * o[j] * (S(1) - o[j]);  // dz_o
+          dy[j] = dm[j] * o[j] * (S(1) - tc * tc);              // dy_t
+          d_c[j] = dcb[j];
+        }
+        normalise_backward(gc, dy, ch, ptr<S>(rs_c)[row], d_c.data(), H, true);  // (c^_t)
+        const S* c_prev = t ? ptr<S>(C) + (row - B) * H : ptr<S>(c0) + b * H;
+        for (int64_t j = 0; j < H; ++j) {
+          dz[j] = d_c[j] * g[j] * i[j] * (S(1) - i[j]);              // dz_i
+          dz[H + j] = d_c[j] * c_prev[j] * f[j] * (S(1) - f[j]);     // dz_f
+          dz[2 * H + j] = d_c[j] * i[j] * (S(1) - g[j] * g[j]);      // dz_g
+          dcb[j] = d_c[j] * f[j];                                    // dc_{t-1}
+        }
+        const S* r = ptr<S>(R) + row * G;  // dR_t   (through r^_t = LN(r_t))
+        normalise_backward(ghh, dz, r, ptr<S>(rs_r)[row], ptr<S>(dR) + row * G, G, false);
+      }
+    });
+  }
+}
+
+void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& R, const Tensor& rs_r,
+                      const Tensor& C, const Tensor& Ch, const Tensor& rs_c, const Tensor& c0,
+                      const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
+                      const Tensor& b_c, const std::optional<Tensor>& w_hr, const Tensor& dout,
+                      const Tensor& dh_n, const std::optional<Tensor>& dC, Tensor dc, Tensor dZ,
+                      Tensor dR, Tensor DY, Tensor DH) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const Tensor gh = g_hh.contiguous(), gc = g_c.contiguous(), bc = b_c.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_lstm_backward", [&] {
+    lstm_backward_impl<scalar_t>(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, gh, gc, bc, w_hr,
+                                 dout, dh_n, dC, dc, dZ, dR, DY, DH);
+  });
+}
+
+// ---- GRU (ln_gru.py) ------------------------------------------------------------------------
+
+template <typename S>
+void gru_forward_impl(const Steps& steps, const Tensor& A, const Tensor& h0, const Tensor& w_hh,
+                      const Tensor& g_hh, const std::optional<Tensor>& b_hh, const Tensor& out,
+                      const Tensor& h_n, const Tensor& R, const Tensor& rs_r, const Tensor& U) {
+  const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
+  const S *ghh = ptr<S>(g_hh), *bhh = optr<S>(b_hh);
+  for (const auto& [t, bt, bn] : steps) {
+    Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0.narrow(0, 0, bt);
+    recurrent_ln<S>(R, rs_r, prev, w_hh, t, bt);
+    rows(bt, G, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = t * B + b;
+        S* a = ptr<S>(A) + row * G;
+        S* u = ptr<S>(U) + row * G;
+        const S* r_hat = ptr<S>(R) + row * G;
+        for (int64_t j = 0; j < G; ++j) u[j] = ghh[j] * r_hat[j] + (bhh ? bhh[j] : S(0));
+        for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(a[j] + u[j]);  // r, z
+        for (int64_t j = 0; j < H; ++j) a[2 * H + j] = std::tanh(a[2 * H + j] + a[j] * u[2 * H + j]);
+        const S* hp = t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H;
+        S* h = ptr<S>(out) + row * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const S n = a[2 * H + j];
+          h[j] = n + a[H + j] * (hp[j] - n);  // h_t = (1 - z) n + z h_{t-1}
+        }
+      }
+    });
+    if (bn < bt) h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
+  }
+}
+
+void ln_gru_forward(const Steps& steps, Tensor A, const Tensor& h0, const Tensor& w_hh,
+                    const Tensor& g_hh, const std::optional<Tensor>& b_hh, Tensor out, Tensor h_n,
+                    Tensor R, Tensor rs_r, Tensor U) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const Tensor gh = g_hh.contiguous();
+  const std::optional<Tensor> bh = b_hh ? std::optional<Tensor>(b_hh->contiguous()) : b_hh;
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_forward", [&] {
+    gru_forward_impl<scalar_t>(steps, A, h0, w_hh, gh, bh, out, h_n, R, rs_r, U);
+  });
+}
+
+template <typename S>
+void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& R,
+                       const Tensor& rs_r, const Tensor& out, const Tensor& h0,
+                       const Tensor& w_hh, const Tensor& g_hh, const Tensor& dout,
+                       const Tensor& dh_n, const Tensor& dA, const Tensor& dU, const Tensor& dR,
+                       const Tensor& DH) {
+  const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
+  const S* ghh = ptr<S>(g_hh);
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const auto [t, bt, bn] = *it;
+    recurrent_grad<S>(DH, dR, w_hh, dout, dh_n, t, bt, bn);
+    rows(bt, G, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = t * B + b;
+        S* dh = ptr<S>(DH) + row * H;
+        if (b < bn) {  // through h_{t+1} = ... + z_{t+1} h_t
+          const S* z1 = ptr<S>(A) + (row + B) * G + H;
+          const S* dh1 = ptr<S>(DH) + (row + B) * H;
+          for (int64_t j = 0; j < H; ++j) dh[j] += z1[j] * dh1[j];
+        }
+        const S *a = ptr<S>(A) + row * G, *u = ptr<S>(U) + row * G;
+        const S* hp = t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H;
+        S *da = ptr<S>(dA) + row * G, *du = ptr<S>(dU) + row * G;
+        for (int64_t j = 0; j < H; ++j) {
+          const S r = a[j], z = a[H + j], n = a[2 * H + j];
+          const S k_n = dh[j] * (S(1) - z) * (S(1) - n * n);     // dh_t K_n
+          da[j] = du[j] = k_n * u[2 * H + j] * r * (S(1) - r);     // (through r)
+          da[H + j] = du[H + j] = dh[j] * (hp[j] - n) * z * (S(1) - z);  // (through z)
+          da[2 * H + j] = k_n;                                     // (through n)
+          du[2 * H + j] = k_n * r;
+        }
+        const S* r_hat = ptr<S>(R) + row * G;  // dR_t   (through r^_t = LN(r_t))
+        normalise_backward(ghh, du, r_hat, ptr<S>(rs_r)[row], ptr<S>(dR) + row * G, G, false);
+      }
+    });
+  }
+}
+
+void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& R,
+                     const Tensor& rs_r, const Tensor& out, const Tensor& h0, const Tensor& w_hh,
+                     const Tensor& g_hh, const Tensor& dout, const Tensor& dh_n, Tensor dA,
+                     Tensor dU, Tensor dR, Tensor DH) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const Tensor gh = g_hh.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_backward", [&] {
+    gru_backward_impl<scalar_t>(steps, A, U, R, rs_r, out, h0, w_hh, gh, dout, dh_n, dA, dU, dR,
+                                DH);
+  });
+}
+
+// ---- Elman RNN (ln_rnn.py) ------------------------------------------------------------------
+
+template <typename S>
+void rnn_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, const Tensor& w_hh,
+                      const Tensor& g_hh, bool relu, const Tensor& h_n, const Tensor& R,
+                      const Tensor& rs_r) {
+  const int64_t B = Z.size(1), H = Z.size(2);
+  const S* ghh = ptr<S>(g_hh);
+  for (const auto& [t, bt, bn] : steps) {
+    Tensor prev = t ? Z[t - 1].narrow(0, 0, bt) : h0.narrow(0, 0, bt);
+    recurrent_ln<S>(R, rs_r, prev, w_hh, t, bt);
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        S* z = ptr<S>(Z) + (t * B + b) * H;
+        const S* r = ptr<S>(R) + (t * B + b) * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const S v = z[j] + ghh[j] * r[j];  // z_t = a_t + gamma_hh r^_t
+          z[j] = relu ? (v > S(0) ? v : S(0)) : std::tanh(v);
+        }
+      }
+    });
+    if (bn < bt) h_n.narrow(0, bn, bt - bn).copy_(Z[t].narrow(0, bn, bt - bn));
+  }
+}
+
+void ln_rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w_hh,
+                    const Tensor& g_hh, bool relu, Tensor h_n, Tensor R, Tensor rs_r) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const Tensor gh = g_hh.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_rnn_forward", [&] {
+    rnn_forward_impl<scalar_t>(steps, Z, h0, w_hh, gh, relu, h_n, R, rs_r);
+  });
+}
+
+template <typename S>
+void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& R, const Tensor& rs_r,
+                       const Tensor& w_hh, const Tensor& g_hh, const Tensor& dout,
+                       const Tensor& dh_n, const Tensor& dZ, const Tensor& dR) {
+  const int64_t B = D.size(1), H = D.size(2);
+  const S* ghh = ptr<S>(g_hh);
+  Tensor DH = at::empty({B, H}, D.options());  // dh_t (dh_{t+1} is not read again)
+  for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
+    const auto [t, bt, bn] = *it;
+    if (bn) {  // dh_t = dout_t + dR_{t+1} W_hh
+      Tensor dh = DH.narrow(0, 0, bn);
+      at::addmm_out(dh, dout[t].narrow(0, 0, bn), dR[t + 1].narrow(0, 0, bn), w_hh);
+    }
+    S* dh = ptr<S>(DH);
+    const S* d = ptr<S>(dout) + t * B * H;
+    const S* dhn = ptr<S>(dh_n);
+    for (int64_t j = bn * H; j < bt * H; ++j) dh[j] = d[j] + dhn[j];  // rows ending at t
+    rows(bt, H, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t row = t * B + b;
+        S* dz = ptr<S>(dZ) + row * H;
+        const S* Dr = ptr<S>(D) + row * H;
+        for (int64_t j = 0; j < H; ++j) dz[j] = dh[b * H + j] * Dr[j];  // dz_t = dh_t act'
+        normalise_backward(ghh, dz, ptr<S>(R) + row * H, ptr<S>(rs_r)[row],
+                           ptr<S>(dR) + row * H, H, false);  // dR_t   (through r^_t)
+      }
+    });
+  }
+}
+
+void ln_rnn_backward(const Steps& steps, const Tensor& D, const Tensor& R, const Tensor& rs_r,
+                     const Tensor& w_hh, const Tensor& g_hh, const Tensor& dout,
+                     const Tensor& dh_n, Tensor dZ, Tensor dR) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  const Tensor gh = g_hh.contiguous();
+  AT_DISPATCH_FLOATING_TYPES(D.scalar_type(), "ln_rnn_backward", [&] {
+    rnn_backward_impl<scalar_t>(steps, D.contiguous(), R, rs_r, w_hh, gh, dout, dh_n, dZ, dR);
+  });
+}
+
+}  // namespace
+
+// Called by native.cpp's module definition: one module, one build.
+void rnnkit_register_layer_norm(pybind11::module_& m) {
+  m.def("ln_lstm_forward", &ln_lstm_forward);
+  m.def("ln_lstm_backward", &ln_lstm_backward);
+  m.def("ln_gru_forward", &ln_gru_forward);
+  m.def("ln_gru_backward", &ln_gru_backward);
+  m.def("ln_rnn_forward", &ln_rnn_forward);
+  m.def("ln_rnn_backward", &ln_rnn_backward);
+}
