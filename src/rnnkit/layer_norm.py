@@ -64,25 +64,21 @@ def reset(module: nn.Module, names: list[list[str]]) -> None:
             getattr(module, name).fill_(0.0 if name.startswith("ln_c_bias") else 1.0)
 
 
-def check_state_dict(layer, state_dict, prefix: str, strict: bool) -> None:
+def check_state_dict(layer, state_dict) -> None:
     """A ValueError naming the keys, where a state dict lacks the LayerNorm parameters of a
-    layer_norm=True layer (strict loading), or holds some for a layer without the option
-    (torch's load_state_dict would raise a RuntimeError listing them, without the reason)."""
-    names = [n for group in layer._ln_names for n in group]
-    if layer.layer_norm and strict:
-        missing = [prefix + n for n in names if prefix + n not in state_dict]
+    layer_norm=True layer, or holds some for a layer without the option (torch's
+    load_state_dict would raise a RuntimeError listing them, without the reason)."""
+    if layer.layer_norm:
+        missing = [n for group in layer._ln_names for n in group if n not in state_dict]
         if missing:
             raise ValueError(
                 f"the state dict lacks the parameters of {OPTION}=True: {missing}; load it into "
                 f"a layer built with {OPTION}=False, or pass strict=False to keep their "
                 "initial values (gains 1, biases 0)"
             )
-    if not layer.layer_norm:
-        extra = [
-            k for k in state_dict if k.startswith(prefix + "ln_") and "." not in k[len(prefix) :]
-        ]
-        if extra and strict:
-            raise ValueError(
-                f"the state dict holds the parameters of {OPTION}=True: {extra}; build the layer "
-                f"with {OPTION}=True to load it"
-            )
+    extra = [k for k in state_dict if k.startswith("ln_")]
+    if extra and not layer.layer_norm:
+        raise ValueError(
+            f"the state dict holds the parameters of {OPTION}=True: {extra}; build the layer "
+            f"with {OPTION}=True to load it"
+        )

@@ -147,11 +147,13 @@ class RNNBase(nn.Module):
             s += ", layer_norm=True"
         return s
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, *args):
-        """torch's, after a clear error for a state dict without the LayerNorm parameters a
-        layer_norm=True layer needs, or with those of one (layer_norm.check_state_dict)."""
-        ln.check_state_dict(self, state_dict, prefix, strict)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, *args)
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """torch's, after a clear ValueError for a state dict without the LayerNorm parameters
+        a layer_norm=True layer needs, or with those of one (strict loading; a model holding
+        the layer gets torch's RuntimeError, which lists the keys): layer_norm.check_state_dict."""
+        if strict:
+            ln.check_state_dict(self, state_dict)
+        return super().load_state_dict(state_dict, strict, assign)
 
     def __prepare_scriptable__(self):
         """torch.jit.script calls this first: refuse, pointing to torch.compile/torch.export."""

@@ -213,3 +213,142 @@ def test_gradcheck(cls, loops, monkeypatch):
 
     params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
     assert torch.autograd.gradcheck(fn, (x, *params))
+
+
+@needs_native
+@pytest.mark.parametrize("cls", CLASSES + ["LSTM-proj"])
+def test_cpp_equals_python_float32(cls, monkeypatch):
+    kw = {"proj_size": 3} if cls == "LSTM-proj" else {}
+    layer = make(cls.replace("-proj", ""), dtype=torch.float32, num_layers=2, **kw)
+    x, hx, lengths = inputs(layer, {"lengths": True})
+    x = x.float().detach().requires_grad_()
+    want = run_layer(layer, x, hx, lengths, "bptt")
+    monkeypatch.setitem(native._state, "module", None)
+    assert_close(run_layer(layer, x, hx, lengths, "bptt"), want, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("impl", ["bptt", "loop"])
+def test_forward_with_cells_is_the_reference_c(impl):
+    """LSTM.forward_with_cells: the last layer's c_t, differentiable (its gradient flows)."""
+    layer = make("LSTM", num_layers=2, bidirectional=True)
+    x, _, lengths = inputs(layer, {"lengths": True})
+    out, (h_n, c_n), C = layer.forward_with_cells(x, lengths=lengths, impl=impl)
+    zeros = x.new_zeros(4, B, H)
+    want = reference(layer, x, (zeros, zeros), lengths)[0]
+    assert_close(out, want, atol=1e-10, rtol=1e-10)
+    got = grads_of([out, h_n, c_n, C], x, (None,), layer)
+    ref = grads_of(flat(*layer.forward_with_cells(x, lengths=lengths, impl="loop")[:2])
+                   + [layer.forward_with_cells(x, lengths=lengths, impl="loop")[2]], x, (None,),
+                   layer)  # fmt: skip
+    assert_close(got, ref, atol=1e-10, rtol=1e-10)
+
+
+def test_weight_drop_and_locked_dropout_combine(monkeypatch):
+    """The regularisers outside the time loop: the same seed, the same masks on every path."""
+    torch.manual_seed(0)
+    layer = rnnkit.GRU(I, H, 2, dtype=DT, layer_norm=True, weight_drop=0.3, dropout_input=0.2,
+                       dropout_output=0.1)  # fmt: skip
+    x, hx, lengths = inputs(layer, {"lengths": True})
+    results = []
+    for impl, loops in [("bptt", True), ("bptt", False), ("loop", True)]:
+        with monkeypatch.context() as m:
+            if not loops:
+                m.setitem(native._state, "module", None)
+            torch.manual_seed(7)
+            results.append(run_layer(layer, x, hx, lengths, impl))
+    assert_close(results[0], results[1], atol=1e-10, rtol=1e-10)
+    assert_close(results[0], results[2], atol=1e-10, rtol=1e-10)
+
+
+# ---- step(), state dicts ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", CLASSES + ["LSTM-proj"])
+def test_step_by_step_is_the_forward(cls):
+    kw = {"proj_size": 3} if cls == "LSTM-proj" else {}
+    layer = make(cls.replace("-proj", ""), num_layers=2, **kw)
+    x = rand((T, B, I), 3).detach()
+    out, st = layer(x)
+    state, ys = None, []
+    for t in range(T):
+        y, state = layer.step(x[t], state)
+        ys.append(y)
+    assert_close(torch.stack(ys), out, atol=1e-10, rtol=1e-10)
+    assert_close(state, st, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_parameters_and_initial_values(cls):
+    layer = getattr(rnnkit, cls)(I, H, 2, bidirectional=True, layer_norm=True)
+    G = {"LSTM": 4, "GRU": 3, "RNN": 1}[cls]
+    names = dict(layer.named_parameters())
+    for sfx in ["_l0", "_l0_reverse", "_l1", "_l1_reverse"]:
+        for n in ("ln_ih_weight", "ln_hh_weight"):
+            assert names[n + sfx].shape == (G * H,) and bool((names[n + sfx] == 1).all())
+        if cls == "LSTM":
+            assert bool((names["ln_c_weight" + sfx] == 1).all())
+            assert bool((names["ln_c_bias" + sfx] == 0).all())
+            assert names["ln_c_bias" + sfx].shape == (H,)
+        else:
+            assert "ln_c_weight" + sfx not in names
+    assert "layer_norm=True" in repr(layer)
+    assert not layer.fusable()
+    with pytest.raises(ValueError, match="impl='fused'"):
+        layer(torch.randn(T, B, I), impl="fused")
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_state_dict_round_trip(cls):
+    ours = make(cls, num_layers=2, bidirectional=True)
+    torch.manual_seed(5)
+    other = getattr(rnnkit, cls)(I, H, 2, bidirectional=True, dtype=DT, layer_norm=True)
+    other.load_state_dict(ours.state_dict())
+    x = rand((T, B, I), 3).detach()
+    assert_close(other(x)[0], ours(x)[0], atol=0, rtol=0)
+    model = torch.nn.Sequential(ours)  # under a prefix too
+    torch.nn.Sequential(other).load_state_dict(model.state_dict())
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_a_state_dict_without_the_layer_norm_parameters_is_a_value_error(cls):
+    plain = getattr(torch.nn, cls)(I, H, 2)
+    layer = getattr(rnnkit, cls)(I, H, 2, layer_norm=True)
+    with pytest.raises(
+        ValueError, match=r"lacks the parameters of layer_norm=True.*ln_ih_weight_l0"
+    ):
+        layer.load_state_dict(plain.state_dict())
+    with pytest.raises(RuntimeError, match=r"0\.ln_hh_weight_l1"):  # in a model: torch's error
+        torch.nn.Sequential(layer).load_state_dict(torch.nn.Sequential(plain).state_dict())
+    layer.load_state_dict(plain.state_dict(), strict=False)  # the gains stay 1
+    assert bool((layer.ln_ih_weight_l0 == 1).all())
+    with pytest.raises(ValueError, match=r"holds the parameters of layer_norm=True"):
+        getattr(rnnkit, cls)(I, H, 2).load_state_dict(layer.state_dict())
+
+
+# ---- torch.compile / torch.export, bad values ---------------------------------------------------
+
+
+def test_torch_export_is_refused_naming_layer_norm():
+    layer = rnnkit.LSTM(I, H, layer_norm=True)
+    with pytest.raises(Exception, match="layer_norm") as info:
+        torch.export.export(layer, (torch.randn(T, B, I),))
+    assert isinstance(info.value, NotImplementedError) or "NotImplementedError" in str(info.value)
+
+
+def test_torch_compile_is_refused_naming_layer_norm():
+    layer = rnnkit.GRU(I, H, layer_norm=True)
+    with pytest.raises(Exception, match="layer_norm"):
+        torch.compile(layer, backend="eager", fullgraph=True)(torch.randn(T, B, I))
+
+
+@pytest.mark.parametrize("value", [1, 0, "yes", None, 1.0])
+def test_a_layer_norm_that_is_not_a_bool_is_a_type_error(value):
+    with pytest.raises(TypeError, match="layer_norm must be a bool"):
+        rnnkit.LSTM(I, H, layer_norm=value)
+
+
+@pytest.mark.parametrize("kw", [{"recurrent_dropout": 0.2}, {"zoneout": 0.1}])
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_in_loop_regularisers_are_refused_with_layer_norm(cls, kw):
+    with pytest.raises(ValueError, match="layer_norm=True does not combine"):
+        getattr(rnnkit, cls)(I, H, layer_norm=True, **kw)
