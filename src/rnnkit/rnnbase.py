@@ -41,7 +41,9 @@ class RNNBase(nn.Module):
 
     Parameters per layer k and direction (suffix "_l{k}", then "_l{k}_reverse"), as
     torch.nn's: weight_ih (G*H, I) for k = 0, (G*H, D*P) above; weight_hh (G*H, P);
-    bias_ih, bias_hh (G*H) unless bias=False; weight_hr (P, H) with proj_size = P > 0 (LSTM).
+    bias_ih, bias_hh (G*H) unless bias=False; weight_hr (P, H) with proj_size = P > 0 (LSTM);
+    with layer_norm=True, ln_ih_weight, ln_hh_weight (G*H) and the LSTM's ln_c_weight,
+    ln_c_bias (H) (layer_norm.py).
     """
 
     cell: Cell = CELLS["rnn"]
@@ -97,23 +99,28 @@ class RNNBase(nn.Module):
         # the cell the time loops run: its layer-normalised twin with layer_norm
         self._kernels = ln.LN_CELLS[self.cell.name] if layer_norm else self.cell
         self.proj_size = check_proj_size(proj_size, hidden_size)  # torch.nn's attribute
-        D, P = self.num_directions, self.proj_size
+        self._add_parameters(device, dtype)
+
+    def _add_parameters(self, device, dtype) -> None:
+        """torch.nn's parameters per layer and direction (the class docstring), then with
+        layer_norm the LayerNorm's (layer_norm.py); torch.nn's initialisation, gains 1."""
+        D, P, H = self.num_directions, self.proj_size, self.hidden_size
         self._names = []  # per (layer, direction): names of W_ih, W_hh, b_ih, b_hh (, W_hr)
         self._ln_names = []  # ... and of the LayerNorm parameters with layer_norm, else []
-        for k in range(num_layers):
+        for k in range(self.num_layers):
             for d in range(D):
                 sfx = f"_l{k}" + ("_reverse" if d else "")
-                layer_input = input_size if k == 0 else D * (P or hidden_size)
-                shapes = self.cell.parameter_shapes(layer_input, hidden_size, True, sfx, P)
+                layer_input = self.input_size if k == 0 else D * (P or H)
+                shapes = self.cell.parameter_shapes(layer_input, H, True, sfx, P)
                 self._names.append(list(shapes))
-                if not bias:
+                if not self.bias:
                     shapes = {n: s for n, s in shapes.items() if not n.startswith("bias")}
                 add_parameters(self, shapes, device, dtype)
-                if layer_norm:
-                    shapes = ln.parameter_shapes(self.cell, hidden_size, sfx)
+                if self.layer_norm:
+                    shapes = ln.parameter_shapes(self.cell, H, sfx)
                     self._ln_names.append(list(shapes))
                     add_parameters(self, shapes, device, dtype)
-        init_uniform(self, hidden_size)
+        init_uniform(self, H)
         ln.reset(self, self._ln_names)
 
     @property

@@ -130,3 +130,15 @@ def test_regularisers_reach_the_layer_and_round_trip():
         ClassifierConfig(50, 3, cell="minlstm", zoneout=0.1)
     with pytest.raises(ValueError, match=r"weight_drop must be a float in \[0, 1\), got 1.0"):
         ClassifierConfig(50, 3, weight_drop=1.0)
+
+
+def test_layer_norm_reaches_the_layer_and_round_trips():
+    model = SequenceClassifier(50, 3, cell="lstm", layer_norm=True, weight_drop=0.2)
+    assert model.rnn.layer_norm and model.config.layer_kwargs()["layer_norm"] is True
+    again = SequenceClassifier.from_config(model.config.to_dict())
+    again.load_state_dict(model.state_dict())
+    assert again.rnn.layer_norm
+    with pytest.raises(ValueError, match="layer_norm is an option of"):
+        ClassifierConfig(50, 3, cell="minlstm", layer_norm=True)
+    with pytest.raises(TypeError, match="layer_norm must be a bool"):
+        ClassifierConfig(50, 3, layer_norm=1)

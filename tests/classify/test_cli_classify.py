@@ -126,6 +126,19 @@ def test_python_api_round_trip(run):
     assert model.predict_proba(["superb"]).shape == (1, 2)
 
 
+def test_layer_norm_trains_and_its_checkpoint_reloads(files, tmp_path):
+    out = tmp_path / "ln"
+    code, _, err = rnnkit(
+        "classify", "train", "--train", files["train"], "--text-column", "review",
+        "--label-column", "sentiment", *TINY, "--epochs", "1", "--layer-norm", "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    assert checkpoint.load(out / "last").config["model"]["layer_norm"] is True
+    model = classify.load(out)
+    assert model.model.rnn.layer_norm
+    assert len(model.predict(["superb acting", "terrible plot"])) == 2
+
+
 def test_folder_layout_and_three_classes(tmp_path):
     root = tmp_path / "data"
     words = {"pos": POSITIVE, "neg": NEGATIVE, "mixed": ["okay", "fine"]}

@@ -87,6 +87,19 @@ def test_regularisers_are_stored_in_the_checkpoint_and_reloaded(text_file, tmp_p
     assert code == 0 and len(stdout) == 11, err
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_layer_norm_is_stored_in_the_checkpoint_and_reloaded(text_file, tmp_path, cell):
+    out = tmp_path / "ln"
+    flags = ["--layer-norm", "--cell", cell, "--weight-drop", "0.2"]
+    code, _, err = rnnkit("textgen", "train", "--data", text_file, *TINY, *flags, "--out", out)
+    assert code == 0, err
+    assert checkpoint.load(out / "last").config["model"]["layer_norm"] is True
+    model = textgen.load(out)[0]
+    assert model.rnn.layer_norm and hasattr(model.rnn, "ln_hh_weight_l0")
+    code, stdout, err = rnnkit("textgen", "sample", out, "--length", 10, "--seed", 1)
+    assert code == 0 and len(stdout) == 11, err
+
+
 def test_sample_prints_the_prime_then_the_characters(run):
     out, _ = run
     code, stdout, err = rnnkit(
@@ -236,6 +249,8 @@ TRAIN_ERRORS = [
     (["--data", "{text}", "--cell", "gru", "--proj-size", "4"], "proj_size is an LSTM option"),
     (["--zoneout", "1.0"], "--zoneout"),
     (["--data", "{text}", "--cell", "minlstm", "--zoneout", "0.1"], "zoneout is an option of"),
+    (["--data", "{text}", "--cell", "mingru", "--layer-norm"], "layer_norm is an option of"),
+    (["--data", "{text}", "--layer-norm", "--zoneout", "0.1"], "layer_norm does not combine"),
     (["--data", "{text}", "--cell", "mingru", "--weight-drop", "0.1"], "weight_drop is an"),
     (["--resume"], "nothing to resume"),
     (["--resume", "--force"], "not allowed"),

@@ -1,6 +1,7 @@
 """The recurrent layers' regularisers as task model options, declared once: the fields of
-`RegulariserOptions` (--recurrent-dropout, --weight-drop, --zoneout), which a task's model
-config inherits, and `layer_kwargs`, what its recurrent layer takes from them."""
+`RegulariserOptions` (--recurrent-dropout, --weight-drop, --zoneout, and --layer-norm, the
+layer-normalised cells), which a task's model config inherits, and `layer_kwargs`, what its
+recurrent layer takes from them."""
 
 from dataclasses import dataclass
 
@@ -8,8 +9,8 @@ from rnnkit.regularisers import check_probability
 from rnnkit.train.options import fraction, option
 
 NAMES = ("recurrent_dropout", "weight_drop", "zoneout")
-# the cells whose layers take each (MinGRU and MinLSTM take none)
-CELLS = dict.fromkeys(NAMES, ("lstm", "gru", "rnn"))
+# the cells whose layers take each, layer_norm too (MinGRU and MinLSTM take none)
+CELLS = dict.fromkeys((*NAMES, "layer_norm"), ("lstm", "gru", "rnn"))
 
 
 @dataclass(kw_only=True)
@@ -28,6 +29,10 @@ class RegulariserOptions:
         0.0, "zoneout on h (and the LSTM's c), probability P of keeping a unit",
         type=fraction, metavar="P",
     )  # fmt: skip
+    layer_norm: bool = option(  # Ba et al.: LayerNorm of W_ih x, W_hh h (and the LSTM's c)
+        False, "layer-normalised cells: LayerNorm on the input and recurrent projections "
+        "(and the LSTM's cell state)", action="store_true",
+    )  # fmt: skip
 
     def check_regularisers(self, cell: str) -> None:
         """Each a probability in [0, 1), and 0 for a cell whose layer has no such option."""
@@ -38,7 +43,20 @@ class RegulariserOptions:
                     f"{name} is an option of the cells {CELLS[name]}; cell {cell!r} takes "
                     f"none, got {name}={p}"
                 )
+        if not isinstance(self.layer_norm, bool):
+            raise TypeError(f"layer_norm must be a bool, got {self.layer_norm!r}")
+        if self.layer_norm and cell not in CELLS["layer_norm"]:
+            raise ValueError(
+                f"layer_norm is an option of the cells {CELLS['layer_norm']}; cell {cell!r} "
+                "takes none"
+            )
+        if self.layer_norm and (self.recurrent_dropout or self.zoneout):
+            raise ValueError(
+                "layer_norm does not combine with recurrent_dropout or zoneout (the "
+                "layer-normalised kernels have neither)"
+            )
 
     def layer_kwargs(self) -> dict:
         """The non-zero options, as the layer's keywords."""
-        return {name: getattr(self, name) for name in NAMES if getattr(self, name)}
+        kwargs = {name: getattr(self, name) for name in NAMES if getattr(self, name)}
+        return {**kwargs, "layer_norm": True} if self.layer_norm else kwargs
