@@ -1,7 +1,7 @@
 """What each regulariser costs a training step: rnnkit.LSTM and rnnkit.GRU at B32 T256 I128
-H256, plain against each option (regularisers.py), on the CPU, one markdown table with the
-ratio to the plain layer (issue 20's target: at most 1.15x; Keras' recurrent dropout, which
-leaves its fast path, about 25x).
+H256, plain against each option (regularisers.py, and layer_norm=True), on the CPU, one
+markdown table with the ratio to the plain layer (issue 20's target: at most 1.15x; Keras'
+recurrent dropout, which leaves its fast path, about 25x).
 
 A step is forward + backward of output.sum() + h_n.sum(), the input requiring grad, the layer
 in training mode (masks drawn every call, as in training). Each (cell, option) runs in fresh
@@ -14,6 +14,7 @@ printed.
 
     python benchmarks/bench_regularisers.py                  # 2 threads, 3 processes per case
     python benchmarks/bench_regularisers.py --threads 1 --processes 5
+    python benchmarks/bench_regularisers.py --only plain layer_norm --shape 4 8 8 16  # smoke
 """
 
 import argparse
@@ -38,6 +39,7 @@ OPTIONS = {
     "dropout_input+output": {"dropout_input": 0.25, "dropout_output": 0.25},
     "recurrent_dropout": {"recurrent_dropout": 0.25},
     "zoneout": {"zoneout": 0.25},
+    "layer_norm": {"layer_norm": True},  # not a mask: LayerNorm in the cells (layer_norm.py)
     "all of them": {
         "weight_drop": 0.25,
         "dropout_input": 0.25,
@@ -93,10 +95,13 @@ def measure(case: dict, env: dict, processes: int) -> dict:
 
 
 def report(args, env: dict, results: dict) -> None:
-    B, T, I, H = SHAPE
+    B, T, I, H = args.shape
     first = next((r for r in results.values() if "error" not in r), {})
     omp = ", ".join(f"{k}={env.get(k, 'unset')}" for k in OMP_KEYS)
-    print(f"# Regularisers' cost, a training step: B{B} T{T} I{I} H{H}, fp32, p = 0.25")
+    print(
+        f"# Regularisers' cost, a training step: B{B} T{T} I{I} H{H}, fp32, p = 0.25 "
+        "(layer_norm: LayerNorm in the cells)"
+    )
     print()
     print(f"- CPU: {cpu_name()} ({os.cpu_count()} logical CPUs); torch {torch.__version__}")
     print(
@@ -114,7 +119,7 @@ def report(args, env: dict, results: dict) -> None:
           "| [per process] |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---|")
     for cell in args.cells:
-        for option in OPTIONS:
+        for option in args.options:
             r = results[(cell, option)]
             if "error" in r:
                 print(f"| {cell} | {option} | error: {r['error']} | | | | |")
@@ -132,6 +137,9 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=7, help="timed steps per process")
     p.add_argument("--warmup", type=int, default=2, help="warm-up steps per process")
     p.add_argument("--cells", nargs="+", default=["LSTM", "GRU"], choices=["LSTM", "GRU", "RNN"])
+    p.add_argument("--shape", type=int, nargs=4, default=list(SHAPE), metavar=("B", "T", "I", "H"),
+                   help="the layers' sizes (default: %(default)s)")  # fmt: skip
+    p.add_argument("--only", nargs="+", choices=list(OPTIONS), help="these options only")
     p.add_argument("--case", help=argparse.SUPPRESS)  # child mode: one case as JSON
     args = p.parse_args()
     if args.case:
@@ -139,10 +147,12 @@ def main() -> None:
         return
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(args.threads)
-    common = {"threads": args.threads, "reps": args.reps, "warmup": args.warmup, "shape": SHAPE}
+    common = {"threads": args.threads, "reps": args.reps, "warmup": args.warmup,
+              "shape": args.shape}  # fmt: skip
+    args.options = args.only or list(OPTIONS)
     results = {}
     for cell in args.cells:
-        for option in OPTIONS:
+        for option in args.options:
             print(f"{cell} {option}", file=sys.stderr, flush=True)
             case = {**common, "cell": cell, "option": option}
             results[(cell, option)] = measure(case, env, args.processes)
