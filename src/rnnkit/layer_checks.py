@@ -84,15 +84,15 @@ def initial_state(layer, hx, x: Tensor, batched: bool) -> list[Tensor]:
 
 
 def check_layer_norm(layer_norm, regularisers) -> bool:
-    """layer_norm is a bool (TypeError otherwise); the layer-normalised kernels have none of
-    the regularisers that act inside the time loop (recurrent_dropout, zoneout)."""
+    """layer_norm is a bool (TypeError otherwise); the layer-normalised kernels have no
+    zoneout (they have recurrent_dropout)."""
     if not isinstance(layer_norm, bool):
         raise TypeError(
             f"layer_norm must be a bool, got {type(layer_norm).__name__} {layer_norm!r}"
         )
-    if layer_norm and regularisers.in_kernel():
+    if layer_norm and any(regularisers.zoneout):
         raise ValueError(
-            "layer_norm=True does not combine with recurrent_dropout or zoneout (the "
-            f"layer-normalised kernels have neither), got {regularisers.describe()}"
+            "layer_norm=True does not combine with zoneout (the layer-normalised kernels have "
+            f"none), got zoneout={regularisers.zoneout}"
         )
     return layer_norm

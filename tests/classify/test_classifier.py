@@ -133,7 +133,7 @@ def test_regularisers_reach_the_layer_and_round_trip():
 
 
 def test_layer_norm_reaches_the_layer_and_round_trips():
-    model = SequenceClassifier(50, 3, cell="lstm", layer_norm=True, weight_drop=0.2)
+    model = SequenceClassifier(50, 3, cell="lstm", layer_norm=True, recurrent_dropout=0.2)
     assert model.rnn.layer_norm and model.config.layer_kwargs()["layer_norm"] is True
     again = SequenceClassifier.from_config(model.config.to_dict())
     again.load_state_dict(model.state_dict())

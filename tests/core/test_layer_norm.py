@@ -2,7 +2,8 @@
 against a plain autograd implementation written here from the equations (one row at a time,
 each over its own length), outputs, final states and every gradient in float64, with lengths=,
 both directions, two layers, batch_first, proj_size, given states; gradchecks of the kernels;
-step(); forward_with_cells; state dicts; torch.compile; bad values.
+step(); forward_with_cells; the regularisers with it (recurrent dropout inside the loops);
+state dicts; torch.compile; bad values.
 
     T: time, B: batch, I: input size, H: hidden size, P: proj_size
 """
@@ -191,9 +192,10 @@ def test_lstm_with_proj_size(config, loops, monkeypatch):
     assert_close(run_layer(layer, x, hx, lengths, "loop"), want, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("masks", [False, True], ids=["plain", "recurrent_dropout"])
 @pytest.mark.parametrize("loops", ["native", "python"])
 @pytest.mark.parametrize("cls", CLASSES + ["LSTM-proj"])
-def test_gradcheck(cls, loops, monkeypatch):
+def test_gradcheck(cls, loops, masks, monkeypatch):
     if loops == "native" and native.load() is None:
         pytest.skip("no C++ time loops here")
     if loops == "python":
@@ -201,11 +203,13 @@ def test_gradcheck(cls, loops, monkeypatch):
     torch.manual_seed(0)
     kw = {"nonlinearity": "relu"} if cls == "RNN-relu" else {}
     kw.update({"proj_size": 2} if cls == "LSTM-proj" else {})
+    kw.update({"recurrent_dropout": 0.3, "weight_drop": 0.2} if masks else {})
     layer = getattr(rnnkit, cls.split("-")[0])(2, 3, dtype=DT, layer_norm=True, **kw)
     names = [n for n, _ in layer.named_parameters()]
     x = rand((4, 2, 2), 3)
 
     def fn(x, *ps):
+        torch.manual_seed(11)  # the same masks at every evaluation
         out, st = torch.func.functional_call(
             layer, dict(zip(names, ps)), (x,), {"lengths": torch.tensor([4, 2])}
         )
@@ -243,12 +247,14 @@ def test_forward_with_cells_is_the_reference_c(impl):
     assert_close(got, ref, atol=1e-10, rtol=1e-10)
 
 
-def test_weight_drop_and_locked_dropout_combine(monkeypatch):
-    """The regularisers outside the time loop: the same seed, the same masks on every path."""
-    torch.manual_seed(0)
-    layer = rnnkit.GRU(I, H, 2, dtype=DT, layer_norm=True, weight_drop=0.3, dropout_input=0.2,
-                       dropout_output=0.1)  # fmt: skip
-    x, hx, lengths = inputs(layer, {"lengths": True})
+@pytest.mark.parametrize("cls", CLASSES + ["LSTM-proj"])
+def test_regularisers_combine_on_every_path(cls, monkeypatch):
+    """weight_drop, locked dropout and recurrent dropout (inside the loops): the same seed, the
+    same masks on the C++ loop, the Python loop and impl="loop"; two layers, both directions."""
+    kw = {"proj_size": 3} if cls == "LSTM-proj" else {}
+    layer = make(cls.replace("-proj", ""), num_layers=2, bidirectional=True, weight_drop=0.3,
+                 dropout_input=0.2, dropout_output=0.1, recurrent_dropout=0.4, **kw)  # fmt: skip
+    x, hx, lengths = inputs(layer, {"lengths": True, "hx": True})
     results = []
     for impl, loops in [("bptt", True), ("bptt", False), ("loop", True)]:
         with monkeypatch.context() as m:
@@ -347,8 +353,10 @@ def test_a_layer_norm_that_is_not_a_bool_is_a_type_error(value):
         rnnkit.LSTM(I, H, layer_norm=value)
 
 
-@pytest.mark.parametrize("kw", [{"recurrent_dropout": 0.2}, {"zoneout": 0.1}])
+@pytest.mark.parametrize("zoneout", [0.1, (0.1, 0.0)])
 @pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
-def test_in_loop_regularisers_are_refused_with_layer_norm(cls, kw):
-    with pytest.raises(ValueError, match="layer_norm=True does not combine"):
-        getattr(rnnkit, cls)(I, H, layer_norm=True, **kw)
+def test_zoneout_is_refused_with_layer_norm(cls, zoneout):
+    if isinstance(zoneout, tuple) and cls != "LSTM":
+        zoneout = 0.3
+    with pytest.raises(ValueError, match="layer_norm=True does not combine with zoneout"):
+        getattr(rnnkit, cls)(I, H, layer_norm=True, zoneout=zoneout)

@@ -90,7 +90,7 @@ def test_regularisers_are_stored_in_the_checkpoint_and_reloaded(text_file, tmp_p
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_layer_norm_is_stored_in_the_checkpoint_and_reloaded(text_file, tmp_path, cell):
     out = tmp_path / "ln"
-    flags = ["--layer-norm", "--cell", cell, "--weight-drop", "0.2"]
+    flags = ["--layer-norm", "--cell", cell, "--weight-drop", "0.2", "--recurrent-dropout", "0.1"]
     code, _, err = rnnkit("textgen", "train", "--data", text_file, *TINY, *flags, "--out", out)
     assert code == 0, err
     assert checkpoint.load(out / "last").config["model"]["layer_norm"] is True

@@ -14,7 +14,8 @@ The cells' own time loops, forward and backward, are in ln_lstm.py, ln_gru.py an
 Each step's pre-activations (gamma_ih, gamma_hh (G*H) gains only):
 
     a_t = gamma_ih LN(W_ih x_t) + b_ih              (T, B, G*H), for all t before the loop
-    u_t = gamma_hh LN(W_hh h_{t-1}) + b_hh          (B, G*H), in the loop
+    u_t = gamma_hh LN(W_hh h_{t-1}) + b_hh          (B, G*H), in the loop; W_hh (m h_{t-1})
+                                                    with recurrent dropout's mask m (B, P)
     RNN, LSTM: z_t = a_t + u_t;   GRU: r, z from a + u, n = tanh(a_n + r u_n)
 
 Backward of v^ (rows): dv = rstd (dv^ - mean(dv^) - v^ mean(dv^ v^)), dv^ = gamma dy.
@@ -23,6 +24,7 @@ r_t = W_hh h_{t-1}, through its LayerNorm); after them, one pass each:
 
     dgamma_ih = sum dA a^_t    db_ih = sum dA    dx, dW_ih from rstd (gamma_ih dA ...) as above
     dgamma_hh = sum dU r^_t    db_hh = sum dU    dW_hh = sum dR_t^T h_{t-1}   dh_0 += dR_0 W_hh
+    (with recurrent dropout: m h_{t-1} in dW_hh, and m dR_{t+1} W_hh in dh_t, dh_0)
 """
 
 import torch
@@ -65,15 +67,16 @@ class LayerNormFunction(Function):
     w_hr (its projection) None where they do not apply."""
 
     @staticmethod
-    def forward(ctx, loops, x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, w_hr,
+    def forward(ctx, loops, x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, w_hr, rec,
                 batch_sizes, nonlinearity, cells):  # fmt: skip
         ctx.steps = steps = _steps(batch_sizes, *x.shape[:2])
         ctx.loops, ctx.native, ctx.nonlinearity = loops, native.for_cpu(x) is not None, nonlinearity
+        ctx.rec = rec = None if rec is None else rec.contiguous()
         ah, rs_a = normalise(_project(x, w_ih, None))  # (T, B, GH), (T, B, 1)
         a = ah * g_ih
         if b_ih is not None:
             a = a + b_ih
-        weights = (w_hh, b_hh, g_hh, g_c, b_c, w_hr)
+        weights = (w_hh, b_hh, g_hh, g_c, b_c, w_hr, rec)
         out, finals, saved = loops.forward(a, h0, c0, weights, steps, ctx.native, nonlinearity)
         _mask_padding(out, steps)
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, ah, rs_a, out,
@@ -87,14 +90,17 @@ class LayerNormFunction(Function):
     def backward(ctx, dout, *grads):
         x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, ah, rs_a, out, *saved = ctx.saved_tensors
         need = ctx.needs_input_grad[1:]  # x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, ...
-        weights = (w_hh, g_hh, g_c, b_c, w_hr)
+        rec = ctx.rec  # recurrent dropout's mask on h_{t-1}, or None
+        weights = (w_hh, g_hh, g_c, b_c, w_hr, rec)
         grads = [g.contiguous() for g in grads]
         back = ctx.loops.backward(ctx.steps, ctx.native, dout.contiguous(), grads, h0, c0,
                                   weights, out, saved, ctx.nonlinearity)  # fmt: skip
         dA, dU, dR, dh0, dc0, dg_c, db_c, dw_hr = back
-        if need[1]:  # dh_0 += dR_0 W_hh   (through r_0 = W_hh h_0)
-            dh0 = dR[0] @ w_hh if dh0 is None else dh0 + dR[0] @ w_hh
-        dw_hh, db_hh = _recurrent_grads(dR, h0, out, need[4], False)
+        if need[1]:  # dh_0 += m dR_0 W_hh   (through r_0 = W_hh (m h_0))
+            d = dR[0] @ w_hh if rec is None else (dR[0] @ w_hh) * rec
+            dh0 = d if dh0 is None else dh0 + d
+        h0_rec, out_rec = (h0, out) if rec is None else (h0 * rec, out * rec)  # what W_hh read
+        dw_hh, _ = _recurrent_grads(dR, h0_rec, out_rec, need[4], False)
         db_hh = dU.sum((0, 1)) if need[6] else None
         dg_hh = (dU * saved[0]).sum((0, 1)) if need[8] else None  # saved[0]: r^_t
         db_ih = dA.sum((0, 1)) if need[5] else None
@@ -102,19 +108,20 @@ class LayerNormFunction(Function):
         dP = normalise_backward(dA * g_ih, ah, rs_a)  # (through a^ = LN(W_ih x))
         dx, dw_ih, _ = _input_grads(dP, x, w_ih, (need[0], need[3], False))
         grads = (dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dg_ih, dg_hh, dg_c, db_c, dw_hr)
-        return (None, *(g if n else None for g, n in zip(grads, need)), None, None, None)
+        return (None, *(g if n else None for g, n in zip(grads, need)), None, None, None, None)
 
 
 def layer_norm_kernel(loops, x, state, w, batch_sizes, nonlinearity=None, noise=None, cells=False):
     """A `cells.Cell` kernel: (out, state'), and every c_t last with `cells` (the LSTM's);
     w = (W_ih, W_hh, b_ih, b_hh, W_hr, gamma_ih, gamma_hh[, gamma_c, beta_c]) with W_hr and
     the biases None where absent. Through autograd only when a gradient is needed."""
-    assert noise is None, "the layers refuse recurrent_dropout and zoneout with layer_norm"
+    assert noise is None or noise.zone_h is None, "the layers refuse zoneout with layer_norm"
+    rec = None if noise is None else noise.recurrent
     w_ih, w_hh, b_ih, b_hh, w_hr, g_ih, g_hh, *cell_ln = w
     g_c, b_c = cell_ln or (None, None)
     h0, c0 = state[0], (state[1] if len(state) > 1 else None)
     args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, w_hr)
-    rest = (batch_sizes, nonlinearity, cells)
+    rest = (rec, batch_sizes, nonlinearity, cells)
     if _needs_grad(*args):
         res = LayerNormFunction.apply(loops, *args, *rest)
     else:

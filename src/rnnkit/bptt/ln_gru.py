@@ -4,6 +4,7 @@ their C++ twins (native_ln.cpp), which take and fill the same tensors.
 
     a_t (T, B, 3H): gamma_ih LN(W_ih x_t) + b_ih
     r^_t = LN(W_hh h_{t-1})   u_t = gamma_hh r^_t + b_hh       (B, 3H: normalised over all 3H)
+        (W_hh (m h_{t-1}) with recurrent dropout's mask m (B, H), and m dR_{t+1} W_hh below)
     r = sigmoid(a_r + u_r)    z = sigmoid(a_z + u_z)    n = tanh(a_n + r u_n)
     h_t = (1 - z) n + z h_{t-1}
 
@@ -25,19 +26,20 @@ CELLS = None  # no cell state
 
 def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
     """(out (T, B, H), [h_n], saved = (R, rstd_r, A, U))."""
-    w_hh, b_hh, g_hh = weights[:3]
+    w_hh, b_hh, g_hh, m = *weights[:3], weights[-1]  # m: recurrent dropout's mask, or None
     T, B, G = a.shape
     H = G // 3
     A, new = a.clone(), a.new_zeros  # A: a_t, then the gates [r, z, n], in place
     R, rs_r, U, out, h_n = new(T, B, G), new(T, B, 1), new(T, B, G), new(T, B, H), new(B, H)
     saved = (R, rs_r, A, U)
     if use_native:  # the same loop in C++
-        native.load().ln_gru_forward(steps, A, h0.contiguous(), w_hh, g_hh, b_hh, out, h_n,
+        native.load().ln_gru_forward(steps, A, h0.contiguous(), w_hh, g_hh, b_hh, m, out, h_n,
                                      R, rs_r, U)  # fmt: skip
         return out, [h_n], saved
     for t, bt, bn in steps:
         h_prev = (out[t - 1] if t else h0)[:bt]
-        r_hat, rs = normalise(h_prev @ w_hh.t())  # r^_t = LN(W_hh h_{t-1})
+        h_rec = h_prev if m is None else h_prev * m[:bt]  # m h_{t-1}
+        r_hat, rs = normalise(h_rec @ w_hh.t())  # r^_t = LN(W_hh (m h_{t-1}))
         u = g_hh * r_hat if b_hh is None else torch.addcmul(b_hh, g_hh, r_hat)  # u_t
         a_r, a_z, a_n = A[t, :bt].unflatten(1, (3, H)).unbind(1)
         u_r, u_z, u_n = u.unflatten(1, (3, H)).unbind(1)
@@ -53,26 +55,27 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
 def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlinearity=None):
     """(dA, dU, dR, dh0's direct part z_0 dh_0, None, None, None, None) as
     layer_norm.LayerNormFunction takes them; grads: [dh_n]."""
-    w_hh, g_hh = weights[:2]
+    w_hh, g_hh, m = *weights[:2], weights[-1]
     R, rs_r, A, U = saved
     H = out.shape[2]
     dA, dU, dR, DH = A.new_zeros(A.shape), U.new_zeros(U.shape), R.new_zeros(R.shape), None
     DH = out.new_zeros(out.shape)  # dL/dh_t
-    args = (A, U, R, rs_r, out, h0, w_hh, g_hh, dout, grads[0], dA, dU, dR, DH)
+    args = (A, U, R, rs_r, out, h0, w_hh, g_hh, m, dout, grads[0], dA, dU, dR, DH)
     (native.load().ln_gru_backward if use_native else _backward_loop)(steps, *args)
     dh0 = A[0, :, H : 2 * H] * DH[0]  # (through h_0' = ... + z_0 h_0)
     return dA, dU, dR, dh0, None, None, None, None
 
 
-def _backward_loop(steps, A, U, R, rs_r, out, h0, w_hh, g_hh, dout, dh_n, dA, dU, dR, DH):
+def _backward_loop(steps, A, U, R, rs_r, out, h0, w_hh, g_hh, m, dout, dh_n, dA, dU, dR, DH):
     """The reverse-time loop in Python: fills dA, dU, dR and DH (module docstring)."""
     H = out.shape[2]
     r, z, n = A.unflatten(2, (3, H)).unbind(2)
     for t, bt, bn in reversed(steps):
         dh = DH[t, :bt]
         dh.copy_(dout[t, :bt])
-        if bn:  # through r_{t+1} = W_hh h_t and h_{t+1} = ... + z_{t+1} h_t
-            dh[:bn] += dR[t + 1, :bn] @ w_hh + z[t + 1, :bn] * DH[t + 1, :bn]
+        if bn:  # through r_{t+1} = W_hh (m h_t) and h_{t+1} = ... + z_{t+1} h_t
+            rec = dR[t + 1, :bn] @ w_hh
+            dh[:bn] += (rec if m is None else rec * m[:bn]) + z[t + 1, :bn] * DH[t + 1, :bn]
         dh[bn:] += dh_n[bn:bt]  # rows ending at t
         r_t, z_t, n_t, u_n = r[t, :bt], z[t, :bt], n[t, :bt], U[t, :bt, 2 * H :]
         h_prev = (out[t - 1] if t else h0)[:bt]

@@ -4,6 +4,7 @@ their C++ twins (native_ln.cpp), which take and fill the same tensors.
 
     a_t (T, B, 4H): gamma_ih LN(W_ih x_t) + b_ih, with b_hh added here (it adds to z_t alike)
     r^_t = LN(W_hh h_{t-1})                 z_t = a_t + gamma_hh r^_t          (B, 4H)
+        (W_hh (m h_{t-1}) with recurrent dropout's mask m (B, P), and m dR_{t+1} W_hh below)
     i, f, o = sigmoid(z_i, z_f, z_o)        g = tanh(z_g)
     c_t = f c_{t-1} + i g                   c^_t = LN(c_t)                      (B, H)
     m_t = o tanh(gamma_c c^_t + beta_c)     h_t = m_t, or W_hr m_t with a projection (B, P)
@@ -29,7 +30,7 @@ CELLS = 2  # saved[CELLS] is C, every c_t (LSTM.forward_with_cells)
 
 def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
     """(out (T, B, P), [h_n, c_n], saved = (R, rstd_r, C, C^, rstd_c, Z))."""
-    w_hh, b_hh, g_hh, g_c, b_c, w_hr = weights
+    w_hh, b_hh, g_hh, g_c, b_c, w_hr, m = weights  # m: recurrent dropout's mask, or None
     T, B, _ = a.shape
     H, P = c0.shape[1], h0.shape[1]
     Z = a.clone() if b_hh is None else a + b_hh  # the gates, in place
@@ -39,11 +40,12 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
     saved = (R, rs_r, C, Ch, rs_c, Z)
     if use_native:  # the same loop in C++
         native.load().ln_lstm_forward(steps, Z, h0.contiguous(), c0.contiguous(), w_hh, g_hh,
-                                      g_c, b_c, w_hr, out, h_n, c_n, *saved[:5])  # fmt: skip
+                                      g_c, b_c, w_hr, m, out, h_n, c_n, *saved[:5])  # fmt: skip
         return out, [h_n, c_n], saved
     for t, bt, bn in steps:
         h_prev, c_prev = (out[t - 1] if t else h0)[:bt], (C[t - 1] if t else c0)[:bt]
-        r, rs = normalise(h_prev @ w_hh.t())  # r^_t = LN(W_hh h_{t-1})
+        h_rec = h_prev if m is None else h_prev * m[:bt]  # m h_{t-1}
+        r, rs = normalise(h_rec @ w_hh.t())  # r^_t = LN(W_hh (m h_{t-1}))
         z = Z[t, :bt].addcmul_(g_hh, r)  # z_t = a_t + gamma_hh r^_t
         i, f, g, o = z.unflatten(1, (4, H)).unbind(1)
         i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
@@ -67,7 +69,7 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
 def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlinearity=None):
     """(dA, dU, dR, dh0 but its dR_0 W_hh part, dc0, dgamma_c, dbeta_c, dW_hr) as
     layer_norm.LayerNormFunction takes them; grads: [dh_n, dc_n] and with the cells dC."""
-    w_hh, g_hh, g_c, b_c, w_hr = weights
+    w_hh, g_hh, g_c, b_c, w_hr, m = weights
     R, rs_r, C, Ch, rs_c, Z = saved
     dh_n, dc_n, *dC = grads
     dC = dC[0] if dC else None
@@ -75,7 +77,7 @@ def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlin
     dZ, dR, DY, DH = Z.new_zeros(Z.shape), R.new_zeros(R.shape), C.new_zeros(C.shape), None
     DH = out.new_zeros(out.shape)  # dh_t, for dW_hr
     dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
-    args = (Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, dout, dh_n, dC)
+    args = (Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, m, dout, dh_n, dC)
     loop = native.load().ln_lstm_backward if use_native else _backward_loop
     loop(steps, *args, dc, dZ, dR, DY, DH)
     M = Z[:, :, 3 * H :] * torch.tanh(torch.addcmul(b_c, g_c, Ch))  # m_t = o tanh(y_t)
@@ -84,8 +86,8 @@ def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlin
     return dZ, dZ, dR, None, dc, dg_c, db_c, dw_hr
 
 
-def _backward_loop(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, dout, dh_n,
-                   dC, dc, dZ, dR, DY, DH):  # fmt: skip
+def _backward_loop(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, m, dout,
+                   dh_n, dC, dc, dZ, dR, DY, DH):  # fmt: skip
     """The reverse-time loop in Python: fills dZ, dR, DY (dL/dy_t) and DH, leaves dL/dc_0 in
     dc (module docstring)."""
     H = C.shape[2]
@@ -95,8 +97,9 @@ def _backward_loop(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_h
             dc[:bt] += dC[t, :bt]  # the returned c_t's own gradient
         dh = DH[t, :bt]
         dh.copy_(dout[t, :bt])
-        if bn:  # through r_{t+1} = W_hh h_t
-            dh[:bn] += dR[t + 1, :bn] @ w_hh
+        if bn:  # through r_{t+1} = W_hh (m h_t)
+            rec = dR[t + 1, :bn] @ w_hh
+            dh[:bn] += rec if m is None else rec * m[:bn]
         dh[bn:] += dh_n[bn:bt]  # rows ending at t
         dm = dh if w_hr is None else dh @ w_hr  # (through h_t = W_hr m_t)
         i_t, f_t, g_t, o_t = (v[t, :bt] for v in (i, f, g, o))

@@ -78,13 +78,13 @@ void normalise_backward(const S* gain, const S* d, const S* vh, S rstd, S* out, 
 }
 
 // r^_t = LN(W_hh h_{t-1}) into R[t] (rows [0, bt)), rstd into rs: the step's product and
-// the rows' normalisation.
+// the rows' normalisation; W_hh (m h_{t-1}) with recurrent dropout's mask m = rec.
 template <typename S>
 void recurrent_ln(const Tensor& R, const Tensor& rs, const Tensor& prev, const Tensor& w_hh,
-                  int64_t t, int64_t bt) {
+                  const std::optional<Tensor>& rec, int64_t t, int64_t bt) {
   const int64_t G = R.size(2), B = R.size(1);
   Tensor r = R[t].narrow(0, 0, bt);
-  at::mm_out(r, prev, w_hh.t());
+  at::mm_out(r, rec ? prev * rec->narrow(0, 0, bt) : prev, w_hh.t());
   S* Rp = ptr<S>(R) + t * B * G;
   S* rsp = ptr<S>(rs) + t * B;
   rows(bt, G, [&](int64_t b0, int64_t b1) {
@@ -92,15 +92,26 @@ void recurrent_ln(const Tensor& R, const Tensor& rs, const Tensor& prev, const T
   });
 }
 
-// dh_t (rows [0, bt) of DH[t]): dR_{t+1} W_hh + dout_t for rows running at t + 1 (their
-// further terms added by the caller), dout_t + dL/dh_n for the rows ending at t.
+// dh_t (rows [0, bt) of DH[t]): m dR_{t+1} W_hh + dout_t for rows running at t + 1 (their
+// further terms added by the caller; m recurrent dropout's mask, rec, or 1), dout_t + dL/dh_n
+// for the rows ending at t.
+void running_grad(Tensor dh, const Tensor& dout, const Tensor& dR1, const Tensor& w_hh,
+                  const std::optional<Tensor>& rec) {
+  if (rec) {
+    at::add_out(dh, dout, at::mm(dR1, w_hh).mul_(rec->narrow(0, 0, dh.size(0))));
+  } else {
+    at::addmm_out(dh, dout, dR1, w_hh);
+  }
+}
+
 template <typename S>
-void recurrent_grad(const Tensor& DH, const Tensor& dR, const Tensor& w_hh, const Tensor& dout,
-                    const Tensor& dh_n, int64_t t, int64_t bt, int64_t bn) {
+void recurrent_grad(const Tensor& DH, const Tensor& dR, const Tensor& w_hh,
+                    const std::optional<Tensor>& rec, const Tensor& dout, const Tensor& dh_n,
+                    int64_t t, int64_t bt, int64_t bn) {
   const int64_t B = DH.size(1), P = DH.size(2);
   if (bn) {
-    Tensor dh = DH[t].narrow(0, 0, bn);
-    at::addmm_out(dh, dout[t].narrow(0, 0, bn), dR[t + 1].narrow(0, 0, bn), w_hh);
+    running_grad(DH[t].narrow(0, 0, bn), dout[t].narrow(0, 0, bn), dR[t + 1].narrow(0, 0, bn),
+                 w_hh, rec);
   }
   S* dh = ptr<S>(DH) + t * B * P;
   const S* d = ptr<S>(dout) + t * B * P;
@@ -113,15 +124,16 @@ void recurrent_grad(const Tensor& DH, const Tensor& dR, const Tensor& w_hh, cons
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, const Tensor& c0,
                        const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
-                       const Tensor& b_c, const std::optional<Tensor>& w_hr, const Tensor& out,
-                       const Tensor& h_n, const Tensor& c_n, const Tensor& R, const Tensor& rs_r,
-                       const Tensor& C, const Tensor& Ch, const Tensor& rs_c) {
+                       const Tensor& b_c, const std::optional<Tensor>& w_hr,
+                       const std::optional<Tensor>& rec, const Tensor& out, const Tensor& h_n,
+                       const Tensor& c_n, const Tensor& R, const Tensor& rs_r, const Tensor& C,
+                       const Tensor& Ch, const Tensor& rs_c) {
   const int64_t B = Z.size(1), H = C.size(2), P = out.size(2), G = 4 * H;
   Tensor M = w_hr ? at::zeros({B, H}, Z.options()) : Tensor();  // m_t, before W_hr
   const S *ghh = ptr<S>(g_hh), *gc = ptr<S>(g_c), *bc = ptr<S>(b_c);
   for (const auto& [t, bt, bn] : steps) {
     Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0.narrow(0, 0, bt);
-    recurrent_ln<S>(R, rs_r, prev, w_hh, t, bt);
+    recurrent_ln<S>(R, rs_r, prev, w_hh, rec, t, bt);
     S* m_base = w_hr ? ptr<S>(M) : ptr<S>(out) + t * B * P;
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -153,13 +165,14 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, co
 
 void ln_lstm_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& c0,
                      const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c, const Tensor& b_c,
-                     const std::optional<Tensor>& w_hr, Tensor out, Tensor h_n, Tensor c_n,
-                     Tensor R, Tensor rs_r, Tensor C, Tensor Ch, Tensor rs_c) {
+                     const std::optional<Tensor>& w_hr, const std::optional<Tensor>& rec,
+                     Tensor out, Tensor h_n, Tensor c_n, Tensor R, Tensor rs_r, Tensor C,
+                     Tensor Ch, Tensor rs_c) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous(), gc = g_c.contiguous(), bc = b_c.contiguous();
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_lstm_forward", [&] {
-    lstm_forward_impl<scalar_t>(steps, Z, h0, c0, w_hh, gh, gc, bc, w_hr, out, h_n, c_n, R,
-                                rs_r, C, Ch, rs_c);
+    lstm_forward_impl<scalar_t>(steps, Z, h0, c0, w_hh, gh, gc, bc, w_hr, rec, out, h_n, c_n,
+                                R, rs_r, C, Ch, rs_c);
   });
 }
 
@@ -168,14 +181,15 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& R, co
                         const Tensor& C, const Tensor& Ch, const Tensor& rs_c, const Tensor& c0,
                         const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
                         const Tensor& b_c, const std::optional<Tensor>& w_hr,
-                        const Tensor& dout, const Tensor& dh_n, const std::optional<Tensor>& dC,
+                        const std::optional<Tensor>& rec, const Tensor& dout, const Tensor& dh_n,
+                        const std::optional<Tensor>& dC,
                         const Tensor& dc, const Tensor& dZ, const Tensor& dR, const Tensor& DY,
                         const Tensor& DH) {
   const int64_t B = Z.size(1), H = C.size(2), P = DH.size(2), G = 4 * H;
   const S *ghh = ptr<S>(g_hh), *gc = ptr<S>(g_c), *bc = ptr<S>(b_c), *dCp = optr<S>(dC);
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    recurrent_grad<S>(DH, dR, w_hh, dout, dh_n, t, bt, bn);  // dh_t
+    recurrent_grad<S>(DH, dR, w_hh, rec, dout, dh_n, t, bt, bn);  // dh_t
     Tensor dm;  // dm_t = dh_t W_hr with a projection, else dh_t itself
     if (w_hr) dm = at::mm(DH[t].narrow(0, 0, bt), *w_hr);
     const S* dm_base = w_hr ? ptr<S>(dm) : ptr<S>(DH) + t * B * P;
@@ -215,13 +229,14 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& R, co
 void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& R, const Tensor& rs_r,
                       const Tensor& C, const Tensor& Ch, const Tensor& rs_c, const Tensor& c0,
                       const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
-                      const Tensor& b_c, const std::optional<Tensor>& w_hr, const Tensor& dout,
-                      const Tensor& dh_n, const std::optional<Tensor>& dC, Tensor dc, Tensor dZ,
-                      Tensor dR, Tensor DY, Tensor DH) {
+                      const Tensor& b_c, const std::optional<Tensor>& w_hr,
+                      const std::optional<Tensor>& rec, const Tensor& dout, const Tensor& dh_n,
+                      const std::optional<Tensor>& dC, Tensor dc, Tensor dZ, Tensor dR, Tensor DY,
+                      Tensor DH) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous(), gc = g_c.contiguous(), bc = b_c.contiguous();
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_lstm_backward", [&] {
-    lstm_backward_impl<scalar_t>(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, gh, gc, bc, w_hr,
+    lstm_backward_impl<scalar_t>(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, gh, gc, bc, w_hr, rec,
                                  dout, dh_n, dC, dc, dZ, dR, DY, DH);
   });
 }
@@ -230,13 +245,14 @@ void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& R, cons
 
 template <typename S>
 void gru_forward_impl(const Steps& steps, const Tensor& A, const Tensor& h0, const Tensor& w_hh,
-                      const Tensor& g_hh, const std::optional<Tensor>& b_hh, const Tensor& out,
-                      const Tensor& h_n, const Tensor& R, const Tensor& rs_r, const Tensor& U) {
+                      const Tensor& g_hh, const std::optional<Tensor>& b_hh,
+                      const std::optional<Tensor>& rec, const Tensor& out, const Tensor& h_n,
+                      const Tensor& R, const Tensor& rs_r, const Tensor& U) {
   const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
   const S *ghh = ptr<S>(g_hh), *bhh = optr<S>(b_hh);
   for (const auto& [t, bt, bn] : steps) {
     Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0.narrow(0, 0, bt);
-    recurrent_ln<S>(R, rs_r, prev, w_hh, t, bt);
+    recurrent_ln<S>(R, rs_r, prev, w_hh, rec, t, bt);
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
@@ -259,27 +275,28 @@ void gru_forward_impl(const Steps& steps, const Tensor& A, const Tensor& h0, con
 }
 
 void ln_gru_forward(const Steps& steps, Tensor A, const Tensor& h0, const Tensor& w_hh,
-                    const Tensor& g_hh, const std::optional<Tensor>& b_hh, Tensor out, Tensor h_n,
-                    Tensor R, Tensor rs_r, Tensor U) {
+                    const Tensor& g_hh, const std::optional<Tensor>& b_hh,
+                    const std::optional<Tensor>& rec, Tensor out, Tensor h_n, Tensor R,
+                    Tensor rs_r, Tensor U) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous();
   const std::optional<Tensor> bh = b_hh ? std::optional<Tensor>(b_hh->contiguous()) : b_hh;
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_forward", [&] {
-    gru_forward_impl<scalar_t>(steps, A, h0, w_hh, gh, bh, out, h_n, R, rs_r, U);
+    gru_forward_impl<scalar_t>(steps, A, h0, w_hh, gh, bh, rec, out, h_n, R, rs_r, U);
   });
 }
 
 template <typename S>
 void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& R,
                        const Tensor& rs_r, const Tensor& out, const Tensor& h0,
-                       const Tensor& w_hh, const Tensor& g_hh, const Tensor& dout,
-                       const Tensor& dh_n, const Tensor& dA, const Tensor& dU, const Tensor& dR,
-                       const Tensor& DH) {
+                       const Tensor& w_hh, const Tensor& g_hh, const std::optional<Tensor>& rec,
+                       const Tensor& dout, const Tensor& dh_n, const Tensor& dA, const Tensor& dU,
+                       const Tensor& dR, const Tensor& DH) {
   const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
   const S* ghh = ptr<S>(g_hh);
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    recurrent_grad<S>(DH, dR, w_hh, dout, dh_n, t, bt, bn);
+    recurrent_grad<S>(DH, dR, w_hh, rec, dout, dh_n, t, bt, bn);
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
@@ -309,13 +326,13 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, con
 
 void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& R,
                      const Tensor& rs_r, const Tensor& out, const Tensor& h0, const Tensor& w_hh,
-                     const Tensor& g_hh, const Tensor& dout, const Tensor& dh_n, Tensor dA,
-                     Tensor dU, Tensor dR, Tensor DH) {
+                     const Tensor& g_hh, const std::optional<Tensor>& rec, const Tensor& dout,
+                     const Tensor& dh_n, Tensor dA, Tensor dU, Tensor dR, Tensor DH) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous();
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_backward", [&] {
-    gru_backward_impl<scalar_t>(steps, A, U, R, rs_r, out, h0, w_hh, gh, dout, dh_n, dA, dU, dR,
-                                DH);
+    gru_backward_impl<scalar_t>(steps, A, U, R, rs_r, out, h0, w_hh, gh, rec, dout, dh_n, dA, dU,
+                                dR, DH);
   });
 }
 
@@ -323,13 +340,13 @@ void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const
 
 template <typename S>
 void rnn_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, const Tensor& w_hh,
-                      const Tensor& g_hh, bool relu, const Tensor& h_n, const Tensor& R,
-                      const Tensor& rs_r) {
+                      const Tensor& g_hh, const std::optional<Tensor>& rec, bool relu,
+                      const Tensor& h_n, const Tensor& R, const Tensor& rs_r) {
   const int64_t B = Z.size(1), H = Z.size(2);
   const S* ghh = ptr<S>(g_hh);
   for (const auto& [t, bt, bn] : steps) {
     Tensor prev = t ? Z[t - 1].narrow(0, 0, bt) : h0.narrow(0, 0, bt);
-    recurrent_ln<S>(R, rs_r, prev, w_hh, t, bt);
+    recurrent_ln<S>(R, rs_r, prev, w_hh, rec, t, bt);
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         S* z = ptr<S>(Z) + (t * B + b) * H;
@@ -345,26 +362,28 @@ void rnn_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, con
 }
 
 void ln_rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w_hh,
-                    const Tensor& g_hh, bool relu, Tensor h_n, Tensor R, Tensor rs_r) {
+                    const Tensor& g_hh, const std::optional<Tensor>& rec, bool relu, Tensor h_n,
+                    Tensor R, Tensor rs_r) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous();
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_rnn_forward", [&] {
-    rnn_forward_impl<scalar_t>(steps, Z, h0, w_hh, gh, relu, h_n, R, rs_r);
+    rnn_forward_impl<scalar_t>(steps, Z, h0, w_hh, gh, rec, relu, h_n, R, rs_r);
   });
 }
 
 template <typename S>
 void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& R, const Tensor& rs_r,
-                       const Tensor& w_hh, const Tensor& g_hh, const Tensor& dout,
-                       const Tensor& dh_n, const Tensor& dZ, const Tensor& dR) {
+                       const Tensor& w_hh, const Tensor& g_hh, const std::optional<Tensor>& rec,
+                       const Tensor& dout, const Tensor& dh_n, const Tensor& dZ,
+                       const Tensor& dR) {
   const int64_t B = D.size(1), H = D.size(2);
   const S* ghh = ptr<S>(g_hh);
   Tensor DH = at::empty({B, H}, D.options());  // dh_t (dh_{t+1} is not read again)
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    if (bn) {  // dh_t = dout_t + dR_{t+1} W_hh
-      Tensor dh = DH.narrow(0, 0, bn);
-      at::addmm_out(dh, dout[t].narrow(0, 0, bn), dR[t + 1].narrow(0, 0, bn), w_hh);
+    if (bn) {  // dh_t = dout_t + m dR_{t+1} W_hh
+      running_grad(DH.narrow(0, 0, bn), dout[t].narrow(0, 0, bn), dR[t + 1].narrow(0, 0, bn),
+                   w_hh, rec);
     }
     S* dh = ptr<S>(DH);
     const S* d = ptr<S>(dout) + t * B * H;
@@ -384,12 +403,13 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& R, con
 }
 
 void ln_rnn_backward(const Steps& steps, const Tensor& D, const Tensor& R, const Tensor& rs_r,
-                     const Tensor& w_hh, const Tensor& g_hh, const Tensor& dout,
-                     const Tensor& dh_n, Tensor dZ, Tensor dR) {
+                     const Tensor& w_hh, const Tensor& g_hh, const std::optional<Tensor>& rec,
+                     const Tensor& dout, const Tensor& dh_n, Tensor dZ, Tensor dR) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous();
   AT_DISPATCH_FLOATING_TYPES(D.scalar_type(), "ln_rnn_backward", [&] {
-    rnn_backward_impl<scalar_t>(steps, D.contiguous(), R, rs_r, w_hh, gh, dout, dh_n, dZ, dR);
+    rnn_backward_impl<scalar_t>(steps, D.contiguous(), R, rs_r, w_hh, gh, rec, dout, dh_n, dZ,
+                                dR);
   });
 }
 
