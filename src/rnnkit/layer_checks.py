@@ -83,16 +83,10 @@ def initial_state(layer, hx, x: Tensor, batched: bool) -> list[Tensor]:
     return [(s if batched else s.unsqueeze(1)).contiguous() for s in states]
 
 
-def check_layer_norm(layer_norm, regularisers) -> bool:
-    """layer_norm is a bool (TypeError otherwise); the layer-normalised kernels have no
-    zoneout (they have recurrent_dropout)."""
+def check_layer_norm(layer_norm) -> bool:
+    """layer_norm is a bool, as torch.nn's flags (a TypeError otherwise, 0 and 1 included)."""
     if not isinstance(layer_norm, bool):
         raise TypeError(
             f"layer_norm must be a bool, got {type(layer_norm).__name__} {layer_norm!r}"
-        )
-    if layer_norm and any(regularisers.zoneout):
-        raise ValueError(
-            "layer_norm=True does not combine with zoneout (the layer-normalised kernels have "
-            f"none), got zoneout={regularisers.zoneout}"
         )
     return layer_norm

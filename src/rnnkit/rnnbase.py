@@ -95,7 +95,7 @@ class RNNBase(nn.Module):
         self.batch_first = check_flag("batch_first", batch_first)
         self.bidirectional = bidirectional  # any truthy value, as torch.nn takes it
         self.impl = check_impl(impl)
-        self.layer_norm = check_layer_norm(layer_norm, self.regularisers)
+        self.layer_norm = check_layer_norm(layer_norm)
         # the cell the time loops run: its layer-normalised twin with layer_norm
         self._kernels = ln.LN_CELLS[self.cell.name] if layer_norm else self.cell
         self.proj_size = check_proj_size(proj_size, hidden_size)  # torch.nn's attribute

@@ -2,8 +2,8 @@
 against a plain autograd implementation written here from the equations (one row at a time,
 each over its own length), outputs, final states and every gradient in float64, with lengths=,
 both directions, two layers, batch_first, proj_size, given states; gradchecks of the kernels;
-step(); forward_with_cells; the regularisers with it (recurrent dropout inside the loops);
-state dicts; torch.compile; bad values.
+step(); forward_with_cells; the regularisers with it (recurrent dropout and zoneout inside the
+loops); state dicts; torch.compile; bad values.
 
     T: time, B: batch, I: input size, H: hidden size, P: proj_size
 """
@@ -192,7 +192,7 @@ def test_lstm_with_proj_size(config, loops, monkeypatch):
     assert_close(run_layer(layer, x, hx, lengths, "loop"), want, atol=1e-10, rtol=1e-10)
 
 
-@pytest.mark.parametrize("masks", [False, True], ids=["plain", "recurrent_dropout"])
+@pytest.mark.parametrize("masks", [False, True], ids=["plain", "regularisers"])
 @pytest.mark.parametrize("loops", ["native", "python"])
 @pytest.mark.parametrize("cls", CLASSES + ["LSTM-proj"])
 def test_gradcheck(cls, loops, masks, monkeypatch):
@@ -203,7 +203,7 @@ def test_gradcheck(cls, loops, masks, monkeypatch):
     torch.manual_seed(0)
     kw = {"nonlinearity": "relu"} if cls == "RNN-relu" else {}
     kw.update({"proj_size": 2} if cls == "LSTM-proj" else {})
-    kw.update({"recurrent_dropout": 0.3, "weight_drop": 0.2} if masks else {})
+    kw.update({"recurrent_dropout": 0.3, "weight_drop": 0.2, "zoneout": 0.3} if masks else {})
     layer = getattr(rnnkit, cls.split("-")[0])(2, 3, dtype=DT, layer_norm=True, **kw)
     names = [n for n, _ in layer.named_parameters()]
     x = rand((4, 2, 2), 3)
@@ -249,21 +249,25 @@ def test_forward_with_cells_is_the_reference_c(impl):
 
 @pytest.mark.parametrize("cls", CLASSES + ["LSTM-proj"])
 def test_regularisers_combine_on_every_path(cls, monkeypatch):
-    """weight_drop, locked dropout and recurrent dropout (inside the loops): the same seed, the
-    same masks on the C++ loop, the Python loop and impl="loop"; two layers, both directions."""
+    """weight_drop, locked dropout, recurrent dropout and zoneout (inside the loops): the same
+    seed, the same masks on the C++ loop, the Python loop and impl="loop"; two layers, both
+    directions; in training and in eval mode (zoneout's expectation)."""
     kw = {"proj_size": 3} if cls == "LSTM-proj" else {}
+    kw["zoneout"] = (0.3, 0.2) if cls.startswith("LSTM") else 0.3
     layer = make(cls.replace("-proj", ""), num_layers=2, bidirectional=True, weight_drop=0.3,
                  dropout_input=0.2, dropout_output=0.1, recurrent_dropout=0.4, **kw)  # fmt: skip
     x, hx, lengths = inputs(layer, {"lengths": True, "hx": True})
-    results = []
-    for impl, loops in [("bptt", True), ("bptt", False), ("loop", True)]:
-        with monkeypatch.context() as m:
-            if not loops:
-                m.setitem(native._state, "module", None)
-            torch.manual_seed(7)
-            results.append(run_layer(layer, x, hx, lengths, impl))
-    assert_close(results[0], results[1], atol=1e-10, rtol=1e-10)
-    assert_close(results[0], results[2], atol=1e-10, rtol=1e-10)
+    for train in (True, False):
+        layer.train(train)
+        results = []
+        for impl, loops in [("bptt", True), ("bptt", False), ("loop", True)]:
+            with monkeypatch.context() as m:
+                if not loops:
+                    m.setitem(native._state, "module", None)
+                torch.manual_seed(7)
+                results.append(run_layer(layer, x, hx, lengths, impl))
+        assert_close(results[0], results[1], atol=1e-10, rtol=1e-10)
+        assert_close(results[0], results[2], atol=1e-10, rtol=1e-10)
 
 
 # ---- step(), state dicts ------------------------------------------------------------------------
@@ -351,12 +355,3 @@ def test_torch_compile_is_refused_naming_layer_norm():
 def test_a_layer_norm_that_is_not_a_bool_is_a_type_error(value):
     with pytest.raises(TypeError, match="layer_norm must be a bool"):
         rnnkit.LSTM(I, H, layer_norm=value)
-
-
-@pytest.mark.parametrize("zoneout", [0.1, (0.1, 0.0)])
-@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
-def test_zoneout_is_refused_with_layer_norm(cls, zoneout):
-    if isinstance(zoneout, tuple) and cls != "LSTM":
-        zoneout = 0.3
-    with pytest.raises(ValueError, match="layer_norm=True does not combine with zoneout"):
-        getattr(rnnkit, cls)(I, H, layer_norm=True, zoneout=zoneout)

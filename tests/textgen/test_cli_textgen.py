@@ -250,7 +250,6 @@ TRAIN_ERRORS = [
     (["--zoneout", "1.0"], "--zoneout"),
     (["--data", "{text}", "--cell", "minlstm", "--zoneout", "0.1"], "zoneout is an option of"),
     (["--data", "{text}", "--cell", "mingru", "--layer-norm"], "layer_norm is an option of"),
-    (["--data", "{text}", "--layer-norm", "--zoneout", "0.1"], "layer_norm does not combine"),
     (["--data", "{text}", "--cell", "mingru", "--weight-drop", "0.1"], "weight_drop is an"),
     (["--resume"], "nothing to resume"),
     (["--resume", "--force"], "not allowed"),

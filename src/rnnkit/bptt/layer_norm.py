@@ -16,6 +16,7 @@ Each step's pre-activations (gamma_ih, gamma_hh (G*H) gains only):
     a_t = gamma_ih LN(W_ih x_t) + b_ih              (T, B, G*H), for all t before the loop
     u_t = gamma_hh LN(W_hh h_{t-1}) + b_hh          (B, G*H), in the loop; W_hh (m h_{t-1})
                                                     with recurrent dropout's mask m (B, P)
+    (zoneout, in the loops: see ln_lstm.py, ln_gru.py, ln_rnn.py)
     RNN, LSTM: z_t = a_t + u_t;   GRU: r, z from a + u, n = tanh(a_n + r u_n)
 
 Backward of v^ (rows): dv = rstd (dv^ - mean(dv^) - v^ mean(dv^ v^)), dv^ = gamma dy.
@@ -43,6 +44,7 @@ from rnnkit.bptt.common import (
     _steps,
     _without_autocast,
 )
+from rnnkit.regularisers import Noise
 
 EPS = 1e-5  # torch.nn.LayerNorm's
 
@@ -52,6 +54,19 @@ def normalise(v: Tensor) -> tuple[Tensor, Tensor]:
     var, mean = torch.var_mean(v, -1, correction=0, keepdim=True)
     rstd = torch.rsqrt(var + EPS)
     return (v - mean) * rstd, rstd
+
+
+def noise_of(noise: Noise | None) -> tuple:
+    """(m, k_h, k_c) of a regularisers.Noise (recurrent dropout's mask, zoneout's weights of h
+    and of the LSTM's c, each None where off), or Nones."""
+    return (None,) * 3 if noise is None else (noise.recurrent, noise.zone_h, noise.zone_c)
+
+
+def contiguous(noise: Noise | None) -> Noise | None:
+    """The noise with contiguous tensors (what the C++ loops read), or None."""
+    if noise is None:
+        return None
+    return Noise(*(None if t is None else t.contiguous() for t in noise_of(noise)))
 
 
 def normalise_backward(dvh: Tensor, vh: Tensor, rstd: Tensor) -> Tensor:
@@ -67,16 +82,16 @@ class LayerNormFunction(Function):
     w_hr (its projection) None where they do not apply."""
 
     @staticmethod
-    def forward(ctx, loops, x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, w_hr, rec,
+    def forward(ctx, loops, x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, w_hr, noise,
                 batch_sizes, nonlinearity, cells):  # fmt: skip
         ctx.steps = steps = _steps(batch_sizes, *x.shape[:2])
         ctx.loops, ctx.native, ctx.nonlinearity = loops, native.for_cpu(x) is not None, nonlinearity
-        ctx.rec = rec = None if rec is None else rec.contiguous()
+        ctx.noise = noise = contiguous(noise)
         ah, rs_a = normalise(_project(x, w_ih, None))  # (T, B, GH), (T, B, 1)
         a = ah * g_ih
         if b_ih is not None:
             a = a + b_ih
-        weights = (w_hh, b_hh, g_hh, g_c, b_c, w_hr, rec)
+        weights = (w_hh, b_hh, g_hh, g_c, b_c, w_hr, noise)
         out, finals, saved = loops.forward(a, h0, c0, weights, steps, ctx.native, nonlinearity)
         _mask_padding(out, steps)
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, ah, rs_a, out,
@@ -90,8 +105,8 @@ class LayerNormFunction(Function):
     def backward(ctx, dout, *grads):
         x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, ah, rs_a, out, *saved = ctx.saved_tensors
         need = ctx.needs_input_grad[1:]  # x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, ...
-        rec = ctx.rec  # recurrent dropout's mask on h_{t-1}, or None
-        weights = (w_hh, g_hh, g_c, b_c, w_hr, rec)
+        rec = noise_of(ctx.noise)[0]  # recurrent dropout's mask on h_{t-1}, or None
+        weights = (w_hh, g_hh, g_c, b_c, w_hr, ctx.noise)
         grads = [g.contiguous() for g in grads]
         back = ctx.loops.backward(ctx.steps, ctx.native, dout.contiguous(), grads, h0, c0,
                                   weights, out, saved, ctx.nonlinearity)  # fmt: skip
@@ -115,13 +130,11 @@ def layer_norm_kernel(loops, x, state, w, batch_sizes, nonlinearity=None, noise=
     """A `cells.Cell` kernel: (out, state'), and every c_t last with `cells` (the LSTM's);
     w = (W_ih, W_hh, b_ih, b_hh, W_hr, gamma_ih, gamma_hh[, gamma_c, beta_c]) with W_hr and
     the biases None where absent. Through autograd only when a gradient is needed."""
-    assert noise is None or noise.zone_h is None, "the layers refuse zoneout with layer_norm"
-    rec = None if noise is None else noise.recurrent
     w_ih, w_hh, b_ih, b_hh, w_hr, g_ih, g_hh, *cell_ln = w
     g_c, b_c = cell_ln or (None, None)
     h0, c0 = state[0], (state[1] if len(state) > 1 else None)
     args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, g_c, b_c, w_hr)
-    rest = (rec, batch_sizes, nonlinearity, cells)
+    rest = (noise, batch_sizes, nonlinearity, cells)
     if _needs_grad(*args):
         res = LayerNormFunction.apply(loops, *args, *rest)
     else:

@@ -3,37 +3,40 @@ Python loops, plain per-step code (the reference and the path for CUDA), and the
 their C++ twins (native_ln.cpp), which take and fill the same tensors.
 
     a_t (T, B, 3H): gamma_ih LN(W_ih x_t) + b_ih
-    r^_t = LN(W_hh h_{t-1})   u_t = gamma_hh r^_t + b_hh       (B, 3H: normalised over all 3H)
-        (W_hh (m h_{t-1}) with recurrent dropout's mask m (B, H), and m dR_{t+1} W_hh below)
+    r^_t = LN(W_hh (m h_{t-1}))   u_t = gamma_hh r^_t + b_hh   (B, 3H: normalised over all 3H)
     r = sigmoid(a_r + u_r)    z = sigmoid(a_z + u_z)    n = tanh(a_n + r u_n)
-    h_t = (1 - z) n + z h_{t-1}
+    h~_t = (1 - z) n + z h_{t-1}          h_t = k h_{t-1} + (1 - k) h~_t
 
-Backward per step, K_n = (1 - z)(1 - n^2):
-    dh_t = dout_t + z_{t+1} dh_{t+1} + dR_{t+1} W_hh
-    du_r = da_r = dh_t K_n u_n r (1 - r)     du_z = da_z = dh_t (h_{t-1} - n) z (1 - z)
-    da_n = dh_t K_n                          du_n = dh_t K_n r
-    dR_t = rstd_r (gamma_hh du_t ...)        (through r^_t = LN(r_t))
-and dh_0's direct part z_0 dh_0. Saved: r^ R, gates A = [r, z, n] and U (T, B, 3H), rstd_r.
+with the regularisers in the loop (regularisers.Noise, the kernel's rows): recurrent dropout's
+mask m (B, H), zoneout's k (T, B, H); without them m = 1, k = 0. Backward per step,
+K_n = (1 - z)(1 - n^2), zk = k_{t+1} + (1 - k_{t+1}) z_{t+1}, dh~_t = (1 - k_t) dh_t:
+    dh_t = dout_t + zk dh_{t+1} + m dR_{t+1} W_hh
+    du_r = da_r = dh~_t K_n u_n r (1 - r)     du_z = da_z = dh~_t (h_{t-1} - n) z (1 - z)
+    da_n = dh~_t K_n                          du_n = dh~_t K_n r
+    dR_t = rstd_r (gamma_hh du_t ...)         (through r^_t = LN(r_t))
+and dh_0's direct part zk_0 dh_0. Saved: r^ R, gates A = [r, z, n] and U (T, B, 3H), rstd_r;
+the backward's dh (T, B, H) kept.
 """
 
 import torch
 
 from rnnkit.bptt import native
-from rnnkit.bptt.layer_norm import normalise, normalise_backward
+from rnnkit.bptt.layer_norm import noise_of, normalise, normalise_backward
 
 CELLS = None  # no cell state
 
 
 def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
     """(out (T, B, H), [h_n], saved = (R, rstd_r, A, U))."""
-    w_hh, b_hh, g_hh, m = *weights[:3], weights[-1]  # m: recurrent dropout's mask, or None
+    w_hh, b_hh, g_hh, noise = *weights[:3], weights[-1]
+    m, k, _ = noise_of(noise)
     T, B, G = a.shape
     H = G // 3
     A, new = a.clone(), a.new_zeros  # A: a_t, then the gates [r, z, n], in place
     R, rs_r, U, out, h_n = new(T, B, G), new(T, B, 1), new(T, B, G), new(T, B, H), new(B, H)
     saved = (R, rs_r, A, U)
     if use_native:  # the same loop in C++
-        native.load().ln_gru_forward(steps, A, h0.contiguous(), w_hh, g_hh, b_hh, m, out, h_n,
+        native.load().ln_gru_forward(steps, A, h0.contiguous(), w_hh, g_hh, b_hh, m, k, out, h_n,
                                      R, rs_r, U)  # fmt: skip
         return out, [h_n], saved
     for t, bt, bn in steps:
@@ -45,7 +48,9 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
         u_r, u_z, u_n = u.unflatten(1, (3, H)).unbind(1)
         r, z = torch.sigmoid(a_r + u_r), torch.sigmoid(a_z + u_z)
         n = torch.tanh(a_n + r * u_n)
-        h = torch.lerp(n, h_prev, z)  # h_t = (1 - z) n + z h_{t-1}
+        h = torch.lerp(n, h_prev, z)  # h~_t = (1 - z) n + z h_{t-1}
+        if k is not None:
+            h = torch.lerp(h, h_prev, k[t, :bt])  # h_t = k h_{t-1} + (1 - k) h~_t
         A[t, :bt], U[t, :bt], R[t, :bt], rs_r[t, :bt] = torch.cat([r, z, n], 1), u, r_hat, rs
         out[t, :bt] = h
         h_n[bn:bt] = h[bn:bt]  # rows [bn, bt) end here
@@ -53,36 +58,41 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
 
 
 def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlinearity=None):
-    """(dA, dU, dR, dh0's direct part z_0 dh_0, None, None, None, None) as
+    """(dA, dU, dR, dh0's direct part zk_0 dh_0, None, None, None, None) as
     layer_norm.LayerNormFunction takes them; grads: [dh_n]."""
-    w_hh, g_hh, m = *weights[:2], weights[-1]
+    w_hh, g_hh, noise = *weights[:2], weights[-1]
+    m, k, _ = noise_of(noise)
     R, rs_r, A, U = saved
     H = out.shape[2]
-    dA, dU, dR, DH = A.new_zeros(A.shape), U.new_zeros(U.shape), R.new_zeros(R.shape), None
+    dA, dU, dR = A.new_zeros(A.shape), U.new_zeros(U.shape), R.new_zeros(R.shape)
     DH = out.new_zeros(out.shape)  # dL/dh_t
-    args = (A, U, R, rs_r, out, h0, w_hh, g_hh, m, dout, grads[0], dA, dU, dR, DH)
+    args = (A, U, R, rs_r, out, h0, w_hh, g_hh, m, k, dout, grads[0], dA, dU, dR, DH)
     (native.load().ln_gru_backward if use_native else _backward_loop)(steps, *args)
-    dh0 = A[0, :, H : 2 * H] * DH[0]  # (through h_0' = ... + z_0 h_0)
-    return dA, dU, dR, dh0, None, None, None, None
+    z0 = A[0, :, H : 2 * H]
+    zk0 = z0 if k is None else torch.lerp(z0, torch.ones_like(z0), k[0])
+    return dA, dU, dR, zk0 * DH[0], None, None, None, None  # (through h_0' = ... + zk_0 h_0)
 
 
-def _backward_loop(steps, A, U, R, rs_r, out, h0, w_hh, g_hh, m, dout, dh_n, dA, dU, dR, DH):
+def _backward_loop(steps, A, U, R, rs_r, out, h0, w_hh, g_hh, m, k, dout, dh_n, dA, dU, dR, DH):
     """The reverse-time loop in Python: fills dA, dU, dR and DH (module docstring)."""
     H = out.shape[2]
     r, z, n = A.unflatten(2, (3, H)).unbind(2)
     for t, bt, bn in reversed(steps):
         dh = DH[t, :bt]
         dh.copy_(dout[t, :bt])
-        if bn:  # through r_{t+1} = W_hh (m h_t) and h_{t+1} = ... + z_{t+1} h_t
+        if bn:  # through r_{t+1} = W_hh (m h_t) and h_{t+1} = zk h_t + ...
             rec = dR[t + 1, :bn] @ w_hh
-            dh[:bn] += (rec if m is None else rec * m[:bn]) + z[t + 1, :bn] * DH[t + 1, :bn]
+            z1 = z[t + 1, :bn]
+            zk = z1 if k is None else k[t + 1, :bn] + (1 - k[t + 1, :bn]) * z1
+            dh[:bn] += (rec if m is None else rec * m[:bn]) + zk * DH[t + 1, :bn]
         dh[bn:] += dh_n[bn:bt]  # rows ending at t
+        g = dh if k is None else (1 - k[t, :bt]) * dh  # dh~_t
         r_t, z_t, n_t, u_n = r[t, :bt], z[t, :bt], n[t, :bt], U[t, :bt, 2 * H :]
         h_prev = (out[t - 1] if t else h0)[:bt]
-        k_n = dh * (1 - z_t) * (1 - n_t * n_t)  # dh_t K_n
+        k_n = g * (1 - z_t) * (1 - n_t * n_t)  # dh~_t K_n
         da, du = dA[t, :bt].unflatten(1, (3, H)), dU[t, :bt].unflatten(1, (3, H))
         da[:, 0] = du[:, 0] = k_n * u_n * r_t * (1 - r_t)  # (through r)
-        da[:, 1] = du[:, 1] = dh * (h_prev - n_t) * z_t * (1 - z_t)  # (through z)
+        da[:, 1] = du[:, 1] = g * (h_prev - n_t) * z_t * (1 - z_t)  # (through z)
         da[:, 2] = k_n  # (through n = tanh(a_n + r u_n))
         du[:, 2] = k_n * r_t
         dR[t, :bt] = normalise_backward(g_hh * dU[t, :bt], R[t, :bt], rs_r[t, :bt])  # (r^_t)

@@ -7,6 +7,10 @@
 //
 //   LN rows: v^ = (v - mean v) rstd, rstd = 1 / sqrt(var v + eps) (biased variance), and
 //   backward dv = rstd (dv^ - mean(dv^) - v^ mean(dv^ v^)) with dv^ = gamma dy.
+//
+// The regularisers in the loops (`Noise`, each optional, in the kernel's rows): recurrent
+// dropout's mask m (B, P) on h_{t-1} in the product, zoneout's weights k_h (T, B, P) and the
+// LSTM's k_c (T, B, H) mixing each new state with the last (tensor ops after the row pass).
 
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
@@ -31,6 +35,19 @@ void rows(int64_t n, int64_t H, const F& f) {
   } else {
     at::parallel_for(0, n, grain, f);
   }
+}
+
+struct Noise {
+  std::optional<Tensor> rec, k_h, k_c;
+};
+
+// rows [0, n) of step t of a (T, B, .) tensor
+Tensor at_step(const Tensor& x, int64_t t, int64_t n) { return x[t].narrow(0, 0, n); }
+
+// s_t = k s_{t-1} + (1 - k) s~_t in place over rows [0, bt) of step t of S (zoneout's mix)
+void zone(const Tensor& S, const Tensor& prev, const std::optional<Tensor>& k, int64_t t,
+          int64_t bt) {
+  if (k) at_step(S, t, bt).lerp_(prev, at_step(*k, t, bt));
 }
 
 template <typename S>
@@ -92,26 +109,21 @@ void recurrent_ln(const Tensor& R, const Tensor& rs, const Tensor& prev, const T
   });
 }
 
-// dh_t (rows [0, bt) of DH[t]): m dR_{t+1} W_hh + dout_t for rows running at t + 1 (their
-// further terms added by the caller; m recurrent dropout's mask, rec, or 1), dout_t + dL/dh_n
-// for the rows ending at t.
-void running_grad(Tensor dh, const Tensor& dout, const Tensor& dR1, const Tensor& w_hh,
-                  const std::optional<Tensor>& rec) {
-  if (rec) {
-    at::add_out(dh, dout, at::mm(dR1, w_hh).mul_(rec->narrow(0, 0, dh.size(0))));
-  } else {
-    at::addmm_out(dh, dout, dR1, w_hh);
-  }
-}
-
+// dh_t (rows [0, bt) of DH[t]): m dR_{t+1} W_hh + k_{t+1} dh_{t+1} + dout_t for the rows
+// running at t + 1 (m: recurrent dropout's mask or 1; k: zoneout's weights of h, or 0;
+// further terms added by the caller), dout_t + dL/dh_n for the rows ending at t.
 template <typename S>
-void recurrent_grad(const Tensor& DH, const Tensor& dR, const Tensor& w_hh,
-                    const std::optional<Tensor>& rec, const Tensor& dout, const Tensor& dh_n,
-                    int64_t t, int64_t bt, int64_t bn) {
+void recurrent_grad(const Tensor& DH, const Tensor& dR, const Tensor& w_hh, const Noise& noise,
+                    const Tensor& dout, const Tensor& dh_n, int64_t t, int64_t bt, int64_t bn) {
   const int64_t B = DH.size(1), P = DH.size(2);
   if (bn) {
-    running_grad(DH[t].narrow(0, 0, bn), dout[t].narrow(0, 0, bn), dR[t + 1].narrow(0, 0, bn),
-                 w_hh, rec);
+    Tensor dh = at_step(DH, t, bn), dR1 = at_step(dR, t + 1, bn), d = at_step(dout, t, bn);
+    if (noise.rec) {
+      at::add_out(dh, d, at::mm(dR1, w_hh).mul_(noise.rec->narrow(0, 0, bn)));
+    } else {
+      at::addmm_out(dh, d, dR1, w_hh);
+    }
+    if (noise.k_h) dh.addcmul_(at_step(*noise.k_h, t + 1, bn), at_step(DH, t + 1, bn));
   }
   S* dh = ptr<S>(DH) + t * B * P;
   const S* d = ptr<S>(dout) + t * B * P;
@@ -124,16 +136,15 @@ void recurrent_grad(const Tensor& DH, const Tensor& dR, const Tensor& w_hh,
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, const Tensor& c0,
                        const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
-                       const Tensor& b_c, const std::optional<Tensor>& w_hr,
-                       const std::optional<Tensor>& rec, const Tensor& out, const Tensor& h_n,
-                       const Tensor& c_n, const Tensor& R, const Tensor& rs_r, const Tensor& C,
-                       const Tensor& Ch, const Tensor& rs_c) {
+                       const Tensor& b_c, const std::optional<Tensor>& w_hr, const Noise& noise,
+                       const Tensor& out, const Tensor& h_n, const Tensor& c_n, const Tensor& R,
+                       const Tensor& rs_r, const Tensor& C, const Tensor& Ch, const Tensor& rs_c) {
   const int64_t B = Z.size(1), H = C.size(2), P = out.size(2), G = 4 * H;
   Tensor M = w_hr ? at::zeros({B, H}, Z.options()) : Tensor();  // m_t, before W_hr
   const S *ghh = ptr<S>(g_hh), *gc = ptr<S>(g_c), *bc = ptr<S>(b_c);
   for (const auto& [t, bt, bn] : steps) {
-    Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0.narrow(0, 0, bt);
-    recurrent_ln<S>(R, rs_r, prev, w_hh, rec, t, bt);
+    Tensor prev = t ? at_step(out, t - 1, bt) : h0.narrow(0, 0, bt);
+    recurrent_ln<S>(R, rs_r, prev, w_hh, noise.rec, t, bt);
     S* m_base = w_hr ? ptr<S>(M) : ptr<S>(out) + t * B * P;
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -147,15 +158,17 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, co
         S* ch = ptr<S>(Ch) + row * H;
         for (int64_t j = 0; j < H; ++j) c[j] = z[H + j] * c_prev[j] + z[j] * z[2 * H + j];
         for (int64_t j = 0; j < H; ++j) ch[j] = c[j];
-        ptr<S>(rs_c)[row] = normalise(ch, H);  // c^_t = LN(c_t)
+        ptr<S>(rs_c)[row] = normalise(ch, H);  // c^_t = LN(c~_t)
         S* m = m_base + b * H;
         for (int64_t j = 0; j < H; ++j) m[j] = z[3 * H + j] * std::tanh(gc[j] * ch[j] + bc[j]);
       }
     });
-    if (w_hr) {  // h_t = W_hr m_t
-      Tensor h = out[t].narrow(0, 0, bt);
+    if (w_hr) {  // h~_t = W_hr m_t
+      Tensor h = at_step(out, t, bt);
       at::mm_out(h, M.narrow(0, 0, bt), w_hr->t());
     }
+    zone(C, t ? at_step(C, t - 1, bt) : c0.narrow(0, 0, bt), noise.k_c, t, bt);  // c_t
+    zone(out, prev, noise.k_h, t, bt);                                           // h_t
     if (bn < bt) {  // rows [bn, bt) end here
       h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
       c_n.narrow(0, bn, bt - bn).copy_(C[t].narrow(0, bn, bt - bn));
@@ -166,12 +179,14 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, co
 void ln_lstm_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& c0,
                      const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c, const Tensor& b_c,
                      const std::optional<Tensor>& w_hr, const std::optional<Tensor>& rec,
+                     const std::optional<Tensor>& k_h, const std::optional<Tensor>& k_c,
                      Tensor out, Tensor h_n, Tensor c_n, Tensor R, Tensor rs_r, Tensor C,
                      Tensor Ch, Tensor rs_c) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous(), gc = g_c.contiguous(), bc = b_c.contiguous();
+  const Noise noise{rec, k_h, k_c};
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_lstm_forward", [&] {
-    lstm_forward_impl<scalar_t>(steps, Z, h0, c0, w_hh, gh, gc, bc, w_hr, rec, out, h_n, c_n,
+    lstm_forward_impl<scalar_t>(steps, Z, h0, c0, w_hh, gh, gc, bc, w_hr, noise, out, h_n, c_n,
                                 R, rs_r, C, Ch, rs_c);
   });
 }
@@ -180,25 +195,26 @@ template <typename S>
 void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& R, const Tensor& rs_r,
                         const Tensor& C, const Tensor& Ch, const Tensor& rs_c, const Tensor& c0,
                         const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
-                        const Tensor& b_c, const std::optional<Tensor>& w_hr,
-                        const std::optional<Tensor>& rec, const Tensor& dout, const Tensor& dh_n,
-                        const std::optional<Tensor>& dC,
+                        const Tensor& b_c, const std::optional<Tensor>& w_hr, const Noise& noise,
+                        const Tensor& dout, const Tensor& dh_n, const std::optional<Tensor>& dC,
                         const Tensor& dc, const Tensor& dZ, const Tensor& dR, const Tensor& DY,
                         const Tensor& DH) {
-  const int64_t B = Z.size(1), H = C.size(2), P = DH.size(2), G = 4 * H;
+  const int64_t B = Z.size(1), H = C.size(2), G = 4 * H;
   const S *ghh = ptr<S>(g_hh), *gc = ptr<S>(g_c), *bc = ptr<S>(b_c), *dCp = optr<S>(dC);
+  const S* kcp = optr<S>(noise.k_c);
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    recurrent_grad<S>(DH, dR, w_hh, rec, dout, dh_n, t, bt, bn);  // dh_t
-    Tensor dm;  // dm_t = dh_t W_hr with a projection, else dh_t itself
-    if (w_hr) dm = at::mm(DH[t].narrow(0, 0, bt), *w_hr);
-    const S* dm_base = w_hr ? ptr<S>(dm) : ptr<S>(DH) + t * B * P;
+    recurrent_grad<S>(DH, dR, w_hh, noise, dout, dh_n, t, bt, bn);  // dh_t
+    Tensor dh = at_step(DH, t, bt);  // dh~_t = (1 - k_h) dh_t, dm_t = dh~_t W_hr or dh~_t
+    if (noise.k_h) dh = dh * (1 - at_step(*noise.k_h, t, bt));
+    const Tensor dm = w_hr ? at::mm(dh, *w_hr) : dh.contiguous();
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       std::vector<S> d_c(H);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
-        const S *z = ptr<S>(Z) + row * G, *ch = ptr<S>(Ch) + row * H, *dm = dm_base + b * H;
+        const S *z = ptr<S>(Z) + row * G, *ch = ptr<S>(Ch) + row * H, *dmb = ptr<S>(dm) + b * H;
         const S *i = z, *f = z + H, *g = z + 2 * H, *o = z + 3 * H;
+        const S* kc = kcp ? kcp + row * H : nullptr;
         S* dz = ptr<S>(dZ) + row * G;
         S* dy = ptr<S>(DY) + row * H;
         S* dcb = ptr<S>(dc) + b * H;
@@ -207,17 +223,17 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& R, co
         }
         for (int64_t j = 0; j < H; ++j) {
           const S tc = std::tanh(gc[j] * ch[j] + bc[j]);  // tanh y_t
-          dz[3 * H + j] = dm[j] * tc * o[j] * (S(1) - o[j]);  // dz_o
-          dy[j] = dm[j] * o[j] * (S(1) - tc * tc);              // dy_t
-          d_c[j] = dcb[j];
+          dz[3 * H + j] = dmb[j] * tc * o[j] * (S(1) - o[j]);  // dz_o
+          dy[j] = dmb[j] * o[j] * (S(1) - tc * tc);              // dy_t
+          d_c[j] = kc ? (S(1) - kc[j]) * dcb[j] : dcb[j];
         }
-        normalise_backward(gc, dy, ch, ptr<S>(rs_c)[row], d_c.data(), H, true);  // (c^_t)
+        normalise_backward(gc, dy, ch, ptr<S>(rs_c)[row], d_c.data(), H, true);  // dc~_t
         const S* c_prev = t ? ptr<S>(C) + (row - B) * H : ptr<S>(c0) + b * H;
         for (int64_t j = 0; j < H; ++j) {
-          dz[j] = d_c[j] * g[j] * i[j] * (S(1) - i[j]);              // dz_i
-          dz[H + j] = d_c[j] * c_prev[j] * f[j] * (S(1) - f[j]);     // dz_f
-          dz[2 * H + j] = d_c[j] * i[j] * (S(1) - g[j] * g[j]);      // dz_g
-          dcb[j] = d_c[j] * f[j];                                    // dc_{t-1}
+          dz[j] = d_c[j] * g[j] * i[j] * (S(1) - i[j]);                  // dz_i
+          dz[H + j] = d_c[j] * c_prev[j] * f[j] * (S(1) - f[j]);         // dz_f
+          dz[2 * H + j] = d_c[j] * i[j] * (S(1) - g[j] * g[j]);          // dz_g
+          dcb[j] = (kc ? kc[j] * dcb[j] : S(0)) + d_c[j] * f[j];         // dc_{t-1}
         }
         const S* r = ptr<S>(R) + row * G;  // dR_t   (through r^_t = LN(r_t))
         normalise_backward(ghh, dz, r, ptr<S>(rs_r)[row], ptr<S>(dR) + row * G, G, false);
@@ -230,14 +246,16 @@ void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& R, cons
                       const Tensor& C, const Tensor& Ch, const Tensor& rs_c, const Tensor& c0,
                       const Tensor& w_hh, const Tensor& g_hh, const Tensor& g_c,
                       const Tensor& b_c, const std::optional<Tensor>& w_hr,
-                      const std::optional<Tensor>& rec, const Tensor& dout, const Tensor& dh_n,
+                      const std::optional<Tensor>& rec, const std::optional<Tensor>& k_h,
+                      const std::optional<Tensor>& k_c, const Tensor& dout, const Tensor& dh_n,
                       const std::optional<Tensor>& dC, Tensor dc, Tensor dZ, Tensor dR, Tensor DY,
                       Tensor DH) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous(), gc = g_c.contiguous(), bc = b_c.contiguous();
+  const Noise noise{rec, k_h, k_c};
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_lstm_backward", [&] {
-    lstm_backward_impl<scalar_t>(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, gh, gc, bc, w_hr, rec,
-                                 dout, dh_n, dC, dc, dZ, dR, DY, DH);
+    lstm_backward_impl<scalar_t>(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, gh, gc, bc, w_hr,
+                                 noise, dout, dh_n, dC, dc, dZ, dR, DY, DH);
   });
 }
 
@@ -245,14 +263,14 @@ void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& R, cons
 
 template <typename S>
 void gru_forward_impl(const Steps& steps, const Tensor& A, const Tensor& h0, const Tensor& w_hh,
-                      const Tensor& g_hh, const std::optional<Tensor>& b_hh,
-                      const std::optional<Tensor>& rec, const Tensor& out, const Tensor& h_n,
-                      const Tensor& R, const Tensor& rs_r, const Tensor& U) {
+                      const Tensor& g_hh, const std::optional<Tensor>& b_hh, const Noise& noise,
+                      const Tensor& out, const Tensor& h_n, const Tensor& R, const Tensor& rs_r,
+                      const Tensor& U) {
   const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
   const S *ghh = ptr<S>(g_hh), *bhh = optr<S>(b_hh);
   for (const auto& [t, bt, bn] : steps) {
-    Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0.narrow(0, 0, bt);
-    recurrent_ln<S>(R, rs_r, prev, w_hh, rec, t, bt);
+    Tensor prev = t ? at_step(out, t - 1, bt) : h0.narrow(0, 0, bt);
+    recurrent_ln<S>(R, rs_r, prev, w_hh, noise.rec, t, bt);
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
@@ -266,55 +284,63 @@ void gru_forward_impl(const Steps& steps, const Tensor& A, const Tensor& h0, con
         S* h = ptr<S>(out) + row * H;
         for (int64_t j = 0; j < H; ++j) {
           const S n = a[2 * H + j];
-          h[j] = n + a[H + j] * (hp[j] - n);  // h_t = (1 - z) n + z h_{t-1}
+          h[j] = n + a[H + j] * (hp[j] - n);  // h~_t = (1 - z) n + z h_{t-1}
         }
       }
     });
+    zone(out, prev, noise.k_h, t, bt);  // h_t
     if (bn < bt) h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
   }
 }
 
 void ln_gru_forward(const Steps& steps, Tensor A, const Tensor& h0, const Tensor& w_hh,
                     const Tensor& g_hh, const std::optional<Tensor>& b_hh,
-                    const std::optional<Tensor>& rec, Tensor out, Tensor h_n, Tensor R,
-                    Tensor rs_r, Tensor U) {
+                    const std::optional<Tensor>& rec, const std::optional<Tensor>& k, Tensor out,
+                    Tensor h_n, Tensor R, Tensor rs_r, Tensor U) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous();
   const std::optional<Tensor> bh = b_hh ? std::optional<Tensor>(b_hh->contiguous()) : b_hh;
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_forward", [&] {
-    gru_forward_impl<scalar_t>(steps, A, h0, w_hh, gh, bh, rec, out, h_n, R, rs_r, U);
+    gru_forward_impl<scalar_t>(steps, A, h0, w_hh, gh, bh, noise, out, h_n, R, rs_r, U);
   });
 }
 
 template <typename S>
 void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& R,
                        const Tensor& rs_r, const Tensor& out, const Tensor& h0,
-                       const Tensor& w_hh, const Tensor& g_hh, const std::optional<Tensor>& rec,
+                       const Tensor& w_hh, const Tensor& g_hh, const Noise& noise,
                        const Tensor& dout, const Tensor& dh_n, const Tensor& dA, const Tensor& dU,
                        const Tensor& dR, const Tensor& DH) {
   const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
-  const S* ghh = ptr<S>(g_hh);
+  const S *ghh = ptr<S>(g_hh), *kp = optr<S>(noise.k_h);
+  const Noise rec_only{noise.rec, std::nullopt, std::nullopt};  // zk below, not k_h
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    recurrent_grad<S>(DH, dR, w_hh, rec, dout, dh_n, t, bt, bn);
+    recurrent_grad<S>(DH, dR, w_hh, rec_only, dout, dh_n, t, bt, bn);
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
         S* dh = ptr<S>(DH) + row * H;
-        if (b < bn) {  // through h_{t+1} = ... + z_{t+1} h_t
+        if (b < bn) {  // through h_{t+1} = ... + zk h_t, zk = k + (1 - k) z
           const S* z1 = ptr<S>(A) + (row + B) * G + H;
           const S* dh1 = ptr<S>(DH) + (row + B) * H;
-          for (int64_t j = 0; j < H; ++j) dh[j] += z1[j] * dh1[j];
+          const S* k1 = kp ? kp + (row + B) * H : nullptr;
+          for (int64_t j = 0; j < H; ++j) {
+            dh[j] += (k1 ? k1[j] + (S(1) - k1[j]) * z1[j] : z1[j]) * dh1[j];
+          }
         }
         const S *a = ptr<S>(A) + row * G, *u = ptr<S>(U) + row * G;
         const S* hp = t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H;
+        const S* k = kp ? kp + row * H : nullptr;
         S *da = ptr<S>(dA) + row * G, *du = ptr<S>(dU) + row * G;
         for (int64_t j = 0; j < H; ++j) {
           const S r = a[j], z = a[H + j], n = a[2 * H + j];
-          const S k_n = dh[j] * (S(1) - z) * (S(1) - n * n);     // dh_t K_n
-          da[j] = du[j] = k_n * u[2 * H + j] * r * (S(1) - r);     // (through r)
-          da[H + j] = du[H + j] = dh[j] * (hp[j] - n) * z * (S(1) - z);  // (through z)
-          da[2 * H + j] = k_n;                                     // (through n)
+          const S dht = k ? (S(1) - k[j]) * dh[j] : dh[j];      // dh~_t
+          const S k_n = dht * (S(1) - z) * (S(1) - n * n);       // dh~_t K_n
+          da[j] = du[j] = k_n * u[2 * H + j] * r * (S(1) - r);  // (through r)
+          da[H + j] = du[H + j] = dht * (hp[j] - n) * z * (S(1) - z);  // (through z)
+          da[2 * H + j] = k_n;                                   // (through n)
           du[2 * H + j] = k_n * r;
         }
         const S* r_hat = ptr<S>(R) + row * G;  // dR_t   (through r^_t = LN(r_t))
@@ -326,13 +352,15 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, con
 
 void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& R,
                      const Tensor& rs_r, const Tensor& out, const Tensor& h0, const Tensor& w_hh,
-                     const Tensor& g_hh, const std::optional<Tensor>& rec, const Tensor& dout,
-                     const Tensor& dh_n, Tensor dA, Tensor dU, Tensor dR, Tensor DH) {
+                     const Tensor& g_hh, const std::optional<Tensor>& rec,
+                     const std::optional<Tensor>& k, const Tensor& dout, const Tensor& dh_n,
+                     Tensor dA, Tensor dU, Tensor dR, Tensor DH) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous();
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_backward", [&] {
-    gru_backward_impl<scalar_t>(steps, A, U, R, rs_r, out, h0, w_hh, gh, rec, dout, dh_n, dA, dU,
-                                dR, DH);
+    gru_backward_impl<scalar_t>(steps, A, U, R, rs_r, out, h0, w_hh, gh, noise, dout, dh_n, dA,
+                                dU, dR, DH);
   });
 }
 
@@ -340,61 +368,59 @@ void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const
 
 template <typename S>
 void rnn_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, const Tensor& w_hh,
-                      const Tensor& g_hh, const std::optional<Tensor>& rec, bool relu,
-                      const Tensor& h_n, const Tensor& R, const Tensor& rs_r) {
+                      const Tensor& g_hh, const Noise& noise, bool relu, const Tensor& h_n,
+                      const Tensor& R, const Tensor& rs_r, const std::optional<Tensor>& h_tilde) {
   const int64_t B = Z.size(1), H = Z.size(2);
   const S* ghh = ptr<S>(g_hh);
   for (const auto& [t, bt, bn] : steps) {
-    Tensor prev = t ? Z[t - 1].narrow(0, 0, bt) : h0.narrow(0, 0, bt);
-    recurrent_ln<S>(R, rs_r, prev, w_hh, rec, t, bt);
+    Tensor prev = t ? at_step(Z, t - 1, bt) : h0.narrow(0, 0, bt);
+    recurrent_ln<S>(R, rs_r, prev, w_hh, noise.rec, t, bt);
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         S* z = ptr<S>(Z) + (t * B + b) * H;
         const S* r = ptr<S>(R) + (t * B + b) * H;
         for (int64_t j = 0; j < H; ++j) {
           const S v = z[j] + ghh[j] * r[j];  // z_t = a_t + gamma_hh r^_t
-          z[j] = relu ? (v > S(0) ? v : S(0)) : std::tanh(v);
+          z[j] = relu ? (v > S(0) ? v : S(0)) : std::tanh(v);  // h~_t
         }
       }
     });
+    if (noise.k_h) {  // h_t = k h_{t-1} + (1 - k) h~_t, h~_t kept for the backward
+      at_step(*h_tilde, t, bt).copy_(at_step(Z, t, bt));
+      zone(Z, prev, noise.k_h, t, bt);
+    }
     if (bn < bt) h_n.narrow(0, bn, bt - bn).copy_(Z[t].narrow(0, bn, bt - bn));
   }
 }
 
 void ln_rnn_forward(const Steps& steps, Tensor Z, const Tensor& h0, const Tensor& w_hh,
-                    const Tensor& g_hh, const std::optional<Tensor>& rec, bool relu, Tensor h_n,
-                    Tensor R, Tensor rs_r) {
+                    const Tensor& g_hh, const std::optional<Tensor>& rec,
+                    const std::optional<Tensor>& k, bool relu, Tensor h_n, Tensor R, Tensor rs_r,
+                    const std::optional<Tensor>& h_tilde) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous();
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_rnn_forward", [&] {
-    rnn_forward_impl<scalar_t>(steps, Z, h0, w_hh, gh, rec, relu, h_n, R, rs_r);
+    rnn_forward_impl<scalar_t>(steps, Z, h0, w_hh, gh, noise, relu, h_n, R, rs_r, h_tilde);
   });
 }
 
 template <typename S>
 void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& R, const Tensor& rs_r,
-                       const Tensor& w_hh, const Tensor& g_hh, const std::optional<Tensor>& rec,
-                       const Tensor& dout, const Tensor& dh_n, const Tensor& dZ,
-                       const Tensor& dR) {
+                       const Tensor& w_hh, const Tensor& g_hh, const Noise& noise,
+                       const Tensor& dout, const Tensor& dh_n, const Tensor& dZ, const Tensor& dR,
+                       const Tensor& DH) {
   const int64_t B = D.size(1), H = D.size(2);
   const S* ghh = ptr<S>(g_hh);
-  Tensor DH = at::empty({B, H}, D.options());  // dh_t (dh_{t+1} is not read again)
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    if (bn) {  // dh_t = dout_t + m dR_{t+1} W_hh
-      running_grad(DH.narrow(0, 0, bn), dout[t].narrow(0, 0, bn), dR[t + 1].narrow(0, 0, bn),
-                   w_hh, rec);
-    }
-    S* dh = ptr<S>(DH);
-    const S* d = ptr<S>(dout) + t * B * H;
-    const S* dhn = ptr<S>(dh_n);
-    for (int64_t j = bn * H; j < bt * H; ++j) dh[j] = d[j] + dhn[j];  // rows ending at t
+    recurrent_grad<S>(DH, dR, w_hh, noise, dout, dh_n, t, bt, bn);  // dh_t
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
         S* dz = ptr<S>(dZ) + row * H;
-        const S* Dr = ptr<S>(D) + row * H;
-        for (int64_t j = 0; j < H; ++j) dz[j] = dh[b * H + j] * Dr[j];  // dz_t = dh_t act'
+        const S *Dr = ptr<S>(D) + row * H, *dh = ptr<S>(DH) + row * H;
+        for (int64_t j = 0; j < H; ++j) dz[j] = dh[j] * Dr[j];  // dz_t = dh_t D_t
         normalise_backward(ghh, dz, ptr<S>(R) + row * H, ptr<S>(rs_r)[row],
                            ptr<S>(dR) + row * H, H, false);  // dR_t   (through r^_t)
       }
@@ -404,12 +430,14 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& R, con
 
 void ln_rnn_backward(const Steps& steps, const Tensor& D, const Tensor& R, const Tensor& rs_r,
                      const Tensor& w_hh, const Tensor& g_hh, const std::optional<Tensor>& rec,
-                     const Tensor& dout, const Tensor& dh_n, Tensor dZ, Tensor dR) {
+                     const std::optional<Tensor>& k, const Tensor& dout, const Tensor& dh_n,
+                     Tensor dZ, Tensor dR, Tensor DH) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Tensor gh = g_hh.contiguous();
+  const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(D.scalar_type(), "ln_rnn_backward", [&] {
-    rnn_backward_impl<scalar_t>(steps, D.contiguous(), R, rs_r, w_hh, gh, rec, dout, dh_n, dZ,
-                                dR);
+    rnn_backward_impl<scalar_t>(steps, D.contiguous(), R, rs_r, w_hh, gh, noise, dout, dh_n, dZ,
+                                dR, DH);
   });
 }
 

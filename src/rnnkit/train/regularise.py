@@ -50,10 +50,6 @@ class RegulariserOptions:
                 f"layer_norm is an option of the cells {CELLS['layer_norm']}; cell {cell!r} "
                 "takes none"
             )
-        if self.layer_norm and self.zoneout:
-            raise ValueError(
-                "layer_norm does not combine with zoneout (the layer-normalised kernels have none)"
-            )
 
     def layer_kwargs(self) -> dict:
         """The non-zero options, as the layer's keywords."""
