@@ -355,3 +355,19 @@ def test_torch_compile_is_refused_naming_layer_norm():
 def test_a_layer_norm_that_is_not_a_bool_is_a_type_error(value):
     with pytest.raises(TypeError, match="layer_norm must be a bool"):
         rnnkit.LSTM(I, H, layer_norm=value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_cuda_runs_the_python_loops_as_the_cpu(cls):
+    """On CUDA the kernels run their Python loops (impl="auto" too: torch's fused operator
+    has no layer norm), the same masks drawn on the CPU."""
+    layer = make(cls, num_layers=2, bidirectional=True, recurrent_dropout=0.2, zoneout=0.1)
+    x, hx, lengths = inputs(layer, {"lengths": True})
+    torch.manual_seed(7)
+    want = run_layer(layer, x, hx, lengths, "bptt")
+    layer = layer.cuda()
+    xc = x.detach().cuda().requires_grad_()
+    torch.manual_seed(7)
+    got = run_layer(layer, xc, hx, lengths, "auto")
+    assert_close([g.cpu() for g in got], want, atol=1e-10, rtol=1e-10)
