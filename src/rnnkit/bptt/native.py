@@ -35,7 +35,9 @@ from rnnkit.bptt.common import _chunk, _mask_padding, _project, _projections
 from rnnkit.bptt.workspace import buffer, recycled
 
 _SOURCE = Path(__file__).with_name("native.cpp")
-_SOURCES = [_SOURCE, _SOURCE.with_name("native_ln.cpp")]  # one module (native_ln.cpp: layer_norm)
+# one module: native_ln.cpp has layer_norm's loops, native_math.h what both share
+_SOURCES = [_SOURCE, _SOURCE.with_name("native_ln.cpp")]
+_HEADERS = [_SOURCE.with_name("native_math.h")]
 _CFLAGS = ["-O3", "-fno-trapping-math"]
 _state: dict = {}
 EXTRA = "pip install 'rnnkit[native]'"
@@ -47,7 +49,7 @@ def _name() -> str:
     """The module's name, one per torch version and source: a build is only valid for the
     torch whose headers and ABI it was compiled against, and for the native.cpp it compiled
     (an edited source gets a build of its own instead of replacing a build in use)."""
-    text = b"".join(p.read_bytes() for p in _SOURCES) + repr(_CFLAGS).encode()
+    text = b"".join(p.read_bytes() for p in _SOURCES + _HEADERS) + repr(_CFLAGS).encode()
     digest = hashlib.sha256(text).hexdigest()[:12]
     return "rnnkit_native_" + re.sub(r"\W", "_", torch.__version__) + "_" + digest
 

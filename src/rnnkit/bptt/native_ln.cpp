@@ -3,7 +3,8 @@
 // time, the twins of the Python loops in ln_lstm.py, ln_gru.py and ln_rnn.py, taking and
 // filling the same tensors (see their docstrings for the equations; bptt/layer_norm.py for
 // what runs before and after the loops). Per step: one product (ATen), then one pass per row
-// for the LayerNorm and the pointwise work, in true coordinates (std::tanh, std::exp).
+// for the LayerNorm and the pointwise work, in true coordinates: sigmoid and tanh from
+// native_math.h, vectorised in float (the rows' activations compiled per x86-64 level).
 //
 //   LN rows: v^ = (v - mean v) rstd, rstd = 1 / sqrt(var v + eps) (biased variance), and
 //   backward dv = rstd (dv^ - mean(dv^) - v^ mean(dv^ v^)) with dv^ = gamma dy.
@@ -18,6 +19,8 @@
 #include <cmath>
 #include <optional>
 #include <vector>
+
+#include "native_math.h"  // RNNKIT_CLONES, RNNKIT_INLINE, sigmoid, tanh_
 
 namespace {
 
@@ -60,9 +63,98 @@ const S* optr(const std::optional<Tensor>& x) {
   return x ? x->data_ptr<S>() : nullptr;
 }
 
+// ---- the rows' pointwise work: one impl, a float function per x86-64 level, a double one ----
+
+// LSTM: z = [i, f, g, o] = act(z + gamma_hh r^), c = f c_prev + i g (c~_t)
 template <typename S>
-S sigmoid(S x) {
-  return S(1) / (S(1) + std::exp(-x));
+RNNKIT_INLINE void lstm_gates_impl(S* __restrict__ z, const S* __restrict__ r,
+                                   const S* __restrict__ ghh, const S* __restrict__ cp,
+                                   S* __restrict__ c, int64_t H) {
+  for (int64_t j = 0; j < 4 * H; ++j) z[j] += ghh[j] * r[j];  // z_t = a_t + gamma_hh r^_t
+  for (int64_t j = 0; j < 2 * H; ++j) z[j] = sigmoid(z[j]);
+  for (int64_t j = 2 * H; j < 3 * H; ++j) z[j] = tanh_(z[j]);
+  for (int64_t j = 3 * H; j < 4 * H; ++j) z[j] = sigmoid(z[j]);
+  for (int64_t j = 0; j < H; ++j) c[j] = z[H + j] * cp[j] + z[j] * z[2 * H + j];
+}
+RNNKIT_CLONES void lstm_gates(float* z, const float* r, const float* ghh, const float* cp,
+                              float* c, int64_t H) {
+  lstm_gates_impl(z, r, ghh, cp, c, H);
+}
+void lstm_gates(double* z, const double* r, const double* ghh, const double* cp, double* c,
+                int64_t H) {
+  lstm_gates_impl(z, r, ghh, cp, c, H);
+}
+
+// LSTM: m = o tanh(gamma_c c^ + beta_c)
+template <typename S>
+RNNKIT_INLINE void lstm_output_impl(const S* __restrict__ o, const S* __restrict__ ch,
+                                    const S* __restrict__ gc, const S* __restrict__ bc,
+                                    S* __restrict__ m, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) m[j] = o[j] * tanh_(gc[j] * ch[j] + bc[j]);
+}
+RNNKIT_CLONES void lstm_output(const float* o, const float* ch, const float* gc, const float* bc,
+                               float* m, int64_t H) {
+  lstm_output_impl(o, ch, gc, bc, m, H);
+}
+void lstm_output(const double* o, const double* ch, const double* gc, const double* bc,
+                 double* m, int64_t H) {
+  lstm_output_impl(o, ch, gc, bc, m, H);
+}
+
+// LSTM backward through m = o tanh(y): dz_o = dm tanh(y) o (1 - o), dy = dm o (1 - tanh^2 y)
+template <typename S>
+RNNKIT_INLINE void lstm_output_grad_impl(const S* __restrict__ dm, const S* __restrict__ o,
+                                         const S* __restrict__ ch, const S* __restrict__ gc,
+                                         const S* __restrict__ bc, S* __restrict__ dz_o,
+                                         S* __restrict__ dy, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const S tc = tanh_(gc[j] * ch[j] + bc[j]);  // tanh y_t
+    dz_o[j] = dm[j] * tc * o[j] * (S(1) - o[j]);
+    dy[j] = dm[j] * o[j] * (S(1) - tc * tc);
+  }
+}
+RNNKIT_CLONES void lstm_output_grad(const float* dm, const float* o, const float* ch,
+                                    const float* gc, const float* bc, float* dz_o, float* dy,
+                                    int64_t H) {
+  lstm_output_grad_impl(dm, o, ch, gc, bc, dz_o, dy, H);
+}
+void lstm_output_grad(const double* dm, const double* o, const double* ch, const double* gc,
+                      const double* bc, double* dz_o, double* dy, int64_t H) {
+  lstm_output_grad_impl(dm, o, ch, gc, bc, dz_o, dy, H);
+}
+
+// GRU: u = gamma_hh r^ (+ b_hh, added by the caller's pass), a = [r, z, n] in place:
+// r, z = sigmoid(a + u), n = tanh(a_n + r u_n), h = n + z (h_prev - n) (h~_t)
+template <typename S>
+RNNKIT_INLINE void gru_gates_impl(S* __restrict__ a, const S* __restrict__ u,
+                                  const S* __restrict__ hp, S* __restrict__ h, int64_t H) {
+  for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(a[j] + u[j]);
+  for (int64_t j = 0; j < H; ++j) a[2 * H + j] = tanh_(a[2 * H + j] + a[j] * u[2 * H + j]);
+  for (int64_t j = 0; j < H; ++j) h[j] = a[2 * H + j] + a[H + j] * (hp[j] - a[2 * H + j]);
+}
+RNNKIT_CLONES void gru_gates(float* a, const float* u, const float* hp, float* h, int64_t H) {
+  gru_gates_impl(a, u, hp, h, H);
+}
+void gru_gates(double* a, const double* u, const double* hp, double* h, int64_t H) {
+  gru_gates_impl(a, u, hp, h, H);
+}
+
+// RNN: z = act(z + gamma_hh r^), act = tanh or relu
+template <typename S>
+RNNKIT_INLINE void rnn_act_impl(S* __restrict__ z, const S* __restrict__ r,
+                                const S* __restrict__ ghh, int64_t H, bool relu) {
+  for (int64_t j = 0; j < H; ++j) z[j] += ghh[j] * r[j];  // z_t = a_t + gamma_hh r^_t
+  if (relu) {
+    for (int64_t j = 0; j < H; ++j) z[j] = z[j] > S(0) ? z[j] : S(0);
+  } else {
+    for (int64_t j = 0; j < H; ++j) z[j] = tanh_(z[j]);
+  }
+}
+RNNKIT_CLONES void rnn_act(float* z, const float* r, const float* ghh, int64_t H, bool relu) {
+  rnn_act_impl(z, r, ghh, H, relu);
+}
+void rnn_act(double* z, const double* r, const double* ghh, int64_t H, bool relu) {
+  rnn_act_impl(z, r, ghh, H, relu);
 }
 
 // v^ in place over n values; returns rstd.
@@ -150,17 +242,13 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, co
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
         S* z = ptr<S>(Z) + row * G;
-        const S* r = ptr<S>(R) + row * G;
-        for (int64_t j = 0; j < G; ++j) z[j] += ghh[j] * r[j];  // z_t = a_t + gamma_hh r^_t
-        for (int64_t j = 0; j < G; ++j) z[j] = j / H == 2 ? std::tanh(z[j]) : sigmoid(z[j]);
         const S* c_prev = t ? ptr<S>(C) + (row - B) * H : ptr<S>(c0) + b * H;
         S* c = ptr<S>(C) + row * H;
         S* ch = ptr<S>(Ch) + row * H;
-        for (int64_t j = 0; j < H; ++j) c[j] = z[H + j] * c_prev[j] + z[j] * z[2 * H + j];
+        lstm_gates(z, ptr<S>(R) + row * G, ghh, c_prev, c, H);  // gates, c~_t
         for (int64_t j = 0; j < H; ++j) ch[j] = c[j];
         ptr<S>(rs_c)[row] = normalise(ch, H);  // c^_t = LN(c~_t)
-        S* m = m_base + b * H;
-        for (int64_t j = 0; j < H; ++j) m[j] = z[3 * H + j] * std::tanh(gc[j] * ch[j] + bc[j]);
+        lstm_output(z + 3 * H, ch, gc, bc, m_base + b * H, H);  // m_t = o tanh(y_t)
       }
     });
     if (w_hr) {  // h~_t = W_hr m_t
@@ -221,12 +309,8 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& R, co
         if (dCp) {
           for (int64_t j = 0; j < H; ++j) dcb[j] += dCp[row * H + j];  // c_t's own gradient
         }
-        for (int64_t j = 0; j < H; ++j) {
-          const S tc = std::tanh(gc[j] * ch[j] + bc[j]);  // tanh y_t
-          dz[3 * H + j] = dmb[j] * tc * o[j] * (S(1) - o[j]);  // dz_o
-          dy[j] = dmb[j] * o[j] * (S(1) - tc * tc);              // dy_t
-          d_c[j] = kc ? (S(1) - kc[j]) * dcb[j] : dcb[j];
-        }
+        lstm_output_grad(dmb, o, ch, gc, bc, dz + 3 * H, dy, H);  // dz_o, dy_t
+        for (int64_t j = 0; j < H; ++j) d_c[j] = kc ? (S(1) - kc[j]) * dcb[j] : dcb[j];
         normalise_backward(gc, dy, ch, ptr<S>(rs_c)[row], d_c.data(), H, true);  // dc~_t
         const S* c_prev = t ? ptr<S>(C) + (row - B) * H : ptr<S>(c0) + b * H;
         for (int64_t j = 0; j < H; ++j) {
@@ -277,15 +361,12 @@ void gru_forward_impl(const Steps& steps, const Tensor& A, const Tensor& h0, con
         S* a = ptr<S>(A) + row * G;
         S* u = ptr<S>(U) + row * G;
         const S* r_hat = ptr<S>(R) + row * G;
-        for (int64_t j = 0; j < G; ++j) u[j] = ghh[j] * r_hat[j] + (bhh ? bhh[j] : S(0));
-        for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(a[j] + u[j]);  // r, z
-        for (int64_t j = 0; j < H; ++j) a[2 * H + j] = std::tanh(a[2 * H + j] + a[j] * u[2 * H + j]);
-        const S* hp = t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H;
-        S* h = ptr<S>(out) + row * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const S n = a[2 * H + j];
-          h[j] = n + a[H + j] * (hp[j] - n);  // h~_t = (1 - z) n + z h_{t-1}
+        for (int64_t j = 0; j < G; ++j) u[j] = ghh[j] * r_hat[j];  // u_t = gamma_hh r^_t + b_hh
+        if (bhh) {
+          for (int64_t j = 0; j < G; ++j) u[j] += bhh[j];
         }
+        const S* hp = t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H;
+        gru_gates(a, u, hp, ptr<S>(out) + row * H, H);  // r, z, n, h~_t
       }
     });
     zone(out, prev, noise.k_h, t, bt);  // h_t
@@ -377,12 +458,8 @@ void rnn_forward_impl(const Steps& steps, const Tensor& Z, const Tensor& h0, con
     recurrent_ln<S>(R, rs_r, prev, w_hh, noise.rec, t, bt);
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        S* z = ptr<S>(Z) + (t * B + b) * H;
-        const S* r = ptr<S>(R) + (t * B + b) * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const S v = z[j] + ghh[j] * r[j];  // z_t = a_t + gamma_hh r^_t
-          z[j] = relu ? (v > S(0) ? v : S(0)) : std::tanh(v);  // h~_t
-        }
+        const int64_t row = t * B + b;
+        rnn_act(ptr<S>(Z) + row * H, ptr<S>(R) + row * H, ghh, H, relu);  // h~_t
       }
     });
     if (noise.k_h) {  // h_t = k h_{t-1} + (1 - k) h~_t, h~_t kept for the backward
