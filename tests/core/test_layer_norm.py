@@ -371,3 +371,23 @@ def test_cuda_runs_the_python_loops_as_the_cpu(cls):
     torch.manual_seed(7)
     got = run_layer(layer, xc, hx, lengths, "auto")
     assert_close([g.cpu() for g in got], want, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU", "RNN"])
+def test_the_gradient_probe_records_dh_t(cls):
+    """probe.GradientRecord: || dL/dh_t || per step of each kernel call, as autograd gives it
+    for the same layer stepped (step(), the step equations)."""
+    from rnnkit.bptt.probe import GradientRecord
+
+    layer = make(cls)
+    x = rand((T, B, I), 3)
+    with GradientRecord() as record:
+        layer(x, impl="bptt")[0].pow(2).sum().backward()
+    hs, state = [], None
+    for t in range(T):  # the same layer stepped, each h_t kept
+        h, state = layer.step(x[t].detach(), state)
+        hs.append(h)
+    loss = sum(h.pow(2).sum() for h in hs)
+    # dL/dh_t: autograd's total gradient of each h_t (through every later step too)
+    want = [torch.autograd.grad(loss, h, retain_graph=True)[0].norm() for h in hs]
+    assert_close(record.stacked()[0], torch.stack(want), atol=1e-10, rtol=1e-10)

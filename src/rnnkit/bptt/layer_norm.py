@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from rnnkit.bptt import native
+from rnnkit.bptt import native, probe
 from rnnkit.bptt.common import (
     _Inference,
     _input_grads,
@@ -94,6 +94,7 @@ class LayerNormFunction(Function):
         weights = (w_hh, b_hh, g_hh, g_c, b_c, w_hr, noise)
         out, finals, saved = loops.forward(a, h0, c0, weights, steps, ctx.native, nonlinearity)
         _mask_padding(out, steps)
+        ctx.norms = probe.claim(len(x), x) if any(ctx.needs_input_grad) else None
         ctx.save_for_backward(x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, ah, rs_a, out,
                               *saved)  # fmt: skip
         C = saved[loops.CELLS] if cells else None
@@ -110,7 +111,9 @@ class LayerNormFunction(Function):
         grads = [g.contiguous() for g in grads]
         back = ctx.loops.backward(ctx.steps, ctx.native, dout.contiguous(), grads, h0, c0,
                                   weights, out, saved, ctx.nonlinearity)  # fmt: skip
-        dA, dU, dR, dh0, dc0, dg_c, db_c, dw_hr = back
+        dA, dU, dR, dh0, dc0, dg_c, db_c, dw_hr, DH = back  # DH: dL/dh_t, padded rows 0
+        if ctx.norms is not None:  # a probe.GradientRecord is open (probe.py)
+            torch.linalg.vector_norm(DH, dim=(1, 2), out=ctx.norms)
         if need[1]:  # dh_0 += m dR_0 W_hh   (through r_0 = W_hh (m h_0))
             d = dR[0] @ w_hh if rec is None else (dR[0] @ w_hh) * rec
             dh0 = d if dh0 is None else dh0 + d

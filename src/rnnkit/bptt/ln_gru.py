@@ -58,7 +58,7 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
 
 
 def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlinearity=None):
-    """(dA, dU, dR, dh0's direct part zk_0 dh_0, None, None, None, None) as
+    """(dA, dU, dR, dh0's direct part zk_0 dh_0, None, None, None, None, DH) as
     layer_norm.LayerNormFunction takes them; grads: [dh_n]."""
     w_hh, g_hh, noise = *weights[:2], weights[-1]
     m, k, _ = noise_of(noise)
@@ -70,7 +70,7 @@ def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlin
     (native.load().ln_gru_backward if use_native else _backward_loop)(steps, *args)
     z0 = A[0, :, H : 2 * H]
     zk0 = z0 if k is None else torch.lerp(z0, torch.ones_like(z0), k[0])
-    return dA, dU, dR, zk0 * DH[0], None, None, None, None  # (through h_0' = ... + zk_0 h_0)
+    return dA, dU, dR, zk0 * DH[0], None, None, None, None, DH  # (h_0' = ... + zk_0 h_0)
 
 
 def _backward_loop(steps, A, U, R, rs_r, out, h0, w_hh, g_hh, m, k, dout, dh_n, dA, dU, dR, DH):

@@ -70,7 +70,7 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
 
 
 def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlinearity=None):
-    """(dA, dU, dR, dh0 but its dR_0 W_hh part, dc0, dgamma_c, dbeta_c, dW_hr) as
+    """(dA, dU, dR, dh0 but its dR_0 W_hh part, dc0, dgamma_c, dbeta_c, dW_hr, DH) as
     layer_norm.LayerNormFunction takes them; grads: [dh_n, dc_n] and with the cells dC."""
     w_hh, g_hh, g_c, b_c, w_hr, noise = weights
     m, k_h, k_c = noise_of(noise)
@@ -91,7 +91,7 @@ def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlin
         dw_hr = DHt.flatten(0, 1).t() @ M.flatten(0, 1)
     dg_c, db_c = (DY * Ch).sum((0, 1)), DY.sum((0, 1))
     dh0 = None if k_h is None else k_h[0] * DH[0]  # (through h_0' = k_h h_0 + ...)
-    return dZ, dZ, dR, dh0, dc, dg_c, db_c, dw_hr
+    return dZ, dZ, dR, dh0, dc, dg_c, db_c, dw_hr, DH
 
 
 def _backward_loop(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, m, k_h, k_c,

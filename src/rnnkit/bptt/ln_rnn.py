@@ -51,7 +51,7 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity="tanh"):
 
 
 def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlinearity="tanh"):
-    """(dZ, dZ, dR, dh0's direct part k_0 dh_0, None, None, None, None) as
+    """(dZ, dZ, dR, dh0's direct part k_0 dh_0, None, None, None, None, DH) as
     layer_norm.LayerNormFunction takes them; grads: [dh_n]."""
     w_hh, g_hh, noise = *weights[:2], weights[-1]
     m, k, _ = noise_of(noise)
@@ -64,7 +64,7 @@ def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlin
     args = (D, R, rs_r, w_hh, g_hh, m, k, dout, grads[0], dZ, dR, DH)
     (native.load().ln_rnn_backward if use_native else _backward_loop)(steps, *args)
     dh0 = None if k is None else k[0] * DH[0]  # (through h_0' = k_0 h_0 + ...)
-    return dZ, dZ, dR, dh0, None, None, None, None
+    return dZ, dZ, dR, dh0, None, None, None, None, DH
 
 
 def _backward_loop(steps, D, R, rs_r, w_hh, g_hh, m, k, dout, dh_n, dZ, dR, DH):
