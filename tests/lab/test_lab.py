@@ -299,3 +299,34 @@ def test_bad_lab_input_is_one_error_line(args, match):
 def test_gradients_of_a_checkpoint_of_another_kind_is_refused(tmp_path):
     code, _, err = rnnkit("lab", "gradients", "--checkpoint", tmp_path)
     assert_one_error_line(code, err, "not an rnnkit checkpoint")
+
+
+@pytest.mark.parametrize("make", [rk.LSTM, rk.GRU, rk.RNN])
+def test_jacobian_norms_of_layer_normalised_cells_use_their_step(make):
+    """layer_norm=True: the Jacobians of the layer-normalised step, not of the plain one."""
+    torch.manual_seed(0)
+    layer = make(2, 4, layer_norm=True).double()
+    x = torch.randn(5, 2, dtype=torch.float64)
+    lags, norms = jacobian_norms(layer, x, points=10)
+    h = layer(x.unsqueeze(1))[0][:, 0]  # (T, H): the states along the sequence
+    n = 8 if make is rk.LSTM else 4
+    w = tuple(layer._weights(0, torch.float64))
+
+    def step(x_t, s):
+        if make is rk.LSTM:
+            return torch.cat(rk.functional_ln.lstm_step(x_t, [s[:4], s[4:]], w))
+        return layer._kernels.step(x_t, [s], w, "tanh")[0]
+
+    def states_after(s0, t):
+        s = s0
+        for j in range(1, t + 1):
+            s = step(x[j], s)
+        return s
+
+    with torch.no_grad():
+        s0 = step(x[0], torch.zeros(n, dtype=torch.float64))
+    if make is not rk.LSTM:
+        torch.testing.assert_close(s0, h[0].detach())
+    for lag, value in zip(lags.tolist(), norms):
+        J = torch.autograd.functional.jacobian(lambda s, lag=lag: states_after(s, lag), s0)
+        torch.testing.assert_close(value, torch.linalg.matrix_norm(J, ord=2))

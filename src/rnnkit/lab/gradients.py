@@ -63,6 +63,9 @@ def jacobian_norms(
             return F.gru_step(x_t, s, *w)
         return F.rnn_step(x_t, s, *w, nl)
 
+    if getattr(layer, "layer_norm", False):  # rnnkit's layer-normalised cells: their step
+        step = _layer_norm_step(layer, k, x.dtype)
+
     n = 2 * H if mode == "lstm" else H
     states = [torch.zeros(n, dtype=x.dtype, device=x.device)]  # s_{-1} = 0, then s_0 ...
     with torch.no_grad():
@@ -83,6 +86,23 @@ def jacobian_norms(
         if t in wanted:
             norms.append(torch.linalg.matrix_norm(product, ord=2))
     return lags, torch.stack(norms)
+
+
+def _layer_norm_step(layer: nn.Module, k: int, dtype: torch.dtype):
+    """step(x_t, s) of layer k (forward direction) of a layer_norm=True rnnkit layer, on the
+    flat state s as jacobian_norms takes it (functional_ln.py's equations)."""
+    cell, H = layer._kernels, layer.hidden_size
+    w = tuple(
+        None if p is None else p.detach() for p in layer._weights(k * layer.num_directions, dtype)
+    )
+    nl = getattr(layer, "nonlinearity", "tanh")
+
+    def step(x_t: Tensor, s: Tensor) -> Tensor:
+        if cell.states == 2:
+            return torch.cat(cell.step(x_t, [s[:H], s[H:]], w, nl))
+        return cell.step(x_t, [s], w, nl)[0]
+
+    return step
 
 
 def spectral_radius(layer: nn.Module, k: int = 0) -> dict[str, float]:
