@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.nn.functional import layer_norm
 
-EPS = 1e-5  # torch.nn.LayerNorm's
+from rnnkit.bptt.layer_norm import EPS  # torch.nn.LayerNorm's, the kernels' too
 
 
 def _ln(v: Tensor, gain: Tensor, bias: Tensor | None = None) -> Tensor:
