@@ -1,0 +1,108 @@
+"""fast_step.py: the LSTM's short generation step against RNNBase.step's reference path."""
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import fast_step
+from rnnkit.bptt import native
+
+needs_loops = pytest.mark.skipif(
+    native.for_cpu(torch.zeros(1)) is None, reason="the C++ loops are not built here"
+)
+
+
+def _state(layer, B, dtype):
+    L, H = layer.num_layers, layer.hidden_size
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(L, B, layer.proj_size or H, generator=g, dtype=dtype)
+    return h, torch.randn(L, B, H, generator=g, dtype=dtype)
+
+
+def _reference(layer, x, hx):
+    """RNNBase.step on its reference path (a gradient enabled: the short path declines)."""
+    with torch.enable_grad():
+        assert fast_step.step(layer, x, hx) is None
+        out, (h, c) = layer.step(x, hx)
+    return out.detach(), (h.detach(), c.detach())
+
+
+@needs_loops
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    "kw", [{}, {"bias": False}, {"proj_size": 5}, {"num_layers": 3, "dropout": 0.5}]
+)
+def test_the_short_step_equals_the_reference(dtype, kw):
+    torch.manual_seed(0)
+    kw = {"num_layers": 2, **kw}
+    layer = rnnkit.LSTM(7, 12, dtype=dtype, **kw).eval()
+    x = torch.randn(3, 7, dtype=dtype)
+    hx = _state(layer, 3, dtype)
+    with torch.no_grad():
+        got = fast_step.step(layer, x, hx)
+        assert got is not None  # the short path applies here
+        via_layer = layer.step(x, hx)
+    want = _reference(layer, x, hx)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    for g, v, w in zip((got[0], *got[1]), (via_layer[0], *via_layer[1]), (want[0], *want[1])):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        torch.testing.assert_close(g, w, atol=tol, rtol=tol)
+        torch.testing.assert_close(v, w, atol=tol, rtol=tol)
+
+
+@needs_loops
+def test_stepping_a_sequence_equals_forward():
+    torch.manual_seed(1)
+    layer = rnnkit.LSTM(4, 9, num_layers=2).eval()
+    x = torch.randn(6, 2, 4)
+    hx = _state(layer, 2, torch.float32)
+    with torch.no_grad():
+        out, (h_n, c_n) = layer(x, hx)
+        state, outs = hx, []
+        for t in range(len(x)):
+            y, state = layer.step(x[t], state)
+            outs.append(y)
+    torch.testing.assert_close(torch.stack(outs), out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(state[0], h_n, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(state[1], c_n, atol=1e-5, rtol=1e-5)
+
+
+def _declines(layer, x, hx):
+    with torch.no_grad():
+        return fast_step.step(layer, x, hx) is None
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: rnnkit.GRU(4, 6),
+        lambda: rnnkit.LSTM(4, 6, bidirectional=True),
+        lambda: rnnkit.LSTM(4, 6, layer_norm=True),
+        lambda: rnnkit.LSTM(4, 6, zoneout=0.1).eval(),
+        lambda: rnnkit.LSTM(4, 6, num_layers=2, dropout=0.3).train(),
+    ],
+)
+def test_the_short_step_declines_what_it_does_not_compute(make):
+    layer = make()
+    D = 2 if layer.bidirectional else 1
+    hx = torch.zeros(D, 2, 6), torch.zeros(D, 2, 6)
+    assert _declines(layer, torch.zeros(2, 4), hx)
+
+
+def test_bad_input_takes_the_reference_path_and_its_errors():
+    layer = rnnkit.LSTM(4, 6).eval()
+    good = torch.zeros(1, 2, 6), torch.zeros(1, 2, 6)
+    bad_inputs = [
+        (torch.zeros(2, 5), good),  # input size
+        (torch.zeros(2, 4), (torch.zeros(1, 3, 6), torch.zeros(1, 2, 6))),  # h_0's batch
+        (torch.zeros(2, 4, dtype=torch.float64), good),  # dtype
+        (torch.zeros(2, 4), good[0]),  # a tensor, not (h_0, c_0)
+    ]
+    for x, hx in bad_inputs:
+        assert _declines(layer, x, hx)
+        with torch.no_grad(), pytest.raises((ValueError, TypeError, RuntimeError)):
+            layer.step(x, hx)
+    assert _declines(layer, torch.zeros(2, 4), None)  # no state: the reference makes zeros
+    with torch.no_grad():
+        out, (h, c) = layer.step(torch.zeros(2, 4))
+    assert out.shape == (2, 6) and h.shape == c.shape == (1, 2, 6)
