@@ -37,7 +37,7 @@ from torch import Tensor
 from torch.autograd import Function
 from torch.autograd.function import once_differentiable
 
-from rnnkit.bptt import native, probe
+from rnnkit.bptt import gemm, native, probe
 from rnnkit.bptt.common import (
     _Inference,
     _input_grads,
@@ -106,6 +106,12 @@ def accumulators(n: int, like: Tensor) -> Tensor:
 def native_sums(acc: Tensor, parts: int) -> tuple[Tensor, ...]:
     """The per-thread sums of `accumulators`, summed over threads and split in `parts`."""
     return acc.sum(0).chunk(parts)
+
+
+def step_weight(w: Tensor, steps) -> gemm.StepWeight:
+    """W ready for a loop's step products x W^T (gemm.step_weight: MKL's packed GEMM where it
+    wins), for at most B rows, one product per step."""
+    return gemm.step_weight(w.contiguous(), steps[0][1], len(steps))
 
 
 def fresh(name: str, shape, like: Tensor, steps) -> Tensor:

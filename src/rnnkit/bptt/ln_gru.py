@@ -31,6 +31,7 @@ from rnnkit.bptt.layer_norm import (
     normalise,
     normalise_backward,
     scratch,
+    step_weight,
 )
 
 CELLS = None  # no cell state
@@ -50,8 +51,9 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
         A = fresh("ln_gru.A", P.shape, P, steps)
         zeros = P.new_zeros(G)
         b_ih, b_hh = (zeros if v is None else v for v in (b_ih, b_hh))
-        native.load().ln_gru_forward(steps, P, rs_a, g_ih, b_ih, h0.contiguous(), w_hh, g_hh, b_hh,
-                                     m, k, A, out, h_n, R, rs_r, U)  # fmt: skip
+        w_step = step_weight(w_hh, steps)  # products x W_hh^T
+        native.load().ln_gru_forward(steps, P, rs_a, g_ih, b_ih, h0.contiguous(), w_step, g_hh,
+                                     b_hh, m, k, A, out, h_n, R, rs_r, U)  # fmt: skip
         return out, [h_n], P, rs_a, (R, rs_r, A, U)
     A, ah, rs_a = input_forward(P, g_ih, b_ih)  # a_t, then the gates [r, z, n], in place
     saved = (R, rs_r, A, U)
@@ -88,7 +90,8 @@ def backward(
         dP, dR = scratch("ln.dP", A.shape, A, steps), scratch("ln.dR", A.shape, A, steps)
         DH = scratch("ln.DH", out.shape, out, steps)  # dL/dh_t
         acc = accumulators(4 * A.shape[2], A)
-        native.load().ln_gru_backward(steps, A, U, ah, rs_a, R, rs_r, out, h0, w_hh, g_ih, g_hh,
+        w_step = step_weight(w_hh.t(), steps)  # products x W_hh
+        native.load().ln_gru_backward(steps, A, U, ah, rs_a, R, rs_r, out, h0, w_step, g_ih, g_hh,
                                       m, k, dout, grads[0], dP, dR, DH, acc)  # fmt: skip
         sums = native_sums(acc, 4)
     else:

@@ -37,6 +37,7 @@ from rnnkit.bptt.layer_norm import (
     normalise,
     normalise_backward,
     scratch,
+    step_weight,
 )
 
 CELLS = 2  # saved[CELLS] is C, every c_t (LSTM.forward_with_cells)
@@ -59,8 +60,9 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
         Z = fresh("ln_lstm.Z", P.shape, P, steps)
         saved = (R, rs_r, C, Ch, rs_c, Z)
         b = P.new_zeros(P.shape[2]) if b is None else b  # the rows add it
+        w_step = step_weight(w_hh, steps)  # products x W_hh^T
         native.load().ln_lstm_forward(steps, P, rs_a, g_ih, b, h0.contiguous(), c0.contiguous(),
-                                      w_hh, g_hh, g_c, b_c, w_hr, m, k_h, k_c, Z, out, h_n, c_n,
+                                      w_step, g_hh, g_c, b_c, w_hr, m, k_h, k_c, Z, out, h_n, c_n,
                                       *saved[:5])  # fmt: skip
         return out, [h_n, c_n], P, rs_a, saved
     Z, ah, rs_a = input_forward(P, g_ih, b)  # the gates, in place
@@ -105,7 +107,8 @@ def backward(
         dP, dR = scratch("ln.dP", Z.shape, Z, steps), scratch("ln.dR", Z.shape, Z, steps)
         DH = scratch("ln.DH", out.shape, out, steps)  # dh_t
         acc, acc_c = accumulators(16 * H, Z), accumulators(2 * H, Z)
-        native.load().ln_lstm_backward(steps, Z, ah, rs_a, R, rs_r, C, Ch, rs_c, c0, w_hh, g_ih,
+        w_step = step_weight(w_hh.t(), steps)  # products x W_hh
+        native.load().ln_lstm_backward(steps, Z, ah, rs_a, R, rs_r, C, Ch, rs_c, c0, w_step, g_ih,
                                        g_hh, g_c, b_c, w_hr, m, k_h, k_c, dout, dh_n, dC, dc, dP,
                                        dR, DH, acc, acc_c)  # fmt: skip
         sums, (dg_c, db_c) = native_sums(acc, 4), native_sums(acc_c, 2)

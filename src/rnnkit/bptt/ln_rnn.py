@@ -28,6 +28,7 @@ from rnnkit.bptt.layer_norm import (
     normalise,
     normalise_backward,
     scratch,
+    step_weight,
 )
 
 CELLS = None  # no cell state
@@ -48,7 +49,8 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity="tan
     if use_native:  # the same loop in C++, a^_t and h_t (in Z) written in its rows
         Z = fresh("ln_rnn.Z", P.shape, P, steps)
         b = P.new_zeros(P.shape[2]) if b is None else b  # the rows add it
-        native.load().ln_rnn_forward(steps, P, rs_a, g_ih, b, h0.contiguous(), w_hh, g_hh, m, k,
+        w_step = step_weight(w_hh, steps)  # products x W_hh^T
+        native.load().ln_rnn_forward(steps, P, rs_a, g_ih, b, h0.contiguous(), w_step, g_hh, m, k,
                                      relu, Z, h_n, R, rs_r, h_tilde)  # fmt: skip
         return Z, [h_n], P, rs_a, saved
     Z, ah, rs_a = input_forward(P, g_ih, b)  # z_t, then h_t, in place
@@ -84,7 +86,8 @@ def backward(
         dP, dR = scratch("ln.dP", R.shape, R, steps), scratch("ln.dR", R.shape, R, steps)
         DH = scratch("ln.DH", R.shape, R, steps)
         acc = accumulators(4 * R.shape[2], R)
-        native.load().ln_rnn_backward(steps, D, ah, rs_a, R, rs_r, w_hh, g_ih, g_hh, m, k, dout,
+        w_step = step_weight(w_hh.t(), steps)  # products x W_hh
+        native.load().ln_rnn_backward(steps, D, ah, rs_a, R, rs_r, w_step, g_ih, g_hh, m, k, dout,
                                       grads[0], dP, dR, DH, acc)  # fmt: skip
         sums = native_sums(acc, 4)
     else:

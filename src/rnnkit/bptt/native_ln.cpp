@@ -32,10 +32,16 @@
 
 #include "native_math.h"  // RNNKIT_CLONES, RNNKIT_INLINE, sigmoid, tanh_
 
+// A weight ready for many products x W^T (gemm.StepWeight: packed, W, library, rows) and
+// the product itself, native.cpp's (MKL's packed GEMM where gemm.step_weight chose it).
+using StepW = std::tuple<at::Tensor, at::Tensor, int64_t, int64_t>;
+at::Tensor rnnkit_step_product(const at::Tensor& x, const StepW& w);
+
 namespace {
 
 using at::Tensor;
 using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (t, b_t, b_{t+1})
+using Opt = std::optional<Tensor>;
 constexpr double kEps = 1e-5;                                      // torch.nn.LayerNorm's
 constexpr int64_t kMinWork = 16384;  // elements per thread in a step's row work (native.cpp's)
 constexpr int64_t kLanes = 16;       // partial sums of a row's reductions (one AVX-512 vector)
@@ -135,17 +141,18 @@ RNNKIT_INLINE void param_sums(const S* __restrict__ d, const S* __restrict__ vh,
   for (int64_t j = 0; j < n; ++j) acc[n + j] += d[j];
 }
 
-// The two LayerNorms of a row's pre-activations over G values, in place (a^ over p, r^ over
-// r), and z = gamma_ih a^ + b + gamma_hh r^; returns (rstd_a, rstd_r)
+// The two LayerNorms of a row's pre-activations over G values, a^ = LN(p) in place and
+// r^ = LN(q) into r (q: the product's row), and z = gamma_ih a^ + b + gamma_hh r^; returns
+// (rstd_a, rstd_r)
 template <typename S>
-RNNKIT_INLINE std::pair<S, S> pre_activations(S* __restrict__ p, S* __restrict__ r,
-                                              S* __restrict__ z, const S* __restrict__ gih,
-                                              const S* __restrict__ b, const S* __restrict__ ghh,
-                                              int64_t G) {
+RNNKIT_INLINE std::pair<S, S> pre_activations(S* __restrict__ p, const S* __restrict__ q,
+                                              S* __restrict__ r, S* __restrict__ z,
+                                              const S* __restrict__ gih, const S* __restrict__ b,
+                                              const S* __restrict__ ghh, int64_t G) {
   const auto [ma, ra] = moments(p, G);
-  const auto [mr, rr] = moments(r, G);
+  const auto [mr, rr] = moments(q, G);
   for (int64_t j = 0; j < G; ++j) {
-    const S ah = (p[j] - ma) * ra, rh = (r[j] - mr) * rr;
+    const S ah = (p[j] - ma) * ra, rh = (q[j] - mr) * rr;
     p[j] = ah;
     r[j] = rh;
     z[j] = gih[j] * ah + b[j] + ghh[j] * rh;
@@ -180,35 +187,31 @@ struct Weights {
   const S *g_ih, *b, *g_hh, *b_hh, *g_c, *b_c;
 };
 
-using Opt = std::optional<Tensor>;
-
 template <typename S>
 Weights<S> weights_of(const Tensor& g_ih, const Tensor& g_hh, const Opt& b, const Opt& b_hh = {},
                       const Opt& g_c = {}, const Opt& b_c = {}) {
   return {ptr<S>(g_ih), optr<S>(b), ptr<S>(g_hh), optr<S>(b_hh), optr<S>(g_c), optr<S>(b_c)};
 }
 
-// r_t = W_hh (m h_{t-1}) into rows [0, bt) of R[t] (m: recurrent dropout's mask, or none)
-void recurrent_product(const Tensor& R, const Tensor& prev, const Tensor& w_hh,
-                       const std::optional<Tensor>& rec, int64_t t, int64_t bt) {
-  Tensor r = at_step(R, t, bt);
-  at::mm_out(r, rec ? prev * rec->narrow(0, 0, bt) : prev, w_hh.t());
+// r_t = W_hh (m h_{t-1}) for rows [0, bt), in a new tensor (m: recurrent dropout's mask, or
+// none); its rows are contiguous, b_t of them or more (the packed GEMM's, native.cpp)
+Tensor recurrent_product(const Tensor& prev, const StepW& w_hh, const Opt& rec, int64_t bt) {
+  return rnnkit_step_product(rec ? prev * rec->narrow(0, 0, bt) : prev, w_hh);
 }
 
 // dh_t (rows [0, bt) of DH[t]): m dR_{t+1} W_hh + k_{t+1} dh_{t+1} + dout_t for the rows
 // running at t + 1 (m: recurrent dropout's mask or 1; k: zoneout's weights of h, or 0;
 // further terms added by the caller), dout_t + dL/dh_n for the rows ending at t.
+// w_hh_t: W_hh^T as a StepW (products x W_hh).
 template <typename S>
-void recurrent_grad(const Tensor& DH, const Tensor& dR, const Tensor& w_hh, const Noise& noise,
+void recurrent_grad(const Tensor& DH, const Tensor& dR, const StepW& w_hh_t, const Noise& noise,
                     const Tensor& dout, const Tensor& dh_n, int64_t t, int64_t bt, int64_t bn) {
   const int64_t B = DH.size(1), P = DH.size(2);
   if (bn) {
-    Tensor dh = at_step(DH, t, bn), dR1 = at_step(dR, t + 1, bn), d = at_step(dout, t, bn);
-    if (noise.rec) {
-      at::add_out(dh, d, at::mm(dR1, w_hh).mul_(noise.rec->narrow(0, 0, bn)));
-    } else {
-      at::addmm_out(dh, d, dR1, w_hh);
-    }
+    Tensor dh = at_step(DH, t, bn), d = at_step(dout, t, bn);
+    Tensor rec = rnnkit_step_product(at_step(dR, t + 1, bn), w_hh_t).narrow(0, 0, bn);
+    if (noise.rec) rec.mul_(noise.rec->narrow(0, 0, bn));
+    at::add_out(dh, d, rec);
     if (noise.k_h) dh.addcmul_(at_step(*noise.k_h, t + 1, bn), at_step(DH, t + 1, bn));
   }
   S* dh = ptr<S>(DH) + t * B * P;
@@ -223,13 +226,13 @@ void recurrent_grad(const Tensor& DH, const Tensor& dR, const Tensor& w_hh, cons
 // where its three rstds go
 template <typename S>
 struct LstmRow {
-  S *p, *r, *z, *c, *ch, *m;  // W_ih x_t -> a^, W_hh (m h_{t-1}) -> r^, gates, c~, c^, m_t
-  const S* cp;
+  S *p, *r, *z, *c, *ch, *m;  // W_ih x_t -> a^, r^, gates, c~, c^, m_t
+  const S *q, *cp;             // the product W_hh (m h_{t-1}), c_{t-1}
   S *rs_a, *rs_r, *rs_c;
 };
 
-// One LSTM row at step t, after its products p = W_ih x_t, r = W_hh (m h_{t-1}):
-//   a^ = LN(p), r^ = LN(r) (in place),  z = [i, f, g, o] = act(gamma_ih a^ + b + gamma_hh r^)
+// One LSTM row at step t, after its products p = W_ih x_t, q = W_hh (m h_{t-1}):
+//   a^ = LN(p) (in place), r^ = LN(q),  z = [i, f, g, o] = act(gamma_ih a^ + b + gamma_hh r^)
 //   c~ = f c_{t-1} + i g,  c^ = LN(c~),  m = o tanh(gamma_c c^ + beta_c)
 template <typename S>
 RNNKIT_INLINE void lstm_row_impl(const Weights<S>& w, const LstmRow<S>& x, int64_t H) {
@@ -238,7 +241,7 @@ RNNKIT_INLINE void lstm_row_impl(const Weights<S>& w, const LstmRow<S>& x, int64
   S* __restrict__ ch = x.ch;
   S* __restrict__ m = x.m;
   const S* __restrict__ cp = x.cp;
-  const auto [ra, rr] = pre_activations(x.p, x.r, z, w.g_ih, w.b, w.g_hh, 4 * H);
+  const auto [ra, rr] = pre_activations(x.p, x.q, x.r, z, w.g_ih, w.b, w.g_hh, 4 * H);
   for (int64_t j = 0; j < 2 * H; ++j) z[j] = sigmoid(z[j]);
   for (int64_t j = 2 * H; j < 3 * H; ++j) z[j] = tanh_(z[j]);
   for (int64_t j = 3 * H; j < 4 * H; ++j) z[j] = sigmoid(z[j]);
@@ -314,14 +317,14 @@ void lstm_grad_row(const Weights<double>& w, const LstmGradRow<double>& x, int64
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
                        const Tensor& rs_a, const Tensor& h0, const Tensor& c0,
-                       const Tensor& w_hh, const Opt& w_hr, const Noise& noise, const Tensor& Z,
+                       const StepW& w_hh, const Opt& w_hr, const Noise& noise, const Tensor& Z,
                        const Tensor& out, const Tensor& h_n, const Tensor& c_n, const Tensor& R,
                        const Tensor& rs_r, const Tensor& C, const Tensor& Ch, const Tensor& rs_c) {
   const int64_t B = Z.size(1), H = C.size(2), P = out.size(2), G = 4 * H;
   Tensor M = w_hr ? at::zeros({B, H}, Z.options()) : Tensor();  // m_t, before W_hr
   for (const auto& [t, bt, bn] : steps) {
     Tensor prev = t ? at_step(out, t - 1, bt) : h0.narrow(0, 0, bt);
-    recurrent_product(R, prev, w_hh, noise.rec, t, bt);
+    const Tensor q = recurrent_product(prev, w_hh, noise.rec, bt);
     S* m_base = w_hr ? ptr<S>(M) : ptr<S>(out) + t * B * P;
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
@@ -329,7 +332,8 @@ void lstm_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH
         const S* cp = t ? ptr<S>(C) + (row - B) * H : ptr<S>(c0) + b * H;
         lstm_row(w,
                  LstmRow<S>{ptr<S>(AH) + row * G, ptr<S>(R) + row * G, ptr<S>(Z) + row * G,
-                            ptr<S>(C) + row * H, ptr<S>(Ch) + row * H, m_base + b * H, cp,
+                            ptr<S>(C) + row * H, ptr<S>(Ch) + row * H, m_base + b * H,
+                            ptr<S>(q) + b * G, cp,
                             ptr<S>(rs_a) + row, ptr<S>(rs_r) + row, ptr<S>(rs_c) + row},
                  H);
       }
@@ -349,7 +353,7 @@ void lstm_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH
 
 // AH: W_ih x_t for every step, normalised in place to a^_t; b: b_ih + b_hh (or none).
 void ln_lstm_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_ih,
-                     const Opt& b, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                     const Opt& b, const Tensor& h0, const Tensor& c0, const StepW& w_hh,
                      const Tensor& g_hh, const Tensor& g_c, const Tensor& b_c, const Opt& w_hr,
                      const Opt& rec, const Opt& k_h, const Opt& k_c, Tensor Z, Tensor out,
                      Tensor h_n, Tensor c_n, Tensor R, Tensor rs_r, Tensor C, Tensor Ch,
@@ -370,7 +374,7 @@ struct LstmSaved {
 
 template <typename S>
 void lstm_backward_impl(const Steps& steps, const Weights<S>& w, const LstmSaved& s,
-                        const Tensor& w_hh, const Opt& w_hr, const Noise& noise,
+                        const StepW& w_hh, const Opt& w_hr, const Noise& noise,
                         const Tensor& dout, const Tensor& dh_n, const Opt& dC, const Tensor& dc,
                         const Tensor& dP, const Tensor& dR, const Tensor& DH, const Tensor& acc,
                         const Tensor& acc_c) {
@@ -405,7 +409,7 @@ void lstm_backward_impl(const Steps& steps, const Weights<S>& w, const LstmSaved
 // zeroed by the caller; leaves dL/dc_0 in dc.
 void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& AH, const Tensor& rs_a,
                       const Tensor& R, const Tensor& rs_r, const Tensor& C, const Tensor& Ch,
-                      const Tensor& rs_c, const Tensor& c0, const Tensor& w_hh,
+                      const Tensor& rs_c, const Tensor& c0, const StepW& w_hh,
                       const Tensor& g_ih, const Tensor& g_hh, const Tensor& g_c,
                       const Tensor& b_c, const Opt& w_hr, const Opt& rec, const Opt& k_h,
                       const Opt& k_c, const Tensor& dout, const Tensor& dh_n, const Opt& dC,
@@ -422,21 +426,22 @@ void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& AH, con
 
 // ---- GRU (ln_gru.py) ------------------------------------------------------------------------
 
-// One GRU row at step t, after its products p = W_ih x_t, r = W_hh (m h_{t-1}):
-//   a^ = LN(p), r^ = LN(r) (in place),  a = gamma_ih a^ + b_ih,  u = gamma_hh r^ + b_hh
+// One GRU row at step t, after its products p = W_ih x_t, q = W_hh (m h_{t-1}):
+//   a^ = LN(p) (in place), r^ = LN(q),  a = gamma_ih a^ + b_ih,  u = gamma_hh r^ + b_hh
 //   [r, z] = sigmoid(a_rz + u_rz),  n = tanh(a_n + r u_n),  h~ = n + z (h_{t-1} - n)
 // with the gates [r, z, n] over a; returns (rstd_a, rstd_r).
 template <typename S>
 RNNKIT_INLINE std::pair<S, S> gru_row_impl(const Weights<S>& w, S* __restrict__ p,
-                                           S* __restrict__ r, S* __restrict__ a,
+                                           const S* __restrict__ q, S* __restrict__ r,
+                                           S* __restrict__ a,
                                            S* __restrict__ u, const S* __restrict__ hp,
                                            S* __restrict__ h, int64_t H) {
   const int64_t G = 3 * H;
   const auto [ma, ra] = moments(p, G);
-  const auto [mr, rr] = moments(r, G);
+  const auto [mr, rr] = moments(q, G);
   for (int64_t j = 0; j < G; ++j) {
     p[j] = (p[j] - ma) * ra;
-    r[j] = (r[j] - mr) * rr;
+    r[j] = (q[j] - mr) * rr;
     a[j] = w.g_ih[j] * p[j] + w.b[j];
     u[j] = w.g_hh[j] * r[j] + w.b_hh[j];
   }
@@ -445,14 +450,15 @@ RNNKIT_INLINE std::pair<S, S> gru_row_impl(const Weights<S>& w, S* __restrict__ 
   for (int64_t j = 0; j < H; ++j) h[j] = a[2 * H + j] + a[H + j] * (hp[j] - a[2 * H + j]);
   return {ra, rr};
 }
-RNNKIT_CLONES std::pair<float, float> gru_row(const Weights<float>& w, float* p, float* r,
-                                              float* a, float* u, const float* hp, float* h,
-                                              int64_t H) {
-  return gru_row_impl(w, p, r, a, u, hp, h, H);
+RNNKIT_CLONES std::pair<float, float> gru_row(const Weights<float>& w, float* p, const float* q,
+                                              float* r, float* a, float* u, const float* hp,
+                                              float* h, int64_t H) {
+  return gru_row_impl(w, p, q, r, a, u, hp, h, H);
 }
-std::pair<double, double> gru_row(const Weights<double>& w, double* p, double* r, double* a,
-                                  double* u, const double* hp, double* h, int64_t H) {
-  return gru_row_impl(w, p, r, a, u, hp, h, H);
+std::pair<double, double> gru_row(const Weights<double>& w, double* p, const double* q,
+                                  double* r, double* a, double* u, const double* hp, double* h,
+                                  int64_t H) {
+  return gru_row_impl(w, p, q, r, a, u, hp, h, H);
 }
 
 // What one GRU row's backward reads (the forward's rows; zoneout's k, and for a row running
@@ -506,18 +512,19 @@ void gru_grad_row(const Weights<double>& w, const GruGradRow<double>& x, int64_t
 
 template <typename S>
 void gru_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
-                      const Tensor& rs_a, const Tensor& h0, const Tensor& w_hh,
+                      const Tensor& rs_a, const Tensor& h0, const StepW& w_hh,
                       const Noise& noise, const Tensor& A, const Tensor& out, const Tensor& h_n,
                       const Tensor& R, const Tensor& rs_r, const Tensor& U) {
   const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
   for (const auto& [t, bt, bn] : steps) {
     Tensor prev = t ? at_step(out, t - 1, bt) : h0.narrow(0, 0, bt);
-    recurrent_product(R, prev, w_hh, noise.rec, t, bt);
+    const Tensor q = recurrent_product(prev, w_hh, noise.rec, bt);
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
         const S* hp = t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H;
-        const auto [ra, rr] = gru_row(w, ptr<S>(AH) + row * G, ptr<S>(R) + row * G,
+        const auto [ra, rr] = gru_row(w, ptr<S>(AH) + row * G, ptr<S>(q) + b * G,
+                                      ptr<S>(R) + row * G,
                                       ptr<S>(A) + row * G, ptr<S>(U) + row * G, hp,
                                       ptr<S>(out) + row * H, H);
         ptr<S>(rs_a)[row] = ra;
@@ -531,7 +538,7 @@ void gru_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
 
 // AH: W_ih x_t for every step, normalised in place to a^_t; b_ih, b_hh: zeros if none.
 void ln_gru_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_ih,
-                    const Tensor& b_ih, const Tensor& h0, const Tensor& w_hh, const Tensor& g_hh,
+                    const Tensor& b_ih, const Tensor& h0, const StepW& w_hh, const Tensor& g_hh,
                     const Tensor& b_hh, const Opt& rec, const Opt& k, Tensor A, Tensor out,
                     Tensor h_n, Tensor R, Tensor rs_r, Tensor U) {
   at::AutoDispatchBelowADInplaceOrView guard;
@@ -545,7 +552,7 @@ void ln_gru_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_
 template <typename S>
 void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A, const Tensor& U,
                        const Tensor& AH, const Tensor& rs_a, const Tensor& R, const Tensor& rs_r,
-                       const Tensor& out, const Tensor& h0, const Tensor& w_hh,
+                       const Tensor& out, const Tensor& h0, const StepW& w_hh,
                        const Noise& noise, const Tensor& dout, const Tensor& dh_n,
                        const Tensor& dP, const Tensor& dR, const Tensor& DH, const Tensor& acc) {
   const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
@@ -577,7 +584,7 @@ void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A,
 // 4 * 3H: dgamma_ih, db_ih, dgamma_hh, db_hh), zeroed by the caller.
 void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& AH,
                      const Tensor& rs_a, const Tensor& R, const Tensor& rs_r, const Tensor& out,
-                     const Tensor& h0, const Tensor& w_hh, const Tensor& g_ih,
+                     const Tensor& h0, const StepW& w_hh, const Tensor& g_ih,
                      const Tensor& g_hh, const Opt& rec, const Opt& k, const Tensor& dout,
                      const Tensor& dh_n, Tensor dP, Tensor dR, Tensor DH, Tensor acc) {
   at::AutoDispatchBelowADInplaceOrView guard;
@@ -591,14 +598,14 @@ void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const
 
 // ---- Elman RNN (ln_rnn.py) ------------------------------------------------------------------
 
-// One RNN row at step t, after its products p = W_ih x_t, r = W_hh (m h_{t-1}):
-//   a^ = LN(p), r^ = LN(r) (in place),  h~ = act(gamma_ih a^ + b + gamma_hh r^) into z,
+// One RNN row at step t, after its products p = W_ih x_t, q = W_hh (m h_{t-1}):
+//   a^ = LN(p) (in place), r^ = LN(q),  h~ = act(gamma_ih a^ + b + gamma_hh r^) into z,
 //   act = tanh or relu; returns (rstd_a, rstd_r)
 template <typename S>
 RNNKIT_INLINE std::pair<S, S> rnn_row_impl(const Weights<S>& w, S* __restrict__ p,
-                                           S* __restrict__ r, S* __restrict__ z, int64_t H,
-                                           bool relu) {
-  const auto rs = pre_activations(p, r, z, w.g_ih, w.b, w.g_hh, H);
+                                           const S* __restrict__ q, S* __restrict__ r,
+                                           S* __restrict__ z, int64_t H, bool relu) {
+  const auto rs = pre_activations(p, q, r, z, w.g_ih, w.b, w.g_hh, H);
   if (relu) {
     for (int64_t j = 0; j < H; ++j) z[j] = z[j] > S(0) ? z[j] : S(0);
   } else {
@@ -606,13 +613,13 @@ RNNKIT_INLINE std::pair<S, S> rnn_row_impl(const Weights<S>& w, S* __restrict__ 
   }
   return rs;
 }
-RNNKIT_CLONES std::pair<float, float> rnn_row(const Weights<float>& w, float* p, float* r,
-                                              float* z, int64_t H, bool relu) {
-  return rnn_row_impl(w, p, r, z, H, relu);
+RNNKIT_CLONES std::pair<float, float> rnn_row(const Weights<float>& w, float* p, const float* q,
+                                              float* r, float* z, int64_t H, bool relu) {
+  return rnn_row_impl(w, p, q, r, z, H, relu);
 }
-std::pair<double, double> rnn_row(const Weights<double>& w, double* p, double* r, double* z,
-                                  int64_t H, bool relu) {
-  return rnn_row_impl(w, p, r, z, H, relu);
+std::pair<double, double> rnn_row(const Weights<double>& w, double* p, const double* q,
+                                  double* r, double* z, int64_t H, bool relu) {
+  return rnn_row_impl(w, p, q, r, z, H, relu);
 }
 
 // One RNN row's backward at step t: dz = dh_t D_t (D = (1 - k) act'(z_t)), then
@@ -640,18 +647,18 @@ void rnn_grad_row(const Weights<double>& w, const double* dh, const double* D, c
 
 template <typename S>
 void rnn_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
-                      const Tensor& rs_a, const Tensor& h0, const Tensor& w_hh,
+                      const Tensor& rs_a, const Tensor& h0, const StepW& w_hh,
                       const Noise& noise, bool relu, const Tensor& Z, const Tensor& h_n,
                       const Tensor& R, const Tensor& rs_r, const Opt& h_tilde) {
   const int64_t B = Z.size(1), H = Z.size(2);
   for (const auto& [t, bt, bn] : steps) {
     Tensor prev = t ? at_step(Z, t - 1, bt) : h0.narrow(0, 0, bt);
-    recurrent_product(R, prev, w_hh, noise.rec, t, bt);
+    const Tensor q = recurrent_product(prev, w_hh, noise.rec, bt);
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
-        const auto [ra, rr] = rnn_row(w, ptr<S>(AH) + row * H, ptr<S>(R) + row * H,
-                                      ptr<S>(Z) + row * H, H, relu);  // h~_t
+        const auto [ra, rr] = rnn_row(w, ptr<S>(AH) + row * H, ptr<S>(q) + b * H,
+                                      ptr<S>(R) + row * H, ptr<S>(Z) + row * H, H, relu);
         ptr<S>(rs_a)[row] = ra;
         ptr<S>(rs_r)[row] = rr;
       }
@@ -667,7 +674,7 @@ void rnn_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
 // AH: W_ih x_t for every step, normalised in place to a^_t; b: b_ih + b_hh (or none);
 // Z: h_t, written.
 void ln_rnn_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_ih,
-                    const Opt& b, const Tensor& h0, const Tensor& w_hh, const Tensor& g_hh,
+                    const Opt& b, const Tensor& h0, const StepW& w_hh, const Tensor& g_hh,
                     const Opt& rec, const Opt& k, bool relu, Tensor Z, Tensor h_n, Tensor R,
                     Tensor rs_r, const Opt& h_tilde) {
   at::AutoDispatchBelowADInplaceOrView guard;
@@ -682,7 +689,7 @@ void ln_rnn_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_
 template <typename S>
 void rnn_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& D,
                        const Tensor& AH, const Tensor& rs_a, const Tensor& R, const Tensor& rs_r,
-                       const Tensor& w_hh, const Noise& noise, const Tensor& dout,
+                       const StepW& w_hh, const Noise& noise, const Tensor& dout,
                        const Tensor& dh_n, const Tensor& dP, const Tensor& dR, const Tensor& DH,
                        const Tensor& acc) {
   const int64_t B = D.size(1), H = D.size(2);
@@ -705,7 +712,7 @@ void rnn_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& D,
 // Fills dP (dL/d(W_ih x_t)), dR (dL/dr_t), DH (dL/dh_t) and the threads' sums acc (threads,
 // 4H: dgamma_ih, db_ih, dgamma_hh, db_hh), zeroed by the caller.
 void ln_rnn_backward(const Steps& steps, const Tensor& D, const Tensor& AH, const Tensor& rs_a,
-                     const Tensor& R, const Tensor& rs_r, const Tensor& w_hh,
+                     const Tensor& R, const Tensor& rs_r, const StepW& w_hh,
                      const Tensor& g_ih, const Tensor& g_hh, const Opt& rec, const Opt& k,
                      const Tensor& dout, const Tensor& dh_n, Tensor dP, Tensor dR, Tensor DH,
                      Tensor acc) {
