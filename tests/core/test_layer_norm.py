@@ -265,8 +265,10 @@ def test_cpp_equals_python_on_wide_rows_split_across_threads(cls, dtype, masks, 
                 results.append(run_layer(layer, x, (None, None), lengths, "bptt"))
     finally:
         torch.set_num_threads(threads)
-    f64 = dtype == torch.float64  # float32: the C++ sigmoid and tanh differ by ~1e-7
-    tol = {"atol": 1e-10, "rtol": 1e-10} if f64 else {"atol": 1e-3, "rtol": 1e-3}
+    # float32: the C++ sigmoid and tanh differ by ~1e-7, and the gradients' sums over the 800
+    # rows run in another order (per thread, in lanes); float64 checks the math
+    f64 = dtype == torch.float64
+    tol = {"atol": 1e-10, "rtol": 1e-10} if f64 else {"atol": 1e-2, "rtol": 1e-2}
     assert_close(results[0], results[1], **tol)
 
 

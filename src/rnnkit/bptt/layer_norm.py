@@ -81,19 +81,25 @@ def normalise_backward(dvh: Tensor, vh: Tensor, rstd: Tensor) -> Tensor:
     return rstd * (dvh - mean_d - vh * mean_dv)
 
 
-def input_forward(P: Tensor, g_ih: Tensor, b: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    """(a, a^, rstd_a): a_t = gamma_ih a^_t + b, a^_t = LN(P_t), P_t = W_ih x_t, all steps (the
-    Python loops'; the C++ loops normalise P row by row in the time loop)."""
-    ah, rs_a = normalise(P)
-    a = ah * g_ih
-    return (a if b is None else a + b), ah, rs_a
+def input_forward(P: Tensor, g_ih: Tensor, b: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(a, st): a_t = gamma_ih a^_t + b, a^_t = LN(P_t), P_t = W_ih x_t, all steps (the Python
+    loops'; the C++ loops normalise P row by row in the time loop), st (T, B, 2) each row's
+    (mean, rstd), saved with P for the backward to recompute a^ (not kept: 32 MB at B32 T256
+    H256 in an LSTM)."""
+    var, mean = torch.var_mean(P, -1, correction=0, keepdim=True)
+    rstd = torch.rsqrt(var + EPS)
+    a = (P - mean) * rstd * g_ih
+    return (a if b is None else a + b), torch.cat([mean, rstd], -1)
 
 
 def input_backward(dA: Tensor, dU: Tensor, rh: Tensor, inputs) -> tuple[Tensor, tuple]:
     """(dP, (dgamma_ih, db_ih, dgamma_hh, db_hh)) from the Python loops' dA (of a_t) and dU (of
-    u_t = gamma_hh r^_t + b_hh); inputs = (a^, rstd_a, gamma_ih). The C++ loops do this per
-    row, summing the gradients of the gains and biases per thread (`native_sums`)."""
-    ah, rs_a, g_ih = inputs
+    u_t = gamma_hh r^_t + b_hh); inputs = (P, st, gamma_ih) with st from `input_forward`. The
+    C++ loops do this per row, summing the gradients of the gains and biases per thread
+    (`native_sums`)."""
+    P, st, g_ih = inputs
+    rs_a = st[..., 1:]
+    ah = (P - st[..., :1]) * rs_a
     sums = ((dA * ah).sum((0, 1)), dA.sum((0, 1)), (dU * rh).sum((0, 1)), dU.sum((0, 1)))
     return normalise_backward(dA * g_ih, ah, rs_a), sums
 
@@ -136,13 +142,13 @@ class LayerNormFunction(Function):
         ctx.steps = steps = _steps(batch_sizes, *x.shape[:2])
         ctx.loops, ctx.native, ctx.nonlinearity = loops, native.for_cpu(x) is not None, nonlinearity
         ctx.noise = noise = contiguous(noise)
-        P = _project(x, w_ih, None, "ln.P")  # W_ih x_t (T, B, GH), to a^_t in place (C++)
+        P = _project(x, w_ih, None, "ln.P")  # W_ih x_t (T, B, GH), saved
         weights = (w_hh, b_hh, g_hh, g_c, b_c, w_hr, noise)
-        out, finals, ah, rs_a, saved = loops.forward(P, g_ih, b_ih, h0, c0, weights, steps,
-                                                     ctx.native, nonlinearity)  # fmt: skip
+        out, finals, P, st_a, saved = loops.forward(P, g_ih, b_ih, h0, c0, weights, steps,
+                                                    ctx.native, nonlinearity)  # fmt: skip
         _mask_padding(out, steps)
         ctx.norms = probe.claim(len(x), x) if any(ctx.needs_input_grad) else None
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, ah, rs_a, out,
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, P, st_a, out,
                               *saved)  # fmt: skip
         C = saved[loops.CELLS] if cells else None
         return (out, *finals) if C is None else (out, *finals, _mask_padding(C.clone(), steps))
@@ -151,12 +157,12 @@ class LayerNormFunction(Function):
     @_without_autocast
     @once_differentiable
     def backward(ctx, dout, *grads):
-        x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, ah, rs_a, out, *saved = ctx.saved_tensors
+        x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, P, st_a, out, *saved = ctx.saved_tensors
         need = ctx.needs_input_grad[1:]  # x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, ...
         rec = noise_of(ctx.noise)[0]  # recurrent dropout's mask on h_{t-1}, or None
         weights = (w_hh, g_hh, g_c, b_c, w_hr, ctx.noise)
         grads = [g.contiguous() for g in grads]
-        inputs = (ah, rs_a, g_ih)  # a_t = gamma_ih a^_t + b
+        inputs = (P, st_a, g_ih)  # a_t = gamma_ih LN(P_t) + b, st_a: P's (mean, rstd)
         back = ctx.loops.backward(ctx.steps, ctx.native, dout.contiguous(), grads, h0, c0,
                                   weights, out, saved, inputs, ctx.nonlinearity)  # fmt: skip
         dP, dR, dh0, dc0, dg_c, db_c, dw_hr, DH, (dg_ih, db_ih, dg_hh, db_hh) = back

@@ -38,24 +38,24 @@ CELLS = None  # no cell state
 
 
 def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None):
-    """(out (T, B, H), [h_n], a^, rstd_a, saved = (R, rstd_r, A, U)) from P = W_ih x_t
-    (T, B, 3H), which the C++ loop normalises in place into a^."""
+    """(out (T, B, H), [h_n], P, (mean, rstd) of P, saved = (R, rstd_r, A, U)) from P = W_ih x_t
+    (T, B, 3H), normalised in the loop (not in place)."""
     w_hh, b_hh, g_hh, noise = *weights[:3], weights[-1]
     m, k, _ = noise_of(noise)
     T, B, G = P.shape
     H = G // 3
     R, U = fresh("ln_gru.R", P.shape, P, steps), fresh("ln_gru.U", P.shape, P, steps)
     out, h_n = fresh("ln_gru.out", (T, B, H), P, steps), P.new_zeros(B, H)
-    rs_a, rs_r = P.new_zeros(T, B, 1), P.new_zeros(T, B, 1)
+    st_a, rs_r = P.new_zeros(T, B, 2), P.new_zeros(T, B, 1)
     if use_native:  # the same loop in C++, a^_t and the gates A written in its rows
         A = fresh("ln_gru.A", P.shape, P, steps)
         zeros = P.new_zeros(G)
         b_ih, b_hh = (zeros if v is None else v for v in (b_ih, b_hh))
         w_step = step_weight(w_hh, steps)  # products x W_hh^T
-        native.load().ln_gru_forward(steps, P, rs_a, g_ih, b_ih, h0.contiguous(), w_step, g_hh,
+        native.load().ln_gru_forward(steps, P, st_a, g_ih, b_ih, h0.contiguous(), w_step, g_hh,
                                      b_hh, m, k, A, out, h_n, R, rs_r, U)  # fmt: skip
-        return out, [h_n], P, rs_a, (R, rs_r, A, U)
-    A, ah, rs_a = input_forward(P, g_ih, b_ih)  # a_t, then the gates [r, z, n], in place
+        return out, [h_n], P, st_a, (R, rs_r, A, U)
+    A, st_a = input_forward(P, g_ih, b_ih)  # a_t, then the gates [r, z, n], in place
     saved = (R, rs_r, A, U)
     for t, bt, bn in steps:
         h_prev = (out[t - 1] if t else h0)[:bt]
@@ -72,7 +72,7 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
         A[t, :bt], U[t, :bt], R[t, :bt], rs_r[t, :bt] = torch.cat([r, z, n], 1), u, r_hat, rs
         out[t, :bt] = h
         h_n[bn:bt] = h[bn:bt]  # rows [bn, bt) end here
-    return out, [h_n], ah, rs_a, saved
+    return out, [h_n], P, st_a, saved
 
 
 def backward(
@@ -86,12 +86,12 @@ def backward(
     R, rs_r, A, U = saved
     H = out.shape[2]
     if use_native:  # da_t, du_t never leave the rows: dP and the sums come from them
-        ah, rs_a, g_ih = inputs
+        P, st_a, g_ih = inputs
         dP, dR = scratch("ln.dP", A.shape, A, steps), scratch("ln.dR", A.shape, A, steps)
         DH = scratch("ln.DH", out.shape, out, steps)  # dL/dh_t
         acc = accumulators(4 * A.shape[2], A)
         w_step = step_weight(w_hh.t(), steps)  # products x W_hh
-        native.load().ln_gru_backward(steps, A, U, ah, rs_a, R, rs_r, out, h0, w_step, g_ih, g_hh,
+        native.load().ln_gru_backward(steps, A, U, P, st_a, R, rs_r, out, h0, w_step, g_ih, g_hh,
                                       m, k, dout, grads[0], dP, dR, DH, acc)  # fmt: skip
         sums = native_sums(acc, 4)
     else:

@@ -44,8 +44,8 @@ CELLS = 2  # saved[CELLS] is C, every c_t (LSTM.forward_with_cells)
 
 
 def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None):
-    """(out (T, B, P), [h_n, c_n], a^, rstd_a, saved = (R, rstd_r, C, C^, rstd_c, Z)) from
-    P = W_ih x_t (T, B, 4H), which the C++ loop normalises in place into a^."""
+    """(out (T, B, P), [h_n, c_n], P, (mean, rstd) of P, saved = (R, rstd_r, C, C^, rstd_c, Z)) from
+    P = W_ih x_t (T, B, 4H), normalised in the loop (not in place)."""
     w_hh, b_hh, g_hh, g_c, b_c, w_hr, noise = weights
     m, k_h, k_c = noise_of(noise)
     T, B, G = P.shape
@@ -53,7 +53,7 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
     b = _add(b_ih, b_hh)  # b_hh adds to z_t as b_ih does
     R, C, Ch = (fresh(n, s, P, steps) for n, s in (("ln_lstm.R", P.shape), ("ln_lstm.C", (T, B, H)),
                                                  ("ln_lstm.Ch", (T, B, H))))  # fmt: skip
-    rs_a, rs_r, rs_c = P.new_zeros(T, B, 1), P.new_zeros(T, B, 1), P.new_zeros(T, B, 1)
+    st_a, rs_r, rs_c = P.new_zeros(T, B, 2), P.new_zeros(T, B, 1), P.new_zeros(T, B, 1)
     out = fresh("ln_lstm.out", (T, B, h0.shape[1]), P, steps)
     h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
     if use_native:  # the same loop in C++, a^_t and the gates Z written in its rows
@@ -61,11 +61,11 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
         saved = (R, rs_r, C, Ch, rs_c, Z)
         b = P.new_zeros(P.shape[2]) if b is None else b  # the rows add it
         w_step = step_weight(w_hh, steps)  # products x W_hh^T
-        native.load().ln_lstm_forward(steps, P, rs_a, g_ih, b, h0.contiguous(), c0.contiguous(),
+        native.load().ln_lstm_forward(steps, P, st_a, g_ih, b, h0.contiguous(), c0.contiguous(),
                                       w_step, g_hh, g_c, b_c, w_hr, m, k_h, k_c, Z, out, h_n, c_n,
                                       *saved[:5])  # fmt: skip
-        return out, [h_n, c_n], P, rs_a, saved
-    Z, ah, rs_a = input_forward(P, g_ih, b)  # the gates, in place
+        return out, [h_n, c_n], P, st_a, saved
+    Z, st_a = input_forward(P, g_ih, b)  # the gates, in place
     saved = (R, rs_r, C, Ch, rs_c, Z)
     for t, bt, bn in steps:
         h_prev, c_prev = (out[t - 1] if t else h0)[:bt], (C[t - 1] if t else c0)[:bt]
@@ -85,7 +85,7 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
             h = torch.lerp(h, h_prev, k_h[t, :bt])  # h_t = k_h h_{t-1} + (1 - k_h) h~_t
         out[t, :bt], C[t, :bt] = h, c
         h_n[bn:bt], c_n[bn:bt] = h[bn:bt], c[bn:bt]  # rows [bn, bt) end here
-    return out, [h_n, c_n], ah, rs_a, saved
+    return out, [h_n, c_n], P, st_a, saved
 
 
 def backward(
@@ -93,7 +93,7 @@ def backward(
 ):
     """(dP, dR, dh0 but its dR_0 W_hh part, dc0, dgamma_c, dbeta_c, dW_hr, DH, (dgamma_ih,
     db_ih, dgamma_hh, db_hh)) as layer_norm.LayerNormFunction takes them; grads: [dh_n, dc_n]
-    and with the cells dC; inputs: (a^, rstd_a, gamma_ih)."""
+    and with the cells dC; inputs: (P, (mean, rstd) of P, gamma_ih)."""
     w_hh, g_hh, g_c, b_c, w_hr, noise = weights
     m, k_h, k_c = noise_of(noise)
     R, rs_r, C, Ch, rs_c, Z = saved
@@ -103,12 +103,12 @@ def backward(
     dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
     args = (Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, m, k_h, k_c, dout, dh_n, dC)
     if use_native:  # dz_t never leaves the rows: dP and the sums come from them
-        ah, rs_a, g_ih = inputs
+        P, st_a, g_ih = inputs
         dP, dR = scratch("ln.dP", Z.shape, Z, steps), scratch("ln.dR", Z.shape, Z, steps)
         DH = scratch("ln.DH", out.shape, out, steps)  # dh_t
         acc, acc_c = accumulators(16 * H, Z), accumulators(2 * H, Z)
         w_step = step_weight(w_hh.t(), steps)  # products x W_hh
-        native.load().ln_lstm_backward(steps, Z, ah, rs_a, R, rs_r, C, Ch, rs_c, c0, w_step, g_ih,
+        native.load().ln_lstm_backward(steps, Z, P, st_a, R, rs_r, C, Ch, rs_c, c0, w_step, g_ih,
                                        g_hh, g_c, b_c, w_hr, m, k_h, k_c, dout, dh_n, dC, dc, dP,
                                        dR, DH, acc, acc_c)  # fmt: skip
         sums, (dg_c, db_c) = native_sums(acc, 4), native_sums(acc_c, 2)

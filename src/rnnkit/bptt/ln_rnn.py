@@ -35,25 +35,25 @@ CELLS = None  # no cell state
 
 
 def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity="tanh"):
-    """(out (T, B, H), [h_n], a^, rstd_a, saved = (R, rstd_r[, h~])) from P = W_ih x_t
-    (T, B, H), which the C++ loop normalises in place into a^; h~ with zoneout only."""
+    """(out (T, B, H), [h_n], P, (mean, rstd) of P, saved = (R, rstd_r[, h~])) from P = W_ih x_t
+    (T, B, H), normalised in the loop (not in place); h~ with zoneout only."""
     w_hh, b_hh, g_hh, noise = *weights[:3], weights[-1]
     m, k, _ = noise_of(noise)
     T, B, H = P.shape
     relu = nonlinearity == "relu"
     b = _add(b_ih, b_hh)  # b_hh adds to z_t as b_ih does
     R, h_n = fresh("ln_rnn.R", P.shape, P, steps), torch.empty_like(h0)
-    rs_a, rs_r = P.new_zeros(T, B, 1), P.new_zeros(T, B, 1)
+    st_a, rs_r = P.new_zeros(T, B, 2), P.new_zeros(T, B, 1)
     h_tilde = None if k is None else fresh("ln_rnn.h~", P.shape, P, steps)
     saved = (R, rs_r) if k is None else (R, rs_r, h_tilde)
     if use_native:  # the same loop in C++, a^_t and h_t (in Z) written in its rows
         Z = fresh("ln_rnn.Z", P.shape, P, steps)
         b = P.new_zeros(P.shape[2]) if b is None else b  # the rows add it
         w_step = step_weight(w_hh, steps)  # products x W_hh^T
-        native.load().ln_rnn_forward(steps, P, rs_a, g_ih, b, h0.contiguous(), w_step, g_hh, m, k,
+        native.load().ln_rnn_forward(steps, P, st_a, g_ih, b, h0.contiguous(), w_step, g_hh, m, k,
                                      relu, Z, h_n, R, rs_r, h_tilde)  # fmt: skip
-        return Z, [h_n], P, rs_a, saved
-    Z, ah, rs_a = input_forward(P, g_ih, b)  # z_t, then h_t, in place
+        return Z, [h_n], P, st_a, saved
+    Z, st_a = input_forward(P, g_ih, b)  # z_t, then h_t, in place
     for t, bt, bn in steps:
         h_prev = (Z[t - 1] if t else h0)[:bt]
         h_rec = h_prev if m is None else h_prev * m[:bt]  # m h_{t-1}
@@ -65,7 +65,7 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity="tan
             z.lerp_(h_prev, k[t, :bt])  # h_t = k h_{t-1} + (1 - k) h~_t
         R[t, :bt], rs_r[t, :bt] = r_hat, rs
         h_n[bn:bt] = z[bn:bt]  # rows [bn, bt) end here
-    return Z, [h_n], ah, rs_a, saved
+    return Z, [h_n], P, st_a, saved
 
 
 def backward(
@@ -82,12 +82,12 @@ def backward(
     if k is not None:
         D = D * (1 - k)  # (through h_t = ... + (1 - k) h~_t)
     if use_native:  # dz_t never leaves the rows: dP and the sums come from them
-        ah, rs_a, g_ih = inputs
+        P, st_a, g_ih = inputs
         dP, dR = scratch("ln.dP", R.shape, R, steps), scratch("ln.dR", R.shape, R, steps)
         DH = scratch("ln.DH", R.shape, R, steps)
         acc = accumulators(4 * R.shape[2], R)
         w_step = step_weight(w_hh.t(), steps)  # products x W_hh
-        native.load().ln_rnn_backward(steps, D, ah, rs_a, R, rs_r, w_step, g_ih, g_hh, m, k, dout,
+        native.load().ln_rnn_backward(steps, D, P, st_a, R, rs_r, w_step, g_ih, g_hh, m, k, dout,
                                       grads[0], dP, dR, DH, acc)  # fmt: skip
         sums = native_sums(acc, 4)
     else:

@@ -3,11 +3,13 @@
 // time, the twins of the Python loops in ln_lstm.py, ln_gru.py and ln_rnn.py (see their
 // docstrings for the equations; bptt/layer_norm.py for what runs before and after them).
 //
-// Per step: one product (ATen), then one pass per row that does all of the row's work, in
-// true coordinates, compiled per x86-64 level (RNNKIT_CLONES, as native.cpp's rows):
+// Per step: one product (native.cpp's: MKL's packed GEMM where gemm.step_weight chose it),
+// then one pass per row that does all of the row's work, in true coordinates, compiled per
+// x86-64 level (RNNKIT_CLONES, as native.cpp's rows):
 //   forward: the input projection's LayerNorm a^ = LN(p) (p = W_ih x_t, from one GEMM over
-//     all steps before the loop, normalised here in place while the row is in cache), the
-//     recurrent one r^ = LN(r), the gates, and the LSTM's cell LayerNorm;
+//     all steps before the loop; a^ is not stored: the row's mean and rstd are, and the
+//     backward recomputes a^ from p, one 32 MB write fewer at B32 T256 H256), the recurrent
+//     one r^ = LN(q) of the step's product q, the gates, and the LSTM's cell LayerNorm;
 //   backward: the gates' gradients, the LayerNorms' backward (dR of r, dP of p, which the
 //     caller turns into dW_hh, dh, dx and dW_ih with GEMMs), and the gains' and biases'
 //     gradients summed into this thread's rows of `acc` (summed over threads by the caller),
@@ -49,7 +51,7 @@ using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (t, b_t, b
 using Opt = std::optional<Tensor>;
 constexpr double kEps = 1e-5;                                      // torch.nn.LayerNorm's
 constexpr int64_t kMinWork = 16384;  // elements per thread in a step's row work (native.cpp's)
-constexpr int64_t kLanes = 16;       // partial sums of a row's reductions (one AVX-512 vector)
+constexpr int64_t kLanes = 32;  // partial sums of a row's reductions (two AVX-512 vectors)
 
 // f(b0, b1) over rows [0, n) of width H, split across threads past kMinWork elements.
 template <typename F>
@@ -146,32 +148,36 @@ RNNKIT_INLINE void param_sums(const S* __restrict__ d, const S* __restrict__ vh,
   for (int64_t j = 0; j < n; ++j) acc[n + j] += d[j];
 }
 
-// The two LayerNorms of a row's pre-activations over G values, a^ = LN(p) in place and
-// r^ = LN(q) into r (q: the product's row), and z = gamma_ih a^ + b + gamma_hh r^; returns
-// (rstd_a, rstd_r)
+// The two LayerNorms of a row's pre-activations over G values, a^ = LN(p) (not stored: the
+// backward recomputes it from p and st = (mean, rstd), written here) and r^ = LN(q) into r
+// (q: the product's row), and z = gamma_ih a^ + b + gamma_hh r^; returns rstd_r
 template <typename S>
-RNNKIT_INLINE std::pair<S, S> pre_activations(S* __restrict__ p, const S* __restrict__ q,
-                                              S* __restrict__ r, S* __restrict__ z,
-                                              const S* __restrict__ gih, const S* __restrict__ b,
-                                              const S* __restrict__ ghh, int64_t G) {
+RNNKIT_INLINE S pre_activations(const S* __restrict__ p, const S* __restrict__ q,
+                                S* __restrict__ r, S* __restrict__ z, const S* __restrict__ gih,
+                                const S* __restrict__ b, const S* __restrict__ ghh,
+                                S* __restrict__ st, int64_t G) {
   const auto [ma, ra] = moments(p, G);
   const auto [mr, rr] = moments(q, G);
   for (int64_t j = 0; j < G; ++j) {
-    const S ah = (p[j] - ma) * ra, rh = (q[j] - mr) * rr;
-    p[j] = ah;
+    const S rh = (q[j] - mr) * rr;
     r[j] = rh;
-    z[j] = gih[j] * ah + b[j] + ghh[j] * rh;
+    z[j] = gih[j] * ((p[j] - ma) * ra) + b[j] + ghh[j] * rh;
   }
-  return {ra, rr};
+  st[0] = ma;
+  st[1] = ra;
+  return rr;
 }
 
-// The input side of a row's backward, from the gradient da of a = gamma_ih a^ + b:
-// dP = rstd_a (gamma_ih da ...) (through a^ = LN(p)), dgamma_ih and db_ih into acc[0, 2G)
+// The input side of a row's backward, from the gradient da of a = gamma_ih a^ + b, with
+// a^ = (p - mean) rstd recomputed into ah (scratch; st = (mean, rstd)): dP = rstd (gamma_ih
+// da ...) (through a^ = LN(p)), dgamma_ih and db_ih into acc[0, 2G)
 template <typename S>
-RNNKIT_INLINE void input_grad(const S* __restrict__ da, const S* __restrict__ ah, S rs_a,
+RNNKIT_INLINE void input_grad(const S* __restrict__ da, const S* __restrict__ p, const S* st,
                               const S* __restrict__ gih, S* __restrict__ dp, S* __restrict__ acc,
-                              int64_t G) {
-  ln_grad<false>(gih, da, ah, rs_a, dp, G);
+                              S* __restrict__ ah, int64_t G) {
+  const S mean = st[0], rstd = st[1];
+  for (int64_t j = 0; j < G; ++j) ah[j] = (p[j] - mean) * rstd;
+  ln_grad<false>(gih, da, ah, rstd, dp, G);
   param_sums(da, ah, acc, G);
 }
 
@@ -231,13 +237,13 @@ void recurrent_grad(const Tensor& DH, const Tensor& dR, const StepW& w_hh_t, con
 // where its three rstds go
 template <typename S>
 struct LstmRow {
-  S *p, *r, *z, *c, *ch, *m;  // W_ih x_t -> a^, r^, gates, c~, c^, m_t
-  const S *q, *cp;             // the product W_hh (m h_{t-1}), c_{t-1}
-  S *rs_a, *rs_r, *rs_c;
+  const S *p, *q, *cp;  // W_ih x_t, the product W_hh (m h_{t-1}), c_{t-1}
+  S *r, *z, *c, *ch, *m;  // r^, gates, c~, c^, m_t
+  S *st_a, *rs_r, *rs_c;  // (mean, rstd) of p, rstd of q and c~
 };
 
 // One LSTM row at step t, after its products p = W_ih x_t, q = W_hh (m h_{t-1}):
-//   a^ = LN(p) (in place), r^ = LN(q),  z = [i, f, g, o] = act(gamma_ih a^ + b + gamma_hh r^)
+//   a^ = LN(p), r^ = LN(q),  z = [i, f, g, o] = act(gamma_ih a^ + b + gamma_hh r^)
 //   c~ = f c_{t-1} + i g,  c^ = LN(c~),  m = o tanh(gamma_c c^ + beta_c)
 template <typename S>
 RNNKIT_INLINE void lstm_row_impl(const Weights<S>& w, const LstmRow<S>& x, int64_t H) {
@@ -246,7 +252,7 @@ RNNKIT_INLINE void lstm_row_impl(const Weights<S>& w, const LstmRow<S>& x, int64
   S* __restrict__ ch = x.ch;
   S* __restrict__ m = x.m;
   const S *__restrict__ cp = x.cp, *__restrict__ gc = w.g_c, *__restrict__ bc = w.b_c;
-  const auto [ra, rr] = pre_activations(x.p, x.q, x.r, z, w.g_ih, w.b, w.g_hh, 4 * H);
+  const S rr = pre_activations(x.p, x.q, x.r, z, w.g_ih, w.b, w.g_hh, x.st_a, 4 * H);
   RNNKIT_IVDEP
   for (int64_t j = 0; j < 2 * H; ++j) z[j] = sigmoid(z[j]);
   RNNKIT_IVDEP
@@ -260,7 +266,6 @@ RNNKIT_INLINE void lstm_row_impl(const Weights<S>& w, const LstmRow<S>& x, int64
   for (int64_t j = 0; j < H; ++j) ch[j] = (c[j] - mc) * rc;  // c^_t
   RNNKIT_IVDEP
   for (int64_t j = 0; j < H; ++j) m[j] = z[3 * H + j] * tanh_(gc[j] * ch[j] + bc[j]);
-  *x.rs_a = ra;
   *x.rs_r = rr;
   *x.rs_c = rc;
 }
@@ -276,9 +281,9 @@ void lstm_row(const Weights<double>& w, const LstmRow<double>& x, int64_t H) {
 // dL/dc_{t-1} out), dR and dP's rows, this thread's sums acc (4, 4H) and acc_c (2, H)
 template <typename S>
 struct LstmGradRow {
-  const S *z, *ah, *rh, *ch, *cp, *kc, *dC, *dm;
-  S rs_a, rs_r, rs_c;
-  S *dc, *dr, *dp, *acc, *acc_c, *scratch;  // scratch: 6H values
+  const S *z, *p, *st_a, *rh, *ch, *cp, *kc, *dC, *dm;  // p: W_ih x_t, st_a its (mean, rstd)
+  S rs_r, rs_c;
+  S *dc, *dr, *dp, *acc, *acc_c, *scratch;  // scratch: 10H values
 };
 
 // One LSTM row's backward at step t (ln_lstm.py's docstring), y = gamma_c c^ + beta_c:
@@ -320,7 +325,7 @@ RNNKIT_INLINE void lstm_grad_row_impl(const Weights<S>& w, const LstmGradRow<S>&
     dc[j] = (kc ? kc[j] * dc[j] : S(0)) + d_c[j] * f[j];  // dc_{t-1}
   }
   recurrent_grad_row(dz, x.rh, x.rs_r, w.g_hh, x.dr, x.acc + 8 * H, 4 * H);
-  input_grad(dz, x.ah, x.rs_a, w.g_ih, x.dp, x.acc, 4 * H);
+  input_grad(dz, x.p, x.st_a, w.g_ih, x.dp, x.acc, d_c + H, 4 * H);
 }
 RNNKIT_CLONES void lstm_grad_row(const Weights<float>& w, const LstmGradRow<float>& x,
                                  int64_t H) {
@@ -332,7 +337,7 @@ void lstm_grad_row(const Weights<double>& w, const LstmGradRow<double>& x, int64
 
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
-                       const Tensor& rs_a, const Tensor& h0, const Tensor& c0,
+                       const Tensor& st_a, const Tensor& h0, const Tensor& c0,
                        const StepW& w_hh, const Opt& w_hr, const Noise& noise, const Tensor& Z,
                        const Tensor& out, const Tensor& h_n, const Tensor& c_n, const Tensor& R,
                        const Tensor& rs_r, const Tensor& C, const Tensor& Ch, const Tensor& rs_c) {
@@ -347,10 +352,10 @@ void lstm_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH
         const int64_t row = t * B + b;
         const S* cp = t ? ptr<S>(C) + (row - B) * H : ptr<S>(c0) + b * H;
         lstm_row(w,
-                 LstmRow<S>{ptr<S>(AH) + row * G, ptr<S>(R) + row * G, ptr<S>(Z) + row * G,
-                            ptr<S>(C) + row * H, ptr<S>(Ch) + row * H, m_base + b * H,
-                            ptr<S>(q) + b * G, cp,
-                            ptr<S>(rs_a) + row, ptr<S>(rs_r) + row, ptr<S>(rs_c) + row},
+                 LstmRow<S>{ptr<S>(AH) + row * G, ptr<S>(q) + b * G, cp, ptr<S>(R) + row * G,
+                            ptr<S>(Z) + row * G, ptr<S>(C) + row * H, ptr<S>(Ch) + row * H,
+                            m_base + b * H, ptr<S>(st_a) + 2 * row, ptr<S>(rs_r) + row,
+                            ptr<S>(rs_c) + row},
                  H);
       }
     });
@@ -367,8 +372,9 @@ void lstm_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH
   }
 }
 
-// AH: W_ih x_t for every step, normalised in place to a^_t; b: b_ih + b_hh (or none).
-void ln_lstm_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_ih,
+// AH: W_ih x_t for every step (T, B, G); st_a (T, B, 2): each row's (mean, rstd), written;
+// b: b_ih + b_hh (or none).
+void ln_lstm_forward(const Steps& steps, Tensor AH, Tensor st_a, const Tensor& g_ih,
                      const Opt& b, const Tensor& h0, const Tensor& c0, const StepW& w_hh,
                      const Tensor& g_hh, const Tensor& g_c, const Tensor& b_c, const Opt& w_hr,
                      const Opt& rec, const Opt& k_h, const Opt& k_c, Tensor Z, Tensor out,
@@ -378,14 +384,14 @@ void ln_lstm_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g
   const Noise noise{rec, k_h, k_c};
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_lstm_forward", [&] {
     const auto w = weights_of<scalar_t>(g_ih, g_hh, b, {}, g_c, b_c);
-    lstm_forward_impl<scalar_t>(steps, w, AH, rs_a, h0, c0, w_hh, w_hr, noise, Z, out, h_n, c_n,
+    lstm_forward_impl<scalar_t>(steps, w, AH, st_a, h0, c0, w_hh, w_hr, noise, Z, out, h_n, c_n,
                                 R, rs_r, C, Ch, rs_c);
   });
 }
 
 // The LSTM's forward tensors, as the backward reads them
 struct LstmSaved {
-  Tensor Z, AH, rs_a, R, rs_r, C, Ch, rs_c, c0;
+  Tensor Z, AH, st_a, R, rs_r, C, Ch, rs_c, c0;
 };
 
 template <typename S>
@@ -403,17 +409,18 @@ void lstm_backward_impl(const Steps& steps, const Weights<S>& w, const LstmSaved
     if (noise.k_h) dh = dh * (1 - at_step(*noise.k_h, t, bt));
     const Tensor dm = w_hr ? at::mm(dh, *w_hr) : dh.contiguous();
     rows(bt, G, [&](int64_t b0, int64_t b1) {
-      std::vector<S> scratch(6 * H);
+      std::vector<S> scratch(10 * H);
       S *sums = thread_acc<S>(acc), *sums_c = thread_acc<S>(acc_c);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
         const S* cp = t ? ptr<S>(s.C) + (row - B) * H : ptr<S>(s.c0) + b * H;
         const LstmGradRow<S> x{ptr<S>(s.Z) + row * G, ptr<S>(s.AH) + row * G,
-                               ptr<S>(s.R) + row * G, ptr<S>(s.Ch) + row * H, cp,
-                               kcp ? kcp + row * H : nullptr, dCp ? dCp + row * H : nullptr,
-                               ptr<S>(dm) + b * H, ptr<S>(s.rs_a)[row], ptr<S>(s.rs_r)[row],
-                               ptr<S>(s.rs_c)[row], ptr<S>(dc) + b * H, ptr<S>(dR) + row * G,
-                               ptr<S>(dP) + row * G, sums, sums_c, scratch.data()};
+                               ptr<S>(s.st_a) + 2 * row, ptr<S>(s.R) + row * G,
+                               ptr<S>(s.Ch) + row * H, cp, kcp ? kcp + row * H : nullptr,
+                               dCp ? dCp + row * H : nullptr, ptr<S>(dm) + b * H,
+                               ptr<S>(s.rs_r)[row], ptr<S>(s.rs_c)[row], ptr<S>(dc) + b * H,
+                               ptr<S>(dR) + row * G, ptr<S>(dP) + row * G, sums, sums_c,
+                               scratch.data()};
         lstm_grad_row(w, x, H);
       }
     });
@@ -423,7 +430,7 @@ void lstm_backward_impl(const Steps& steps, const Weights<S>& w, const LstmSaved
 // Fills dP (dL/d(W_ih x_t)), dR (dL/dr_t), DH (dL/dh_t) and the threads' sums acc (threads,
 // 4 * 4H: dgamma_ih, db_ih, dgamma_hh, db_hh) and acc_c (threads, 2H: dgamma_c, dbeta_c),
 // zeroed by the caller; leaves dL/dc_0 in dc.
-void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& AH, const Tensor& rs_a,
+void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& AH, const Tensor& st_a,
                       const Tensor& R, const Tensor& rs_r, const Tensor& C, const Tensor& Ch,
                       const Tensor& rs_c, const Tensor& c0, const StepW& w_hh,
                       const Tensor& g_ih, const Tensor& g_hh, const Tensor& g_c,
@@ -432,7 +439,7 @@ void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& AH, con
                       Tensor dc, Tensor dP, Tensor dR, Tensor DH, Tensor acc, Tensor acc_c) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Noise noise{rec, k_h, k_c};
-  const LstmSaved s{Z, AH, rs_a, R, rs_r, C, Ch, rs_c, c0.contiguous()};
+  const LstmSaved s{Z, AH, st_a, R, rs_r, C, Ch, rs_c, c0.contiguous()};
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_lstm_backward", [&] {
     const auto w = weights_of<scalar_t>(g_ih, g_hh, {}, {}, g_c, b_c);
     lstm_backward_impl<scalar_t>(steps, w, s, w_hh, w_hr, noise, dout, dh_n, dC, dc, dP, dR, DH,
@@ -443,15 +450,15 @@ void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& AH, con
 // ---- GRU (ln_gru.py) ------------------------------------------------------------------------
 
 // One GRU row at step t, after its products p = W_ih x_t, q = W_hh (m h_{t-1}):
-//   a^ = LN(p) (in place), r^ = LN(q),  a = gamma_ih a^ + b_ih,  u = gamma_hh r^ + b_hh
+//   a^ = LN(p), r^ = LN(q) into r,  a = gamma_ih a^ + b_ih,  u = gamma_hh r^ + b_hh
 //   [r, z] = sigmoid(a_rz + u_rz),  n = tanh(a_n + r u_n),  h~ = n + z (h_{t-1} - n)
-// with the gates [r, z, n] over a; returns (rstd_a, rstd_r).
+// with the gates [r, z, n] over a; st: p's (mean, rstd) (a^ is recomputed from them in the
+// backward); returns rstd_r.
 template <typename S>
-RNNKIT_INLINE std::pair<S, S> gru_row_impl(const Weights<S>& w, S* __restrict__ p,
-                                           const S* __restrict__ q, S* __restrict__ r,
-                                           S* __restrict__ a,
-                                           S* __restrict__ u, const S* __restrict__ hp,
-                                           S* __restrict__ h, int64_t H) {
+RNNKIT_INLINE S gru_row_impl(const Weights<S>& w, const S* __restrict__ p,
+                             const S* __restrict__ q, S* __restrict__ r, S* __restrict__ a,
+                             S* __restrict__ u, const S* __restrict__ hp, S* __restrict__ h,
+                             S* __restrict__ st, int64_t H) {
   const int64_t G = 3 * H;
   const S *__restrict__ gih = w.g_ih, *__restrict__ b = w.b;
   const S *__restrict__ ghh = w.g_hh, *__restrict__ bhh = w.b_hh;
@@ -459,9 +466,8 @@ RNNKIT_INLINE std::pair<S, S> gru_row_impl(const Weights<S>& w, S* __restrict__ 
   const auto [mr, rr] = moments(q, G);
   RNNKIT_IVDEP
   for (int64_t j = 0; j < G; ++j) {
-    p[j] = (p[j] - ma) * ra;
     r[j] = (q[j] - mr) * rr;
-    a[j] = gih[j] * p[j] + b[j];
+    a[j] = gih[j] * ((p[j] - ma) * ra) + b[j];
     u[j] = ghh[j] * r[j] + bhh[j];
   }
   RNNKIT_IVDEP
@@ -470,17 +476,18 @@ RNNKIT_INLINE std::pair<S, S> gru_row_impl(const Weights<S>& w, S* __restrict__ 
   for (int64_t j = 0; j < H; ++j) a[2 * H + j] = tanh_(a[2 * H + j] + a[j] * u[2 * H + j]);
   RNNKIT_IVDEP
   for (int64_t j = 0; j < H; ++j) h[j] = a[2 * H + j] + a[H + j] * (hp[j] - a[2 * H + j]);
-  return {ra, rr};
+  st[0] = ma;
+  st[1] = ra;
+  return rr;
 }
-RNNKIT_CLONES std::pair<float, float> gru_row(const Weights<float>& w, float* p, const float* q,
-                                              float* r, float* a, float* u, const float* hp,
-                                              float* h, int64_t H) {
-  return gru_row_impl(w, p, q, r, a, u, hp, h, H);
+RNNKIT_CLONES float gru_row(const Weights<float>& w, const float* p, const float* q, float* r,
+                            float* a, float* u, const float* hp, float* h, float* st,
+                            int64_t H) {
+  return gru_row_impl(w, p, q, r, a, u, hp, h, st, H);
 }
-std::pair<double, double> gru_row(const Weights<double>& w, double* p, const double* q,
-                                  double* r, double* a, double* u, const double* hp, double* h,
-                                  int64_t H) {
-  return gru_row_impl(w, p, q, r, a, u, hp, h, H);
+double gru_row(const Weights<double>& w, const double* p, const double* q, double* r, double* a,
+               double* u, const double* hp, double* h, double* st, int64_t H) {
+  return gru_row_impl(w, p, q, r, a, u, hp, h, st, H);
 }
 
 // What one GRU row's backward reads (the forward's rows; zoneout's k, and for a row running
@@ -488,9 +495,9 @@ std::pair<double, double> gru_row(const Weights<double>& w, double* p, const dou
 // dout and recurrent terms), dR and dP's rows, this thread's sums acc (4, 3H)
 template <typename S>
 struct GruGradRow {
-  const S *a, *u, *ah, *rh, *hp, *k, *z1, *dh1, *k1;
-  S rs_a, rs_r;
-  S *dh, *dr, *dp, *acc, *scratch;  // scratch: 6H values
+  const S *a, *u, *p, *st_a, *rh, *hp, *k, *z1, *dh1, *k1;  // p: W_ih x_t, st_a: its
+  S rs_r;                                                      // (mean, rstd)
+  S *dh, *dr, *dp, *acc, *scratch;  // scratch: 9H values
 };
 
 // One GRU row's backward at step t (ln_gru.py's docstring):
@@ -524,7 +531,7 @@ RNNKIT_INLINE void gru_grad_row_impl(const Weights<S>& w, const GruGradRow<S>& x
     du[2 * H + j] = k_n * r;
   }
   recurrent_grad_row(du, x.rh, x.rs_r, w.g_hh, x.dr, x.acc + 2 * G, G);
-  input_grad(da, x.ah, x.rs_a, w.g_ih, x.dp, x.acc, G);
+  input_grad(da, x.p, x.st_a, w.g_ih, x.dp, x.acc, du + G, G);
 }
 RNNKIT_CLONES void gru_grad_row(const Weights<float>& w, const GruGradRow<float>& x, int64_t H) {
   gru_grad_row_impl(w, x, H);
@@ -535,7 +542,7 @@ void gru_grad_row(const Weights<double>& w, const GruGradRow<double>& x, int64_t
 
 template <typename S>
 void gru_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
-                      const Tensor& rs_a, const Tensor& h0, const StepW& w_hh,
+                      const Tensor& st_a, const Tensor& h0, const StepW& w_hh,
                       const Noise& noise, const Tensor& A, const Tensor& out, const Tensor& h_n,
                       const Tensor& R, const Tensor& rs_r, const Tensor& U) {
   const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
@@ -546,12 +553,10 @@ void gru_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
         const S* hp = t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H;
-        const auto [ra, rr] = gru_row(w, ptr<S>(AH) + row * G, ptr<S>(q) + b * G,
-                                      ptr<S>(R) + row * G,
-                                      ptr<S>(A) + row * G, ptr<S>(U) + row * G, hp,
-                                      ptr<S>(out) + row * H, H);
-        ptr<S>(rs_a)[row] = ra;
-        ptr<S>(rs_r)[row] = rr;
+        ptr<S>(rs_r)[row] = gru_row(w, ptr<S>(AH) + row * G, ptr<S>(q) + b * G,
+                                    ptr<S>(R) + row * G, ptr<S>(A) + row * G,
+                                    ptr<S>(U) + row * G, hp, ptr<S>(out) + row * H,
+                                    ptr<S>(st_a) + 2 * row, H);
       }
     });
     zone(out, prev, noise.k_h, t, bt);  // h_t
@@ -559,8 +564,9 @@ void gru_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
   }
 }
 
-// AH: W_ih x_t for every step, normalised in place to a^_t; b_ih, b_hh: zeros if none.
-void ln_gru_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_ih,
+// AH: W_ih x_t for every step (T, B, G); st_a (T, B, 2): each row's (mean, rstd), written;
+// b_ih, b_hh: zeros if none.
+void ln_gru_forward(const Steps& steps, Tensor AH, Tensor st_a, const Tensor& g_ih,
                     const Tensor& b_ih, const Tensor& h0, const StepW& w_hh, const Tensor& g_hh,
                     const Tensor& b_hh, const Opt& rec, const Opt& k, Tensor A, Tensor out,
                     Tensor h_n, Tensor R, Tensor rs_r, Tensor U) {
@@ -568,13 +574,13 @@ void ln_gru_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_
   const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_forward", [&] {
     const auto w = weights_of<scalar_t>(g_ih, g_hh, b_ih, b_hh);
-    gru_forward_impl<scalar_t>(steps, w, AH, rs_a, h0, w_hh, noise, A, out, h_n, R, rs_r, U);
+    gru_forward_impl<scalar_t>(steps, w, AH, st_a, h0, w_hh, noise, A, out, h_n, R, rs_r, U);
   });
 }
 
 template <typename S>
 void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A, const Tensor& U,
-                       const Tensor& AH, const Tensor& rs_a, const Tensor& R, const Tensor& rs_r,
+                       const Tensor& AH, const Tensor& st_a, const Tensor& R, const Tensor& rs_r,
                        const Tensor& out, const Tensor& h0, const StepW& w_hh,
                        const Noise& noise, const Tensor& dout, const Tensor& dh_n,
                        const Tensor& dP, const Tensor& dR, const Tensor& DH, const Tensor& acc) {
@@ -585,16 +591,17 @@ void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A,
     const auto [t, bt, bn] = *it;
     recurrent_grad<S>(DH, dR, w_hh, rec_only, dout, dh_n, t, bt, bn);
     rows(bt, G, [&](int64_t b0, int64_t b1) {
-      std::vector<S> scratch(2 * G);
+      std::vector<S> scratch(3 * G);
       S* sums = thread_acc<S>(acc);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b, next = row + B;
         const bool on = b < bn;  // running at t + 1
         const GruGradRow<S> x{
-            ptr<S>(A) + row * G, ptr<S>(U) + row * G, ptr<S>(AH) + row * G, ptr<S>(R) + row * G,
+            ptr<S>(A) + row * G, ptr<S>(U) + row * G, ptr<S>(AH) + row * G,
+            ptr<S>(st_a) + 2 * row, ptr<S>(R) + row * G,
             t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H, kp ? kp + row * H : nullptr,
             on ? ptr<S>(A) + next * G + H : nullptr, on ? ptr<S>(DH) + next * H : nullptr,
-            on && kp ? kp + next * H : nullptr, ptr<S>(rs_a)[row], ptr<S>(rs_r)[row],
+            on && kp ? kp + next * H : nullptr, ptr<S>(rs_r)[row],
             ptr<S>(DH) + row * H, ptr<S>(dR) + row * G, ptr<S>(dP) + row * G, sums,
             scratch.data()};
         gru_grad_row(w, x, H);
@@ -606,7 +613,7 @@ void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A,
 // Fills dP (dL/d(W_ih x_t)), dR (dL/dr_t), DH (dL/dh_t) and the threads' sums acc (threads,
 // 4 * 3H: dgamma_ih, db_ih, dgamma_hh, db_hh), zeroed by the caller.
 void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& AH,
-                     const Tensor& rs_a, const Tensor& R, const Tensor& rs_r, const Tensor& out,
+                     const Tensor& st_a, const Tensor& R, const Tensor& rs_r, const Tensor& out,
                      const Tensor& h0, const StepW& w_hh, const Tensor& g_ih,
                      const Tensor& g_hh, const Opt& rec, const Opt& k, const Tensor& dout,
                      const Tensor& dh_n, Tensor dP, Tensor dR, Tensor DH, Tensor acc) {
@@ -614,7 +621,7 @@ void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const
   const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_backward", [&] {
     const auto w = weights_of<scalar_t>(g_ih, g_hh, {});
-    gru_backward_impl<scalar_t>(steps, w, A, U, AH, rs_a, R, rs_r, out, h0.contiguous(), w_hh,
+    gru_backward_impl<scalar_t>(steps, w, A, U, AH, st_a, R, rs_r, out, h0.contiguous(), w_hh,
                                 noise, dout, dh_n, dP, dR, DH, acc);
   });
 }
@@ -622,13 +629,13 @@ void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const
 // ---- Elman RNN (ln_rnn.py) ------------------------------------------------------------------
 
 // One RNN row at step t, after its products p = W_ih x_t, q = W_hh (m h_{t-1}):
-//   a^ = LN(p) (in place), r^ = LN(q),  h~ = act(gamma_ih a^ + b + gamma_hh r^) into z,
-//   act = tanh or relu; returns (rstd_a, rstd_r)
+//   a^ = LN(p), r^ = LN(q) into r,  h~ = act(gamma_ih a^ + b + gamma_hh r^) into z,
+//   act = tanh or relu; st: p's (mean, rstd); returns rstd_r
 template <typename S>
-RNNKIT_INLINE std::pair<S, S> rnn_row_impl(const Weights<S>& w, S* __restrict__ p,
-                                           const S* __restrict__ q, S* __restrict__ r,
-                                           S* __restrict__ z, int64_t H, bool relu) {
-  const auto rs = pre_activations(p, q, r, z, w.g_ih, w.b, w.g_hh, H);
+RNNKIT_INLINE S rnn_row_impl(const Weights<S>& w, const S* __restrict__ p,
+                             const S* __restrict__ q, S* __restrict__ r, S* __restrict__ z,
+                             S* __restrict__ st, int64_t H, bool relu) {
+  const S rs = pre_activations(p, q, r, z, w.g_ih, w.b, w.g_hh, st, H);
   if (relu) {
     RNNKIT_IVDEP
     for (int64_t j = 0; j < H; ++j) z[j] = z[j] > S(0) ? z[j] : S(0);
@@ -638,13 +645,13 @@ RNNKIT_INLINE std::pair<S, S> rnn_row_impl(const Weights<S>& w, S* __restrict__ 
   }
   return rs;
 }
-RNNKIT_CLONES std::pair<float, float> rnn_row(const Weights<float>& w, float* p, const float* q,
-                                              float* r, float* z, int64_t H, bool relu) {
-  return rnn_row_impl(w, p, q, r, z, H, relu);
+RNNKIT_CLONES float rnn_row(const Weights<float>& w, const float* p, const float* q, float* r,
+                            float* z, float* st, int64_t H, bool relu) {
+  return rnn_row_impl(w, p, q, r, z, st, H, relu);
 }
-std::pair<double, double> rnn_row(const Weights<double>& w, double* p, const double* q,
-                                  double* r, double* z, int64_t H, bool relu) {
-  return rnn_row_impl(w, p, q, r, z, H, relu);
+double rnn_row(const Weights<double>& w, const double* p, const double* q, double* r, double* z,
+               double* st, int64_t H, bool relu) {
+  return rnn_row_impl(w, p, q, r, z, st, H, relu);
 }
 
 // One RNN row's backward at step t: dz = dh_t D_t (D = (1 - k) act'(z_t)), then
@@ -652,28 +659,28 @@ std::pair<double, double> rnn_row(const Weights<double>& w, double* p, const dou
 //   acc += [dz a^, dz, dz r^, dz] (dgamma_ih, db_ih, dgamma_hh, db_hh)
 template <typename S>
 RNNKIT_INLINE void rnn_grad_row_impl(const Weights<S>& w, const S* __restrict__ dh,
-                                     const S* __restrict__ D, const S* ah, S rs_a, const S* rh,
-                                     S rs_r, S* dr, S* dp, S* acc, S* __restrict__ dz,
-                                     int64_t H) {
+                                     const S* __restrict__ D, const S* p, const S* st_a,
+                                     const S* rh, S rs_r, S* dr, S* dp, S* acc,
+                                     S* __restrict__ dz, int64_t H) {
   RNNKIT_IVDEP
   for (int64_t j = 0; j < H; ++j) dz[j] = dh[j] * D[j];
   recurrent_grad_row(dz, rh, rs_r, w.g_hh, dr, acc + 2 * H, H);
-  input_grad(dz, ah, rs_a, w.g_ih, dp, acc, H);
+  input_grad(dz, p, st_a, w.g_ih, dp, acc, dz + H, H);  // dz: 2H scratch values
 }
 RNNKIT_CLONES void rnn_grad_row(const Weights<float>& w, const float* dh, const float* D,
-                                const float* ah, float rs_a, const float* rh, float rs_r,
+                                const float* p, const float* st_a, const float* rh, float rs_r,
                                 float* dr, float* dp, float* acc, float* dz, int64_t H) {
-  rnn_grad_row_impl(w, dh, D, ah, rs_a, rh, rs_r, dr, dp, acc, dz, H);
+  rnn_grad_row_impl(w, dh, D, p, st_a, rh, rs_r, dr, dp, acc, dz, H);
 }
-void rnn_grad_row(const Weights<double>& w, const double* dh, const double* D, const double* ah,
-                  double rs_a, const double* rh, double rs_r, double* dr, double* dp,
+void rnn_grad_row(const Weights<double>& w, const double* dh, const double* D, const double* p,
+                  const double* st_a, const double* rh, double rs_r, double* dr, double* dp,
                   double* acc, double* dz, int64_t H) {
-  rnn_grad_row_impl(w, dh, D, ah, rs_a, rh, rs_r, dr, dp, acc, dz, H);
+  rnn_grad_row_impl(w, dh, D, p, st_a, rh, rs_r, dr, dp, acc, dz, H);
 }
 
 template <typename S>
 void rnn_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
-                      const Tensor& rs_a, const Tensor& h0, const StepW& w_hh,
+                      const Tensor& st_a, const Tensor& h0, const StepW& w_hh,
                       const Noise& noise, bool relu, const Tensor& Z, const Tensor& h_n,
                       const Tensor& R, const Tensor& rs_r, const Opt& h_tilde) {
   const int64_t B = Z.size(1), H = Z.size(2);
@@ -683,10 +690,9 @@ void rnn_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
-        const auto [ra, rr] = rnn_row(w, ptr<S>(AH) + row * H, ptr<S>(q) + b * H,
-                                      ptr<S>(R) + row * H, ptr<S>(Z) + row * H, H, relu);
-        ptr<S>(rs_a)[row] = ra;
-        ptr<S>(rs_r)[row] = rr;
+        ptr<S>(rs_r)[row] = rnn_row(w, ptr<S>(AH) + row * H, ptr<S>(q) + b * H,
+                                    ptr<S>(R) + row * H, ptr<S>(Z) + row * H,
+                                    ptr<S>(st_a) + 2 * row, H, relu);  // h~_t
       }
     });
     if (noise.k_h) {  // h_t = k h_{t-1} + (1 - k) h~_t, h~_t kept for the backward
@@ -697,9 +703,10 @@ void rnn_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
   }
 }
 
-// AH: W_ih x_t for every step, normalised in place to a^_t; b: b_ih + b_hh (or none);
+// AH: W_ih x_t for every step (T, B, G); st_a (T, B, 2): each row's (mean, rstd), written;
+// b: b_ih + b_hh (or none);
 // Z: h_t, written.
-void ln_rnn_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_ih,
+void ln_rnn_forward(const Steps& steps, Tensor AH, Tensor st_a, const Tensor& g_ih,
                     const Opt& b, const Tensor& h0, const StepW& w_hh, const Tensor& g_hh,
                     const Opt& rec, const Opt& k, bool relu, Tensor Z, Tensor h_n, Tensor R,
                     Tensor rs_r, const Opt& h_tilde) {
@@ -707,14 +714,14 @@ void ln_rnn_forward(const Steps& steps, Tensor AH, Tensor rs_a, const Tensor& g_
   const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "ln_rnn_forward", [&] {
     const auto w = weights_of<scalar_t>(g_ih, g_hh, b);
-    rnn_forward_impl<scalar_t>(steps, w, AH, rs_a, h0, w_hh, noise, relu, Z, h_n, R, rs_r,
+    rnn_forward_impl<scalar_t>(steps, w, AH, st_a, h0, w_hh, noise, relu, Z, h_n, R, rs_r,
                                h_tilde);
   });
 }
 
 template <typename S>
 void rnn_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& D,
-                       const Tensor& AH, const Tensor& rs_a, const Tensor& R, const Tensor& rs_r,
+                       const Tensor& AH, const Tensor& st_a, const Tensor& R, const Tensor& rs_r,
                        const StepW& w_hh, const Noise& noise, const Tensor& dout,
                        const Tensor& dh_n, const Tensor& dP, const Tensor& dR, const Tensor& DH,
                        const Tensor& acc) {
@@ -723,12 +730,13 @@ void rnn_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& D,
     const auto [t, bt, bn] = *it;
     recurrent_grad<S>(DH, dR, w_hh, noise, dout, dh_n, t, bt, bn);  // dh_t
     rows(bt, H, [&](int64_t b0, int64_t b1) {
-      std::vector<S> dz(H);
+      std::vector<S> dz(2 * H);
       S* sums = thread_acc<S>(acc);
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b, off = row * H;
-        rnn_grad_row(w, ptr<S>(DH) + off, ptr<S>(D) + off, ptr<S>(AH) + off, ptr<S>(rs_a)[row],
-                     ptr<S>(R) + off, ptr<S>(rs_r)[row], ptr<S>(dR) + off, ptr<S>(dP) + off, sums,
+        rnn_grad_row(w, ptr<S>(DH) + off, ptr<S>(D) + off, ptr<S>(AH) + off,
+                     ptr<S>(st_a) + 2 * row, ptr<S>(R) + off, ptr<S>(rs_r)[row],
+                     ptr<S>(dR) + off, ptr<S>(dP) + off, sums,
                      dz.data(), H);
       }
     });
@@ -737,7 +745,7 @@ void rnn_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& D,
 
 // Fills dP (dL/d(W_ih x_t)), dR (dL/dr_t), DH (dL/dh_t) and the threads' sums acc (threads,
 // 4H: dgamma_ih, db_ih, dgamma_hh, db_hh), zeroed by the caller.
-void ln_rnn_backward(const Steps& steps, const Tensor& D, const Tensor& AH, const Tensor& rs_a,
+void ln_rnn_backward(const Steps& steps, const Tensor& D, const Tensor& AH, const Tensor& st_a,
                      const Tensor& R, const Tensor& rs_r, const StepW& w_hh,
                      const Tensor& g_ih, const Tensor& g_hh, const Opt& rec, const Opt& k,
                      const Tensor& dout, const Tensor& dh_n, Tensor dP, Tensor dR, Tensor DH,
@@ -746,7 +754,7 @@ void ln_rnn_backward(const Steps& steps, const Tensor& D, const Tensor& AH, cons
   const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(D.scalar_type(), "ln_rnn_backward", [&] {
     const auto w = weights_of<scalar_t>(g_ih, g_hh, {});
-    rnn_backward_impl<scalar_t>(steps, w, D.contiguous(), AH, rs_a, R, rs_r, w_hh, noise, dout,
+    rnn_backward_impl<scalar_t>(steps, w, D.contiguous(), AH, st_a, R, rs_r, w_hh, noise, dout,
                                 dh_n, dP, dR, DH, acc);
   });
 }
