@@ -148,7 +148,7 @@ class LayerNormFunction(Function):
                                                     ctx.native, nonlinearity)  # fmt: skip
         _mask_padding(out, steps)
         ctx.norms = probe.claim(len(x), x) if any(ctx.needs_input_grad) else None
-        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, P, st_a, out,
+        ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_hh, g_ih, g_hh, g_c, b_c, w_hr, P, st_a, out,
                               *saved)  # fmt: skip
         C = saved[loops.CELLS] if cells else None
         return (out, *finals) if C is None else (out, *finals, _mask_padding(C.clone(), steps))
@@ -157,10 +157,12 @@ class LayerNormFunction(Function):
     @_without_autocast
     @once_differentiable
     def backward(ctx, dout, *grads):
-        x, h0, c0, w_ih, w_hh, g_ih, g_hh, g_c, b_c, w_hr, P, st_a, out, *saved = ctx.saved_tensors
+        x, h0, c0, w_ih, w_hh, b_hh, g_ih, g_hh, g_c, b_c, w_hr, P, st_a, out, *saved = (
+            ctx.saved_tensors
+        )
         need = ctx.needs_input_grad[1:]  # x, h0, c0, w_ih, w_hh, b_ih, b_hh, g_ih, g_hh, ...
         rec = noise_of(ctx.noise)[0]  # recurrent dropout's mask on h_{t-1}, or None
-        weights = (w_hh, g_hh, g_c, b_c, w_hr, ctx.noise)
+        weights = (w_hh, g_hh, g_c, b_c, w_hr, b_hh, ctx.noise)
         grads = [g.contiguous() for g in grads]
         inputs = (P, st_a, g_ih)  # a_t = gamma_ih LN(P_t) + b, st_a: P's (mean, rstd)
         back = ctx.loops.backward(ctx.steps, ctx.native, dout.contiguous(), grads, h0, c0,

@@ -14,7 +14,8 @@ K_n = (1 - z)(1 - n^2), zk = k_{t+1} + (1 - k_{t+1}) z_{t+1}, dh~_t = (1 - k_t) 
     du_r = da_r = dh~_t K_n u_n r (1 - r)     du_z = da_z = dh~_t (h_{t-1} - n) z (1 - z)
     da_n = dh~_t K_n                          du_n = dh~_t K_n r
     dR_t = rstd_r (gamma_hh du_t ...)         (through r^_t = LN(r_t))
-and dh_0's direct part zk_0 dh_0. Saved: r^ R, gates A = [r, z, n] and U (T, B, 3H), rstd_r;
+and dh_0's direct part zk_0 dh_0. Saved: r^ R, gates A = [r, z, n] and U (T, B, 3H; the Python
+loops' only: the C++ backward recomputes u_n from r^), rstd_r;
 the backward's dh (T, B, H) kept.
 """
 
@@ -44,7 +45,7 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
     m, k, _ = noise_of(noise)
     T, B, G = P.shape
     H = G // 3
-    R, U = fresh("ln_gru.R", P.shape, P, steps), fresh("ln_gru.U", P.shape, P, steps)
+    R = fresh("ln_gru.R", P.shape, P, steps)
     out, h_n = fresh("ln_gru.out", (T, B, H), P, steps), P.new_zeros(B, H)
     st_a, rs_r = P.new_zeros(T, B, 2), P.new_zeros(T, B, 1)
     if use_native:  # the same loop in C++, a^_t and the gates A written in its rows
@@ -53,9 +54,10 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
         b_ih, b_hh = (zeros if v is None else v for v in (b_ih, b_hh))
         w_step = step_weight(w_hh, steps)  # products x W_hh^T
         native.load().ln_gru_forward(steps, P, st_a, g_ih, b_ih, h0.contiguous(), w_step, g_hh,
-                                     b_hh, m, k, A, out, h_n, R, rs_r, U)  # fmt: skip
-        return out, [h_n], P, st_a, (R, rs_r, A, U)
+                                     b_hh, m, k, A, out, h_n, R, rs_r)  # fmt: skip
+        return out, [h_n], P, st_a, (R, rs_r, A, None)  # no U: its backward recomputes u_n
     A, st_a = input_forward(P, g_ih, b_ih)  # a_t, then the gates [r, z, n], in place
+    U = fresh("ln_gru.U", P.shape, P, steps)
     saved = (R, rs_r, A, U)
     for t, bt, bn in steps:
         h_prev = (out[t - 1] if t else h0)[:bt]
@@ -81,7 +83,7 @@ def backward(
     """(dP, dR, dh0's direct part zk_0 dh_0, None, None, None, None, DH, (dgamma_ih, db_ih,
     dgamma_hh, db_hh)) as layer_norm.LayerNormFunction takes them; grads: [dh_n]; inputs:
     (a^, rstd_a, gamma_ih)."""
-    w_hh, g_hh, noise = *weights[:2], weights[-1]
+    w_hh, g_hh, b_hh, noise = *weights[:2], *weights[-2:]
     m, k, _ = noise_of(noise)
     R, rs_r, A, U = saved
     H = out.shape[2]
@@ -91,8 +93,9 @@ def backward(
         DH = scratch("ln.DH", out.shape, out, steps)  # dL/dh_t
         acc = accumulators(4 * A.shape[2], A)
         w_step = step_weight(w_hh.t(), steps)  # products x W_hh
-        native.load().ln_gru_backward(steps, A, U, P, st_a, R, rs_r, out, h0, w_step, g_ih, g_hh,
-                                      m, k, dout, grads[0], dP, dR, DH, acc)  # fmt: skip
+        b_hh = A.new_zeros(A.shape[2]) if b_hh is None else b_hh  # u_n = gamma r^_n + b_hh
+        native.load().ln_gru_backward(steps, A, P, st_a, R, rs_r, out, h0, w_step, g_ih, g_hh,
+                                      b_hh, m, k, dout, grads[0], dP, dR, DH, acc)  # fmt: skip
         sums = native_sums(acc, 4)
     else:
         dA, dU, dR = A.new_zeros(A.shape), U.new_zeros(U.shape), R.new_zeros(R.shape)

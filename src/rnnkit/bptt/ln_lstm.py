@@ -94,7 +94,7 @@ def backward(
     """(dP, dR, dh0 but its dR_0 W_hh part, dc0, dgamma_c, dbeta_c, dW_hr, DH, (dgamma_ih,
     db_ih, dgamma_hh, db_hh)) as layer_norm.LayerNormFunction takes them; grads: [dh_n, dc_n]
     and with the cells dC; inputs: (P, (mean, rstd) of P, gamma_ih)."""
-    w_hh, g_hh, g_c, b_c, w_hr, noise = weights
+    w_hh, g_hh, g_c, b_c, w_hr, _, noise = weights  # (b_hh: in the saved gates)
     m, k_h, k_c = noise_of(noise)
     R, rs_r, C, Ch, rs_c, Z = saved
     dh_n, dc_n, *dC = grads

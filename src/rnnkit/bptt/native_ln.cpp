@@ -452,8 +452,8 @@ void ln_lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& AH, con
 // One GRU row at step t, after its products p = W_ih x_t, q = W_hh (m h_{t-1}):
 //   a^ = LN(p), r^ = LN(q) into r,  a = gamma_ih a^ + b_ih,  u = gamma_hh r^ + b_hh
 //   [r, z] = sigmoid(a_rz + u_rz),  n = tanh(a_n + r u_n),  h~ = n + z (h_{t-1} - n)
-// with the gates [r, z, n] over a; st: p's (mean, rstd) (a^ is recomputed from them in the
-// backward); returns rstd_r.
+// with the gates [r, z, n] over a, u in the caller's scratch (the backward recomputes u_n
+// from r^), st: p's (mean, rstd) (a^ is recomputed from them in the backward); returns rstd_r.
 template <typename S>
 RNNKIT_INLINE S gru_row_impl(const Weights<S>& w, const S* __restrict__ p,
                              const S* __restrict__ q, S* __restrict__ r, S* __restrict__ a,
@@ -490,19 +490,19 @@ double gru_row(const Weights<double>& w, const double* p, const double* q, doubl
   return gru_row_impl(w, p, q, r, a, u, hp, h, st, H);
 }
 
-// What one GRU row's backward reads (the forward's rows; zoneout's k, and for a row running
-// at t + 1 its z_{t+1}, dh_{t+1} and k_{t+1}, each null if none) and writes: dh_t (in: its
-// dout and recurrent terms), dR and dP's rows, this thread's sums acc (4, 3H)
+// What one GRU row's backward reads (the forward's rows, r^ in rh; zoneout's k, and for a
+// row running at t + 1 its z_{t+1}, dh_{t+1} and k_{t+1}, each null if none) and writes:
+// dh_t (in: its dout and recurrent terms), dR and dP's rows, this thread's sums acc (4, 3H)
 template <typename S>
 struct GruGradRow {
-  const S *a, *u, *p, *st_a, *rh, *hp, *k, *z1, *dh1, *k1;  // p: W_ih x_t, st_a: its
-  S rs_r;                                                      // (mean, rstd)
+  const S *a, *p, *st_a, *rh, *hp, *k, *z1, *dh1, *k1;  // p: W_ih x_t, st_a: its
+  S rs_r;                                                  // (mean, rstd)
   S *dh, *dr, *dp, *acc, *scratch;  // scratch: 9H values
 };
 
 // One GRU row's backward at step t (ln_gru.py's docstring):
 //   dh_t += zk dh_{t+1}, zk = k_{t+1} + (1 - k_{t+1}) z_{t+1}  (rows running at t + 1)
-//   dh~ = (1 - k) dh_t,  K_n = dh~ (1 - z)(1 - n^2)
+//   dh~ = (1 - k) dh_t,  K_n = dh~ (1 - z)(1 - n^2),  u_n = gamma_hh r^_n + b_hh (again)
 //   da_r = du_r = K_n u_n r (1 - r),  da_z = du_z = dh~ (h_{t-1} - n) z (1 - z)
 //   da_n = K_n,  du_n = K_n r
 //   dR = rstd_r (gamma_hh du ...),  dP = rstd_a (gamma_ih da ...)  (through r^, a^)
@@ -513,7 +513,8 @@ RNNKIT_INLINE void gru_grad_row_impl(const Weights<S>& w, const GruGradRow<S>& x
   S* __restrict__ da = x.scratch;
   S* __restrict__ du = da + G;
   S* __restrict__ dh = x.dh;
-  const S *__restrict__ a = x.a, *__restrict__ u = x.u, *__restrict__ hp = x.hp;
+  const S *__restrict__ a = x.a, *__restrict__ hp = x.hp, *__restrict__ rh = x.rh;
+  const S *__restrict__ ghh = w.g_hh, *__restrict__ bhh = w.b_hh;
   const S *__restrict__ k = x.k, *__restrict__ k1 = x.k1;
   const S *__restrict__ z1 = x.z1, *__restrict__ dh1 = x.dh1;
   if (z1) {
@@ -525,7 +526,8 @@ RNNKIT_INLINE void gru_grad_row_impl(const Weights<S>& w, const GruGradRow<S>& x
     const S r = a[j], z = a[H + j], n = a[2 * H + j];
     const S dht = k ? (S(1) - k[j]) * dh[j] : dh[j];  // dh~_t
     const S k_n = dht * (S(1) - z) * (S(1) - n * n);   // dh~_t K_n
-    da[j] = du[j] = k_n * u[2 * H + j] * r * (S(1) - r);
+    const S u_n = ghh[2 * H + j] * rh[2 * H + j] + bhh[2 * H + j];
+    da[j] = du[j] = k_n * u_n * r * (S(1) - r);
     da[H + j] = du[H + j] = dht * (hp[j] - n) * z * (S(1) - z);
     da[2 * H + j] = k_n;
     du[2 * H + j] = k_n * r;
@@ -544,18 +546,19 @@ template <typename S>
 void gru_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
                       const Tensor& st_a, const Tensor& h0, const StepW& w_hh,
                       const Noise& noise, const Tensor& A, const Tensor& out, const Tensor& h_n,
-                      const Tensor& R, const Tensor& rs_r, const Tensor& U) {
+                      const Tensor& R, const Tensor& rs_r) {
   const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
   for (const auto& [t, bt, bn] : steps) {
     Tensor prev = t ? at_step(out, t - 1, bt) : h0.narrow(0, 0, bt);
     const Tensor q = recurrent_product(prev, w_hh, noise.rec, bt);
     rows(bt, G, [&](int64_t b0, int64_t b1) {
+      std::vector<S> u(G);  // u_t's row
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t row = t * B + b;
         const S* hp = t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H;
         ptr<S>(rs_r)[row] = gru_row(w, ptr<S>(AH) + row * G, ptr<S>(q) + b * G,
                                     ptr<S>(R) + row * G, ptr<S>(A) + row * G,
-                                    ptr<S>(U) + row * G, hp, ptr<S>(out) + row * H,
+                                    u.data(), hp, ptr<S>(out) + row * H,
                                     ptr<S>(st_a) + 2 * row, H);
       }
     });
@@ -569,17 +572,17 @@ void gru_forward_impl(const Steps& steps, const Weights<S>& w, const Tensor& AH,
 void ln_gru_forward(const Steps& steps, Tensor AH, Tensor st_a, const Tensor& g_ih,
                     const Tensor& b_ih, const Tensor& h0, const StepW& w_hh, const Tensor& g_hh,
                     const Tensor& b_hh, const Opt& rec, const Opt& k, Tensor A, Tensor out,
-                    Tensor h_n, Tensor R, Tensor rs_r, Tensor U) {
+                    Tensor h_n, Tensor R, Tensor rs_r) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_forward", [&] {
     const auto w = weights_of<scalar_t>(g_ih, g_hh, b_ih, b_hh);
-    gru_forward_impl<scalar_t>(steps, w, AH, st_a, h0, w_hh, noise, A, out, h_n, R, rs_r, U);
+    gru_forward_impl<scalar_t>(steps, w, AH, st_a, h0, w_hh, noise, A, out, h_n, R, rs_r);
   });
 }
 
 template <typename S>
-void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A, const Tensor& U,
+void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A,
                        const Tensor& AH, const Tensor& st_a, const Tensor& R, const Tensor& rs_r,
                        const Tensor& out, const Tensor& h0, const StepW& w_hh,
                        const Noise& noise, const Tensor& dout, const Tensor& dh_n,
@@ -597,8 +600,8 @@ void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A,
         const int64_t row = t * B + b, next = row + B;
         const bool on = b < bn;  // running at t + 1
         const GruGradRow<S> x{
-            ptr<S>(A) + row * G, ptr<S>(U) + row * G, ptr<S>(AH) + row * G,
-            ptr<S>(st_a) + 2 * row, ptr<S>(R) + row * G,
+            ptr<S>(A) + row * G, ptr<S>(AH) + row * G, ptr<S>(st_a) + 2 * row,
+            ptr<S>(R) + row * G,
             t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H, kp ? kp + row * H : nullptr,
             on ? ptr<S>(A) + next * G + H : nullptr, on ? ptr<S>(DH) + next * H : nullptr,
             on && kp ? kp + next * H : nullptr, ptr<S>(rs_r)[row],
@@ -611,17 +614,17 @@ void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A,
 }
 
 // Fills dP (dL/d(W_ih x_t)), dR (dL/dr_t), DH (dL/dh_t) and the threads' sums acc (threads,
-// 4 * 3H: dgamma_ih, db_ih, dgamma_hh, db_hh), zeroed by the caller.
-void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& U, const Tensor& AH,
-                     const Tensor& st_a, const Tensor& R, const Tensor& rs_r, const Tensor& out,
-                     const Tensor& h0, const StepW& w_hh, const Tensor& g_ih,
-                     const Tensor& g_hh, const Opt& rec, const Opt& k, const Tensor& dout,
+// 4 * 3H: dgamma_ih, db_ih, dgamma_hh, db_hh), zeroed by the caller; b_hh: zeros if none.
+void ln_gru_backward(const Steps& steps, const Tensor& A, const Tensor& AH, const Tensor& st_a,
+                     const Tensor& R, const Tensor& rs_r, const Tensor& out, const Tensor& h0,
+                     const StepW& w_hh, const Tensor& g_ih, const Tensor& g_hh,
+                     const Tensor& b_hh, const Opt& rec, const Opt& k, const Tensor& dout,
                      const Tensor& dh_n, Tensor dP, Tensor dR, Tensor DH, Tensor acc) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Noise noise{rec, k, std::nullopt};
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "ln_gru_backward", [&] {
-    const auto w = weights_of<scalar_t>(g_ih, g_hh, {});
-    gru_backward_impl<scalar_t>(steps, w, A, U, AH, st_a, R, rs_r, out, h0.contiguous(), w_hh,
+    const auto w = weights_of<scalar_t>(g_ih, g_hh, {}, b_hh);
+    gru_backward_impl<scalar_t>(steps, w, A, AH, st_a, R, rs_r, out, h0.contiguous(), w_hh,
                                 noise, dout, dh_n, dP, dR, DH, acc);
   });
 }
