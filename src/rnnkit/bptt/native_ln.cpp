@@ -127,25 +127,46 @@ RNNKIT_INLINE S normalise(S* __restrict__ v, int64_t n) {
   return rstd;
 }
 
-// dv = rstd (dv^ - mean(dv^) - v^ mean(dv^ v^)), dv^ = gain d, over n values: written to
-// out, or added to it (kAdd)
+// (sum_j f(j), sum_j g(j)) over j < n, in one pass of kLanes partial sums each
+template <typename S, typename F1, typename F2>
+RNNKIT_INLINE std::pair<S, S> lanes_sum2(int64_t n, const F1& f, const F2& g) {
+  S acc_f[kLanes] = {}, acc_g[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    for (int64_t k = 0; k < kLanes; ++k) {
+      acc_f[k] += f(j + k);
+      acc_g[k] += g(j + k);
+    }
+  }
+  S sf = 0, sg = 0;
+  for (; j < n; ++j) {
+    sf += f(j);
+    sg += g(j);
+  }
+  for (int64_t k = 0; k < kLanes; ++k) {
+    sf += acc_f[k];
+    sg += acc_g[k];
+  }
+  return {sf, sg};
+}
+
+// A LayerNorm's backward over one row of n values, and its parameters' gradients:
+//   dv = rstd (dv^ - mean(dv^) - v^ mean(dv^ v^)), dv^ = gain d: written to out, or added
+//   to it (kAdd);  acc[0, n) += d v^ (dgamma), acc[n, 2n) += d (dbeta)
 template <bool kAdd, typename S>
 RNNKIT_INLINE void ln_grad(const S* __restrict__ gain, const S* __restrict__ d,
-                           const S* __restrict__ vh, S rstd, S* __restrict__ out, int64_t n) {
-  const S m1 = lanes_sum<S>(n, [&](int64_t j) { return gain[j] * d[j]; }) / S(n);
-  const S m2 = lanes_sum<S>(n, [&](int64_t j) { return gain[j] * d[j] * vh[j]; }) / S(n);
+                           const S* __restrict__ vh, S rstd, S* __restrict__ out,
+                           S* __restrict__ acc, int64_t n) {
+  const auto [s1, s2] = lanes_sum2<S>(
+      n, [&](int64_t j) { return gain[j] * d[j]; },
+      [&](int64_t j) { return gain[j] * d[j] * vh[j]; });
+  const S m1 = s1 / S(n), m2 = s2 / S(n);
   for (int64_t j = 0; j < n; ++j) {
     const S dv = rstd * (gain[j] * d[j] - m1 - vh[j] * m2);
     out[j] = kAdd ? out[j] + dv : dv;
+    acc[j] += d[j] * vh[j];
+    acc[n + j] += d[j];
   }
-}
-
-// A LayerNorm's gain and bias gradients from one row: acc[0, n) += d v^, acc[n, 2n) += d
-template <typename S>
-RNNKIT_INLINE void param_sums(const S* __restrict__ d, const S* __restrict__ vh,
-                              S* __restrict__ acc, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) acc[j] += d[j] * vh[j];
-  for (int64_t j = 0; j < n; ++j) acc[n + j] += d[j];
 }
 
 // The two LayerNorms of a row's pre-activations over G values, a^ = LN(p) (not stored: the
@@ -177,8 +198,7 @@ RNNKIT_INLINE void input_grad(const S* __restrict__ da, const S* __restrict__ p,
                               S* __restrict__ ah, int64_t G) {
   const S mean = st[0], rstd = st[1];
   for (int64_t j = 0; j < G; ++j) ah[j] = (p[j] - mean) * rstd;
-  ln_grad<false>(gih, da, ah, rstd, dp, G);
-  param_sums(da, ah, acc, G);
+  ln_grad<false>(gih, da, ah, rstd, dp, acc, G);
 }
 
 // The recurrent side, from the gradient du of u = gamma_hh r^ (+ b_hh): dR = rstd_r
@@ -187,8 +207,7 @@ template <typename S>
 RNNKIT_INLINE void recurrent_grad_row(const S* __restrict__ du, const S* __restrict__ rh, S rs_r,
                                       const S* __restrict__ ghh, S* __restrict__ dr,
                                       S* __restrict__ acc, int64_t G) {
-  ln_grad<false>(ghh, du, rh, rs_r, dr, G);
-  param_sums(du, rh, acc, G);
+  ln_grad<false>(ghh, du, rh, rs_r, dr, acc, G);
 }
 
 // What every cell's rows read: the LayerNorms' gains and the biases (b: what adds to
@@ -315,8 +334,7 @@ RNNKIT_INLINE void lstm_grad_row_impl(const Weights<S>& w, const LstmGradRow<S>&
   }
   RNNKIT_IVDEP
   for (int64_t j = 0; j < H; ++j) d_c[j] = kc ? (S(1) - kc[j]) * dc[j] : dc[j];
-  ln_grad<true>(w.g_c, dy, ch, x.rs_c, d_c, H);  // dc~_t
-  param_sums(dy, ch, x.acc_c, H);
+  ln_grad<true>(w.g_c, dy, ch, x.rs_c, d_c, x.acc_c, H);  // dc~_t
   RNNKIT_IVDEP
   for (int64_t j = 0; j < H; ++j) {
     dz[j] = d_c[j] * g[j] * i[j] * (S(1) - i[j]);           // dz_i
