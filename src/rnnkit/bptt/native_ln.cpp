@@ -9,7 +9,8 @@
 //   forward: the input projection's LayerNorm a^ = LN(p) (p = W_ih x_t, from one GEMM over
 //     all steps before the loop; a^ is not stored: the row's mean and rstd are, and the
 //     backward recomputes a^ from p, one 32 MB write fewer at B32 T256 H256), the recurrent
-//     one r^ = LN(q) of the step's product q, the gates, and the LSTM's cell LayerNorm;
+//     one r^ = LN(q) of the step's product q, the gates, and the LSTM's cell LayerNorm (the
+//     GRU's u = gamma_hh r^ + b_hh is not stored either: its backward recomputes u_n);
 //   backward: the gates' gradients, the LayerNorms' backward (dR of r, dP of p, which the
 //     caller turns into dW_hh, dh, dx and dW_ih with GEMMs), and the gains' and biases'
 //     gradients summed into this thread's rows of `acc` (summed over threads by the caller),
@@ -36,7 +37,8 @@
 
 // Before a row loop over several row pointers: they never overlap. GCC honours __restrict__
 // on parameters only, and versioning a loop over 6-9 pointers for aliasing exceeds its limit,
-// so without this such loops stayed scalar (measured: a third of the GRU's row time).
+// so without this such loops stayed scalar (-fopt-info-vec; perf showed the GRU's forward
+// row loop in scalar code).
 #define RNNKIT_IVDEP _Pragma("GCC ivdep")
 
 // A weight ready for many products x W^T (gemm.StepWeight: packed, W, library, rows) and
@@ -508,18 +510,21 @@ double gru_row(const Weights<double>& w, const double* p, const double* q, doubl
   return gru_row_impl(w, p, q, r, a, u, hp, h, st, H);
 }
 
-// What one GRU row's backward reads (the forward's rows, r^ in rh; zoneout's k, and for a
-// row running at t + 1 its z_{t+1}, dh_{t+1} and k_{t+1}, each null if none) and writes:
-// dh_t (in: its dout and recurrent terms), dR and dP's rows, this thread's sums acc (4, 3H)
+// What one GRU row's backward reads (the forward's rows, r^ in rh; zoneout's k; dout_t; for
+// a row running at t + 1 its rec = m dR_{t+1} W_hh, z_{t+1}, dh_{t+1} and k_{t+1}, and for
+// one ending at t its dL/dh_n, each null if none) and writes: dh_t, dR and dP's rows, this
+// thread's sums acc (4, 3H)
 template <typename S>
 struct GruGradRow {
-  const S *a, *p, *st_a, *rh, *hp, *k, *z1, *dh1, *k1;  // p: W_ih x_t, st_a: its
-  S rs_r;                                                  // (mean, rstd)
+  const S *a, *p, *st_a, *rh, *hp, *k;  // p: W_ih x_t, st_a: its (mean, rstd)
+  const S *dout, *rec, *z1, *dh1, *k1, *dhn;
+  S rs_r;
   S *dh, *dr, *dp, *acc, *scratch;  // scratch: 9H values
 };
 
 // One GRU row's backward at step t (ln_gru.py's docstring):
-//   dh_t += zk dh_{t+1}, zk = k_{t+1} + (1 - k_{t+1}) z_{t+1}  (rows running at t + 1)
+//   dh_t = dout_t + rec + zk dh_{t+1}, zk = k_{t+1} + (1 - k_{t+1}) z_{t+1}  (running at t + 1)
+//   dh_t = dout_t + dL/dh_n                                                  (ending at t)
 //   dh~ = (1 - k) dh_t,  K_n = dh~ (1 - z)(1 - n^2),  u_n = gamma_hh r^_n + b_hh (again)
 //   da_r = du_r = K_n u_n r (1 - r),  da_z = du_z = dh~ (h_{t-1} - n) z (1 - z)
 //   da_n = K_n,  du_n = K_n r
@@ -534,10 +539,16 @@ RNNKIT_INLINE void gru_grad_row_impl(const Weights<S>& w, const GruGradRow<S>& x
   const S *__restrict__ a = x.a, *__restrict__ hp = x.hp, *__restrict__ rh = x.rh;
   const S *__restrict__ ghh = w.g_hh, *__restrict__ bhh = w.b_hh;
   const S *__restrict__ k = x.k, *__restrict__ k1 = x.k1;
-  const S *__restrict__ z1 = x.z1, *__restrict__ dh1 = x.dh1;
+  const S *__restrict__ z1 = x.z1, *__restrict__ dh1 = x.dh1, *__restrict__ d = x.dout;
+  const S *__restrict__ rec = x.rec, *__restrict__ dhn = x.dhn;
   if (z1) {
     RNNKIT_IVDEP
-    for (int64_t j = 0; j < H; ++j) dh[j] += (k1 ? k1[j] + (S(1) - k1[j]) * z1[j] : z1[j]) * dh1[j];
+    for (int64_t j = 0; j < H; ++j) {
+      dh[j] = (d[j] + rec[j]) + (k1 ? k1[j] + (S(1) - k1[j]) * z1[j] : z1[j]) * dh1[j];
+    }
+  } else {
+    RNNKIT_IVDEP
+    for (int64_t j = 0; j < H; ++j) dh[j] = d[j] + dhn[j];
   }
   RNNKIT_IVDEP
   for (int64_t j = 0; j < H; ++j) {
@@ -607,10 +618,13 @@ void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A,
                        const Tensor& dP, const Tensor& dR, const Tensor& DH, const Tensor& acc) {
   const int64_t B = A.size(1), H = out.size(2), G = 3 * H;
   const S* kp = optr<S>(noise.k_h);
-  const Noise rec_only{noise.rec, std::nullopt, std::nullopt};  // zk in the rows, not k_h
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    recurrent_grad<S>(DH, dR, w_hh, rec_only, dout, dh_n, t, bt, bn);
+    Tensor rec;  // m dR_{t+1} W_hh, rows [0, bn) (the rows add dout_t and zk dh_{t+1})
+    if (bn) {
+      rec = rnnkit_step_product(at_step(dR, t + 1, bn), w_hh);
+      if (noise.rec) rec.narrow(0, 0, bn).mul_(noise.rec->narrow(0, 0, bn));
+    }
     rows(bt, G, [&](int64_t b0, int64_t b1) {
       std::vector<S> scratch(3 * G);
       S* sums = thread_acc<S>(acc);
@@ -621,8 +635,10 @@ void gru_backward_impl(const Steps& steps, const Weights<S>& w, const Tensor& A,
             ptr<S>(A) + row * G, ptr<S>(AH) + row * G, ptr<S>(st_a) + 2 * row,
             ptr<S>(R) + row * G,
             t ? ptr<S>(out) + (row - B) * H : ptr<S>(h0) + b * H, kp ? kp + row * H : nullptr,
+            ptr<S>(dout) + row * H, on ? ptr<S>(rec) + b * H : nullptr,
             on ? ptr<S>(A) + next * G + H : nullptr, on ? ptr<S>(DH) + next * H : nullptr,
-            on && kp ? kp + next * H : nullptr, ptr<S>(rs_r)[row],
+            on && kp ? kp + next * H : nullptr, on ? nullptr : ptr<S>(dh_n) + b * H,
+            ptr<S>(rs_r)[row],
             ptr<S>(DH) + row * H, ptr<S>(dR) + row * G, ptr<S>(dP) + row * G, sums,
             scratch.data()};
         gru_grad_row(w, x, H);
