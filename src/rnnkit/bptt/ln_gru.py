@@ -48,7 +48,7 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
     R = fresh("ln_gru.R", P.shape, P, steps)
     out, h_n = fresh("ln_gru.out", (T, B, H), P, steps), P.new_zeros(B, H)
     st_a, rs_r = P.new_zeros(T, B, 2), P.new_zeros(T, B, 1)
-    if use_native:  # the same loop in C++, a^_t and the gates A written in its rows
+    if use_native:  # the same loop in C++, the gates A written in its rows
         A = fresh("ln_gru.A", P.shape, P, steps)
         zeros = P.new_zeros(G)
         b_ih, b_hh = (zeros if v is None else v for v in (b_ih, b_hh))

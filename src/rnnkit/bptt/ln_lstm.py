@@ -56,7 +56,7 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None
     st_a, rs_r, rs_c = P.new_zeros(T, B, 2), P.new_zeros(T, B, 1), P.new_zeros(T, B, 1)
     out = fresh("ln_lstm.out", (T, B, h0.shape[1]), P, steps)
     h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
-    if use_native:  # the same loop in C++, a^_t and the gates Z written in its rows
+    if use_native:  # the same loop in C++, the gates Z written in its rows
         Z = fresh("ln_lstm.Z", P.shape, P, steps)
         saved = (R, rs_r, C, Ch, rs_c, Z)
         b = P.new_zeros(P.shape[2]) if b is None else b  # the rows add it

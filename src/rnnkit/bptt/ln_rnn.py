@@ -46,7 +46,7 @@ def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity="tan
     st_a, rs_r = P.new_zeros(T, B, 2), P.new_zeros(T, B, 1)
     h_tilde = None if k is None else fresh("ln_rnn.h~", P.shape, P, steps)
     saved = (R, rs_r) if k is None else (R, rs_r, h_tilde)
-    if use_native:  # the same loop in C++, a^_t and h_t (in Z) written in its rows
+    if use_native:  # the same loop in C++, h_t (in Z) written in its rows
         Z = fresh("ln_rnn.Z", P.shape, P, steps)
         b = P.new_zeros(P.shape[2]) if b is None else b  # the rows add it
         w_step = step_weight(w_hh, steps)  # products x W_hh^T
