@@ -231,6 +231,47 @@ def test_cpp_equals_python_float32(cls, monkeypatch):
     assert_close(run_layer(layer, x, hx, lengths, "bptt"), want, atol=2e-5, rtol=1e-4)
 
 
+@needs_native
+@pytest.mark.parametrize("masks", [False, True], ids=["plain", "regularisers"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("cls", CLASSES + ["LSTM-proj"])
+def test_cpp_equals_python_on_wide_rows_split_across_threads(cls, dtype, masks, monkeypatch):
+    """Rows wider than the C++ reductions' lanes (H = 37: 16-lane blocks and a tail), and a
+    batch the C++ loops split across two threads (per-thread sums of the gains' and biases'
+    gradients), with lengths, both directions, two layers, the masks in the loops."""
+    Bw, Hw = 160, 37
+    torch.manual_seed(0)
+    kw = {"nonlinearity": "relu"} if cls == "RNN-relu" else {}
+    kw.update({"proj_size": 5} if cls == "LSTM-proj" else {})
+    kw.update({"recurrent_dropout": 0.3, "zoneout": 0.2} if masks else {})
+    layer = getattr(rnnkit, cls.split("-")[0])(
+        I, Hw, 2, bidirectional=True, dtype=dtype, layer_norm=True, **kw
+    )
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            if name.startswith("ln_"):
+                p.add_(0.3 * torch.randn_like(p))
+    x = rand((T, Bw, I), 3, dtype)
+    lengths = torch.randint(1, T + 1, (Bw,), generator=torch.Generator().manual_seed(2))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = []
+        for loops in (True, False):
+            with monkeypatch.context() as m:
+                if not loops:
+                    m.setitem(native._state, "module", None)
+                torch.manual_seed(7)
+                results.append(run_layer(layer, x, (None, None), lengths, "bptt"))
+    finally:
+        torch.set_num_threads(threads)
+    # float32: the C++ sigmoid and tanh differ by ~1e-7, and the gradients' sums over the 800
+    # rows run in another order (per thread, in lanes); float64 checks the math
+    f64 = dtype == torch.float64
+    tol = {"atol": 1e-10, "rtol": 1e-10} if f64 else {"atol": 1e-2, "rtol": 1e-2}
+    assert_close(results[0], results[1], **tol)
+
+
 @pytest.mark.parametrize("impl", ["bptt", "loop"])
 def test_forward_with_cells_is_the_reference_c(impl):
     """LSTM.forward_with_cells: the last layer's c_t, differentiable (its gradient flows)."""

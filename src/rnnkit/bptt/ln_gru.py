@@ -14,31 +14,51 @@ K_n = (1 - z)(1 - n^2), zk = k_{t+1} + (1 - k_{t+1}) z_{t+1}, dh~_t = (1 - k_t) 
     du_r = da_r = dh~_t K_n u_n r (1 - r)     du_z = da_z = dh~_t (h_{t-1} - n) z (1 - z)
     da_n = dh~_t K_n                          du_n = dh~_t K_n r
     dR_t = rstd_r (gamma_hh du_t ...)         (through r^_t = LN(r_t))
-and dh_0's direct part zk_0 dh_0. Saved: r^ R, gates A = [r, z, n] and U (T, B, 3H), rstd_r;
+and dh_0's direct part zk_0 dh_0. Saved: r^ R, gates A = [r, z, n] and U (T, B, 3H; the Python
+loops' only: the C++ backward recomputes u_n from r^), rstd_r;
 the backward's dh (T, B, H) kept.
 """
 
 import torch
 
 from rnnkit.bptt import native
-from rnnkit.bptt.layer_norm import noise_of, normalise, normalise_backward
+from rnnkit.bptt.layer_norm import (
+    accumulators,
+    fresh,
+    input_backward,
+    input_forward,
+    native_sums,
+    noise_of,
+    normalise,
+    normalise_backward,
+    scratch,
+    step_weight,
+)
 
 CELLS = None  # no cell state
 
 
-def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
-    """(out (T, B, H), [h_n], saved = (R, rstd_r, A, U))."""
+def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None):
+    """(out (T, B, H), [h_n], P, (mean, rstd) of P, saved = (R, rstd_r, A, U)) from P = W_ih x_t
+    (T, B, 3H), normalised in the loop (not in place)."""
     w_hh, b_hh, g_hh, noise = *weights[:3], weights[-1]
     m, k, _ = noise_of(noise)
-    T, B, G = a.shape
+    T, B, G = P.shape
     H = G // 3
-    A, new = a.clone(), a.new_zeros  # A: a_t, then the gates [r, z, n], in place
-    R, rs_r, U, out, h_n = new(T, B, G), new(T, B, 1), new(T, B, G), new(T, B, H), new(B, H)
+    R = fresh("ln_gru.R", P.shape, P, steps)
+    out, h_n = fresh("ln_gru.out", (T, B, H), P, steps), P.new_zeros(B, H)
+    st_a, rs_r = P.new_zeros(T, B, 2), P.new_zeros(T, B, 1)
+    if use_native:  # the same loop in C++, the gates A written in its rows
+        A = fresh("ln_gru.A", P.shape, P, steps)
+        zeros = P.new_zeros(G)
+        b_ih, b_hh = (zeros if v is None else v for v in (b_ih, b_hh))
+        w_step = step_weight(w_hh, steps)  # products x W_hh^T
+        native.load().ln_gru_forward(steps, P, st_a, g_ih, b_ih, h0.contiguous(), w_step, g_hh,
+                                     b_hh, m, k, A, out, h_n, R, rs_r)  # fmt: skip
+        return out, [h_n], P, st_a, (R, rs_r, A, None)  # no U: its backward recomputes u_n
+    A, st_a = input_forward(P, g_ih, b_ih)  # a_t, then the gates [r, z, n], in place
+    U = fresh("ln_gru.U", P.shape, P, steps)
     saved = (R, rs_r, A, U)
-    if use_native:  # the same loop in C++
-        native.load().ln_gru_forward(steps, A, h0.contiguous(), w_hh, g_hh, b_hh, m, k, out, h_n,
-                                     R, rs_r, U)  # fmt: skip
-        return out, [h_n], saved
     for t, bt, bn in steps:
         h_prev = (out[t - 1] if t else h0)[:bt]
         h_rec = h_prev if m is None else h_prev * m[:bt]  # m h_{t-1}
@@ -54,23 +74,38 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
         A[t, :bt], U[t, :bt], R[t, :bt], rs_r[t, :bt] = torch.cat([r, z, n], 1), u, r_hat, rs
         out[t, :bt] = h
         h_n[bn:bt] = h[bn:bt]  # rows [bn, bt) end here
-    return out, [h_n], saved
+    return out, [h_n], P, st_a, saved
 
 
-def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlinearity=None):
-    """(dA, dU, dR, dh0's direct part zk_0 dh_0, None, None, None, None, DH) as
-    layer_norm.LayerNormFunction takes them; grads: [dh_n]."""
-    w_hh, g_hh, noise = *weights[:2], weights[-1]
+def backward(
+    steps, use_native, dout, grads, h0, c0, weights, out, saved, inputs, nonlinearity=None
+):
+    """(dP, dR, dh0's direct part zk_0 dh_0, None, None, None, None, DH, (dgamma_ih, db_ih,
+    dgamma_hh, db_hh)) as layer_norm.LayerNormFunction takes them; grads: [dh_n]; inputs:
+    (a^, rstd_a, gamma_ih)."""
+    w_hh, g_hh, b_hh, noise = *weights[:2], *weights[-2:]
     m, k, _ = noise_of(noise)
     R, rs_r, A, U = saved
     H = out.shape[2]
-    dA, dU, dR = A.new_zeros(A.shape), U.new_zeros(U.shape), R.new_zeros(R.shape)
-    DH = out.new_zeros(out.shape)  # dL/dh_t
-    args = (A, U, R, rs_r, out, h0, w_hh, g_hh, m, k, dout, grads[0], dA, dU, dR, DH)
-    (native.load().ln_gru_backward if use_native else _backward_loop)(steps, *args)
+    if use_native:  # da_t, du_t never leave the rows: dP and the sums come from them
+        P, st_a, g_ih = inputs
+        dP, dR = scratch("ln.dP", A.shape, A, steps), scratch("ln.dR", A.shape, A, steps)
+        DH = scratch("ln.DH", out.shape, out, steps)  # dL/dh_t
+        acc = accumulators(4 * A.shape[2], A)
+        w_step = step_weight(w_hh.t(), steps)  # products x W_hh
+        b_hh = A.new_zeros(A.shape[2]) if b_hh is None else b_hh  # u_n = gamma r^_n + b_hh
+        native.load().ln_gru_backward(steps, A, P, st_a, R, rs_r, out, h0, w_step, g_ih, g_hh,
+                                      b_hh, m, k, dout, grads[0], dP, dR, DH, acc)  # fmt: skip
+        sums = native_sums(acc, 4)
+    else:
+        dA, dU, dR = A.new_zeros(A.shape), U.new_zeros(U.shape), R.new_zeros(R.shape)
+        DH = out.new_zeros(out.shape)  # dL/dh_t
+        args = (A, U, R, rs_r, out, h0, w_hh, g_hh, m, k, dout, grads[0], dA, dU, dR, DH)
+        _backward_loop(steps, *args)
+        dP, sums = input_backward(dA, dU, R, inputs)
     z0 = A[0, :, H : 2 * H]
     zk0 = z0 if k is None else torch.lerp(z0, torch.ones_like(z0), k[0])
-    return dA, dU, dR, zk0 * DH[0], None, None, None, None, DH  # (h_0' = ... + zk_0 h_0)
+    return dP, dR, zk0 * DH[0], None, None, None, None, DH, sums  # (h_0' = ... + zk_0 h_0)
 
 
 def _backward_loop(steps, A, U, R, rs_r, out, h0, w_hh, g_hh, m, k, dout, dh_n, dA, dU, dR, DH):

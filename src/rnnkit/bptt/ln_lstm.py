@@ -26,28 +26,47 @@ and c~ (T, B, 1), out; the backward's dh (T, B, P) kept.
 import torch
 
 from rnnkit.bptt import native
-from rnnkit.bptt.common import _mask_padding
-from rnnkit.bptt.layer_norm import noise_of, normalise, normalise_backward
+from rnnkit.bptt.common import _add, _mask_padding
+from rnnkit.bptt.layer_norm import (
+    accumulators,
+    fresh,
+    input_backward,
+    input_forward,
+    native_sums,
+    noise_of,
+    normalise,
+    normalise_backward,
+    scratch,
+    step_weight,
+)
 
 CELLS = 2  # saved[CELLS] is C, every c_t (LSTM.forward_with_cells)
 
 
-def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
-    """(out (T, B, P), [h_n, c_n], saved = (R, rstd_r, C, C^, rstd_c, Z))."""
+def forward(P, g_ih, b_ih, h0, c0, weights, steps, use_native, nonlinearity=None):
+    """(out (T, B, P), [h_n, c_n], P, (mean, rstd) of P, saved = (R, rstd_r, C, C^, rstd_c, Z)) from
+    P = W_ih x_t (T, B, 4H), normalised in the loop (not in place)."""
     w_hh, b_hh, g_hh, g_c, b_c, w_hr, noise = weights
     m, k_h, k_c = noise_of(noise)
-    T, B, _ = a.shape
-    H, P = c0.shape[1], h0.shape[1]
-    Z = a.clone() if b_hh is None else a + b_hh  # the gates, in place
-    new = a.new_zeros
-    R, rs_r, C, Ch, rs_c = new(T, B, 4 * H), new(T, B, 1), new(T, B, H), new(T, B, H), new(T, B, 1)
-    out, h_n, c_n = new(T, B, P), torch.empty_like(h0), torch.empty_like(c0)
-    saved = (R, rs_r, C, Ch, rs_c, Z)
-    if use_native:  # the same loop in C++
-        native.load().ln_lstm_forward(steps, Z, h0.contiguous(), c0.contiguous(), w_hh, g_hh,
-                                      g_c, b_c, w_hr, m, k_h, k_c, out, h_n, c_n,
+    T, B, G = P.shape
+    H = G // 4
+    b = _add(b_ih, b_hh)  # b_hh adds to z_t as b_ih does
+    R, C, Ch = (fresh(n, s, P, steps) for n, s in (("ln_lstm.R", P.shape), ("ln_lstm.C", (T, B, H)),
+                                                 ("ln_lstm.Ch", (T, B, H))))  # fmt: skip
+    st_a, rs_r, rs_c = P.new_zeros(T, B, 2), P.new_zeros(T, B, 1), P.new_zeros(T, B, 1)
+    out = fresh("ln_lstm.out", (T, B, h0.shape[1]), P, steps)
+    h_n, c_n = torch.empty_like(h0), torch.empty_like(c0)
+    if use_native:  # the same loop in C++, the gates Z written in its rows
+        Z = fresh("ln_lstm.Z", P.shape, P, steps)
+        saved = (R, rs_r, C, Ch, rs_c, Z)
+        b = P.new_zeros(P.shape[2]) if b is None else b  # the rows add it
+        w_step = step_weight(w_hh, steps)  # products x W_hh^T
+        native.load().ln_lstm_forward(steps, P, st_a, g_ih, b, h0.contiguous(), c0.contiguous(),
+                                      w_step, g_hh, g_c, b_c, w_hr, m, k_h, k_c, Z, out, h_n, c_n,
                                       *saved[:5])  # fmt: skip
-        return out, [h_n, c_n], saved
+        return out, [h_n, c_n], P, st_a, saved
+    Z, st_a = input_forward(P, g_ih, b)  # the gates, in place
+    saved = (R, rs_r, C, Ch, rs_c, Z)
     for t, bt, bn in steps:
         h_prev, c_prev = (out[t - 1] if t else h0)[:bt], (C[t - 1] if t else c0)[:bt]
         h_rec = h_prev if m is None else h_prev * m[:bt]  # m h_{t-1}
@@ -66,32 +85,46 @@ def forward(a, h0, c0, weights, steps, use_native, nonlinearity=None):
             h = torch.lerp(h, h_prev, k_h[t, :bt])  # h_t = k_h h_{t-1} + (1 - k_h) h~_t
         out[t, :bt], C[t, :bt] = h, c
         h_n[bn:bt], c_n[bn:bt] = h[bn:bt], c[bn:bt]  # rows [bn, bt) end here
-    return out, [h_n, c_n], saved
+    return out, [h_n, c_n], P, st_a, saved
 
 
-def backward(steps, use_native, dout, grads, h0, c0, weights, out, saved, nonlinearity=None):
-    """(dA, dU, dR, dh0 but its dR_0 W_hh part, dc0, dgamma_c, dbeta_c, dW_hr, DH) as
-    layer_norm.LayerNormFunction takes them; grads: [dh_n, dc_n] and with the cells dC."""
-    w_hh, g_hh, g_c, b_c, w_hr, noise = weights
+def backward(
+    steps, use_native, dout, grads, h0, c0, weights, out, saved, inputs, nonlinearity=None
+):
+    """(dP, dR, dh0 but its dR_0 W_hh part, dc0, dgamma_c, dbeta_c, dW_hr, DH, (dgamma_ih,
+    db_ih, dgamma_hh, db_hh)) as layer_norm.LayerNormFunction takes them; grads: [dh_n, dc_n]
+    and with the cells dC; inputs: (P, (mean, rstd) of P, gamma_ih)."""
+    w_hh, g_hh, g_c, b_c, w_hr, _, noise = weights  # (b_hh: in the saved gates)
     m, k_h, k_c = noise_of(noise)
     R, rs_r, C, Ch, rs_c, Z = saved
     dh_n, dc_n, *dC = grads
     dC = dC[0] if dC else None
     H = C.shape[2]
-    dZ, dR, DY = Z.new_zeros(Z.shape), R.new_zeros(R.shape), C.new_zeros(C.shape)
-    DH = out.new_zeros(out.shape)  # dh_t
     dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step
     args = (Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, m, k_h, k_c, dout, dh_n, dC)
-    loop = native.load().ln_lstm_backward if use_native else _backward_loop
-    loop(steps, *args, dc, dZ, dR, DY, DH)
+    if use_native:  # dz_t never leaves the rows: dP and the sums come from them
+        P, st_a, g_ih = inputs
+        dP, dR = scratch("ln.dP", Z.shape, Z, steps), scratch("ln.dR", Z.shape, Z, steps)
+        DH = scratch("ln.DH", out.shape, out, steps)  # dh_t
+        acc, acc_c = accumulators(16 * H, Z), accumulators(2 * H, Z)
+        w_step = step_weight(w_hh.t(), steps)  # products x W_hh
+        native.load().ln_lstm_backward(steps, Z, P, st_a, R, rs_r, C, Ch, rs_c, c0, w_step, g_ih,
+                                       g_hh, g_c, b_c, w_hr, m, k_h, k_c, dout, dh_n, dC, dc, dP,
+                                       dR, DH, acc, acc_c)  # fmt: skip
+        sums, (dg_c, db_c) = native_sums(acc, 4), native_sums(acc_c, 2)
+    else:
+        dZ, dR, DY = Z.new_zeros(Z.shape), R.new_zeros(R.shape), C.new_zeros(C.shape)
+        DH = out.new_zeros(out.shape)  # dh_t
+        _backward_loop(steps, *args, dc, dZ, dR, DY, DH)
+        dP, sums = input_backward(dZ, dZ, R, inputs)
+        dg_c, db_c = (DY * Ch).sum((0, 1)), DY.sum((0, 1))
     dw_hr = None
     if w_hr is not None:  # dW_hr = sum_t dh~_t^T m_t, m_t = o tanh(y_t)
         M = _mask_padding(Z[:, :, 3 * H :] * torch.tanh(torch.addcmul(b_c, g_c, Ch)), steps)
         DHt = DH if k_h is None else DH * (1 - k_h)
         dw_hr = DHt.flatten(0, 1).t() @ M.flatten(0, 1)
-    dg_c, db_c = (DY * Ch).sum((0, 1)), DY.sum((0, 1))
     dh0 = None if k_h is None else k_h[0] * DH[0]  # (through h_0' = k_h h_0 + ...)
-    return dZ, dZ, dR, dh0, dc, dg_c, db_c, dw_hr, DH
+    return dP, dR, dh0, dc, dg_c, db_c, dw_hr, DH, sums
 
 
 def _backward_loop(steps, Z, R, rs_r, C, Ch, rs_c, c0, w_hh, g_hh, g_c, b_c, w_hr, m, k_h, k_c,

@@ -829,6 +829,9 @@ void sigmoid_(Tensor x) {
 
 }  // namespace
 
+// x W^T in a new tensor (`product` above), for native_ln.cpp's step products: one module.
+at::Tensor rnnkit_step_product(const at::Tensor& x, const StepW& w) { return product(x, w); }
+
 void rnnkit_register_layer_norm(pybind11::module_& m);  // native_ln.cpp's loops
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {

@@ -38,7 +38,13 @@ _SOURCE = Path(__file__).with_name("native.cpp")
 # one module: native_ln.cpp has layer_norm's loops, native_math.h what both share
 _SOURCES = [_SOURCE, _SOURCE.with_name("native_ln.cpp")]
 _HEADERS = [_SOURCE.with_name("native_math.h")]
-_CFLAGS = ["-O3", "-fno-trapping-math"]
+# -fopenmp: the loops' `rows` split a step's rows across threads with at::parallel_for, which
+# is an OpenMP region only in code compiled with OpenMP (ATen/ParallelOpenMP.h); without it,
+# it runs every row on the calling thread, whatever torch.get_num_threads() says. Where torch
+# itself runs on OpenMP (its Linux wheels: GNU OpenMP, the runtime g++ links).
+_OPENMP = sys.platform.startswith("linux") and torch.backends.openmp.is_available()
+_CFLAGS = ["-O3", "-fno-trapping-math"] + (["-fopenmp"] if _OPENMP else [])
+_LDFLAGS = ["-fopenmp"] if _OPENMP else []
 _state: dict = {}
 EXTRA = "pip install 'rnnkit[native]'"
 SMALL_WORK = 4096  # time steps x rows: under no_build, a smaller call never waits for a build
@@ -119,7 +125,9 @@ def _compile(name: str, where: Path):
     sys.stderr.write("rnnkit: compiling its C++ time loops (once, about 30 s)\n")
     (where / "lock").unlink(missing_ok=True)
     sources = [str(p) for p in _SOURCES]
-    return cpp_load(name=name, sources=sources, extra_cflags=_CFLAGS, verbose=False)
+    return cpp_load(
+        name=name, sources=sources, extra_cflags=_CFLAGS, extra_ldflags=_LDFLAGS, verbose=False
+    )
 
 
 def fallback_message(error: Exception) -> str:
