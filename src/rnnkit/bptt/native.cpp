@@ -120,20 +120,6 @@ Tensor recurrent(Tensor& z, const Tensor& h_prev, int64_t t, const Tensor& w_fir
   return Tensor();
 }
 
-constexpr int64_t kMinWork = 16384;  // elements per thread in a step's pointwise work (measured)
-
-// Rows [0, n) of a (n, H) block: run f(b0, b1) over row ranges, split across threads once a
-// range would hold kMinWork elements.
-template <typename F>
-void rows(int64_t n, int64_t H, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, kMinWork / std::max<int64_t>(H, 1));
-  if (n <= grain) {
-    f(0, n);
-  } else {
-    at::parallel_for(0, n, grain, f);
-  }
-}
-
 void check_contiguous(const char* fn, std::initializer_list<const Tensor*> buffers) {
   for (const Tensor* x : buffers) {
     TORCH_CHECK(x->is_contiguous(), fn, ": every buffer must be contiguous");

@@ -52,19 +52,7 @@ using at::Tensor;
 using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (t, b_t, b_{t+1})
 using Opt = std::optional<Tensor>;
 constexpr double kEps = 1e-5;                                      // torch.nn.LayerNorm's
-constexpr int64_t kMinWork = 16384;  // elements per thread in a step's row work (native.cpp's)
 constexpr int64_t kLanes = 32;  // partial sums of a row's reductions (two AVX-512 vectors)
-
-// f(b0, b1) over rows [0, n) of width H, split across threads past kMinWork elements.
-template <typename F>
-void rows(int64_t n, int64_t H, const F& f) {
-  const int64_t grain = std::max<int64_t>(1, kMinWork / std::max<int64_t>(H, 1));
-  if (n <= grain) {
-    f(0, n);
-  } else {
-    at::parallel_for(0, n, grain, f);
-  }
-}
 
 struct Noise {
   std::optional<Tensor> rec, k_h, k_c;

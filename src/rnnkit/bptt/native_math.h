@@ -3,6 +3,9 @@
 
 #pragma once
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -53,5 +56,20 @@ RNNKIT_INLINE double sigmoid(double x) { return 1. / (1. + std::exp(-x)); }
 RNNKIT_INLINE float tanh_(float x) { return 2.f * sigmoid(2.f * x) - 1.f; }
 
 RNNKIT_INLINE double tanh_(double x) { return std::tanh(x); }
+
+constexpr int64_t kMinWork = 16384;  // elements per thread in a step's row work (measured
+                                     // before the module was built with OpenMP: remeasure)
+
+// Rows [0, n) of a (n, H) block: run f(b0, b1) over row ranges, split across threads once a
+// range would hold kMinWork elements.
+template <typename F>
+void rows(int64_t n, int64_t H, const F& f) {
+  const int64_t grain = std::max<int64_t>(1, kMinWork / std::max<int64_t>(H, 1));
+  if (n <= grain) {
+    f(0, n);
+  } else {
+    at::parallel_for(0, n, grain, f);
+  }
+}
 
 }  // namespace
