@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.bptt import gemm
-from rnnkit.bptt.workspace import recycled
+from rnnkit.bptt.workspace import buffer, recycled
 
 
 @functools.lru_cache(maxsize=64)
@@ -60,13 +60,16 @@ def _padded(steps: list[tuple[int, int, int]], B: int) -> bool:
     return any(bt < B for _, bt, _ in steps)
 
 
-def _project(x: Tensor, w: Tensor, b: Tensor | None, name: str | None = None) -> Tensor:
+def _project(
+    x: Tensor, w: Tensor, b: Tensor | None, name: str | None = None, scratch: bool = False
+) -> Tensor:
     """W x_t + b for all steps in one GEMM: (T, B, I) -> (T, B, G*H); with a `name`, into a
-    recycled tensor (bptt/workspace.py) where the GEMM writes into its output (not on oneDNN)."""
+    recycled tensor (bptt/workspace.py), or with `scratch` its scratch buffer, where the GEMM
+    writes into its output (not on oneDNN)."""
     T, B, I = x.shape
     out = None
     if name is not None and not gemm.uses_onednn(T * B, w):
-        out = recycled(name, (T * B, w.shape[0]), x)
+        out = (buffer if scratch else recycled)(name, (T * B, w.shape[0]), x)
     return gemm.linear(x.reshape(T * B, I), w, b, out=out).view(T, B, -1)
 
 
@@ -80,13 +83,15 @@ def _chunk(B: int, GH: int) -> int:
 
 def _projections(x: Tensor, w: Tensor, b: Tensor | None, chunk: int, name: str | None = None):
     """(t0, W x_t + b for the steps [t0, t0 + chunk)), one GEMM per chunk; a single chunk
-    into a recycled tensor when `name` is given (one the kernel saves)."""
+    into a recycled tensor when `name` is given (one the kernel saves), several chunks each
+    into the same scratch buffer (a chunk is used up before the next is formed: a new 2 MB
+    tensor per chunk cost its page faults, a quarter of a B16/H128 LSTM inference)."""
     T = x.shape[0]
     if chunk >= T:
         yield 0, _project(x, w, b, name)
         return
     for t0 in range(0, T, chunk):
-        yield t0, _project(x[t0 : t0 + chunk], w, b)
+        yield t0, _project(x[t0 : t0 + chunk], w, b, name and name + ".chunk", scratch=True)
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:

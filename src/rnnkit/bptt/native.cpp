@@ -9,7 +9,9 @@
 // of them. Here a step is its GEMM and one pass of plain loops per row for the pointwise work,
 // which the compiler vectorises: the sigmoids too (float: exp from a degree-6 polynomial, as
 // in Cephes' expf; double: std::exp), each loop compiled for AVX-512, AVX2 and baseline
-// x86-64 and picked at load time. tests/core/test_native.py compares the two loops.
+// x86-64 and picked at load time. tests/core/test_native.py compares the two loops. At few
+// rows and small weights the step products run on the loops' own tiles (native_tile.h; the
+// LSTM forward's whole step there), tested by tests/core/test_tiles.py.
 //
 // Scaled coordinates. Where the Python loops apply tanh, the forwards here use
 //     tanh(a) = 2 sigmoid(2a) - 1
@@ -44,6 +46,7 @@
 #include <vector>
 
 #include "native_math.h"  // RNNKIT_CLONES, RNNKIT_INLINE, sigmoid
+#include "native_tile.h"  // small step products without a GEMM library
 
 namespace {
 
@@ -71,9 +74,13 @@ Tensor mkl_linear(const Tensor& x, const Tensor& packed, const Tensor& w,
 // A weight ready for many products x W^T (gemm.StepWeight): (packed, W, lib, rows), W (N, K)
 // as torch.nn stores it, `packed` W in the layout of `lib` for products of `rows` rows.
 using StepW = std::tuple<Tensor, Tensor, int64_t, int64_t>;
-constexpr int64_t kATen = 0, kOneDNN = 1, kMKLPacked = 2;
+// kTiles, kTilesLSTM: the loops' own tiles (native_tile.h), W packed plain or by LSTM gates
+constexpr int64_t kATen = 0, kOneDNN = 1, kMKLPacked = 2, kTiles = 3, kTilesLSTM = 4;
 
 bool on_aten(const StepW& w) { return std::get<2>(w) == kATen; }
+
+// W packed for the loops' tiles (native_tile.h), or an undefined tensor: another library.
+Tensor tiles_of(const StepW& w) { return std::get<2>(w) == kTiles ? std::get<0>(w) : Tensor(); }
 
 // x W^T + b in a new tensor (the packed libraries have no out=). On MKL's packed GEMM, which
 // packs for one row count and falls back to its plain GEMM for any other, a shorter x (a
@@ -244,14 +251,39 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
   // m h_{t-1} for the product (finite rows past b_t); h_0 / 2, zoneout's h_{-1} / 2
   Tensor h_rec = noise.rec ? at::zeros({B, P}, out.options()) : Tensor();
   Tensor h0_half = noise.k_h ? h0 * 0.5 : Tensor();
+  const Tensor wp = tiles_of(w_rest);  // W_hh's step products on the tiles (t >= 1)
+  const bool fused = std::get<2>(w_rest) == kTilesLSTM && !w_hr && !noise.rec && !noise.k_h &&
+                     !noise.k_c;  // the whole step on the tiles (t >= 1)
   for (const auto& [t, bt, bn] : steps) {
-    Tensor z = Zc[t - t0].narrow(0, 0, bt);
-    Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0;
-    if (noise.rec) {
-      Tensor into = h_rec.narrow(0, 0, bt);
-      prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
+    if constexpr (std::is_same_v<S, float>) {
+      if (fused && t) {
+        const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;
+        const Cell cell{Cp + tp * BH, Cp + tc * BH, outp + t * B * P, H};
+        tiled_lstm_step(std::get<0>(w_rest), outp + (t - 1) * B * P, Zp + (t - t0) * B * G, cell,
+                        bt);
+        if (bn < bt) {  // rows [bn, bt) end here
+          h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
+          c_n.narrow(0, bn, bt - bn).copy_(C[tc].narrow(0, bn, bt - bn));
+        }
+        continue;
+      }
     }
-    Tensor y = recurrent(z, prev, t, w_first, w_rest);
+    Tensor y;
+    if (wp.defined() && t && !noise.rec) {  // z += (h_{t-1} / 2) W^T, from pointers
+      tiled_addmm(wp, outp + (t - 1) * B * P, P, Zp + (t - t0) * B * G, G, bt);
+    } else {
+      Tensor z = Zc[t - t0].narrow(0, 0, bt);
+      Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0;
+      if (noise.rec) {
+        Tensor into = h_rec.narrow(0, 0, bt);
+        prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
+      }
+      if (wp.defined() && t) {
+        tiled_addmm(wp, ptr<S>(prev), P, ptr<S>(z), G, bt);
+      } else {
+        y = recurrent(z, prev, t, w_first, w_rest);
+      }
+    }
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;
     S* zt = Zp + (t - t0) * B * G;
@@ -335,22 +367,27 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
   S* dcp = ptr<S>(dc);
   S* Mp = M ? ptr<S>(*M) : nullptr;
   Tensor dm = proj ? at::empty({B, H}, Z.options()) : Tensor();
+  const Tensor wp = tiles_of(w_hh_t);  // dz_{t+1} W_hh on the tiles
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    Tensor dh_t = kept ? dh[t] : dh;
-    S* dhp = ptr<S>(dh_t);
+    S* dhp = kept ? ptr<S>(dh) + t * B * P : ptr<S>(dh);  // dh_t
     if (dC) dc.narrow(0, 0, bt).add_((*dC)[t].narrow(0, 0, bt));  // the cells' own gradient
-    Tensor rec;  // dz_{t+1} W_hh for rows [0, bn)
-    if (bn) {
+    Tensor rec;  // dz_{t+1} W_hh for rows [0, bn): in dh_t (ATen, tiles) or a new tensor
+    const S* recp = dhp;
+    if (bn && wp.defined()) {
+      std::memset(dhp, 0, bn * P * sizeof(S));
+      tiled_addmm(wp, dZp + (t + 1) * B * G, G, dhp, P, bn);
+    } else if (bn) {
       Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
+      Tensor dh_t = kept ? dh[t] : dh;
       if (on_aten(w_hh_t)) {
         rec = dh_t.narrow(0, 0, bn);
         at::mm_out(rec, dz1, std::get<1>(w_hh_t).t());
       } else {
         rec = product(dz1, w_hh_t);
       }
+      recp = ptr<S>(rec);
     }
-    const S* recp = bn ? ptr<S>(rec) : nullptr;
     auto grad_in = [&](int64_t b) {  // row b of dh_t
       S* dhr = dhp + b * P;
       const S* dor = dop + (t * B + b) * P;
@@ -371,7 +408,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
       rows(bt, P, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) grad_in(b);
       });
-      Tensor dht = dh_t.narrow(0, 0, bt);
+      Tensor dht = (kept ? dh[t] : dh).narrow(0, 0, bt);
       if (khp) {  // dh~_t = (1 - k_h) dh_t
         Tensor into = dh_tilde.narrow(0, 0, bt);
         dht = at::mul_out(into, dht, 1 - (*noise.k_h)[t].narrow(0, 0, bt));
@@ -428,7 +465,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
     });
     if (norms) {
       Tensor n = (*norms)[t];
-      at::linalg_vector_norm_out(n, dh_t.narrow(0, 0, bt), 2);
+      at::linalg_vector_norm_out(n, (kept ? dh[t] : dh).narrow(0, 0, bt), 2);
     }
   }
 }
@@ -472,31 +509,51 @@ void gru_forward_impl(const Steps& steps, const Tensor& Ac, const Tensor& U, con
   const bool rowwise = b_u && b_u->dim() == 2;  // b_u per row (recurrent dropout)
   Tensor q_rec = noise.rec ? at::zeros({B, H}, out.options()) : Tensor();  // finite past b_t
   const S* kp_all = noise.k_h ? ptr<S>(*noise.k_h) : nullptr;
+  const Tensor wp = tiles_of(w);  // the step products on the tiles
+  const Tensor bu = wp.defined() && b_u ? b_u->contiguous() : Tensor();
   for (const auto& [t, bt, bn] : steps) {
     const int64_t k = t - t0;
-    Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : q0;  // q_{t-1}
-    if (noise.rec) {
-      Tensor into = q_rec.narrow(0, 0, bt);
-      prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
-    }
     S* keep = save ? Up + k * B * G : Up;
-    Tensor u;
-    const bool fresh = !on_aten(w);  // u in a new tensor, copied into U when saved
-    if (fresh && rowwise) {
-      u = product(prev, w);
-      u.narrow(0, 0, bt).add_(b_u->narrow(0, 0, bt));
-    } else if (fresh) {
-      u = product(prev, w, b_u);
-    } else {
-      u = (save ? U[k] : U).narrow(0, 0, bt);
-      if (b_u) {
-        at::addmm_out(u, rowwise ? b_u->narrow(0, 0, bt) : *b_u, prev, std::get<1>(w).t());
-      } else {
-        at::mm_out(u, prev, std::get<1>(w).t());
-      }
-    }
-    const S* up = ptr<S>(u);  // rows of 3H
     const S* pp = t ? outp + (t - 1) * B * H : q0p;
+    const bool fresh = !wp.defined() && !on_aten(w);  // u new, copied into U when saved
+    const S* up = keep;  // rows of 3H
+    Tensor u;
+    if (wp.defined()) {  // u = b_u + (m) q_{t-1} W^T into U's rows, from pointers
+      const S* x = pp;
+      if (noise.rec) {
+        S* into = ptr<S>(q_rec);
+        mul(into, pp, ptr<S>(*noise.rec), bt * H);
+        x = into;
+      }
+      for (int64_t b = 0; b < bt; ++b) {
+        if (bu.defined()) {
+          std::memcpy(keep + b * G, ptr<S>(bu) + (rowwise ? b * G : 0), G * sizeof(S));
+        } else {
+          std::memset(keep + b * G, 0, G * sizeof(S));
+        }
+      }
+      tiled_addmm(wp, x, H, keep, G, bt);
+    } else {
+      Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : q0;  // q_{t-1}
+      if (noise.rec) {
+        Tensor into = q_rec.narrow(0, 0, bt);
+        prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
+      }
+      if (fresh && rowwise) {
+        u = product(prev, w);
+        u.narrow(0, 0, bt).add_(b_u->narrow(0, 0, bt));
+      } else if (fresh) {
+        u = product(prev, w, b_u);
+      } else {
+        u = (save ? U[k] : U).narrow(0, 0, bt);
+        if (b_u) {
+          at::addmm_out(u, rowwise ? b_u->narrow(0, 0, bt) : *b_u, prev, std::get<1>(w).t());
+        } else {
+          at::mm_out(u, prev, std::get<1>(w).t());
+        }
+      }
+      up = ptr<S>(u);
+    }
     S* ap = Ap + k * B * G;
     S* hp = outp + t * B * H;
     S* kp = fresh && save ? keep : nullptr;
@@ -584,10 +641,15 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, con
   S* dUp = ptr<S>(dU);
   S* DHp = ptr<S>(DH);
   S* dAnp = ptr<S>(dA_n);
+  const Tensor wp = tiles_of(w_hh_t);  // the step products on the tiles
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
-    Tensor rec;  // du_{t+1} W_hh for rows [0, bn): in DH_t (ATen) or a new tensor
-    if (bn) {
+    Tensor rec;  // du_{t+1} W_hh for rows [0, bn): in DH_t (ATen, tiles) or a new tensor
+    const S* recp = DHp + t * B * H;
+    if (bn && wp.defined()) {
+      std::memset(DHp + t * B * H, 0, bn * H * sizeof(S));
+      tiled_addmm(wp, dUp + (t + 1) * B * G, G, DHp + t * B * H, H, bn);
+    } else if (bn) {
       Tensor du1 = dU[t + 1].narrow(0, 0, bn);
       if (on_aten(w_hh_t)) {
         rec = DH[t].narrow(0, 0, bn);
@@ -595,8 +657,8 @@ void gru_backward_impl(const Steps& steps, const Tensor& A, const Tensor& U, con
       } else {
         rec = product(du1, w_hh_t);
       }
+      recp = ptr<S>(rec);
     }
-    const S* recp = bn ? ptr<S>(rec) : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * B + b;
@@ -654,14 +716,24 @@ void rnn_forward_impl(const Steps& steps, Tensor& Z, const Tensor& h0, const Ten
   S* Zp = ptr<S>(Z);
   Tensor h_rec = noise.rec ? at::zeros({B, H}, Z.options()) : Tensor();  // finite past b_t
   Tensor s0 = noise.k_h ? (relu ? h0 : (h0 + 1) * 0.5) : Tensor();  // zoneout's s_{-1}
+  const Tensor wp = tiles_of(w_rest);  // the step products on the tiles (t >= 1)
   for (const auto& [t, bt, bn] : steps) {
-    Tensor z = Z[t].narrow(0, 0, bt);
-    Tensor prev = t ? Z[t - 1].narrow(0, 0, bt) : h0;
-    if (noise.rec) {
-      Tensor into = h_rec.narrow(0, 0, bt);
-      prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
+    Tensor y;
+    if (wp.defined() && t && !noise.rec) {  // z' += s_{t-1} W'^T, from pointers
+      tiled_addmm(wp, Zp + (t - 1) * B * H, H, Zp + t * B * H, H, bt);
+    } else {
+      Tensor z = Z[t].narrow(0, 0, bt);
+      Tensor prev = t ? Z[t - 1].narrow(0, 0, bt) : h0;
+      if (noise.rec) {
+        Tensor into = h_rec.narrow(0, 0, bt);
+        prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
+      }
+      if (wp.defined() && t) {
+        tiled_addmm(wp, ptr<S>(prev), H, ptr<S>(z), H, bt);
+      } else {
+        y = recurrent(z, prev, t, w_first, w_rest);
+      }
     }
-    Tensor y = recurrent(z, prev, t, w_first, w_rest);
     S* zt = Zp + t * B * H;
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
@@ -669,7 +741,7 @@ void rnn_forward_impl(const Steps& steps, Tensor& Z, const Tensor& h0, const Ten
     });
     if (noise.k_h) {  // s_t = k s_{t-1} + (1 - k) s~_t
       Tensor ps = t ? Z[t - 1].narrow(0, 0, bt) : s0.narrow(0, 0, bt);
-      z.lerp_(ps, (*noise.k_h)[t].narrow(0, 0, bt));
+      Z[t].narrow(0, 0, bt).lerp_(ps, (*noise.k_h)[t].narrow(0, 0, bt));
     }
   }
 }
@@ -701,10 +773,14 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
   const S* dhnp = ptr<S>(dh_n);
   S* dZp = ptr<S>(dZ);
   S* dhp = ptr<S>(dh);
+  const Tensor wp = tiles_of(w_hh_t);  // the step products on the tiles
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
     const S* dot = dop + t * B * H;
-    if (bn) {  // dh[:bn] = dout_t[:bn] + dz_{t+1}[:bn] W_hh
+    if (bn && wp.defined() && !noise.rec && !noise.k_h) {  // as below, from pointers
+      std::memcpy(dhp, dot, bn * H * sizeof(S));
+      tiled_addmm(wp, dZp + (t + 1) * B * H, H, dhp, H, bn);
+    } else if (bn) {  // dh[:bn] = dout_t[:bn] + dz_{t+1}[:bn] W_hh
       Tensor d = dh.narrow(0, 0, bn);
       Tensor dz1 = dZ[t + 1].narrow(0, 0, bn);
       Tensor dot_rows = dout[t].narrow(0, 0, bn);
@@ -823,6 +899,19 @@ void rnnkit_register_layer_norm(pybind11::module_& m);  // native_ln.cpp's loops
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "rnnkit's RNN, LSTM and GRU time loops (see native.cpp)";
   m.def("sigmoid_", &sigmoid_);
+  m.def("set_tiled", [](bool on) {  // tiled step products on (default) or off: the previous
+    const bool was = tiles_on;
+    tiles_on = on;
+    return was;
+  });
+  m.def("set_tile_limits", [](int64_t rows, int64_t weights) {  // the previous limits
+    const std::tuple<int64_t, int64_t> was{tile_max_rows, tile_max_w};
+    tile_max_rows = rows;
+    tile_max_w = weights;
+    return was;
+  });
+  m.def("tile_width", &tile_width);  // 16 (AVX-512), 8 (AVX2 + FMA) or 0: no tiles
+  m.def("tiled", &tiled);            // (rows, N, K): whether x W^T takes the tiles
   m.def("lstm_cell", &lstm_cell);
   m.def("rnn_forward", &rnn_forward);
   m.def("rnn_backward", &rnn_backward);

@@ -37,7 +37,7 @@ from rnnkit.bptt.workspace import buffer, recycled
 _SOURCE = Path(__file__).with_name("native.cpp")
 # one module: native_ln.cpp has layer_norm's loops, native_math.h what both share
 _SOURCES = [_SOURCE, _SOURCE.with_name("native_ln.cpp")]
-_HEADERS = [_SOURCE.with_name("native_math.h")]
+_HEADERS = [_SOURCE.with_name("native_math.h"), _SOURCE.with_name("native_tile.h")]
 # -fopenmp: the loops' `rows` split a step's rows across threads with at::parallel_for, which
 # is an OpenMP region only in code compiled with OpenMP (ATen/ParallelOpenMP.h); without it,
 # it runs every row on the calling thread, whatever torch.get_num_threads() says. Where torch
@@ -47,6 +47,7 @@ _CFLAGS = ["-O3", "-fno-trapping-math"] + (["-fopenmp"] if _OPENMP else [])
 _LDFLAGS = ["-fopenmp"] if _OPENMP else []
 _state: dict = {}
 EXTRA = "pip install 'rnnkit[native]'"
+TILES, TILES_LSTM = 3, 4  # StepWeight libraries: the loops' own tiles (native.cpp's kTiles)
 SMALL_WORK = 4096  # time steps x rows: under no_build, a smaller call never waits for a build
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,17 @@ def load():
     if not enabled():
         return None
     if "module" not in _state:
-        _state["module"] = _build()
+        _state["module"] = _configured(_build())
     return _state["module"]
+
+
+def _configured(module):
+    """The module with RNNKIT_TILES applied: 0 sends the loops' small step products to the
+    GEMM libraries instead of their own tiles (native_tile.h), for comparisons."""
+    off = os.environ.get("RNNKIT_TILES", "1") in ("0", "false", "no", "off")
+    if module is not None and off:
+        module.set_tiled(False)
+    return module
 
 
 def _build():
@@ -183,7 +193,7 @@ def _built():
     if module is None:
         _state["none_built"] = True
         return None
-    _state["module"] = module
+    _state["module"] = _configured(module)
     return module
 
 
@@ -203,6 +213,24 @@ def _double_rows(w: Tensor | None, H: int) -> Tensor | None:
     return w
 
 
+def _recurrent_weight(w: Tensor, rows: int, calls: int, lstm: bool = False) -> gemm.StepWeight:
+    """W_hh for a loop's step products: for the loops' own tiles (native_tile.h) where
+    products of `rows` rows with it take them, else for a GEMM library (gemm.step_weight).
+    For the tiles W (N, K) is packed as Wp (N/4V, K, 4V), V the CPU's vector width: with
+    Wp[u][k][m] = W[4V u + m][k], or with `lstm` (the forward of an LSTM without projection
+    or regularisers, whose whole step then runs on the tiles) by gates, Wp[u][k][gV + l] =
+    W[g H + u V + l][k], a tile's columns the gates [i, f, g, o] of units [uV, uV + V)."""
+    module = load()
+    if w.dtype != torch.float32 or w.device.type != "cpu" or not module.tiled(rows, *w.shape):
+        return gemm.step_weight(w, rows, calls)
+    (N, K), V = w.shape, module.tile_width()
+    if lstm:
+        packed = w.reshape(4, N // (4 * V), V, K).permute(1, 3, 0, 2).reshape(N // (4 * V), K, -1)
+    else:
+        packed = w.reshape(N // (4 * V), 4 * V, K).transpose(1, 2)
+    return gemm.StepWeight(packed.contiguous(), w, TILES_LSTM if lstm else TILES, rows)
+
+
 def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu, noise=None) -> Tensor:
     """out (T, B, H) of the Elman RNN; tanh on s = (h + 1) / 2 = sigmoid(2 z):
     z'_t = 2 z_t = [2 W_ih x_t + 2 b - 2 W_hh 1] + 4 W_hh s_{t-1} (2 W_hh h0 at t = 0).
@@ -218,13 +246,13 @@ def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu, noise=None) -> Tensor:
         if T > 1:
             Z[1:] -= 2 * (w_hh.sum(1) if rec is None else gemm.linear(rec, w_hh))
         w0, w = 2 * w_hh, 4 * w_hh
-    load().rnn_forward(steps, Z, h0.contiguous(), w0, gemm.step_weight(w, B, T), relu, rec, k)
+    load().rnn_forward(steps, Z, h0.contiguous(), w0, _recurrent_weight(w, B, T), relu, rec, k)
     return Z if relu else Z.mul_(2).sub_(1)  # h = 2 s - 1
 
 
 def rnn_backward(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms, noise=None, dh=None) -> None:
     """Fills dZ (the RNN's backward needs no scaling), and leaves dh_0 in `dh` if given."""
-    w = gemm.step_weight(w_hh_t, len(h0), len(steps))
+    w = _recurrent_weight(w_hh_t, len(h0), len(steps))
     dh = torch.empty(h0.shape, dtype=D.dtype) if dh is None else dh
     noises = _noise(noise, "recurrent", "zone_h")
     load().rnn_backward(steps, D, dout, dh_n.contiguous(), dZ, dh, w, norms, *noises)
@@ -250,7 +278,8 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None, noise=None):
     T, B, _ = x.shape
     H = c0.shape[1]
     w_x, b_x, w1 = _double_rows(w_ih, H), _double_rows(b, H), _double_rows(w_hh, H)
-    w_rest = gemm.step_weight(2 * w1, B, T)  # steps t >= 1 read h_{t-1} / 2 from out
+    plain = w_hr is None and all(n is None for n in _noise(noise, "recurrent", "zone_h", "zone_c"))
+    w_rest = _recurrent_weight(2 * w1, B, T, plain)  # steps t >= 1 read h_{t-1} / 2 from out
     w_proj = None if w_hr is None else gemm.step_weight(w_hr, B, T)
     # padded rows zeroed: a packed product reads whole steps
     out = _mask_padding(recycled("lstm.out", (T, B, h0.shape[1]), x), steps)
@@ -282,7 +311,7 @@ def lstm_backward(
         cells[1:].addcmul_(f[1:], C[:-1])
     s_c = torch.sigmoid(cells, out=buffer("lstm.tc", C.shape, C))  # (tanh c~_t + 1) / 2
     B, T = len(h0), len(steps)
-    w = gemm.step_weight(w_hh_t, B, T)
+    w = _recurrent_weight(w_hh_t, B, T)
     dh, w_proj, M = torch.empty_like(h0), None, None  # dh: one (B, P) buffer for all steps
     if DH is not None:
         dh = DH
@@ -308,7 +337,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save, noise=None):
     rec, k = _noise(noise, "recurrent", "zone_h")
     ones = w.sum(1) if rec is None else gemm.linear(rec, w)  # W' 1, or m W'^T (B, 3H)
     b_u = -ones if b_hh is None else _double_rows(b_hh, H) - ones
-    w_step = gemm.step_weight(2 * w, B, T)
+    w_step = _recurrent_weight(2 * w, B, T)
     # q until the end; padded rows zeroed: a packed product reads whole steps
     out = _mask_padding(recycled("gru.out", (T, B, H), x), steps)
     h_n, q0 = torch.empty_like(h0), ((h0 + 1) * 0.5).contiguous()
@@ -325,7 +354,7 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save, noise=None):
 def gru_backward(steps, A, U, out, h0, dout, dh_n, dU, DH, w_hh_t, noise=None) -> Tensor:
     """Fills dU and DH, returns dL/da_n, from `gru_forward`'s U (n block 2 u_n)."""
     dA_n = _mask_padding(buffer("gru.dAn", out.shape, out), steps)
-    w = gemm.step_weight(w_hh_t, out.shape[1], len(steps))
+    w = _recurrent_weight(w_hh_t, out.shape[1], len(steps))
     args = (A, U, out, h0.contiguous(), dout, dh_n.contiguous(), dU, DH, dA_n, w)
     load().gru_backward(steps, *args, *_noise(noise, "recurrent", "zone_h"))
     return dA_n

@@ -1,0 +1,240 @@
+// Small step products without a GEMM library: out += x W^T for the few rows of a recurrent
+// step (native.cpp's loops call it where `tiled` says so). At B16 H128 an LSTM step's
+// recurrent product is 1 M multiply-adds, about 10 us of one core's FMA units, and a library
+// call around it costs a good part of that again (the call and its checks, a new output
+// tensor, the row pass reading that output back). Here the product accumulates into the
+// step's pre-activations in place:
+//   out[b, n] += sum_k x[b, k] W[n, k]        x (rows, K), W (N, K) as torch.nn stores it
+// one loop per tile of R rows and 4V columns, the R x 4 sums in vector registers over k, W
+// packed once per call as Wp (N/4V, K, 4V): Wp[u][k][m] = W[4V u + m][k], so a tile's 4V
+// weights for one k are consecutive. Two builds of the same template: V = 16, R = 4 for
+// AVX-512 (16 accumulators of 32 registers), V = 8, R = 2 for AVX2 + FMA (8 of 16); the CPU
+// picks at run time, and a CPU with neither (or N not a multiple of 4V) keeps the GEMM path.
+// The sums run in another order than a GEMM library's, so results differ from it in the last
+// bits (tests/core/test_native.py compares the paths and the Python reference).
+
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <type_traits>
+
+#include "native_math.h"  // RNNKIT_INLINE, at::parallel_for
+
+namespace {
+
+// One product's operands: out (n rows, stride ldo) += x (n rows, stride ldx) W^T, W packed
+// with the inner size K; tile u's four column blocks start at out + u us + g gs (g = 0..3):
+// us = 4V, gs = V for a plain product, us = V, gs = H for an LSTM's gates [i, f, g, o] (the
+// tile's blocks are the four gates of units [uV, uV + V)). With `cell`, the LSTM step is
+// finished for those units too (lstm_units).
+struct Cell {
+  const float* c_prev;  // c'_{t-1} (n, H)
+  float* c;             // c'_t (n, H)
+  float* h;             // h_t / 2 (n, H)
+  int64_t H;
+};
+struct TileJob {
+  const float* x;
+  int64_t ldx;
+  float* out;
+  int64_t ldo, n, K, us, gs;
+  const Cell* cell;
+};
+
+// Rows [0, R) of tile u: the R x 4 sums in registers over k.
+template <int V, int R>
+RNNKIT_INLINE void tile(const float* __restrict__ wp, const float* __restrict__ x, int64_t ldx,
+                        float* __restrict__ o, int64_t ldo, int64_t K, int64_t gs) {
+  typedef float vec __attribute__((vector_size(V * 4), aligned(4)));  // unaligned loads too
+  vec acc[R][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) acc[r][g] = *(const vec*)(o + r * ldo + g * gs);
+  }
+  for (int64_t k = 0; k < K; ++k, wp += 4 * V) {
+    const vec w0 = *(const vec*)wp, w1 = *(const vec*)(wp + V);
+    const vec w2 = *(const vec*)(wp + 2 * V), w3 = *(const vec*)(wp + 3 * V);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const float xr = x[r * ldx + k];
+      acc[r][0] += xr * w0;
+      acc[r][1] += xr * w1;
+      acc[r][2] += xr * w2;
+      acc[r][3] += xr * w3;
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) *(vec*)(o + r * ldo + g * gs) = acc[r][g];
+  }
+}
+
+// Vectors of V floats (and ints) in GCC's vector extension; fu for unaligned loads.
+template <int V>
+struct Vec {
+  typedef float f __attribute__((vector_size(V * 4)));
+  typedef float fu __attribute__((vector_size(V * 4), aligned(4)));
+  typedef int32_t i __attribute__((vector_size(V * 4)));
+};
+
+// native_math.h's sigmoid on a vector (the same steps, lane by lane).
+template <int V>
+RNNKIT_INLINE typename Vec<V>::f vsigmoid(typename Vec<V>::f x) {
+  using vf = typename Vec<V>::f;
+  using vi = typename Vec<V>::i;
+  const vf lo = vf{} - 87.f, hi = vf{} + 88.f;
+  vf y = -x;
+  y = y < lo ? lo : y;
+  y = y > hi ? hi : y;
+  const vf n = (y * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  const vf r = y - n * 0.693359375f + n * 2.12194440e-4f;
+  vf p = vf{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
+  return 1.f / (1.f + p * (vf)bits);
+}
+
+// The LSTM step for units [j0, j0 + V) of rows [0, n), from their pre-activations z (native.cpp's
+// lstm_row, on a block of units): [i, f, s_g, o] = sigmoid(z) back into z, then
+//   c'_t = f c'_{t-1} + 4 i s_g - 2 i,   h_t / 2 = o sigmoid(c'_t) - o / 2
+template <int V>
+RNNKIT_INLINE void lstm_units(float* z, int64_t ldz, const Cell& cell, int64_t n, int64_t j0) {
+  using vf = typename Vec<V>::f;
+  using vfu = typename Vec<V>::fu;
+  const int64_t H = cell.H;
+  for (int64_t b = 0; b < n; ++b) {
+    float* zr = z + b * ldz + j0;
+    const vf i = vsigmoid<V>(*(const vfu*)zr), f = vsigmoid<V>(*(const vfu*)(zr + H));
+    const vf s_g = vsigmoid<V>(*(const vfu*)(zr + 2 * H));
+    const vf o = vsigmoid<V>(*(const vfu*)(zr + 3 * H));
+    *(vfu*)zr = i;
+    *(vfu*)(zr + H) = f;
+    *(vfu*)(zr + 2 * H) = s_g;
+    *(vfu*)(zr + 3 * H) = o;
+    const vf c = f * *(const vfu*)(cell.c_prev + b * H + j0) + 4.f * i * s_g - 2.f * i;
+    *(vfu*)(cell.c + b * H + j0) = c;
+    *(vfu*)(cell.h + b * H + j0) = o * vsigmoid<V>(c) - 0.5f * o;
+  }
+}
+
+// Out of line, so that the tiles' register allocation is their own.
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"), noinline)) void lstm_units16(
+    float* z, int64_t ldz, const Cell& cell, int64_t n, int64_t j0) {
+  lstm_units<16>(z, ldz, cell, n, j0);
+}
+__attribute__((target("avx2,fma"), noinline)) void lstm_units8(float* z, int64_t ldz,
+                                                               const Cell& cell, int64_t n,
+                                                               int64_t j0) {
+  lstm_units<8>(z, ldz, cell, n, j0);
+}
+
+// Tiles [u0, u1) of a job: R rows at a time, then one tile of the n mod R rows left; then the
+// LSTM step of the tile's units where the job has a cell.
+template <int V, int R>
+RNNKIT_INLINE void tiles(const float* wp, const TileJob& j, int64_t u0, int64_t u1) {
+  const int64_t full = j.n - j.n % R, left = j.n % R;
+  for (int64_t u = u0; u < u1; ++u) {
+    const float* w = wp + u * j.K * 4 * V;
+    float* o = j.out + u * j.us;
+    for (int64_t b = 0; b < full; b += R) {
+      tile<V, R>(w, j.x + b * j.ldx, j.ldx, o + b * j.ldo, j.ldo, j.K, j.gs);
+    }
+    const float* xl = j.x + full * j.ldx;
+    float* ol = o + full * j.ldo;
+    if constexpr (R > 3) {
+      if (left == 3) tile<V, 3>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs);
+    }
+    if constexpr (R > 2) {
+      if (left == 2) tile<V, 2>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs);
+    }
+    if (left == 1) tile<V, 1>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs);
+    if (j.cell) {
+      if constexpr (V == 16) {
+        lstm_units16(j.out, j.ldo, *j.cell, j.n, u * V);
+      } else {
+        lstm_units8(j.out, j.ldo, *j.cell, j.n, u * V);
+      }
+    }
+  }
+}
+
+__attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) void tiles16(const float* wp,
+                                                                            const TileJob& j,
+                                                                            int64_t u0,
+                                                                            int64_t u1) {
+  tiles<16, 4>(wp, j, u0, u1);
+}
+
+__attribute__((target("avx2,fma"))) void tiles8(const float* wp, const TileJob& j, int64_t u0,
+                                                 int64_t u1) {
+  tiles<8, 2>(wp, j, u0, u1);
+}
+
+// The vector width the CPU runs (16, 8), or 0: no tiled products here.
+inline int64_t tile_width() {
+  static const int64_t v = __builtin_cpu_supports("avx512f")                                 ? 16
+                           : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8
+                                                                                              : 0;
+  return v;
+}
+
+bool tiles_on = true;  // switch for tests (native set_tiled)
+// The shapes that take tiles, measured (docs/bptt.md (i)): at most this many rows, and a W of
+// at most this many elements; settable (set_tile_limits) to measure them again.
+int64_t tile_max_rows = 16, tile_max_w = 1 << 18;
+constexpr int64_t kTileMinWork = 1 << 19;  // multiply-adds per thread, at least
+
+// Whether float products of `rows` rows with a W of N x K take the tiles.
+inline bool tiled(int64_t rows, int64_t N, int64_t K) {
+  const int64_t v = tile_width();
+  return tiles_on && v && N % (4 * v) == 0 && rows <= tile_max_rows && N * K <= tile_max_w;
+}
+
+// A job (above) on the tiles of W packed as wp (count, K, 4V): the tiles split across
+// threads once each thread has kTileMinWork multiply-adds.
+inline void run_tiles(const at::Tensor& wp, TileJob j) {
+  const int64_t v = tile_width(), count = wp.size(0);
+  j.K = wp.size(1);
+  const int64_t grain = std::max<int64_t>(1, kTileMinWork / std::max<int64_t>(j.n * 4 * v * j.K, 1));
+  const float* w = wp.data_ptr<float>();
+  at::parallel_for(0, count, grain, [&](int64_t u0, int64_t u1) {
+    if (v == 16) {
+      tiles16(w, j, u0, u1);
+    } else {
+      tiles8(w, j, u0, u1);
+    }
+  });
+}
+
+// out (n, N) += x (n, K) W^T for a plain packed W (native.py: TILES).
+inline void tiled_addmm(const at::Tensor& wp, const float* x, int64_t ldx, float* out,
+                        int64_t ldo, int64_t n) {
+  const int64_t v = tile_width();
+  run_tiles(wp, TileJob{x, ldx, out, ldo, n, 0, 4 * v, v, nullptr});
+}
+
+// An LSTM step without a projection (native.py: TILES_LSTM, W packed by gates): z (n, 4H) +=
+// (h_{t-1} / 2) W^T, then the step's cells and outputs (lstm_units), all in one pass.
+inline void tiled_lstm_step(const at::Tensor& wp, const float* h_prev, float* z, const Cell& cell,
+                            int64_t n) {
+  const int64_t v = tile_width(), H = cell.H;
+  run_tiles(wp, TileJob{h_prev, H, z, 4 * H, n, 0, v, H, &cell});
+}
+
+// The same for a double loop: never called (double products never take the tiles).
+template <typename S>
+void tiled_addmm(const at::Tensor&, const S*, int64_t, S*, int64_t, int64_t) {
+  TORCH_CHECK(false, "rnnkit: the tiled step products are float32 only");
+}
+
+}  // namespace

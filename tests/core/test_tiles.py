@@ -1,0 +1,127 @@
+"""The C++ loops' tiled step products (native_tile.h: out += x W^T without a GEMM library, for
+few rows and small weights) against the GEMM path and the float64 Python loops: outputs, final
+states and every gradient, for the three cells, ragged batches, both directions, stacked layers,
+the LSTM's projection and the regularisers' masks."""
+
+import copy
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import rnnkit
+from rnnkit.bptt import native
+
+MODULE = native.load()
+pytestmark = pytest.mark.skipif(
+    MODULE is None or MODULE.tile_width() == 0,
+    reason="no C++ loops here, or a CPU without AVX2 + FMA (no tiles)",
+)
+
+
+def _run(layer, x, lengths, tiles):
+    """Outputs, final states and every gradient, with the tiles on or off."""
+    was = MODULE.set_tiled(tiles)
+    try:
+        out, state = layer(x, lengths=lengths)
+        flat = [out, *(state if isinstance(state, tuple) else (state,))]
+        loss = sum((t * torch.linspace(-1, 1, t.shape[-1], dtype=t.dtype)).sum() for t in flat)
+        grads = torch.autograd.grad(loss, [x, *layer.parameters()])
+    finally:
+        MODULE.set_tiled(was)
+    return [t.detach() for t in flat] + [g.detach() for g in grads]
+
+
+def _python64(layer, x, lengths, monkeypatch):
+    """The same in float64 on the Python loops: the reference."""
+    ref = copy.deepcopy(layer).double()
+    with monkeypatch.context() as m:
+        m.setitem(native._state, "module", None)
+        return _run(ref, x.detach().double().requires_grad_(), lengths, False)
+
+
+SHAPES = [(16, 64), (7, 64), (1, 128), (12, 128)]  # (B, H): rows left over by the tiles too
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize(("B", "H"), SHAPES)
+def test_tiles_match_the_gemm_path_and_float64(cell, B, H, monkeypatch):
+    """Both directions of two layers, ragged lengths: the tiles against the GEMM path in float32
+    (the sums run in another order: 1e-5), both against the float64 Python loops."""
+    torch.manual_seed(B * H)
+    layer = getattr(rnnkit, cell)(8, H, num_layers=2, bidirectional=True)
+    T = 30
+    x = torch.randn(T, B, 8, requires_grad=True)
+    lengths = torch.randint(1, T + 1, (B,))
+    lengths[0] = T
+    assert MODULE.tiled(B, (4 if cell == "LSTM" else 3 if cell == "GRU" else 1) * H, H)
+    tiled = _run(layer, x, lengths, True)
+    plain = _run(layer, x, lengths, False)
+    ref = _python64(layer, x, lengths, monkeypatch)
+    tol = 1e-4 if cell == "RNN" else 2e-5  # RNN: 2 sigmoid(2z) - 1 (test_native.py)
+    for a, b, r in zip(tiled, plain, ref, strict=True):
+        scale = 1 + r.abs().max().item()
+        assert_close(a, b, rtol=0, atol=tol * scale)
+        assert_close(a.double(), r, rtol=0, atol=tol * scale)
+
+
+def test_lstm_projection_takes_the_tiles(monkeypatch):
+    """proj_size 64 of H 128: W_hh (4H, P) forward and (P, 4H) backward on the tiles."""
+    torch.manual_seed(1)
+    layer = rnnkit.LSTM(8, 128, proj_size=64, num_layers=2)
+    x = torch.randn(20, 9, 8, requires_grad=True)
+    assert MODULE.tiled(9, 4 * 128, 64) and MODULE.tiled(9, 64, 4 * 128)
+    tiled = _run(layer, x, None, True)
+    ref = _python64(layer, x, None, monkeypatch)
+    for a, r in zip(tiled, ref, strict=True):
+        assert_close(a.double(), r, rtol=0, atol=2e-5 * (1 + r.abs().max().item()))
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_tiles_with_the_regularisers(cell):
+    """Recurrent dropout and zoneout in training: the same seed gives the same masks, so the
+    tiled and the GEMM path agree."""
+    layer = getattr(rnnkit, cell)(8, 64, recurrent_dropout=0.3, zoneout=0.2).train()
+    x = torch.randn(25, 6, 8, requires_grad=True)
+    results = []
+    for tiles in (True, False):
+        torch.manual_seed(7)
+        results.append(_run(layer, x, None, tiles))
+    for a, b in zip(*results, strict=True):
+        assert_close(a, b, rtol=0, atol=1e-4 * (1 + b.abs().max().item()))
+
+
+def test_shapes_the_tiles_do_not_take():
+    """More rows than the tiles serve, a column count that is not a multiple of the tile
+    width, or tiles switched off: the GEMM path."""
+    v = MODULE.tile_width()
+    assert not MODULE.tiled(64, 4 * 128, 128)
+    assert not MODULE.tiled(4, 4 * v + v, 128)
+    was = MODULE.set_tiled(False)
+    try:
+        assert not MODULE.tiled(4, 4 * 128, 128)
+    finally:
+        MODULE.set_tiled(was)
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_tiles_in_inference(cell, monkeypatch):
+    """No-grad calls: the pre-activations in chunks (a scratch buffer reused chunk after chunk)
+    and the LSTM's two-buffer ring of cells, with the tiles and without."""
+    monkeypatch.setattr(rnnkit.bptt.common, "CHUNK", 64 * 16 * 4)  # a few steps per chunk
+    torch.manual_seed(2)
+    layer = getattr(rnnkit, cell)(8, 64, num_layers=2)
+    x = torch.randn(40, 16, 8)
+    lengths = torch.randint(1, 41, (16,))
+    lengths[3] = 40
+    results = []
+    with torch.no_grad():
+        for tiles in (True, False):
+            was = MODULE.set_tiled(tiles)
+            try:
+                out, state = layer(x, lengths=lengths)
+            finally:
+                MODULE.set_tiled(was)
+            results.append([out, *(state if isinstance(state, tuple) else (state,))])
+    for a, b in zip(*results, strict=True):
+        assert_close(a, b, rtol=0, atol=1e-5)
