@@ -139,6 +139,32 @@ S* ptr(const Tensor& x) {
 }
 
 
+// A forward step's recurrent product, rows [0, b_t): z_t += x W^T into Zs[zi] (B, N), x the
+// step before's rows Hs[t - 1] (B, K) (h_0 at t = 0), times recurrent dropout's mask m (into
+// h_rec) when given. On the tiles (`wp`, t >= 1) in place, from pointers where no mask is
+// (no tensor made); else `recurrent`: its new tensor back from a packed GEMM, or undefined.
+template <typename S>
+Tensor step_product(const Tensor& Zs, int64_t zi, const Tensor& Hs, int64_t t, int64_t bt,
+                    const Tensor& h0, const Tensor& h_rec, const std::optional<Tensor>& rec,
+                    const Tensor& w_first, const StepW& w_rest, const Tensor& wp) {
+  const int64_t B = Zs.size(1), N = Zs.size(2), K = Hs.size(2);
+  if (wp.defined() && t && !rec) {
+    tiled_addmm(wp, ptr<S>(Hs) + (t - 1) * B * K, K, ptr<S>(Zs) + zi * B * N, N, bt);
+    return Tensor();
+  }
+  Tensor z = Zs[zi].narrow(0, 0, bt);
+  Tensor prev = t ? Hs[t - 1].narrow(0, 0, bt) : h0;
+  if (rec) {
+    Tensor into = h_rec.narrow(0, 0, bt);
+    prev = at::mul_out(into, prev, rec->narrow(0, 0, bt));
+  }
+  if (wp.defined() && t) {
+    tiled_addmm(wp, ptr<S>(prev), K, ptr<S>(z), N, bt);
+    return Tensor();
+  }
+  return recurrent(z, prev, t, w_first, w_rest);
+}
+
 // One LSTM row, after its GEMM: z = sigmoid(z + y) = [i, f, s_g, o] (y = h_{t-1} W^T when
 // the GEMM gave it apart, else null: z holds it already), then
 //   c'_t = f c'_{t-1} + 4 i s_g - 2 i,   h_t / 2 = o sigmoid(c'_t) - o / 2
@@ -268,22 +294,7 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
         continue;
       }
     }
-    Tensor y;
-    if (wp.defined() && t && !noise.rec) {  // z += (h_{t-1} / 2) W^T, from pointers
-      tiled_addmm(wp, outp + (t - 1) * B * P, P, Zp + (t - t0) * B * G, G, bt);
-    } else {
-      Tensor z = Zc[t - t0].narrow(0, 0, bt);
-      Tensor prev = t ? out[t - 1].narrow(0, 0, bt) : h0;
-      if (noise.rec) {
-        Tensor into = h_rec.narrow(0, 0, bt);
-        prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
-      }
-      if (wp.defined() && t) {
-        tiled_addmm(wp, ptr<S>(prev), P, ptr<S>(z), G, bt);
-      } else {
-        y = recurrent(z, prev, t, w_first, w_rest);
-      }
-    }
+    Tensor y = step_product<S>(Zc, t - t0, out, t, bt, h0, h_rec, noise.rec, w_first, w_rest, wp);
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;
     S* zt = Zp + (t - t0) * B * G;
@@ -718,22 +729,7 @@ void rnn_forward_impl(const Steps& steps, Tensor& Z, const Tensor& h0, const Ten
   Tensor s0 = noise.k_h ? (relu ? h0 : (h0 + 1) * 0.5) : Tensor();  // zoneout's s_{-1}
   const Tensor wp = tiles_of(w_rest);  // the step products on the tiles (t >= 1)
   for (const auto& [t, bt, bn] : steps) {
-    Tensor y;
-    if (wp.defined() && t && !noise.rec) {  // z' += s_{t-1} W'^T, from pointers
-      tiled_addmm(wp, Zp + (t - 1) * B * H, H, Zp + t * B * H, H, bt);
-    } else {
-      Tensor z = Z[t].narrow(0, 0, bt);
-      Tensor prev = t ? Z[t - 1].narrow(0, 0, bt) : h0;
-      if (noise.rec) {
-        Tensor into = h_rec.narrow(0, 0, bt);
-        prev = at::mul_out(into, prev, noise.rec->narrow(0, 0, bt));
-      }
-      if (wp.defined() && t) {
-        tiled_addmm(wp, ptr<S>(prev), H, ptr<S>(z), H, bt);
-      } else {
-        y = recurrent(z, prev, t, w_first, w_rest);
-      }
-    }
+    Tensor y = step_product<S>(Z, t, Z, t, bt, h0, h_rec, noise.rec, w_first, w_rest, wp);
     S* zt = Zp + t * B * H;
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {

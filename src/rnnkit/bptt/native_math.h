@@ -25,6 +25,21 @@
 
 namespace {
 
+// e^y = 2^n p(r) (y already clamped): n back, p(r) returned; T float or a vector of floats
+// (native_tile.h's vsigmoid), the same steps lane by lane.
+template <typename T>
+RNNKIT_INLINE T exp_parts(T y, T& n) {
+  n = (y * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  const T r = y - n * 0.693359375f + n * 2.12194440e-4f;
+  T p = T{} + 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  return p * r * r + r + 1.f;
+}
+
 // sigmoid(x) = 1 / (1 + e^{-x}). float: e^y = 2^n p(r), n = round(y log2 e) (by adding and
 // subtracting 1.5 * 2^23), r = y - n ln 2 (ln 2 in two parts), p Cephes' expf polynomial; y
 // clamped to [-87, 88] (sigmoid is 0 or 1 there to float precision), NaN stays NaN. Error
@@ -34,15 +49,8 @@ RNNKIT_INLINE float sigmoid(float x) {
   float y = -x;
   y = y < -87.f ? -87.f : y;
   y = y > 88.f ? 88.f : y;
-  const float n = (y * 1.44269504088896341f + 12582912.f) - 12582912.f;
-  const float r = y - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
+  float n;
+  const float p = exp_parts(y, n);
   const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof scale);

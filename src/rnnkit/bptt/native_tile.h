@@ -91,15 +91,8 @@ RNNKIT_INLINE typename Vec<V>::f vsigmoid(typename Vec<V>::f x) {
   vf y = -x;
   y = y < lo ? lo : y;
   y = y > hi ? hi : y;
-  const vf n = (y * 1.44269504088896341f + 12582912.f) - 12582912.f;
-  const vf r = y - n * 0.693359375f + n * 2.12194440e-4f;
-  vf p = vf{} + 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
+  vf n;
+  const vf p = exp_parts(y, n);
   const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;
   return 1.f / (1.f + p * (vf)bits);
 }
@@ -205,7 +198,8 @@ inline bool tiled(int64_t rows, int64_t N, int64_t K) {
 inline void run_tiles(const at::Tensor& wp, TileJob j) {
   const int64_t v = tile_width(), count = wp.size(0);
   j.K = wp.size(1);
-  const int64_t grain = std::max<int64_t>(1, kTileMinWork / std::max<int64_t>(j.n * 4 * v * j.K, 1));
+  const int64_t work = std::max<int64_t>(j.n * 4 * v * j.K, 1);  // per tile
+  const int64_t grain = std::max<int64_t>(1, kTileMinWork / work);
   const float* w = wp.data_ptr<float>();
   at::parallel_for(0, count, grain, [&](int64_t u0, int64_t u1) {
     if (v == 16) {
