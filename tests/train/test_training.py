@@ -305,3 +305,16 @@ def test_denormals_are_flushed_while_training_and_restored_after(tmp_path, flush
         on_step=lambda step, stats: seen.append(_denormal_reads_as_zero()))  # fmt: skip
     assert seen == [flush, flush]
     assert not _denormal_reads_as_zero()  # torch's default again
+
+
+def test_matmul_precision_is_set_while_training_and_restored_after(tmp_path):
+    seen = []
+    run(tmp_path / "out", config(max_steps=2, matmul_precision="medium"),
+        on_step=lambda step, stats: seen.append(torch.get_float32_matmul_precision()))  # fmt: skip
+    assert seen == ["medium", "medium"]
+    assert torch.get_float32_matmul_precision() == "highest"  # torch's default again
+
+
+def test_matmul_precision_refuses_unknown_names():
+    with pytest.raises(ValueError, match="matmul_precision must be one of"):
+        config(max_steps=2, matmul_precision="low")

@@ -134,6 +134,7 @@ class Trainer:
             stop_requests() as requests,
             progress_bar(self.cfg, self.main, self.step) as bar,
             _flush_denormals(self.cfg),
+            _matmul_precision(self.cfg),
         ):
             reason = self._loop(log, requests, bar)
         return TrainResult(
@@ -383,6 +384,19 @@ def _flush_denormals(cfg: TrainConfig):
     finally:
         if on:
             torch.set_flush_denormal(False)
+
+
+@contextlib.contextmanager
+def _matmul_precision(cfg: TrainConfig):
+    """torch's float32 matmul precision set to config.matmul_precision while training, and set
+    back afterwards ("medium": bfloat16 products with float32 sums, which rnnkit's kernels
+    honour too, bptt/gemm.py)."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(cfg.matmul_precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def _pick_device(model: nn.Module, cfg: TrainConfig) -> torch.device:
