@@ -5,6 +5,8 @@ gradient clipping) of `rnnkit.models.CharLM` with its recurrent stack from rnnki
 same stack from torch.nn (weights copied), on tiny-shakespeare batches. Each implementation
 runs in several fresh processes (alternating, so both see the same machine) with the stated
 thread count; the figure is the median over the processes of each one's median step.
+`--matmul-precision medium` sets torch's float32 matmul precision in both (bfloat16 products
+with float32 sums where the CPU has bfloat16 instructions; rnnkit's kernels honour it).
 """
 
 import argparse
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 import torch
+from bench_layers import cpu_name
 
 DATA = (
     Path(__file__).resolve().parents[1]
@@ -67,16 +70,24 @@ def main() -> None:
     p.add_argument("--bptt", type=int, default=128)
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--processes", type=int, default=3, help="fresh processes per implementation")
+    p.add_argument(
+        "--matmul-precision",
+        default="highest",
+        choices=("highest", "high", "medium"),
+        help="torch.set_float32_matmul_precision in both implementations",
+    )
     p.add_argument("--case", help=argparse.SUPPRESS)
     a = p.parse_args()
     shape = (a.cell, a.hidden, a.layers, a.batch, a.bptt, a.steps)
     if a.case:
         torch.set_num_threads(a.threads)
+        torch.set_float32_matmul_precision(a.matmul_precision)
         print(json.dumps(run_case(a.case, *shape)))
         return
     print(
         f"CharLM {a.layers}x{a.hidden} {a.cell}, batch {a.batch}, bptt {a.bptt}, AdamW + clipping; "
-        f"torch {torch.__version__}, torch.set_num_threads({a.threads}), median of {a.steps - 2} "
+        f"torch {torch.__version__}, CPU: {cpu_name()}, torch.set_num_threads({a.threads}), "
+        f"float32 matmul precision {a.matmul_precision}, median of {a.steps - 2} "
         f"steps after 2 warm-up steps, each implementation in {a.processes} fresh processes "
         "(median of their medians)\n"
     )
@@ -85,7 +96,11 @@ def main() -> None:
     for _ in range(a.processes):
         for impl in runs:
             cmd = [sys.executable, __file__, "--case", impl] + sum(
-                ([f"--{k}", str(v)] for k, v in vars(a).items() if k not in ("case", "processes")),
+                (
+                    [f"--{k.replace('_', '-')}", str(v)]
+                    for k, v in vars(a).items()
+                    if k not in ("case", "processes")
+                ),
                 [],
             )
             done = subprocess.run(cmd, capture_output=True, text=True, check=True)

@@ -10,9 +10,9 @@ reordered once, `step_weight`) beat oneDNN's packed one at every step shape of 4
 `benchmarks/bench_gemm.py` measures the crossovers. When torch lets float32 products run in
 bfloat16 (`torch.set_float32_matmul_precision("medium")`) on a CPU with bfloat16 instructions,
 the step products skip MKL's packed GEMM, which ignores the setting, for oneDNN, which honours
-it (AMX on a Xeon: a 2 x 512 LSTM's training step 1.7x faster; `bf16_products`). Everything else (CUDA, float64, small
-shapes, a torch without the op) goes to torch.mm/addmm, so results never depend on the op
-being there.
+it (AMX on a Xeon: a 2 x 512 LSTM's training step 1.6x faster; `bf16_products`). Everything
+else (CUDA, float64, small shapes, a torch without the op) goes to torch.mm/addmm, so results
+never depend on the op being there.
 
 All functions take W as torch.nn stores weights, (N, K), and compute x W^T.
 """
