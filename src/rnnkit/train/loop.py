@@ -23,7 +23,6 @@ gradient norm raises NonFiniteError naming the step, before the update and witho
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
@@ -41,6 +40,7 @@ from rnnkit.train.batches import to_device, unpack
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.devices import check_device
 from rnnkit.train.interrupts import stop_requests
+from rnnkit.train.numeric_modes import numeric_modes
 from rnnkit.train.progress import format_metrics, progress_bar, time_left
 from rnnkit.train.runlog import MetricsLog, NullLog, Window
 from rnnkit.train.seeding import rng_state, seed_everything, set_rng_state
@@ -133,8 +133,7 @@ class Trainer:
             log,
             stop_requests() as requests,
             progress_bar(self.cfg, self.main, self.step) as bar,
-            _flush_denormals(self.cfg),
-            _matmul_precision(self.cfg),
+            numeric_modes(self.cfg),
         ):
             reason = self._loop(log, requests, bar)
         return TrainResult(
@@ -369,34 +368,6 @@ def train(
 ) -> TrainResult:
     """`Trainer(model, batches, config, out_dir, valid_fn=valid_fn, **kwargs).fit(resume)`."""
     return Trainer(model, batches, config, out_dir, valid_fn=valid_fn, **kwargs).fit(resume)
-
-
-@contextlib.contextmanager
-def _flush_denormals(cfg: TrainConfig):
-    """Denormal floats flushed to zero while training (config.flush_denormal). A vanishing
-    gradient passes through the denormal range (below 1.2e-38 in float32) on its way to 0, and
-    x86 CPUs compute on denormals 10-100x slower: an LSTM's backward at T = 200 took 13x longer
-    (benchmarks/bench_denormal.py). torch has no getter for the mode, so it is set back to
-    torch's default (off) afterwards."""
-    on = cfg.flush_denormal and torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        if on:
-            torch.set_flush_denormal(False)
-
-
-@contextlib.contextmanager
-def _matmul_precision(cfg: TrainConfig):
-    """torch's float32 matmul precision set to config.matmul_precision while training, and set
-    back afterwards ("medium": bfloat16 products with float32 sums, which rnnkit's kernels
-    honour too, bptt/gemm.py)."""
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision(cfg.matmul_precision)
-    try:
-        yield
-    finally:
-        torch.set_float32_matmul_precision(before)
 
 
 def _pick_device(model: nn.Module, cfg: TrainConfig) -> torch.device:
