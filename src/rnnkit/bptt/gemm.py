@@ -17,6 +17,7 @@ never depend on the op being there.
 All functions take W as torch.nn stores weights, (N, K), and compute x W^T.
 """
 
+import functools
 from typing import NamedTuple
 
 import torch
@@ -73,6 +74,7 @@ def bf16_products() -> bool:
     return mode == "bf16" and ONEDNN and _bf16_native()
 
 
+@functools.cache  # a property of the CPU: asked once, not at every step_weight
 def _bf16_native() -> bool:
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -148,8 +150,8 @@ def step_weight(w: Tensor, rows: int, calls: int = 0) -> StepWeight:
     packing costs about as much as 5-15 products. Where `bf16_products`, oneDNN (MKL's packed
     GEMM would compute in float32 regardless)."""
     packable = calls >= MIN_CALLS and w.dtype == torch.float32 and w.device.type == "cpu"
-    mkl = _MKL_REORDER is not None and rows >= MKL_PACKED_MIN_ROWS and not bf16_products()
-    if packable and mkl:
+    mkl = packable and _MKL_REORDER is not None and rows >= MKL_PACKED_MIN_ROWS
+    if mkl and not bf16_products():
         w = w.contiguous()
         return StepWeight(_MKL_REORDER(w, rows), w, MKL_PACKED, rows)
     packable = packable and _REORDER is not None

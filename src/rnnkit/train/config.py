@@ -83,11 +83,11 @@ class TrainConfig:
         shown="cuda when available, cuda:LOCAL_RANK under torchrun, else cpu",
     )
     flush_denormal: bool = True  # CPU: denormals read as 0 while training (10-100x faster ops)
-    matmul_precision: str = option(  # set while training, then set back (loop.py)
+    matmul_precision: str = option(  # set while training, then set back (numeric_modes.py)
         "highest",
         "float32 matrix products: highest keeps them float32; medium lets them run in "
         "bfloat16 with float32 sums (CPUs with AMX or AVX512-BF16, and GPUs: a 2 x 512 LSTM "
-        "trains 1.5-1.7x faster on a Xeon with AMX); high: TF32 on GPUs that have it",
+        "trains about 1.5x faster on a Xeon with AMX); high: TF32 on GPUs that have it",
         choices=MATMUL_PRECISIONS,
     )
 
