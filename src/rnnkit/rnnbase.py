@@ -33,7 +33,7 @@ from rnnkit.layer_checks import (
     initial_state,
 )
 from rnnkit.lengths import Batch, check_lengths, repack, unpack
-from rnnkit.regularisers import Regularisers, draw
+from rnnkit.regularisers import Regularisers, draw, dropout
 
 
 class RNNBase(nn.Module):
@@ -327,7 +327,7 @@ class RNNBase(nn.Module):
                     f.append(s)
             x = outs[0] if D == 1 else torch.cat(outs, 2)
             if self.dropout and self.training and k < self.num_layers - 1:
-                x = nn.functional.dropout(x, self.dropout, True)
+                x = dropout(x, self.dropout)
         C = None if not C else C[0] if D == 1 else torch.cat(C, 2)
         return x, [torch.stack(f) for f in finals], C
 
@@ -374,7 +374,7 @@ class RNNBase(nn.Module):
         with prec.kernels():
             for k in range(self.num_layers):
                 if k and self.dropout and self.training:
-                    x = nn.functional.dropout(x, self.dropout, True)
+                    x = dropout(x, self.dropout)
                 drop, noise = (masks.weight[k], masks.noise[k]) if masks else (None, None)
                 w, s_k = self._weights(k, x.dtype, drop), [s[k] for s in state]
                 layer_state = step(x, s_k, w, noise, 0)

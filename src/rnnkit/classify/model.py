@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.layers import LAYERS
+from rnnkit.regularisers import Dropout
 from rnnkit.train.options import fraction, option, positive_int
 from rnnkit.train.regularise import RegulariserOptions
 
@@ -110,7 +111,7 @@ class SequenceClassifier(nn.Module):
             bidirectional=c.bidirectional,
             **c.layer_kwargs(),
         )
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.head = nn.Linear(c.hidden * (2 if c.bidirectional else 1), c.num_classes)
 
     @classmethod

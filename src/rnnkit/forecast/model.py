@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from rnnkit.forecast.options import quantiles as quantile_list
 from rnnkit.layers import LAYERS
+from rnnkit.regularisers import Dropout
 from rnnkit.train.options import fraction, option, positive_int, spelled
 
 ARCHS = ("direct", "seq2seq", "attention")
@@ -144,7 +145,7 @@ class Forecaster(nn.Module):
         drop = c.dropout if c.layers > 1 else 0.0
         n_in = c.targets + c.past_features + c.future_features
         self.encoder = layer(n_in, c.hidden, c.layers, batch_first=True, dropout=drop)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         per_step = c.targets * c.outputs
         if c.arch == "direct":
             self.head = nn.Linear(c.hidden + c.horizon * c.future_features, c.horizon * per_step)

@@ -35,6 +35,7 @@ from rnnkit.errors import ArgumentTypeError, ShapeError, TorchScriptError
 from rnnkit.lengths import check_lengths
 from rnnkit.minrnn import functional as MF
 from rnnkit.minrnn.scan import check_chunk_size, log_scan
+from rnnkit.regularisers import dropout
 
 IMPLS = ("auto", "scan", "loop")
 
@@ -230,7 +231,7 @@ class MinRNNBase(nn.Module):
             if mask is not None:
                 x = x.masked_fill(~mask, 0)
             if self.dropout and self.training and k < self.num_layers - 1:
-                x = nn.functional.dropout(x, self.dropout, True)
+                x = dropout(x, self.dropout)
         return x, torch.stack(finals)
 
     def _direction(self, x, h0, weights, impl: str, lengths, reverse: bool):
@@ -277,7 +278,7 @@ class MinRNNBase(nn.Module):
         with prec.kernels():
             for k in range(self.num_layers):
                 if k and self.dropout and self.training:
-                    x = nn.functional.dropout(x, self.dropout, True)
+                    x = dropout(x, self.dropout)
                 p = _project(x, *self._weights(k, x.dtype))  # (B, G*H)
                 w, h_tilde = MF.gates(p, self.mode)  # (B, H) each
                 h = torch.zeros_like(h_tilde) if h0 is None else h0[k]

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.layers import LAYERS
+from rnnkit.regularisers import Dropout
 from rnnkit.train.options import fraction, option, positive_int
 
 TASKS = ("classify", "ctc")
@@ -119,7 +120,7 @@ class SpeechModel(nn.Module):
             dropout=c.dropout if c.layers > 1 else 0.0,
             bidirectional=c.bidirectional,
         )
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.head = nn.Linear(c.hidden * (2 if c.bidirectional else 1), c.num_classes)
 
     @classmethod

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from rnnkit.layer_checks import check_proj_size
 from rnnkit.layers import LAYERS
+from rnnkit.regularisers import Dropout
 from rnnkit.train.options import fraction, nonnegative_int, option, positive_int
 from rnnkit.train.regularise import RegulariserOptions
 
@@ -121,7 +122,7 @@ class CharLM(nn.Module):
             **({"proj_size": config.proj_size} if config.proj_size else {}),
             **config.layer_kwargs(),
         )
-        self.drop = nn.Dropout(config.dropout)
+        self.drop = Dropout(config.dropout)
         self.head = nn.Linear(config.proj_size or config.hidden, config.vocab_size)
         self.state: State | None = None
 

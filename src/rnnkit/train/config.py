@@ -9,6 +9,7 @@ from torch import nn
 
 from rnnkit.train.options import (
     duration,
+    fraction,
     nonnegative_float,
     nonnegative_int,
     option,
@@ -51,7 +52,13 @@ class TrainConfig:
         metavar="N",
         shown=f"{WARMUP_FRACTION * 100:.0f}%% of the run's steps, at most {WARMUP_MAX}",
     )
-    min_lr_ratio: float = 0.1  # floor of cosine and plateau, as a fraction of lr (nanoGPT: 1/10)
+    min_lr_ratio: float = option(  # floor of cosine and plateau, a fraction of lr (nanoGPT: 1/10)
+        0.1,
+        "the floor the cosine and plateau schedules lower the learning rate to, as a fraction "
+        "of --lr",
+        type=fraction,
+        metavar="R",
+    )
     plateau_factor: float = 0.5  # plateau: lr multiplier each time validation stalls
     plateau_patience: int = 2  # plateau: evaluations without improvement before lowering lr
     max_steps: int | None = option(

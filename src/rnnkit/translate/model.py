@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.layers import LAYERS
+from rnnkit.regularisers import Dropout
 from rnnkit.train.options import fraction, option, positive_int, probability
 from rnnkit.translate.attention import ATTENTIONS, make_attention
 
@@ -142,7 +143,7 @@ class Seq2Seq(nn.Module):
         self.decoder = layer(decoder_input, H, c.layers, batch_first=True, dropout=between)
         self.attention = make_attention(c.attention, H, M)
         self.combine = nn.Linear(H + M, H, bias=False)  # W_c
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         if c.tie_embeddings:
             self.project = nn.Linear(H, E, bias=False)  # P
             self.out_bias = nn.Parameter(torch.zeros(c.tgt_vocab))  # b_y
