@@ -34,7 +34,7 @@ def test_dropout_gradient_goes_through_the_same_mask():
 
 
 def test_dropout_is_reproducible_from_the_seed_whatever_the_thread_count():
-    x = torch.randn(128, 257)
+    x = torch.randn(512, 1031)  # large enough for a parallel kernel to split
     threads = torch.get_num_threads()
     outs = []
     try:
