@@ -337,6 +337,47 @@ void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const 
   });
 }
 
+// One LSTM row of the backward without regularisers, dh holding the row's dz_{t+1} W_hh (or
+// dL/dh_n) on entry and dh_t on return; with dout null (a projection), dh holds dm_t already:
+//   dh_t = dout_t + dh,   tanh c_t = 2 s_c - 1,   dc_t += dh_t o (1 - tanh^2 c_t)
+//   dz = [dc_t g i (1 - i), dc_t c_{t-1} f (1 - f), dc_t i (1 - g^2), dh_t tanh(c_t) o (1 - o)]
+//   dc_{t-1} = dc_t f                   (c_{t-1} = cscale cprev: C holds c' = 2c, c0 is c)
+template <bool kAddOut, typename S>
+RNNKIT_INLINE void lstm_grad_row_impl(const S* __restrict__ dout, S* __restrict__ dh,
+                                      const S* __restrict__ z, const S* __restrict__ sc,
+                                      const S* __restrict__ cprev, S cscale,
+                                      S* __restrict__ dz, S* __restrict__ dc, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
+    const S tc = S(2) * sc[j] - S(1);
+    const S d_m = kAddOut ? dout[j] + dh[j] : dh[j];
+    const S d_c = dc[j] + d_m * (o - o * tc * tc);
+    dh[j] = d_m;
+    dz[j] = d_c * (g * (i - i * i));
+    dz[H + j] = d_c * (cscale * cprev[j] * (f - f * f));
+    dz[2 * H + j] = d_c * (i - i * g * g);
+    dz[3 * H + j] = d_m * (tc * (o - o * o));
+    dc[j] = d_c * f;
+  }
+}
+RNNKIT_CLONES void lstm_grad_row(const float* dout, float* dh, const float* z, const float* sc,
+                                 const float* cprev, float cscale, float* dz, float* dc,
+                                 int64_t H) {
+  if (dout) {  // two calls, so that neither loop has a test in it
+    lstm_grad_row_impl<true>(dout, dh, z, sc, cprev, cscale, dz, dc, H);
+  } else {
+    lstm_grad_row_impl<false>(dout, dh, z, sc, cprev, cscale, dz, dc, H);
+  }
+}
+void lstm_grad_row(const double* dout, double* dh, const double* z, const double* sc,
+                   const double* cprev, double cscale, double* dz, double* dc, int64_t H) {
+  if (dout) {
+    lstm_grad_row_impl<true>(dout, dh, z, sc, cprev, cscale, dz, dc, H);
+  } else {
+    lstm_grad_row_impl<false>(dout, dh, z, sc, cprev, cscale, dz, dc, H);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // LSTM backward, reverse time. The K factors of lstm.py (_factors) are formed in the loop from the
 // saved gates and cells instead of being precomputed into (T, B, 4H) buffers:
@@ -379,6 +420,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
   S* Mp = M ? ptr<S>(*M) : nullptr;
   Tensor dm = proj ? at::empty({B, H}, Z.options()) : Tensor();
   const Tensor wp = tiles_of(w_hh_t);  // dz_{t+1} W_hh on the tiles
+  const bool plain = !rmp && !khp && !kcp;
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
     S* dhp = kept ? ptr<S>(dh) + t * B * P : ptr<S>(dh);  // dh_t
@@ -414,8 +456,8 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
         for (int64_t j = 0; j < P; ++j) dhr[j] = dor[j] + add[j];
       }
     };
-    const S* dmp = dhp;  // dm_t: dh_t itself (formed row by row in the pass below), or
-    if (proj) {          // dh_t first, then dm_t = dh~_t W_hr
+    S* dmp = dhp;  // dm_t: dh_t itself (formed row by row in the pass below), or
+    if (proj) {    // dh_t first, then dm_t = dh~_t W_hr
       rows(bt, P, [&](int64_t b0, int64_t b1) {
         for (int64_t b = b0; b < b1; ++b) grad_in(b);
       });
@@ -431,8 +473,8 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
     const S* khm = khp && !proj ? khp + t * B * P : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        if (!proj) grad_in(b);
-        const int64_t r = t * B + b;  // row of (T, B, .) tensors
+        if (!proj && !plain) grad_in(b);  // the plain rows' dh_t: lstm_grad_row below
+        const int64_t r = t * B + b;      // row of (T, B, .) tensors
         const S* dmr = dmp + b * H;
         const S* z = Zp + r * G;
         const S* sc = scp + r * H;
@@ -455,18 +497,15 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
             dzr[3 * H + j] = d_m * (tc * (o - o * o));
             dcr[j] = k * dcr[j] + d_c * f;
           }
-        } else {
-        for (int64_t j = 0; j < H; ++j) {
-          const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
-          const S tc = S(2) * sc[j] - S(1);
-          const S d_m = dmr[j];
-          const S d_c = dcr[j] + d_m * (o - o * tc * tc);
-          dzr[j] = d_c * (g * (i - i * i));
-          dzr[H + j] = d_c * (cscale * cprev[j] * (f - f * f));
-          dzr[2 * H + j] = d_c * (i - i * g * g);
-          dzr[3 * H + j] = d_m * (tc * (o - o * o));
-          dcr[j] = d_c * f;
-        }
+        } else if (proj || !plain) {  // dm_t formed above, or dh_t by grad_in (recurrent
+                                      // dropout)
+          lstm_grad_row(static_cast<const S*>(nullptr), dmp + b * H, z, sc, cprev, cscale, dzr,
+                        dcr, H);
+        } else {  // dh_t = dout_t + (dz_{t+1} W_hh or dL/dh_n), row b of dh holding the latter
+          S* dhr = dhp + b * P;
+          const S* add = b < bn ? recp + b * P : dhnp + b * P;
+          if (add != dhr) std::memcpy(dhr, add, P * sizeof(S));
+          lstm_grad_row(dop + r * P, dhr, z, sc, cprev, cscale, dzr, dcr, H);
         }
         if (Mp) {  // m_t = o tanh(c_t)
           S* mr = Mp + r * H;
