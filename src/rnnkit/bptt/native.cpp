@@ -378,6 +378,39 @@ void lstm_grad_row(const double* dout, double* dh, const double* z, const double
   }
 }
 
+// The same row with zoneout's weights k_h (on dm_t, no projection) and k_c, either null:
+//   dm~_t = (1 - k_h) dm_t,   dc~_t = (1 - k_c) dc_t + dm~_t o (1 - tanh^2 c~_t)
+//   dz from dm~_t and dc~_t as above,   dc_{t-1} = k_c dc_t + f dc~_t
+template <typename S>
+RNNKIT_INLINE void lstm_zoned_grad_row_impl(const S* __restrict__ dm, const S* __restrict__ kh,
+                                            const S* __restrict__ kc, const S* __restrict__ z,
+                                            const S* __restrict__ sc, const S* __restrict__ cprev,
+                                            S cscale, S* __restrict__ dz, S* __restrict__ dc,
+                                            int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
+    const S tc = S(2) * sc[j] - S(1);
+    const S d_m = kh ? dm[j] * (S(1) - kh[j]) : dm[j];
+    const S k = kc ? kc[j] : S(0);
+    const S d_c = (S(1) - k) * dc[j] + d_m * (o - o * tc * tc);  // dc~_t
+    dz[j] = d_c * (g * (i - i * i));
+    dz[H + j] = d_c * (cscale * cprev[j] * (f - f * f));
+    dz[2 * H + j] = d_c * (i - i * g * g);
+    dz[3 * H + j] = d_m * (tc * (o - o * o));
+    dc[j] = k * dc[j] + d_c * f;
+  }
+}
+RNNKIT_CLONES void lstm_zoned_grad_row(const float* dm, const float* kh, const float* kc,
+                                       const float* z, const float* sc, const float* cprev,
+                                       float cscale, float* dz, float* dc, int64_t H) {
+  lstm_zoned_grad_row_impl(dm, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+}
+void lstm_zoned_grad_row(const double* dm, const double* kh, const double* kc, const double* z,
+                         const double* sc, const double* cprev, double cscale, double* dz,
+                         double* dc, int64_t H) {
+  lstm_zoned_grad_row_impl(dm, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+}
+
 // ---------------------------------------------------------------------------------------
 // LSTM backward, reverse time. The K factors of lstm.py (_factors) are formed in the loop from the
 // saved gates and cells instead of being precomputed into (T, B, 4H) buffers:
@@ -485,18 +518,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
         if (khm || kcp) {  // the regularised step (header above); the plain one below
           const S* kh = khm ? khm + b * H : nullptr;
           const S* kc = kcp ? kcp + r * H : nullptr;
-          for (int64_t j = 0; j < H; ++j) {
-            const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
-            const S tc = S(2) * sc[j] - S(1);
-            const S d_m = kh ? dmr[j] * (S(1) - kh[j]) : dmr[j];
-            const S k = kc ? kc[j] : S(0);
-            const S d_c = (S(1) - k) * dcr[j] + d_m * (o - o * tc * tc);  // dc~_t
-            dzr[j] = d_c * (g * (i - i * i));
-            dzr[H + j] = d_c * (cscale * cprev[j] * (f - f * f));
-            dzr[2 * H + j] = d_c * (i - i * g * g);
-            dzr[3 * H + j] = d_m * (tc * (o - o * o));
-            dcr[j] = k * dcr[j] + d_c * f;
-          }
+          lstm_zoned_grad_row(dmr, kh, kc, z, sc, cprev, cscale, dzr, dcr, H);
         } else if (proj || !plain) {  // dm_t formed above, or dh_t by grad_in (recurrent
                                       // dropout)
           lstm_grad_row(static_cast<const S*>(nullptr), dmp + b * H, z, sc, cprev, cscale, dzr,
