@@ -213,22 +213,28 @@ def _double_rows(w: Tensor | None, H: int) -> Tensor | None:
     return w
 
 
-def _recurrent_weight(w: Tensor, rows: int, calls: int, lstm: bool = False) -> gemm.StepWeight:
-    """W_hh for a loop's step products: for the loops' own tiles (native_tile.h) where
+def _recurrent_weight(
+    w: Tensor, rows: int, calls: int, lstm: bool = False, scale: float = 1.0
+) -> gemm.StepWeight:
+    """scale W_hh for a loop's step products: for the loops' own tiles (native_tile.h) where
     products of `rows` rows with it take them, else for a GEMM library (gemm.step_weight).
     For the tiles W (N, K) is packed as Wp (N/4V, K, 4V), V the CPU's vector width: with
     Wp[u][k][m] = W[4V u + m][k], or with `lstm` (the forward of an LSTM without projection
     or regularisers, whose whole step then runs on the tiles) by gates, Wp[u][k][gV + l] =
-    W[g H + u V + l][k], a tile's columns the gates [i, f, g, o] of units [uV, uV + V)."""
+    W[g H + u V + l][k], a tile's columns the gates [i, f, g, o] of units [uV, uV + V). The
+    scale is applied while packing (one pass over W); the tiles read the packed W only, so
+    the plain W of a scaled tile weight is an empty tensor (a product with it would raise)."""
     module = load()
     if w.dtype != torch.float32 or w.device.type != "cpu" or not module.tiled(rows, *w.shape):
-        return gemm.step_weight(w, rows, calls)
+        return gemm.step_weight(w if scale == 1 else scale * w, rows, calls)
     (N, K), V = w.shape, module.tile_width()
-    if lstm:
-        packed = w.reshape(4, N // (4 * V), V, K).permute(1, 3, 0, 2).reshape(N // (4 * V), K, -1)
+    if lstm:  # (N/4V, K, 4, V), made contiguous below, then (N/4V, K, 4V)
+        view = w.reshape(4, N // (4 * V), V, K).permute(1, 3, 0, 2)
     else:
-        packed = w.reshape(N // (4 * V), 4 * V, K).transpose(1, 2)
-    return gemm.StepWeight(packed.contiguous(), w, TILES_LSTM if lstm else TILES, rows)
+        view = w.reshape(N // (4 * V), 4 * V, K).transpose(1, 2)
+    packed = torch.mul(view, scale, out=w.new_empty(view.shape)).view(N // (4 * V), K, -1)
+    plain = w if scale == 1 else w.new_empty(0)
+    return gemm.StepWeight(packed, plain, TILES_LSTM if lstm else TILES, rows)
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu, noise=None) -> Tensor:
@@ -279,7 +285,7 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None, noise=None):
     H = c0.shape[1]
     w_x, b_x, w1 = _double_rows(w_ih, H), _double_rows(b, H), _double_rows(w_hh, H)
     plain = w_hr is None and all(n is None for n in _noise(noise, "recurrent", "zone_h", "zone_c"))
-    w_rest = _recurrent_weight(2 * w1, B, T, plain)  # steps t >= 1 read h_{t-1} / 2 from out
+    w_rest = _recurrent_weight(w1, B, T, plain, 2)  # steps t >= 1 read h_{t-1} / 2 from out
     w_proj = None if w_hr is None else gemm.step_weight(w_hr, B, T)
     # padded rows zeroed: a packed product reads whole steps
     out = _mask_padding(recycled("lstm.out", (T, B, h0.shape[1]), x), steps)
