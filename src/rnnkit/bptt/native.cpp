@@ -242,6 +242,26 @@ RNNKIT_CLONES void mul(float* out, const float* a, const float* b, int64_t n) {
 }
 void mul(double* out, const double* a, const double* b, int64_t n) { mul_impl(out, a, b, n); }
 
+// dh = a + b and dz = dh d over n elements (the RNN backward's running rows: dh_t = dout_t +
+// dz_{t+1} W_hh from a packed product, dz_t = dh_t D_t), one pass.
+template <typename S>
+RNNKIT_INLINE void add_mul_impl(S* __restrict__ dh, S* __restrict__ dz, const S* __restrict__ a,
+                                const S* __restrict__ b, const S* __restrict__ d, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const S v = a[j] + b[j];
+    dh[j] = v;
+    dz[j] = v * d[j];
+  }
+}
+RNNKIT_CLONES void add_mul(float* dh, float* dz, const float* a, const float* b, const float* d,
+                           int64_t n) {
+  add_mul_impl(dh, dz, a, b, d, n);
+}
+void add_mul(double* dh, double* dz, const double* a, const double* b, const double* d,
+             int64_t n) {
+  add_mul_impl(dh, dz, a, b, d, n);
+}
+
 // ---------------------------------------------------------------------------------------
 // LSTM forward over the steps of one chunk of pre-activations Zc (T_c, B, 4H): for each step
 //   z = sigmoid(z + h_{t-1} W^T)         (W = W'_hh for h_0, 2 W'_hh after: h/2 is carried)
@@ -834,6 +854,7 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
     const S* dot = dop + t * B * H;
+    Tensor rec;  // dz_{t+1} W_hh from a packed product, added in the row pass below
     if (bn && wp.defined() && !noise.rec && !noise.k_h) {  // as below, from pointers
       std::memcpy(dhp, dot, bn * H * sizeof(S));
       tiled_addmm(wp, dZp + (t + 1) * B * H, H, dhp, H, bn);
@@ -843,23 +864,27 @@ void rnn_backward_impl(const Steps& steps, const Tensor& D, const Tensor& dout,
       Tensor dot_rows = dout[t].narrow(0, 0, bn);
       if (noise.rec || noise.k_h) {  // d still holds dh_{t+1}'s rows [0, bn)
         Tensor keep = noise.k_h ? (*noise.k_h)[t + 1].narrow(0, 0, bn) * d : Tensor();
-        Tensor rec = on_aten(w_hh_t) ? at::mm(dz1, std::get<1>(w_hh_t).t())
-                                     : product(dz1, w_hh_t).narrow(0, 0, bn);
-        if (noise.rec) rec = rec * noise.rec->narrow(0, 0, bn);
-        at::add_out(d, dot_rows, rec);
+        Tensor prod = on_aten(w_hh_t) ? at::mm(dz1, std::get<1>(w_hh_t).t())
+                                      : product(dz1, w_hh_t).narrow(0, 0, bn);
+        if (noise.rec) prod = prod * noise.rec->narrow(0, 0, bn);
+        at::add_out(d, dot_rows, prod);
         if (keep.defined()) d.add_(keep);
       } else if (on_aten(w_hh_t)) {
         at::addmm_out(d, dot_rows, dz1, std::get<1>(w_hh_t).t());
       } else {
-        at::add_out(d, dot_rows, product(dz1, w_hh_t).narrow(0, 0, bn));
+        rec = product(dz1, w_hh_t);
       }
     }
     for (int64_t j = bn * H; j < bt * H; ++j) dhp[j] = dot[j] + dhnp[j];
+    S* dzt = dZp + t * B * H;
+    const S* Dt = Dp + t * B * H;
+    const int64_t done = rec.defined() ? bn * H : 0;  // rows [0, bn): dh_t and dz_t together
+    if (done) add_mul(dhp, dzt, dot, ptr<S>(rec), Dt, done);
+    mul(dzt + done, dhp + done, Dt + done, bt * H - done);
     if (norms) {
       Tensor n = (*norms)[t];
       at::linalg_vector_norm_out(n, dh.narrow(0, 0, bt), 2);
     }
-    mul(dZp + t * B * H, dhp, Dp + t * B * H, bt * H);
   }
 }
 
