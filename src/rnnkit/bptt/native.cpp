@@ -357,61 +357,30 @@ void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const 
   });
 }
 
-// One LSTM row of the backward without regularisers, dh holding the row's dz_{t+1} W_hh (or
-// dL/dh_n) on entry and dh_t on return; with dout null (a projection), dh holds dm_t already:
-//   dh_t = dout_t + dh,   tanh c_t = 2 s_c - 1,   dc_t += dh_t o (1 - tanh^2 c_t)
-//   dz = [dc_t g i (1 - i), dc_t c_{t-1} f (1 - f), dc_t i (1 - g^2), dh_t tanh(c_t) o (1 - o)]
-//   dc_{t-1} = dc_t f                   (c_{t-1} = cscale cprev: C holds c' = 2c, c0 is c)
-template <bool kAddOut, typename S>
+// One LSTM row of the backward, dh holding on entry the row's dz_{t+1} W_hh (or dL/dh_n) when
+// dout is given (dh_t = dout_t + dh, written back), else dm_t itself (a projection, or dh_t
+// formed by the caller); with kZone, zoneout's weights k_h (on dm_t, no projection) and k_c,
+// either null (the plain step is k = 0):
+//   dm~_t = (1 - k_h) dm_t,   tanh c~_t = 2 s_c - 1
+//   dc~_t = (1 - k_c) dc_t + dm~_t o (1 - tanh^2 c~_t)
+//   dz = [dc~ g i (1 - i), dc~ c_{t-1} f (1 - f), dc~ i (1 - g^2), dm~ tanh(c~_t) o (1 - o)]
+//   dc_{t-1} = k_c dc_t + f dc~_t       (c_{t-1} = cscale cprev: C holds c' = 2c, c0 is c)
+template <bool kAddOut, bool kZone, typename S>
 RNNKIT_INLINE void lstm_grad_row_impl(const S* __restrict__ dout, S* __restrict__ dh,
+                                      const S* __restrict__ kh, const S* __restrict__ kc,
                                       const S* __restrict__ z, const S* __restrict__ sc,
                                       const S* __restrict__ cprev, S cscale,
                                       S* __restrict__ dz, S* __restrict__ dc, int64_t H) {
   for (int64_t j = 0; j < H; ++j) {
     const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
     const S tc = S(2) * sc[j] - S(1);
-    const S d_m = kAddOut ? dout[j] + dh[j] : dh[j];
-    const S d_c = dc[j] + d_m * (o - o * tc * tc);
-    dh[j] = d_m;
-    dz[j] = d_c * (g * (i - i * i));
-    dz[H + j] = d_c * (cscale * cprev[j] * (f - f * f));
-    dz[2 * H + j] = d_c * (i - i * g * g);
-    dz[3 * H + j] = d_m * (tc * (o - o * o));
-    dc[j] = d_c * f;
-  }
-}
-RNNKIT_CLONES void lstm_grad_row(const float* dout, float* dh, const float* z, const float* sc,
-                                 const float* cprev, float cscale, float* dz, float* dc,
-                                 int64_t H) {
-  if (dout) {  // two calls, so that neither loop has a test in it
-    lstm_grad_row_impl<true>(dout, dh, z, sc, cprev, cscale, dz, dc, H);
-  } else {
-    lstm_grad_row_impl<false>(dout, dh, z, sc, cprev, cscale, dz, dc, H);
-  }
-}
-void lstm_grad_row(const double* dout, double* dh, const double* z, const double* sc,
-                   const double* cprev, double cscale, double* dz, double* dc, int64_t H) {
-  if (dout) {
-    lstm_grad_row_impl<true>(dout, dh, z, sc, cprev, cscale, dz, dc, H);
-  } else {
-    lstm_grad_row_impl<false>(dout, dh, z, sc, cprev, cscale, dz, dc, H);
-  }
-}
-
-// The same row with zoneout's weights k_h (on dm_t, no projection) and k_c, either null:
-//   dm~_t = (1 - k_h) dm_t,   dc~_t = (1 - k_c) dc_t + dm~_t o (1 - tanh^2 c~_t)
-//   dz from dm~_t and dc~_t as above,   dc_{t-1} = k_c dc_t + f dc~_t
-template <typename S>
-RNNKIT_INLINE void lstm_zoned_grad_row_impl(const S* __restrict__ dm, const S* __restrict__ kh,
-                                            const S* __restrict__ kc, const S* __restrict__ z,
-                                            const S* __restrict__ sc, const S* __restrict__ cprev,
-                                            S cscale, S* __restrict__ dz, S* __restrict__ dc,
-                                            int64_t H) {
-  for (int64_t j = 0; j < H; ++j) {
-    const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
-    const S tc = S(2) * sc[j] - S(1);
-    const S d_m = kh ? dm[j] * (S(1) - kh[j]) : dm[j];
-    const S k = kc ? kc[j] : S(0);
+    S d_m = dh[j];
+    if constexpr (kAddOut) dh[j] = d_m = dout[j] + d_m;
+    S k = S(0);
+    if constexpr (kZone) {
+      if (kh) d_m *= S(1) - kh[j];
+      if (kc) k = kc[j];
+    }
     const S d_c = (S(1) - k) * dc[j] + d_m * (o - o * tc * tc);  // dc~_t
     dz[j] = d_c * (g * (i - i * i));
     dz[H + j] = d_c * (cscale * cprev[j] * (f - f * f));
@@ -420,15 +389,27 @@ RNNKIT_INLINE void lstm_zoned_grad_row_impl(const S* __restrict__ dm, const S* _
     dc[j] = k * dc[j] + d_c * f;
   }
 }
-RNNKIT_CLONES void lstm_zoned_grad_row(const float* dm, const float* kh, const float* kc,
-                                       const float* z, const float* sc, const float* cprev,
-                                       float cscale, float* dz, float* dc, int64_t H) {
-  lstm_zoned_grad_row_impl(dm, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+template <typename S>
+RNNKIT_INLINE void lstm_grad_row_pick(const S* dout, S* dh, const S* kh, const S* kc,
+                                      const S* z, const S* sc, const S* cprev, S cscale, S* dz,
+                                      S* dc, int64_t H) {
+  if (kh || kc) {  // three loops, so that the plain ones have no test in them
+    lstm_grad_row_impl<false, true>(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+  } else if (dout) {
+    lstm_grad_row_impl<true, false>(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+  } else {
+    lstm_grad_row_impl<false, false>(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+  }
 }
-void lstm_zoned_grad_row(const double* dm, const double* kh, const double* kc, const double* z,
-                         const double* sc, const double* cprev, double cscale, double* dz,
-                         double* dc, int64_t H) {
-  lstm_zoned_grad_row_impl(dm, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+RNNKIT_CLONES void lstm_grad_row(const float* dout, float* dh, const float* kh, const float* kc,
+                                 const float* z, const float* sc, const float* cprev,
+                                 float cscale, float* dz, float* dc, int64_t H) {
+  lstm_grad_row_pick(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+}
+void lstm_grad_row(const double* dout, double* dh, const double* kh, const double* kc,
+                   const double* z, const double* sc, const double* cprev, double cscale,
+                   double* dz, double* dc, int64_t H) {
+  lstm_grad_row_pick(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -526,29 +507,23 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
     const S* khm = khp && !proj ? khp + t * B * P : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
-        if (!proj && !plain) grad_in(b);  // the plain rows' dh_t: lstm_grad_row below
-        const int64_t r = t * B + b;      // row of (T, B, .) tensors
-        const S* dmr = dmp + b * H;
+        const int64_t r = t * B + b;  // row of (T, B, .) tensors
         const S* z = Zp + r * G;
         const S* sc = scp + r * H;
+        S* dmr = dmp + b * H;    // dm_t, or for the plain rows dh_t's sum so far
+        const S* dor = nullptr;  // dout_t's row, where lstm_grad_row adds it
+        if (!proj && !plain) {
+          grad_in(b);
+        } else if (!proj) {  // dh_t = dout_t + (dz_{t+1} W_hh or dL/dh_n), the latter in dh
+          const S* add = b < bn ? recp + b * P : dhnp + b * P;
+          if (add != dmr) std::memcpy(dmr, add, P * sizeof(S));
+          dor = dop + r * P;
+        }
+        const S* kh = khm ? khm + b * H : nullptr;
+        const S* kc = kcp ? kcp + r * H : nullptr;
         const S* cprev = t ? Cp + (r - B) * H : c0p + b * H;
         const S cscale = t ? S(0.5) : S(1);  // C holds c' = 2c; c0 is c
-        S* dzr = dZp + r * G;
-        S* dcr = dcp + b * H;
-        if (khm || kcp) {  // the regularised step (header above); the plain one below
-          const S* kh = khm ? khm + b * H : nullptr;
-          const S* kc = kcp ? kcp + r * H : nullptr;
-          lstm_zoned_grad_row(dmr, kh, kc, z, sc, cprev, cscale, dzr, dcr, H);
-        } else if (proj || !plain) {  // dm_t formed above, or dh_t by grad_in (recurrent
-                                      // dropout)
-          lstm_grad_row(static_cast<const S*>(nullptr), dmp + b * H, z, sc, cprev, cscale, dzr,
-                        dcr, H);
-        } else {  // dh_t = dout_t + (dz_{t+1} W_hh or dL/dh_n), row b of dh holding the latter
-          S* dhr = dhp + b * P;
-          const S* add = b < bn ? recp + b * P : dhnp + b * P;
-          if (add != dhr) std::memcpy(dhr, add, P * sizeof(S));
-          lstm_grad_row(dop + r * P, dhr, z, sc, cprev, cscale, dzr, dcr, H);
-        }
+        lstm_grad_row(dor, dmr, kh, kc, z, sc, cprev, cscale, dZp + r * G, dcp + b * H, H);
         if (Mp) {  // m_t = o tanh(c_t)
           S* mr = Mp + r * H;
           for (int64_t j = 0; j < H; ++j) mr[j] = z[3 * H + j] * (S(2) * sc[j] - S(1));
