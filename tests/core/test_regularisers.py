@@ -261,6 +261,29 @@ def test_masks_scale_and_rates():
     assert abs(k.mean().item() - 0.3) < 0.01
 
 
+@needs_native
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_masks_from_the_loops_equal_torchs(dtype, monkeypatch):
+    """The C++ loops' one-pass mask (mask16) and the torch.where fallback: the same values
+    from the same seed, for a size that is no multiple of the four draws per 64 bits."""
+    masks = []
+    for module in (native.load(), None):
+        with monkeypatch.context() as m:
+            m.setitem(native._state, "module", module)
+            torch.manual_seed(4)
+            masks.append(
+                (
+                    regularisers.bernoulli_keep((301, 77), 0.3, dtype),
+                    regularisers.bernoulli((301, 77), 0.2, dtype),
+                )
+            )
+    for a, b in zip(*masks):
+        assert a.dtype == dtype and torch.equal(a, b)
+    keep, k = masks[0]
+    assert abs((keep == 0).double().mean().item() - 0.3) < 0.01
+    assert abs(k.double().mean().item() - 0.2) < 0.01
+
+
 # ---- step(), torch.nn's state dicts, fused ------------------------------------------------------
 
 

@@ -946,6 +946,23 @@ void sigmoid_(Tensor x) {
                              [&] { rnn_act(ptr<scalar_t>(x), nullptr, x.numel(), false); });
 }
 
+// out[i] = bits[i] >= t ? hi : lo: a regularisers' mask from its 16-bit draws (bits int16,
+// U - 2^15; regularisers.py), written in one pass instead of torch's convert, compare, scale.
+void mask16(const Tensor& bits, int64_t t, double hi, double lo, Tensor out) {
+  check_contiguous("mask16", {&bits, &out});
+  TORCH_CHECK(bits.scalar_type() == at::kShort && bits.numel() == out.numel(),
+              "mask16: bits must be int16 with out's number of values");
+  const int16_t* b = bits.data_ptr<int16_t>();
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "mask16", [&] {
+    scalar_t* o = ptr<scalar_t>(out);
+    const scalar_t h = static_cast<scalar_t>(hi), l = static_cast<scalar_t>(lo);
+    const int32_t th = static_cast<int32_t>(t);
+    at::parallel_for(0, out.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) o[i] = b[i] >= th ? h : l;
+    });
+  });
+}
+
 }  // namespace
 
 // x W^T in a new tensor (`product` above), for native_ln.cpp's step products: one module.
@@ -956,6 +973,7 @@ void rnnkit_register_layer_norm(pybind11::module_& m);  // native_ln.cpp's loops
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "rnnkit's RNN, LSTM and GRU time loops (see native.cpp)";
   m.def("sigmoid_", &sigmoid_);
+  m.def("mask16", &mask16);
   m.def("set_tiled", [](bool on) {  // tiled step products on (default) or off: the previous
     const bool was = tiles_on;
     tiles_on = on;

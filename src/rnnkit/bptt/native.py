@@ -74,6 +74,11 @@ def load():
     return _state["module"]
 
 
+def loaded():
+    """The module if this process has already loaded it, else None; never builds."""
+    return _state.get("module") if enabled() else None
+
+
 def _configured(module):
     """The module with RNNKIT_TILES applied: 0 sends the loops' small step products to the
     GEMM libraries instead of their own tiles (native_tile.h), for comparisons."""

@@ -59,6 +59,14 @@ class TrainConfig:
         type=fraction,
         metavar="R",
     )
+    ema: float = option(  # train/averaging.py
+        0.0,
+        "validate and keep as OUT/best an exponential moving average of the weights, "
+        "w_avg = D w_avg + (1 - D) w after each update (0: off; 0.999: about the last 1,000 "
+        "updates)",
+        type=fraction,
+        metavar="D",
+    )
     plateau_factor: float = 0.5  # plateau: lr multiplier each time validation stalls
     plateau_patience: int = 2  # plateau: evaluations without improvement before lowering lr
     max_steps: int | None = option(
@@ -109,10 +117,12 @@ class TrainConfig:
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        for name in ("lr", "weight_decay", "momentum", "min_lr_ratio", "plateau_factor"):
+        for name in ("lr", "weight_decay", "momentum", "min_lr_ratio", "plateau_factor", "ema"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if not self.ema < 1:
+            raise ValueError(f"ema must be a decay in [0, 1), got {self.ema!r}")
         if self.lr == 0:
             raise ValueError("lr must be positive, got 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):

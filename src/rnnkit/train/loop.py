@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from rnnkit.bptt import native
 from rnnkit.train import checkpoint, distributed, rundir
+from rnnkit.train.averaging import averaged
 from rnnkit.train.batches import to_device, unpack
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.devices import check_device
@@ -97,6 +98,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.module, device_ids=ids)
         self.optimizer = config.make_optimizer(self.module)
+        self.average = averaged(self.module, config.ema)  # None without --ema
         self.schedule = config.make_schedule()
         self.step, self.elapsed, self.best, self.bad_evals = 0, 0.0, None, 0
         self.best_loss: float | None = None  # the validation loss at the best metric
@@ -201,6 +203,8 @@ class Trainer:
         if not (math.isfinite(loss_value) and math.isfinite(norm)):
             raise NonFiniteError(self._nonfinite_message(loss_value, norm))
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.module)
         return {
             "loss": loss_value,
             "lr": lr,
@@ -224,7 +228,12 @@ class Trainer:
     def _validate(self, log) -> None:
         cfg = self.cfg
         metrics = run_validation(
-            self.module, self.valid_fn, cfg.metric, self.device, self.get_state, self.set_state
+            self._validated(),
+            self.valid_fn,
+            cfg.metric,
+            self.device,
+            self.get_state,
+            self.set_state,
         )
         named = {f"valid/{k}": v for k, v in metrics.items()}
         self.metrics.update(named)
@@ -239,6 +248,10 @@ class Trainer:
         else:
             self.bad_evals += 1
             self._early_stop = bool(cfg.patience) and self.bad_evals >= cfg.patience
+
+    def _validated(self) -> nn.Module:
+        """What validation measures and OUT/best keeps: the averaged weights with --ema."""
+        return self.module if self.average is None else self.average.module
 
     def _log_train(self, log, bar, window: Window) -> None:
         summary = window.summary()
@@ -295,9 +308,10 @@ class Trainer:
             "early_stop": self._early_stop,
             "schedule": self.schedule.state_dict(),
         }
+        average = self.average.state_dict() if self.average is not None and resumable else None
         checkpoint.save(
             self.out / name,
-            self.module,
+            self.module if resumable else self._validated(),
             self.optimizer if resumable else None,
             config={**self.run_config, "train": asdict(self.cfg)},
             vocab=self.vocab,
@@ -307,6 +321,7 @@ class Trainer:
                 "trainer": trainer,
                 "task": [r["task"] for r in ranks],
                 "data": [r["data"] for r in ranks],
+                "average": average,
             },
             rng_states=[r["rng"] for r in ranks] if ranks else None,
         )
@@ -338,6 +353,8 @@ class Trainer:
         self.best_loss = trainer.get("best_loss")  # absent from runs saved before it was kept
         self._early_stop = trainer["early_stop"]
         self.schedule.load_state_dict(trainer["schedule"])
+        if self.average is not None and ckpt.extra_state.get("average") is not None:
+            self.average.load_state_dict(ckpt.extra_state["average"])
         self._saved_step = self.step
         r, world = distributed.rank(), distributed.world_size()
         if len(ckpt.rng_states) != world:
