@@ -49,6 +49,13 @@ class Cell:
     # the kernel as PyTorch operators, in the caller's row order (bptt/ops.py); what a layer
     # runs under torch.compile and torch.export
     op: Callable[[Tensor, State, Weights, Tensor | None, bool, str | None], tuple[Tensor, State]]
+    layer_norm: bool = False  # the layer-normalised twin (layer_norm.LN_CELLS)
+
+    def __deepcopy__(self, memo) -> "Cell":
+        return self  # one shared, immutable description per kind: copy.deepcopy(layer) works
+
+    def __reduce__(self):  # pickled by name (a layer-normalised kernel holds a Python module)
+        return cell_named, (self.name, self.layer_norm)
 
     def parameter_shapes(
         self, input_size: int, hidden_size: int, bias: bool, suffix: str = "", proj_size: int = 0
@@ -127,6 +134,15 @@ CELLS = {
     ),
 }
 GATES = {name: cell.gates for name, cell in CELLS.items()}
+
+
+def cell_named(name: str, layer_norm: bool = False) -> Cell:
+    """The Cell of CELLS, or its layer-normalised twin: what a pickled Cell loads as."""
+    if not layer_norm:
+        return CELLS[name]
+    from rnnkit.layer_norm import LN_CELLS  # here: layer_norm.py builds on this module
+
+    return LN_CELLS[name]
 
 
 def add_parameters(module: nn.Module, shapes: dict, device=None, dtype=None) -> None:

@@ -34,7 +34,7 @@ def refuse_traced(*args, **kwargs):
 def _cell(name: str, step, loops) -> Cell:
     kernel = functools.partial(layer_norm_kernel, loops)
     return dataclasses.replace(
-        CELLS[name], step=step, fast_step=step, kernel=kernel, op=refuse_traced
+        CELLS[name], step=step, fast_step=step, kernel=kernel, op=refuse_traced, layer_norm=True
     )
 
 
