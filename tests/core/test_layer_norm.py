@@ -432,3 +432,20 @@ def test_the_gradient_probe_records_dh_t(cls):
     # dL/dh_t: autograd's total gradient of each h_t (through every later step too)
     want = [torch.autograd.grad(loss, h, retain_graph=True)[0].norm() for h in hs]
     assert_close(record.stacked()[0], torch.stack(want), atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN"])
+def test_a_layer_norm_layer_deep_copies_and_pickles(name):
+    """copy.deepcopy (what AveragedModel and many trainers do) and pickle (torch.save of a
+    whole model): the copy computes what the layer does and shares its cell description."""
+    import copy
+    import io
+
+    layer = getattr(rnnkit, name)(3, 5, num_layers=2, layer_norm=True).eval()
+    x = torch.randn(4, 2, 3)
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    buffer.seek(0)
+    for other in (copy.deepcopy(layer), torch.load(buffer, weights_only=False)):
+        assert other._kernels is layer._kernels and other is not layer
+        assert torch.equal(other(x)[0], layer(x)[0])
