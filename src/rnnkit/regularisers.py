@@ -117,6 +117,9 @@ class Masks:
     noise: list
 
 
+_INT64 = torch.empty(0, dtype=torch.int64)  # the draws' dtype, for workspace.buffer
+
+
 def _mask16(shape, p: float, hi: float, lo: float, dtype) -> Tensor:
     """hi where U >= t, else lo, of `shape` in dtype, for U uniform on {0, ..., 2**16 - 1} and
     t = round(p 2**16), so P(U < t) = p to within 2**-17 (8e-6). U comes from the default
@@ -124,15 +127,15 @@ def _mask16(shape, p: float, hi: float, lo: float, dtype) -> Tensor:
     same numbers whatever the thread count), a quarter of the draws of `torch.rand`, which
     spends one 32-bit draw per float; the mask is then written in one pass by the C++ loops'
     mask16 where they are loaded, else by torch.where (the same values)."""
-    from rnnkit.bptt import native  # here, not above: the kernels import this module
+    from rnnkit.bptt import native, workspace  # here: the kernels import this module
 
     n = math.prod(shape)
-    draws = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
-    bits = draws.view(torch.int16)[:n]  # U - 2**15
+    draws = workspace.buffer("masks.draws", ((n + 3) // 4,), _INT64)  # used up below
+    bits = draws.random_(-(2**63), None).view(torch.int16)[:n]  # U - 2**15
     t = min(round(p * 2**16), 2**16 - 1) - 2**15
     module = native.loaded()
     if module is not None and dtype in (torch.float32, torch.float64):
-        out = torch.empty(shape, dtype=dtype)
+        out = workspace.recycled("masks", shape, torch.empty(0, dtype=dtype))
         module.mask16(bits, t, hi, lo, out)
         return out
     values = torch.tensor(hi, dtype=dtype), torch.tensor(lo, dtype=dtype)

@@ -946,6 +946,18 @@ void sigmoid_(Tensor x) {
                              [&] { rnn_act(ptr<scalar_t>(x), nullptr, x.numel(), false); });
 }
 
+// o[i] = b[i] >= t ? h : l without a branch (the draws are random: a branch mispredicts
+// at rate min(p, 1 - p)), in vector registers: k = 0 or 1 from the comparison, then l + (h - l) k
+// (exactly h or l where one of them is 0, as in every mask).
+template <typename S>
+RNNKIT_CLONES void mask16_rows(const int16_t* __restrict b, int16_t t, S h, S l,
+                               S* __restrict o, int64_t n) {
+  const S d = h - l;
+  for (int64_t i = 0; i < n; ++i) {
+    o[i] = l + d * static_cast<S>(b[i] >= t);
+  }
+}
+
 // out[i] = bits[i] >= t ? hi : lo: a regularisers' mask from its 16-bit draws (bits int16,
 // U - 2^15; regularisers.py), written in one pass instead of torch's convert, compare, scale.
 void mask16(const Tensor& bits, int64_t t, double hi, double lo, Tensor out) {
@@ -956,9 +968,8 @@ void mask16(const Tensor& bits, int64_t t, double hi, double lo, Tensor out) {
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "mask16", [&] {
     scalar_t* o = ptr<scalar_t>(out);
     const scalar_t h = static_cast<scalar_t>(hi), l = static_cast<scalar_t>(lo);
-    const int32_t th = static_cast<int32_t>(t);
     at::parallel_for(0, out.numel(), 1 << 16, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i) o[i] = b[i] >= th ? h : l;
+      mask16_rows(b + i0, static_cast<int16_t>(t), h, l, o + i0, i1 - i0);
     });
   });
 }
