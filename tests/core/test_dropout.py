@@ -1,5 +1,5 @@
 """rnnkit's dropout (regularisers.dropout, regularisers.Dropout): torch.nn's between-layer and
-model dropout with the mask drawn from the CPU generator in float32, checked for what
+model dropout with the mask drawn from the CPU generator (16-bit draws), checked for what
 torch.nn.functional.dropout promises: zeros with probability p, the rest scaled by 1 / (1 - p),
 the gradient through the same mask, identity in eval mode, the same mask for the same seed
 whatever the thread count."""
