@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from rnnkit.regularisers import check_probability
 from rnnkit.train.options import (
     duration,
     fraction,
@@ -117,12 +118,11 @@ class TrainConfig:
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
-        for name in ("lr", "weight_decay", "momentum", "min_lr_ratio", "plateau_factor", "ema"):
+        for name in ("lr", "weight_decay", "momentum", "min_lr_ratio", "plateau_factor"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if not self.ema < 1:
-            raise ValueError(f"ema must be a decay in [0, 1), got {self.ema!r}")
+        check_probability("ema", self.ema)  # a decay: the same rule as a probability
         if self.lr == 0:
             raise ValueError("lr must be positive, got 0")
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
