@@ -227,15 +227,19 @@ template <typename S>
 void recurrent_grad(const Tensor& DH, const Tensor& dR, const StepW& w_hh_t, const Noise& noise,
                     const Tensor& dout, const Tensor& dh_n, int64_t t, int64_t bt, int64_t bn) {
   const int64_t B = DH.size(1), P = DH.size(2);
-  if (bn) {
-    Tensor dh = at_step(DH, t, bn), d = at_step(dout, t, bn);
-    Tensor rec = rnnkit_step_product(at_step(dR, t + 1, bn), w_hh_t).narrow(0, 0, bn);
-    if (noise.rec) rec.mul_(noise.rec->narrow(0, 0, bn));
-    at::add_out(dh, d, rec);
-    if (noise.k_h) dh.addcmul_(at_step(*noise.k_h, t + 1, bn), at_step(DH, t + 1, bn));
-  }
   S* dh = ptr<S>(DH) + t * B * P;
   const S* d = ptr<S>(dout) + t * B * P;
+  if (bn) {  // one pass over the product's rows (no ATen op per step: each cost ~10 us)
+    const Tensor rec = rnnkit_step_product(at_step(dR, t + 1, bn), w_hh_t);  // rows of P
+    const S* r = ptr<S>(rec);
+    const S* m = noise.rec ? ptr<S>(*noise.rec) : nullptr;
+    for (int64_t j = 0; j < bn * P; ++j) dh[j] = d[j] + (m ? m[j] * r[j] : r[j]);
+    if (noise.k_h) {
+      const S* k = ptr<S>(*noise.k_h) + (t + 1) * B * P;
+      const S* dh1 = dh + B * P;
+      for (int64_t j = 0; j < bn * P; ++j) dh[j] += k[j] * dh1[j];
+    }
+  }
   const S* dhn = ptr<S>(dh_n);
   for (int64_t j = bn * P; j < bt * P; ++j) dh[j] = d[j] + dhn[j];
 }
