@@ -193,6 +193,23 @@ void lstm_row(double* z, const double* y, const double* pc, double* c, double* h
   lstm_row_impl(z, y, pc, c, h, H);
 }
 
+// Zoneout's mix of one row in place, v = v~ + k (v_{t-1} - v~), as ATen's lerp_ forms it
+// (k >= 1/2 from the other end, so a kept unit, k = 1, is v_{t-1} exactly), over n values.
+template <typename S>
+RNNKIT_INLINE void zone_row_impl(S* __restrict__ v, const S* __restrict__ prev,
+                                 const S* __restrict__ k, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const S d = prev[j] - v[j];
+    v[j] = k[j] < S(0.5) ? v[j] + k[j] * d : prev[j] - d * (S(1) - k[j]);
+  }
+}
+RNNKIT_CLONES void zone_row(float* v, const float* prev, const float* k, int64_t n) {
+  zone_row_impl(v, prev, k, n);
+}
+void zone_row(double* v, const double* prev, const double* k, int64_t n) {
+  zone_row_impl(v, prev, k, n);
+}
+
 // One GRU row, after its GEMM u = q_{t-1} W^T + b_u, in place over a = [a_r, a_z, a_n]:
 //   [r, z] = sigmoid(a_rz + u_rz),  s_n = sigmoid(a_n + r u_n),  q_t = s_n + z (q_{t-1} - s_n)
 template <typename S>
@@ -321,18 +338,21 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
     const S* pc = t ? Cp + tp * BH : c0p;
     S* ct = Cp + tc * BH;
     S* ht = w_hr ? ptr<S>(m) : outp + t * B * P;  // m_t / 2, or h_t / 2 (P = H)
+    // zoneout in the rows: c'_t = k_c c'_{t-1} + (1 - k_c) c~'_t, and without a projection
+    // h_t / 2 = k_h h_{t-1} / 2 + (1 - k_h) h~_t / 2 (m_t is formed from c~'_t first)
+    const S* kc = noise.k_c ? ptr<S>(*noise.k_c) + t * BH : nullptr;
+    const S* kh = noise.k_h && !w_hr ? ptr<S>(*noise.k_h) + t * B * P : nullptr;
+    const S* hp = !kh ? nullptr : t ? outp + (t - 1) * B * P : ptr<S>(h0_half);
     // All the step's pointwise work in one pass per row, rows split across threads.
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         lstm_row(zt + b * G, yt ? yt + b * G : nullptr, pc + b * H, ct + b * H, ht + b * H, H);
+        if (kc) zone_row(ct + b * H, pc + b * H, kc + b * H, H);
+        if (kh) zone_row(ht + b * H, hp + b * H, kh + b * H, H);
       }
     });
     if (w_hr) product_into(out[t].narrow(0, 0, bt), m.narrow(0, 0, bt), *w_hr);
-    if (noise.k_c) {  // c'_t = k_c c'_{t-1} + (1 - k_c) c~'_t
-      Tensor pc_t = t ? C[tp].narrow(0, 0, bt) : c_prev.narrow(0, 0, bt);
-      C[tc].narrow(0, 0, bt).lerp_(pc_t, (*noise.k_c)[t].narrow(0, 0, bt));
-    }
-    if (noise.k_h) {  // h_t / 2 = k_h h_{t-1} / 2 + (1 - k_h) h~_t / 2
+    if (noise.k_h && w_hr) {  // h_t / 2 = k_h h_{t-1} / 2 + (1 - k_h) h~_t / 2
       Tensor ph = t ? out[t - 1].narrow(0, 0, bt) : h0_half.narrow(0, 0, bt);
       out[t].narrow(0, 0, bt).lerp_(ph, (*noise.k_h)[t].narrow(0, 0, bt));
     }
@@ -412,6 +432,23 @@ void lstm_grad_row(const double* dout, double* dh, const double* kh, const doubl
   lstm_grad_row_pick(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
 }
 
+// s_c = sigmoid(c~'_t) of one row's unzoned cells, c~'_t = 2 (f c_{t-1} + i g), from its gates
+// z = [i, f, g, o] and c_{t-1} = cscale cprev (zoneout on c: C holds the zoned cells)
+template <typename S>
+RNNKIT_INLINE void unzoned_row_impl(const S* __restrict__ z, const S* __restrict__ cprev,
+                                    S cscale, S* __restrict__ sc, int64_t H) {
+  for (int64_t j = 0; j < H; ++j) {
+    sc[j] = sigmoid(S(2) * (z[H + j] * (cscale * cprev[j]) + z[j] * z[2 * H + j]));
+  }
+}
+RNNKIT_CLONES void unzoned_row(const float* z, const float* cprev, float cscale, float* sc,
+                               int64_t H) {
+  unzoned_row_impl(z, cprev, cscale, sc, H);
+}
+void unzoned_row(const double* z, const double* cprev, double cscale, double* sc, int64_t H) {
+  unzoned_row_impl(z, cprev, cscale, sc, H);
+}
+
 // ---------------------------------------------------------------------------------------
 // LSTM backward, reverse time. The K factors of lstm.py (_factors) are formed in the loop from the
 // saved gates and cells instead of being precomputed into (T, B, 4H) buffers:
@@ -425,8 +462,9 @@ void lstm_grad_row(const double* dout, double* dh, const double* kh, const doubl
 //   dc_{t-1} = dc_t f
 // dh is one (B, P) buffer, or with a projection (T, B, P), every dh_t kept for dW_hr; M (T, B, H)
 // then receives m_t = o tanh(c_t), also for dW_hr (lstm.py forms dW_hr = DH^T M after the loop).
-// With the regularisers of the forward (`Noise`): s_c = sigmoid(c~'_t) of the unzoned cells
-// (native.py), C the zoned ones, dh (T, B, P) with zoneout on h (dh_{t+1} read at t), and
+// With the regularisers of the forward (`Noise`): C holds the zoned cells and, with zoneout
+// on c, each row's s_c = sigmoid(c~'_t) of its unzoned cells is formed here (s_c empty);
+// dh (T, B, P) with zoneout on h (dh_{t+1} read at t), and
 //   dh_t = dout_t + m (dz_{t+1} W_hh) + k_h,{t+1} dh_{t+1}     dh~_t = (1 - k_h) dh_t
 //   dc~_t = (1 - k_c) dc_t + dm_t o (1 - tanh^2 c~_t)           dc_{t-1} = k_c dc_t + f dc~_t
 // the gate gradients as above from dm_t (of dh~_t) and dc~_t.
@@ -506,10 +544,11 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
     // zoneout on h without a projection: dm_t = dh~_t = (1 - k_h) dh_t, row by row below
     const S* khm = khp && !proj ? khp + t * B * P : nullptr;
     rows(bt, H, [&](int64_t b0, int64_t b1) {
+      std::vector<S> unzoned(kcp ? H : 0);  // s_c of the row's unzoned cells
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t r = t * B + b;  // row of (T, B, .) tensors
         const S* z = Zp + r * G;
-        const S* sc = scp + r * H;
+        const S* sc = kcp ? unzoned.data() : scp + r * H;
         S* dmr = dmp + b * H;    // dm_t, or for the plain rows dh_t's sum so far
         const S* dor = nullptr;  // dout_t's row, where lstm_grad_row adds it
         if (!proj && !plain) {
@@ -523,6 +562,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
         const S* kc = kcp ? kcp + r * H : nullptr;
         const S* cprev = t ? Cp + (r - B) * H : c0p + b * H;
         const S cscale = t ? S(0.5) : S(1);  // C holds c' = 2c; c0 is c
+        if (kc) unzoned_row(z, cprev, cscale, unzoned.data(), H);
         lstm_grad_row(dor, dmr, kh, kc, z, sc, cprev, cscale, dZp + r * G, dcp + b * H, H);
         if (Mp) {  // m_t = o tanh(c_t)
           S* mr = Mp + r * H;

@@ -312,15 +312,13 @@ def lstm_backward(
     """Fills dZ and leaves dL/dc_0 in dc, from `lstm_forward`'s C = c'; with a projection
     `proj` = (W_hr, DH, M), also dh_t into DH (T, B, P) and m_t into M (T, B, H). With
     `noise`, dh_t into DH (given) too; with zoneout on c the factors read the unzoned cells
-    c~'_t = f c'_{t-1} + 2 i g, formed here from Z and C. dC (T, B, H): the gradient of every
-    c_t returned (LSTM.forward_with_cells), added to dL/dc_t at its step, or None."""
-    cells = C
+    c~'_t = f c'_{t-1} + 2 i g, which the loop forms row by row from Z and C (s_c is then
+    empty). dC (T, B, H): the gradient of every c_t returned (LSTM.forward_with_cells), added
+    to dL/dc_t at its step, or None."""
     if noise is not None and noise.zone_c is not None:
-        i, f, g = Z.unflatten(2, (4, -1)).unbind(2)[:3]
-        cells = torch.mul(i, g).mul_(2)
-        cells[0].addcmul_(f[0], 2 * c0)
-        cells[1:].addcmul_(f[1:], C[:-1])
-    s_c = torch.sigmoid(cells, out=buffer("lstm.tc", C.shape, C))  # (tanh c~_t + 1) / 2
+        s_c = C.new_empty(0)
+    else:
+        s_c = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C))  # (tanh c_t + 1) / 2
     B, T = len(h0), len(steps)
     w = _recurrent_weight(w_hh_t, B, T)
     dh, w_proj, M = torch.empty_like(h0), None, None  # dh: one (B, P) buffer for all steps
