@@ -193,23 +193,6 @@ void lstm_row(double* z, const double* y, const double* pc, double* c, double* h
   lstm_row_impl(z, y, pc, c, h, H);
 }
 
-// Zoneout's mix of one row in place, v = v~ + k (v_{t-1} - v~), as ATen's lerp_ forms it
-// (k >= 1/2 from the other end, so a kept unit, k = 1, is v_{t-1} exactly), over n values.
-template <typename S>
-RNNKIT_INLINE void zone_row_impl(S* __restrict__ v, const S* __restrict__ prev,
-                                 const S* __restrict__ k, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    const S d = prev[j] - v[j];
-    v[j] = k[j] < S(0.5) ? v[j] + k[j] * d : prev[j] - d * (S(1) - k[j]);
-  }
-}
-RNNKIT_CLONES void zone_row(float* v, const float* prev, const float* k, int64_t n) {
-  zone_row_impl(v, prev, k, n);
-}
-void zone_row(double* v, const double* prev, const double* k, int64_t n) {
-  zone_row_impl(v, prev, k, n);
-}
-
 // One GRU row, after its GEMM u = q_{t-1} W^T + b_u, in place over a = [a_r, a_z, a_n]:
 //   [r, z] = sigmoid(a_rz + u_rz),  s_n = sigmoid(a_n + r u_n),  q_t = s_n + z (q_{t-1} - s_n)
 template <typename S>
@@ -338,21 +321,18 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
     const S* pc = t ? Cp + tp * BH : c0p;
     S* ct = Cp + tc * BH;
     S* ht = w_hr ? ptr<S>(m) : outp + t * B * P;  // m_t / 2, or h_t / 2 (P = H)
-    // zoneout in the rows: c'_t = k_c c'_{t-1} + (1 - k_c) c~'_t, and without a projection
-    // h_t / 2 = k_h h_{t-1} / 2 + (1 - k_h) h~_t / 2 (m_t is formed from c~'_t first)
-    const S* kc = noise.k_c ? ptr<S>(*noise.k_c) + t * BH : nullptr;
-    const S* kh = noise.k_h && !w_hr ? ptr<S>(*noise.k_h) + t * B * P : nullptr;
-    const S* hp = !kh ? nullptr : t ? outp + (t - 1) * B * P : ptr<S>(h0_half);
     // All the step's pointwise work in one pass per row, rows split across threads.
     rows(bt, H, [&](int64_t b0, int64_t b1) {
       for (int64_t b = b0; b < b1; ++b) {
         lstm_row(zt + b * G, yt ? yt + b * G : nullptr, pc + b * H, ct + b * H, ht + b * H, H);
-        if (kc) zone_row(ct + b * H, pc + b * H, kc + b * H, H);
-        if (kh) zone_row(ht + b * H, hp + b * H, kh + b * H, H);
       }
     });
     if (w_hr) product_into(out[t].narrow(0, 0, bt), m.narrow(0, 0, bt), *w_hr);
-    if (noise.k_h && w_hr) {  // h_t / 2 = k_h h_{t-1} / 2 + (1 - k_h) h~_t / 2
+    if (noise.k_c) {  // c'_t = k_c c'_{t-1} + (1 - k_c) c~'_t
+      Tensor pc_t = t ? C[tp].narrow(0, 0, bt) : c_prev.narrow(0, 0, bt);
+      C[tc].narrow(0, 0, bt).lerp_(pc_t, (*noise.k_c)[t].narrow(0, 0, bt));
+    }
+    if (noise.k_h) {  // h_t / 2 = k_h h_{t-1} / 2 + (1 - k_h) h~_t / 2
       Tensor ph = t ? out[t - 1].narrow(0, 0, bt) : h0_half.narrow(0, 0, bt);
       out[t].narrow(0, 0, bt).lerp_(ph, (*noise.k_h)[t].narrow(0, 0, bt));
     }
