@@ -92,16 +92,48 @@ def test_tiles_with_the_regularisers(cell):
 
 
 def test_shapes_the_tiles_do_not_take():
-    """More rows than the tiles serve, a column count that is not a multiple of the tile
-    width, or tiles switched off: the GEMM path."""
-    v = MODULE.tile_width()
-    assert not MODULE.tiled(64, 4 * 128, 128)
+    """More rows or a larger W than the tiles serve, a column count that is not a multiple of
+    the tile width, or tiles switched off: the GEMM path."""
+    v, (rows, weights) = MODULE.tile_width(), MODULE.tile_limits()
+    assert MODULE.tiled(rows, 4 * v, weights // (4 * v))
+    assert not MODULE.tiled(rows + 1, 4 * v, 128)
+    assert not MODULE.tiled(4, 4 * v, weights // (4 * v) + 1)
     assert not MODULE.tiled(4, 4 * v + v, 128)
     was = MODULE.set_tiled(False)
     try:
         assert not MODULE.tiled(4, 4 * 128, 128)
     finally:
         MODULE.set_tiled(was)
+
+
+def test_tile_limits_by_vendor():
+    """The limits this CPU's vendor was measured for (native.TILE_LIMITS), else the C++
+    defaults measured on an Intel Xeon."""
+    expected = native.TILE_LIMITS.get(native.gemm.cpu_vendor(), (16, 1 << 18))
+    assert MODULE.tile_limits() == expected
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_tiles_at_many_rows_and_a_large_weight(cell):
+    """Limits raised to 64 rows and W up to 2^20 (past an AMD EPYC's) on every CPU: 37 rows
+    (nine tiles of four and one row left) and H 512, tiles against the GEMM path, training
+    and inference."""
+    torch.manual_seed(3)
+    layer = getattr(rnnkit, cell)(16, 512)
+    x = torch.randn(6, 37, 16, requires_grad=True)
+    was = MODULE.set_tile_limits(64, 1 << 20)
+    try:
+        assert MODULE.tiled(37, (4 if cell == "LSTM" else 3 if cell == "GRU" else 1) * 512, 512)
+        tiled = _run(layer, x, None, True)
+        with torch.no_grad():
+            infer = layer.eval()(x)[0]
+        layer.train()
+    finally:
+        MODULE.set_tile_limits(*was)
+    plain = _run(layer, x, None, False)
+    for a, b in zip(tiled, plain, strict=True):
+        assert_close(a, b, rtol=0, atol=1e-4 * (1 + b.abs().max().item()))
+    assert_close(infer, plain[0], rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])

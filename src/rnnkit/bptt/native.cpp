@@ -1016,6 +1016,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     tile_max_w = weights;
     return was;
   });
+  m.def("tile_limits", [] { return std::tuple<int64_t, int64_t>{tile_max_rows, tile_max_w}; });
   m.def("tile_width", &tile_width);  // 16 (AVX-512), 8 (AVX2 + FMA) or 0: no tiles
   m.def("tiled", &tiled);            // (rows, N, K): whether x W^T takes the tiles
   m.def("lstm_cell", &lstm_cell);

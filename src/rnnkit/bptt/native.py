@@ -79,11 +79,22 @@ def loaded():
     return _state.get("module") if enabled() else None
 
 
+# The step products that take the loops' own tiles, by CPU vendor: (most rows, most elements
+# of W). native_tile.h's defaults (16, 2^18) were measured on an Intel Xeon against MKL's
+# packed GEMM; on an AMD EPYC (Zen 4, AVX-512) against oneDNN the tiles won up to 32 rows and
+# 2^20 elements (docs/bptt.md (i), benchmarks/bench_tiles.py).
+TILE_LIMITS = {"AuthenticAMD": (32, 1 << 20)}
+
+
 def _configured(module):
-    """The module with RNNKIT_TILES applied: 0 sends the loops' small step products to the
-    GEMM libraries instead of their own tiles (native_tile.h), for comparisons."""
-    off = os.environ.get("RNNKIT_TILES", "1") in ("0", "false", "no", "off")
-    if module is not None and off:
+    """The module with the vendor's tile limits and RNNKIT_TILES applied: 0 sends the loops'
+    small step products to the GEMM libraries instead of their own tiles (native_tile.h), for
+    comparisons."""
+    if module is None:
+        return None
+    if gemm.cpu_vendor() in TILE_LIMITS:
+        module.set_tile_limits(*TILE_LIMITS[gemm.cpu_vendor()])
+    if os.environ.get("RNNKIT_TILES", "1") in ("0", "false", "no", "off"):
         module.set_tiled(False)
     return module
 

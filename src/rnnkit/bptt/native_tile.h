@@ -183,7 +183,8 @@ inline int64_t tile_width() {
 
 bool tiles_on = true;  // switch for tests (native set_tiled)
 // The shapes that take tiles, measured (docs/bptt.md (i)): at most this many rows, and a W of
-// at most this many elements; settable (set_tile_limits) to measure them again.
+// at most this many elements (an Intel Xeon's; native.py sets other CPUs' by vendor);
+// settable (set_tile_limits) to measure them again.
 int64_t tile_max_rows = 16, tile_max_w = 1 << 18;
 constexpr int64_t kTileMinWork = 1 << 19;  // multiply-adds per thread, at least
 
