@@ -2,9 +2,11 @@
 table of a layer's step time under each tile setting, against torch.nn, on this CPU.
 
 The settings: `off` (every step product on the GEMM library of gemm.step_weight), the limits
-measured on an Intel Xeon (16 rows, W up to 2^18 elements: native_tile.h's defaults), those of
-an AMD EPYC (32 rows, 2^20: native.TILE_LIMITS) and 64 rows. native.TILE_LIMITS picks the
-limits by CPU vendor; this script is how to measure them again on a new CPU.
+measured on an Intel Xeon (16 rows, W up to 2^18 elements: native_tile.h's defaults) and those
+of an AMD EPYC (32 rows, 2^20: native.TILE_LIMITS), each with the LSTM's input product in the
+tiles' step (native._fused_input) and apart ("input GEMM": one sequence-wide GEMM before the
+loop). native.TILE_LIMITS picks the limits by CPU vendor; this script is how to measure them
+again on a new CPU.
 
 Each (cell, shape, mode) runs in a fresh child process (`--case <json>`, docs/bptt.md (j));
 inside it the settings and torch.nn take turns, round after round (`--rounds`), so that a drift
@@ -37,11 +39,12 @@ SHAPES = [
     (8, 200, 128, 256),
     (4, 200, 128, 512),
 ]  # (B, T, I, H): bench_layers' layer and serve rows
-SETTINGS = {
+SETTINGS = {  # (rows, W elements, the LSTM's input product in the tiles' step)
     "off": None,
-    "Xeon limits": (16, 1 << 18),
-    "EPYC limits": (32, 1 << 20),
-    "64 rows": (64, 1 << 20),
+    "Xeon limits": (16, 1 << 18, True),
+    "Xeon, input GEMM": (16, 1 << 18, False),
+    "EPYC limits": (32, 1 << 20, True),
+    "EPYC, input GEMM": (32, 1 << 20, False),
 }
 
 
@@ -58,7 +61,8 @@ def call(layer, x, mode: str) -> None:
 def apply(module, setting: tuple | None) -> None:
     module.set_tiled(setting is not None)
     if setting is not None:
-        module.set_tile_limits(*setting)
+        module.set_tile_limits(*setting[:2])
+        native.FUSED_INPUT = setting[2]
 
 
 def run_case(case: dict) -> dict:
@@ -109,7 +113,7 @@ def header(args, env: dict) -> None:
     )
     print(
         f"- this CPU's limits (native.TILE_LIMITS or the C++ defaults): "
-        f"{native.TILE_LIMITS.get(gemm.cpu_vendor(), SETTINGS['Xeon limits'])}"
+        f"{native.TILE_LIMITS.get(gemm.cpu_vendor(), SETTINGS['Xeon limits'][:2])}"
     )
     print(
         f"- each row one fresh process; settings and torch.nn interleaved over {args.rounds} "

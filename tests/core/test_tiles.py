@@ -157,3 +157,29 @@ def test_tiles_in_inference(cell, monkeypatch):
             results.append([out, *(state if isinstance(state, tuple) else (state,))])
     for a, b in zip(*results, strict=True):
         assert_close(a, b, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("B", [16, 5])
+def test_lstm_input_product_in_the_tiles_step(B, monkeypatch):
+    """The LSTM step's input product on the tiles (native._fused_input: no sequence-wide
+    GEMM) against the same with it: outputs, final states and every gradient, ragged lengths,
+    both directions, two layers; and inference with the pre-activations in chunks."""
+    torch.manual_seed(B)
+    layer = rnnkit.LSTM(24, 64, num_layers=2, bidirectional=True)
+    x = torch.randn(30, B, 24, requires_grad=True)
+    lengths = torch.randint(1, 31, (B,))
+    lengths[1] = 30
+    w = layer.weight_ih_l0.detach()
+    packed = native._recurrent_weight(layer.weight_hh_l0.detach(), B, 30, lstm=True)
+    assert native._fused_input(x, w, None, packed) is not None
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(native, "FUSED_INPUT", fused)
+        results.append(_run(layer, x, lengths, True))
+        with torch.no_grad(), monkeypatch.context() as m:
+            m.setattr(rnnkit.bptt.common, "CHUNK", 64 * 4 * B * 4)  # four steps per chunk
+            results[-1].append(layer(x, lengths=lengths)[0])
+    for a, b in zip(*results, strict=True):
+        assert_close(a, b, rtol=0, atol=2e-5 * (1 + b.abs().max().item()))
+    monkeypatch.setattr(native, "FUSED_INPUT", False)
+    assert native._fused_input(x, w, None, packed) is None

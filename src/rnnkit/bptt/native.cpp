@@ -280,13 +280,16 @@ void add_mul(double* dh, double* dz, const double* a, const double* b, const dou
 struct Noise {
   std::optional<Tensor> rec, k_h, k_c;
 };
+// The step's input product on the tiles (native.py `_fused_input`): x (T, B, I), W_ih packed
+// for them by gates, the bias (4H,); Zc then holds z_0 only (the rest is formed per step).
+using FusedIn = std::tuple<Tensor, Tensor, Tensor>;
 
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
                        const Tensor& c_prev, const Tensor& out, const Tensor& C, bool ring,
                        const Tensor& w_first, const StepW& w_rest,
                        const std::optional<StepW>& w_hr, Tensor& h_n, Tensor& c_n,
-                       const Noise& noise) {
+                       const Noise& noise, const std::optional<FusedIn>& fused_in) {
   const int64_t B = out.size(1), P = out.size(2), H = C.size(2), BH = B * H, G = 4 * H;
   const int64_t t0 = std::get<0>(steps.front());
   S* Zp = ptr<S>(Zc);
@@ -300,13 +303,20 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
   const Tensor wp = tiles_of(w_rest);  // W_hh's step products on the tiles (t >= 1)
   const bool fused = std::get<2>(w_rest) == kTilesLSTM && !w_hr && !noise.rec && !noise.k_h &&
                      !noise.k_c;  // the whole step on the tiles (t >= 1)
+  TORCH_CHECK(fused || !fused_in, "lstm_forward: the input product takes the tiles only with W_hh");
   for (const auto& [t, bt, bn] : steps) {
     if constexpr (std::is_same_v<S, float>) {
       if (fused && t) {
         const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;
         const Cell cell{Cp + tp * BH, Cp + tc * BH, outp + t * B * P, H};
+        std::optional<In> in;
+        if (fused_in) {
+          const auto& [x, wpi, bias] = *fused_in;
+          const int64_t I = x.size(2);
+          in = In{ptr<S>(x) + t * B * I, I, ptr<S>(wpi), wpi.size(1), ptr<S>(bias)};
+        }
         tiled_lstm_step(std::get<0>(w_rest), outp + (t - 1) * B * P, Zp + (t - t0) * B * G, cell,
-                        bt);
+                        bt, in ? &*in : nullptr);
         if (bn < bt) {  // rows [bn, bt) end here
           h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
           c_n.narrow(0, bn, bt - bn).copy_(C[tc].narrow(0, bn, bt - bn));
@@ -347,13 +357,17 @@ void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const 
                   const Tensor& out, const Tensor& C, bool ring, const Tensor& w_first,
                   const StepW& w_rest, const std::optional<StepW>& w_hr, Tensor h_n,
                   Tensor c_n, const std::optional<Tensor>& rec, const std::optional<Tensor>& k_h,
-                  const std::optional<Tensor>& k_c) {
+                  const std::optional<Tensor>& k_c, const std::optional<FusedIn>& fused_in) {
   at::AutoDispatchBelowADInplaceOrView guard;
   check_contiguous("lstm_forward", {&Zc, &h0, &c_prev, &out, &C});
+  if (fused_in) {
+    const auto& [x, wpi, bias] = *fused_in;
+    check_contiguous("lstm_forward", {&x, &wpi, &bias});
+  }
   const Noise noise{rec, k_h, k_c};
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "lstm_forward", [&] {
     lstm_forward_impl<scalar_t>(steps, Zc, h0, c_prev, out, C, ring, w_first, w_rest, w_hr,
-                                h_n, c_n, noise);
+                                h_n, c_n, noise, fused_in);
   });
 }
 

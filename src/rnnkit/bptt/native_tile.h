@@ -29,12 +29,21 @@ namespace {
 // with the inner size K; tile u's four column blocks start at out + u us + g gs (g = 0..3):
 // us = 4V, gs = V for a plain product, us = V, gs = H for an LSTM's gates [i, f, g, o] (the
 // tile's blocks are the four gates of units [uV, uV + V)). With `cell`, the LSTM step is
-// finished for those units too (lstm_units).
+// finished for those units too (lstm_units). With an input operand (`In`: x_t (n, I) and
+// W_ih packed alike), the sums start from the bias instead of out and take x_t W_ih^T too:
+//   out = b + x_t W_ih^T + x W^T        (the LSTM step without a sequence-wide projection)
 struct Cell {
   const float* c_prev;  // c'_{t-1} (n, H)
   float* c;             // c'_t (n, H)
   float* h;             // h_t / 2 (n, H)
   int64_t H;
+};
+struct In {
+  const float* x;  // x_t (n, K), stride ldx
+  int64_t ldx;
+  const float* wp;  // W_ih packed as W_hh (count, K, 4V)
+  int64_t K;
+  const float* bias;  // (N,), in out's column layout
 };
 struct TileJob {
   const float* x;
@@ -42,19 +51,13 @@ struct TileJob {
   float* out;
   int64_t ldo, n, K, us, gs;
   const Cell* cell;
+  const In* in = nullptr;
 };
 
-// Rows [0, R) of tile u: the R x 4 sums in registers over k.
-template <int V, int R>
-RNNKIT_INLINE void tile(const float* __restrict__ wp, const float* __restrict__ x, int64_t ldx,
-                        float* __restrict__ o, int64_t ldo, int64_t K, int64_t gs) {
-  typedef float vec __attribute__((vector_size(V * 4), aligned(4)));  // unaligned loads too
-  vec acc[R][4];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int g = 0; g < 4; ++g) acc[r][g] = *(const vec*)(o + r * ldo + g * gs);
-  }
+// acc[r][g] += sum_k x[r, k] wp[k][g] over k < K (the product's inner loop).
+template <int V, int R, typename vec>
+RNNKIT_INLINE void tile_sums(vec (&acc)[R][4], const float* __restrict__ wp,
+                             const float* __restrict__ x, int64_t ldx, int64_t K) {
   for (int64_t k = 0; k < K; ++k, wp += 4 * V) {
     const vec w0 = *(const vec*)wp, w1 = *(const vec*)(wp + V);
     const vec w2 = *(const vec*)(wp + 2 * V), w3 = *(const vec*)(wp + 3 * V);
@@ -67,6 +70,24 @@ RNNKIT_INLINE void tile(const float* __restrict__ wp, const float* __restrict__ 
       acc[r][3] += xr * w3;
     }
   }
+}
+
+// Rows [0, R) of tile u: the R x 4 sums in registers, from out (or the bias and the input
+// operand's product, with `in`: wi, xi its tile's W_ih and rows), then over W's k.
+template <int V, int R>
+RNNKIT_INLINE void tile(const float* __restrict__ wp, const float* __restrict__ x, int64_t ldx,
+                        float* __restrict__ o, int64_t ldo, int64_t K, int64_t gs,
+                        const In* in = nullptr, const float* wi = nullptr,
+                        const float* xi = nullptr, const float* bias = nullptr) {
+  typedef float vec __attribute__((vector_size(V * 4), aligned(4)));  // unaligned loads too
+  vec acc[R][4];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) acc[r][g] = *(const vec*)((in ? bias : o + r * ldo) + g * gs);
+  }
+  if (in) tile_sums<V, R>(acc, wi, xi, in->ldx, in->K);
+  tile_sums<V, R>(acc, wp, x, ldx, K);
 #pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
 #pragma GCC unroll 4
@@ -136,21 +157,26 @@ __attribute__((target("avx2,fma"), noinline)) void lstm_units8(float* z, int64_t
 template <int V, int R>
 RNNKIT_INLINE void tiles(const float* wp, const TileJob& j, int64_t u0, int64_t u1) {
   const int64_t full = j.n - j.n % R, left = j.n % R;
+  const In* in = j.in;
   for (int64_t u = u0; u < u1; ++u) {
     const float* w = wp + u * j.K * 4 * V;
+    const float* wi = in ? in->wp + u * in->K * 4 * V : nullptr;
+    const float* bias = in ? in->bias + u * j.us : nullptr;
     float* o = j.out + u * j.us;
     for (int64_t b = 0; b < full; b += R) {
-      tile<V, R>(w, j.x + b * j.ldx, j.ldx, o + b * j.ldo, j.ldo, j.K, j.gs);
+      const float* xi = in ? in->x + b * in->ldx : nullptr;
+      tile<V, R>(w, j.x + b * j.ldx, j.ldx, o + b * j.ldo, j.ldo, j.K, j.gs, in, wi, xi, bias);
     }
     const float* xl = j.x + full * j.ldx;
+    const float* xil = in ? in->x + full * in->ldx : nullptr;
     float* ol = o + full * j.ldo;
     if constexpr (R > 3) {
-      if (left == 3) tile<V, 3>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs);
+      if (left == 3) tile<V, 3>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs, in, wi, xil, bias);
     }
     if constexpr (R > 2) {
-      if (left == 2) tile<V, 2>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs);
+      if (left == 2) tile<V, 2>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs, in, wi, xil, bias);
     }
-    if (left == 1) tile<V, 1>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs);
+    if (left == 1) tile<V, 1>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs, in, wi, xil, bias);
     if (j.cell) {
       if constexpr (V == 16) {
         lstm_units16(j.out, j.ldo, *j.cell, j.n, u * V);
@@ -199,7 +225,7 @@ inline bool tiled(int64_t rows, int64_t N, int64_t K) {
 inline void run_tiles(const at::Tensor& wp, TileJob j) {
   const int64_t v = tile_width(), count = wp.size(0);
   j.K = wp.size(1);
-  const int64_t work = std::max<int64_t>(j.n * 4 * v * j.K, 1);  // per tile
+  const int64_t work = std::max<int64_t>(j.n * 4 * v * (j.K + (j.in ? j.in->K : 0)), 1);
   const int64_t grain = std::max<int64_t>(1, kTileMinWork / work);
   const float* w = wp.data_ptr<float>();
   at::parallel_for(0, count, grain, [&](int64_t u0, int64_t u1) {
@@ -220,10 +246,11 @@ inline void tiled_addmm(const at::Tensor& wp, const float* x, int64_t ldx, float
 
 // An LSTM step without a projection (native.py: TILES_LSTM, W packed by gates): z (n, 4H) +=
 // (h_{t-1} / 2) W^T, then the step's cells and outputs (lstm_units), all in one pass.
+// With `in`, z is not read: z = b + x_t W_ih^T + (h_{t-1} / 2) W^T (no sequence-wide projection).
 inline void tiled_lstm_step(const at::Tensor& wp, const float* h_prev, float* z, const Cell& cell,
-                            int64_t n) {
+                            int64_t n, const In* in = nullptr) {
   const int64_t v = tile_width(), H = cell.H;
-  run_tiles(wp, TileJob{h_prev, H, z, 4 * H, n, 0, v, H, &cell});
+  run_tiles(wp, TileJob{h_prev, H, z, 4 * H, n, 0, v, H, &cell, in});
 }
 
 // The same for a double loop: never called (double products never take the tiles).
