@@ -183,3 +183,21 @@ def test_lstm_input_product_in_the_tiles_step(B, monkeypatch):
         assert_close(a, b, rtol=0, atol=2e-5 * (1 + b.abs().max().item()))
     monkeypatch.setattr(native, "FUSED_INPUT", False)
     assert native._fused_input(x, w, None, packed) is None
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_layer_norm_step_products_on_the_tiles(cell):
+    """The layer-normalised loops' step products (native_ln.cpp, through native.cpp's
+    `product`) on the tiles against the GEMM path: outputs, final states and every gradient,
+    ragged lengths, both directions."""
+    torch.manual_seed(4)
+    layer = getattr(rnnkit, cell)(8, 64, layer_norm=True, bidirectional=True)
+    x = torch.randn(20, 7, 8, requires_grad=True)
+    lengths = torch.randint(1, 21, (7,))
+    lengths[2] = 20
+    gates = 4 if cell == "LSTM" else 3 if cell == "GRU" else 1
+    assert MODULE.tiled(7, gates * 64, 64) and MODULE.tiled(7, 64, gates * 64)
+    tiled = _run(layer, x, lengths, True)
+    plain = _run(layer, x, lengths, False)
+    for a, b in zip(tiled, plain, strict=True):
+        assert_close(a, b, rtol=0, atol=1e-4 * (1 + b.abs().max().item()))

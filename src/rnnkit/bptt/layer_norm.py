@@ -115,9 +115,13 @@ def native_sums(acc: Tensor, parts: int) -> tuple[Tensor, ...]:
 
 
 def step_weight(w: Tensor, steps) -> gemm.StepWeight:
-    """W ready for a loop's step products x W^T (gemm.step_weight: MKL's packed GEMM where it
-    wins), for at most B rows, one product per step."""
-    return gemm.step_weight(w.contiguous(), steps[0][1], len(steps))
+    """W ready for a loop's step products x W^T, for at most B rows, one product per step: on
+    the C++ loops' tiles where they take it (native._recurrent_weight), else on the GEMM
+    library gemm.step_weight picks (MKL's packed GEMM where it wins)."""
+    w = w.contiguous()
+    if native.loaded() is None:
+        return gemm.step_weight(w, steps[0][1], len(steps))
+    return native._recurrent_weight(w, steps[0][1], len(steps))
 
 
 def fresh(name: str, shape, like: Tensor, steps) -> Tensor:
