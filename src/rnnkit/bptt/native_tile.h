@@ -244,6 +244,15 @@ inline void tiled_addmm(const at::Tensor& wp, const float* x, int64_t ldx, float
   run_tiles(wp, TileJob{x, ldx, out, ldo, n, 0, 4 * v, v, nullptr});
 }
 
+// out (n, N) = b + x (n, K) W^T for a plain packed W: an input operand of inner size 0 makes
+// the sums start from the bias (N,) rather than from out.
+inline void tiled_product(const at::Tensor& wp, const float* x, int64_t ldx, const float* bias,
+                          float* out, int64_t n) {
+  const int64_t v = tile_width(), N = wp.size(0) * 4 * v;
+  const In from_bias{x, 0, wp.data_ptr<float>(), 0, bias};
+  run_tiles(wp, TileJob{x, ldx, out, N, n, 0, 4 * v, v, nullptr, &from_bias});
+}
+
 // An LSTM step without a projection (native.py: TILES_LSTM, W packed by gates): z (n, 4H) +=
 // (h_{t-1} / 2) W^T, then the step's cells and outputs (lstm_units), all in one pass.
 // With `in`, z is not read: z = b + x_t W_ih^T + (h_{t-1} / 2) W^T (no sequence-wide projection).
