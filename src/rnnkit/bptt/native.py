@@ -31,7 +31,7 @@ except ImportError:  # not POSIX: no kernel lock, builds are serialised by torch
     fcntl = None
 
 from rnnkit.bptt import gemm
-from rnnkit.bptt.common import _chunk, _mask_padding, _project, _projections
+from rnnkit.bptt.common import _chunk, _first_projected, _mask_padding, _project, _projections
 from rnnkit.bptt.workspace import buffer, recycled
 
 _SOURCE = Path(__file__).with_name("native.cpp")
@@ -79,10 +79,9 @@ def loaded():
     return _state.get("module") if enabled() else None
 
 
-# The step products that take the loops' own tiles, by CPU vendor: (most rows, most elements
-# of W). native_tile.h's defaults (16, 2^18) were measured on an Intel Xeon against MKL's
-# packed GEMM; on an AMD EPYC (Zen 4, AVX-512) against oneDNN the tiles won up to 32 rows and
-# 2^20 elements (docs/bptt.md (i), benchmarks/bench_tiles.py).
+# The step products that take the loops' own tiles, by CPU vendor: (most rows, most elements of
+# W). native_tile.h's defaults (16, 2^18) were measured on an Intel Xeon against MKL's packed
+# GEMM, these on an AMD EPYC (Zen 4) against oneDNN (docs/bptt.md (i), bench_tiles.py).
 TILE_LIMITS = {"AuthenticAMD": (32, 1 << 20)}
 
 
@@ -262,28 +261,13 @@ FUSED_INPUT = True  # switch for benchmarks/bench_tiles.py
 
 def _fused_input(x: Tensor, w_x: Tensor, b_x: Tensor | None, w_rest: gemm.StepWeight):
     """(x, W_ih packed by gates, b) when the LSTM step's input product joins its recurrent
-    product on the tiles, else None: where the whole step runs there and W_ih is within the
-    tiles' limits too. No sequence-wide GEMM then (its inner size I is small, where a GEMM
-    runs far below its peak) and no pass over the (T, B, 4H) pre-activations before the loop;
-    measured on an AMD EPYC, 2 threads: B16/H128 I32 inference 5.86 -> 5.15 ms, training
-    21.3 -> 20.0; B32/H256 I128 inference 44.5 -> 38.0 (docs/bptt.md (i))."""
+    product on the tiles (the whole step runs there, W_ih within the tiles' limits), else
+    None: no sequence-wide input GEMM then (at a small I far below the GEMM peak) and no pass
+    over the (T, B, 4H) pre-activations before the loop (docs/bptt.md (i))."""
     if not FUSED_INPUT or w_rest.lib != TILES_LSTM or not load().tiled(x.shape[1], *w_x.shape):
         return None
     b = w_x.new_zeros(w_x.shape[0]) if b_x is None else b_x.contiguous()
     return x.contiguous(), _tile_packed(w_x, True), b
-
-
-def _first_projected(x: Tensor, w: Tensor, b: Tensor | None, chunk: int, name: str):
-    """(t0, Z chunk) as _projections gives them, but only z_0 = W x_0 + b formed: the loop
-    forms every later step's input product with its recurrent one (_fused_input)."""
-    T, B, _ = x.shape
-    if chunk >= T:
-        Z = recycled(name, (T * B, w.shape[0]), x).view(T, B, -1)
-    else:
-        Z = buffer(name + ".chunk", (chunk, B, w.shape[0]), x)
-    gemm.linear(x[0], w, b, out=Z[0])
-    for t0 in range(0, T, chunk):
-        yield t0, Z[: min(chunk, T - t0)]
 
 
 def rnn_forward(x, h0, w_ih, w_hh, b, steps, relu, noise=None) -> Tensor:
