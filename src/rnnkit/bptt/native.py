@@ -256,7 +256,10 @@ def _tile_packed(w: Tensor, lstm: bool, scale: float = 1.0) -> Tensor:
     return torch.mul(view, scale, out=w.new_empty(view.shape)).view(N // (4 * V), K, -1)
 
 
-FUSED_INPUT = True  # switch for benchmarks/bench_tiles.py
+# The LSTM's input product in the tiles' step (_fused_input), by CPU vendor: measured a gain on
+# an AMD EPYC; an Intel Xeon, where MKL's input GEMM is fast, is still to be measured
+# (benchmarks/bench_tiles.py compares both), so it keeps the GEMM there until then.
+FUSED_INPUT = gemm.cpu_vendor() == "AuthenticAMD"
 
 
 def _fused_input(x: Tensor, w_x: Tensor, b_x: Tensor | None, w_rest: gemm.StepWeight):
