@@ -79,9 +79,8 @@ def loaded():
     return _state.get("module") if enabled() else None
 
 
-# The step products that take the loops' own tiles, by CPU vendor: (most rows, most elements of
-# W). native_tile.h's defaults (16, 2^18) were measured on an Intel Xeon against MKL's packed
-# GEMM, these on an AMD EPYC (Zen 4) against oneDNN (docs/bptt.md (i), bench_tiles.py).
+# The step products that take the loops' own tiles by CPU vendor, (most rows, most elements of
+# W): native_tile.h's (16, 2^18) measured on an Intel Xeon, these on an AMD EPYC (bench_tiles).
 TILE_LIMITS = {"AuthenticAMD": (32, 1 << 20)}
 
 
@@ -256,10 +255,8 @@ def _tile_packed(w: Tensor, lstm: bool, scale: float = 1.0) -> Tensor:
     return torch.mul(view, scale, out=w.new_empty(view.shape)).view(N // (4 * V), K, -1)
 
 
-# The LSTM's input product in the tiles' step (_fused_input), by CPU vendor: measured a gain on
-# an AMD EPYC; an Intel Xeon, where MKL's input GEMM is fast, is still to be measured
-# (benchmarks/bench_tiles.py compares both), so it keeps the GEMM there until then.
-FUSED_INPUT = gemm.cpu_vendor() == "AuthenticAMD"
+# The LSTM's input product in the tiles' step (_fused_input): a gain measured on an AMD EPYC;
+FUSED_INPUT = gemm.cpu_vendor() == "AuthenticAMD"  # an Intel Xeon's is to measure (bench_tiles)
 
 
 def _fused_input(x: Tensor, w_x: Tensor, b_x: Tensor | None, w_rest: gemm.StepWeight):
