@@ -91,7 +91,7 @@ Tensor tiles_of(const StepW& w) { return std::get<2>(w) == kTiles ? std::get<0>(
 // finite: zeroed or earlier values).
 // x W^T + b on the loops' tiles (W packed plain, wp (N/4V, K, 4V)), the sums starting from
 // b (or zeros) in registers: the output is written once, never filled first.
-Tensor tiled_product(const Tensor& x, const Tensor& wp, const std::optional<Tensor>& b) {
+Tensor product_on_tiles(const Tensor& x, const Tensor& wp, const std::optional<Tensor>& b) {
   const int64_t n = x.size(0), N = wp.size(0) * wp.size(2);
   const Tensor xs = x.stride(1) == 1 ? x : x.contiguous();
   thread_local std::vector<float> zeros;  // the bias where there is none
@@ -114,7 +114,7 @@ Tensor product(const Tensor& x, const StepW& w, const std::optional<Tensor>& b =
     return mkl_linear(x, packed, plain, b, rows);
   }
   if (lib == kOneDNN) return onednn_linear(x, packed, b);
-  if (lib == kTiles && x.scalar_type() == at::kFloat) return tiled_product(x, packed, b);
+  if (lib == kTiles && x.scalar_type() == at::kFloat) return product_on_tiles(x, packed, b);
   return at::linear(x, plain, b);
 }
 
