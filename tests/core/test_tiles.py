@@ -202,3 +202,31 @@ def test_layer_norm_step_products_on_the_tiles(cell):
     plain = _run(layer, x, lengths, False)
     for a, b in zip(tiled, plain, strict=True):
         assert_close(a, b, rtol=0, atol=1e-4 * (1 + b.abs().max().item()))
+
+
+@pytest.mark.skipif(not native.gemm.ONEDNN, reason="a torch without oneDNN")
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])  # (the RNN projects all steps at once)
+def test_chunked_inference_on_a_packed_onednn_weight(cell, monkeypatch):
+    """No-grad calls with the input projection in chunks on oneDNN from W reordered once
+    (gemm.onednn_packed; monkeypatched limits put these small products there on any CPU)
+    against one projection for the whole sequence."""
+    torch.manual_seed(5)
+    layer = getattr(rnnkit, cell)(16, 64, num_layers=2).eval()
+    x = torch.randn(40, 8, 16)
+    monkeypatch.setattr(native.gemm, "MIN_FLOPS", 0)
+    monkeypatch.setattr(native, "FUSED_INPUT", False)  # the LSTM's input GEMM too
+    packs, pack = [], native.gemm.onednn_packed
+
+    def spy(*args):
+        packs.append(pack(*args))
+        return packs[-1]
+
+    monkeypatch.setattr(native.gemm, "onednn_packed", spy)
+    gates = 4 if cell == "LSTM" else 3
+    with torch.no_grad():
+        whole = layer(x)[0]
+        assert not packs
+        monkeypatch.setattr(rnnkit.bptt.common, "CHUNK", 4 * 8 * gates * 64)  # 4 steps a chunk
+        chunked = layer(x)[0]
+    assert len(packs) == 2 and all(p is not None for p in packs)  # each layer's W_ih
+    assert_close(chunked, whole, rtol=0, atol=1e-5)
