@@ -21,13 +21,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import torch
-from bench_layers import OMP_KEYS, cpu_name
+from bench_layers import OMP_KEYS, cpu_name, spawn
 
 import rnnkit
 from rnnkit.bptt import gemm, native
@@ -95,15 +92,6 @@ def _timed(layer, x, mode: str) -> float:
     return (time.perf_counter() - start) * 1e3
 
 
-def spawn(case: dict, env: dict) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        return {"error": (proc.stderr.strip().splitlines() or ["no output"])[-1]}
-    return json.loads(lines[-1])
-
-
 def header(args, env: dict) -> None:
     print("# The loops' tiles against the GEMM libraries\n")
     print(
@@ -152,13 +140,13 @@ def main() -> None:
                     "threads": args.threads,
                     "rounds": args.rounds,
                 }
-                res = spawn(case, env)
+                res = spawn(case, env, __file__)
                 shape_s = "B{} T{} I{} H{}".format(*shape)
                 if "error" in res:
                     print(f"| {cell} | {shape_s} | {mode} | error: {res['error']} |")
                     continue
                 best = min(res[n] for n in SETTINGS)
-                cells = " | ".join(f"{v:.2f}" for v in res.values())
+                cells = " | ".join(f"{res[n]:.2f}" for n in [*SETTINGS, "torch.nn"])
                 print(
                     f"| {cell} | {shape_s} | {mode} | {cells} | {res['torch.nn'] / best:.2f}x |",
                     flush=True,
