@@ -1,5 +1,7 @@
 """fast_step.py: the LSTM's short generation step against RNNBase.step's reference path."""
 
+import copy
+
 import pytest
 import torch
 
@@ -48,6 +50,42 @@ def test_the_short_step_equals_the_reference(dtype, kw):
         assert g.shape == w.shape and g.dtype == w.dtype
         torch.testing.assert_close(g, w, atol=tol, rtol=tol)
         torch.testing.assert_close(v, w, atol=tol, rtol=tol)
+
+
+def _assert_close(got, want, tol=1e-5):
+    for g, w in zip((got[0], *got[1]), (want[0], *want[1])):
+        assert g.shape == w.shape
+        torch.testing.assert_close(g, w, atol=tol, rtol=tol)
+
+
+UPDATES = [  # each makes a new weight version: in place, a bias, a tensor swapped in
+    lambda layer: layer.weight_hh_l1.mul_(0.5),
+    lambda layer: layer.bias_ih_l0.add_(0.25) if layer.bias else layer.weight_ih_l0.add_(0.1),
+    lambda layer: setattr(layer.weight_ih_l1, "data", layer.weight_ih_l1.data * 0.8),
+]
+
+
+@needs_loops
+@pytest.mark.parametrize(
+    "size, kw", [(12, {}), (12, {"bias": False}), (12, {"proj_size": 5}), (512, {})]
+)
+def test_the_joined_weights_follow_every_update(size, kw):
+    """From the second step at a weight version on, the gates are one product with [W_ih, W_hh]
+    (at 512 units on oneDNN where torch has it); each update makes the next steps rejoin."""
+    torch.manual_seed(3)
+    layer = rnnkit.LSTM(7, size, num_layers=2, **kw).eval()
+    B = 1 if size > 100 else 3
+    x, hx = torch.randn(B, 7), _state(layer, B, torch.float32)
+    with torch.no_grad():
+        for update in [*UPDATES, None]:
+            for _ in range(3):  # apart, then joined, then joined from the kept weights
+                _assert_close(fast_step.step(layer, x, hx), _reference(layer, x, hx))
+            assert fast_step._JOINED[layer][1] is not None
+            if update:
+                update(layer)
+    copied = copy.deepcopy(layer)  # the joined weights stay outside the layer
+    assert copied not in fast_step._JOINED
+    assert set(layer.state_dict()) == set(dict(layer.named_parameters()))
 
 
 @needs_loops

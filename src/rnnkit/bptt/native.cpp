@@ -956,18 +956,19 @@ void lstm_cell_row(double* z, const double* b, const double* c, double* h_new, d
 }
 
 std::vector<Tensor> lstm_cell(const Tensor& x, const Tensor& h, const Tensor& c,
-                              const Tensor& w_ih, const Tensor& w_hh,
+                              const Tensor& w_ih, const std::optional<Tensor>& w_hh,
                               const std::optional<Tensor>& b_ih,
                               const std::optional<Tensor>& b_hh, bool onednn) {
+  // Without w_hh, x is [x, h] and w_ih [W_ih, W_hh] (fast_step.py): one product, W read once.
   at::AutoDispatchBelowADInplaceOrView guard;
   const int64_t B = c.size(0), H = c.size(1);
   Tensor z, b;
   if (onednn) {
     z = onednn_linear(x, w_ih, b_ih);
-    z.add_(onednn_linear(h, w_hh, std::nullopt));
+    if (w_hh) z.add_(onednn_linear(h, *w_hh, std::nullopt));
   } else {
     z = b_ih ? at::addmm(*b_ih, x, w_ih.t()) : at::mm(x, w_ih.t());
-    z.addmm_(h, w_hh.t());
+    if (w_hh) z.addmm_(h, w_hh->t());
   }
   b = b_hh ? b_hh->contiguous() : Tensor();
   Tensor cc = c.contiguous();
@@ -986,6 +987,32 @@ std::vector<Tensor> lstm_cell(const Tensor& x, const Tensor& h, const Tensor& c,
     });
   });
   return {h_new, c_new};
+}
+
+// Every layer of a unidirectional LSTM for one step (fast_step.py): x (B, I), h (L, B, P),
+// c (L, B, H); layer k's gates from one product [x_k, h_k] w[k]^T + b[k], w[k] = [W_ih, W_hh]
+// and b[k] = b_ih + b_hh, and its output m_k (m_k W_hr^T with w_hr[k]) the next layer's x_k;
+// onednn[2k], onednn[2k + 1]: the library of the gates' and the projection's product.
+// Returns (x_L, stack h'_k, stack c'_k).
+std::vector<Tensor> lstm_steps(Tensor x, const Tensor& h, const Tensor& c,
+                               const std::vector<Tensor>& w,
+                               const std::vector<std::optional<Tensor>>& b,
+                               const std::vector<std::optional<Tensor>>& w_hr,
+                               const std::vector<bool>& onednn) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  std::vector<Tensor> hs, cs;
+  for (size_t k = 0; k < w.size(); ++k) {
+    const Tensor h_k = h[k];
+    auto mc = lstm_cell(at::cat({x, h_k}, 1), h_k, c[k], w[k], std::nullopt, b[k],
+                        std::nullopt, onednn[2 * k]);
+    x = mc[0];
+    if (w_hr[k]) {
+      x = onednn[2 * k + 1] ? onednn_linear(x, *w_hr[k], std::nullopt) : at::mm(x, w_hr[k]->t());
+    }
+    hs.push_back(x);
+    cs.push_back(mc[1]);
+  }
+  return {x, at::stack(hs), at::stack(cs)};
 }
 
 // sigmoid in place over a contiguous tensor: the loops' own sigmoid, bound for its test.
@@ -1049,6 +1076,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("tile_width", &tile_width);  // 16 (AVX-512), 8 (AVX2 + FMA) or 0: no tiles
   m.def("tiled", &tiled);            // (rows, N, K): whether x W^T takes the tiles
   m.def("lstm_cell", &lstm_cell);
+  m.def("lstm_steps", &lstm_steps);
   m.def("rnn_forward", &rnn_forward);
   m.def("rnn_backward", &rnn_backward);
   m.def("lstm_forward", &lstm_forward);
