@@ -186,6 +186,35 @@ def test_lstm_input_product_in_the_tiles_step(B, monkeypatch):
     assert native._fused_input(x, w, None, packed) is None
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("fused", [True, False])
+def test_lstm_steps_in_one_parallel_region(threads, fused, monkeypatch):
+    """The LSTM's tiled steps in one parallel region with a barrier per step (native_tile.h
+    run_tile_steps; 8 tiles a step, shared by 3 threads with the input product in the step)
+    against the GEMM path: ragged lengths (rows ending mid-sequence go to h_n, c_n from each
+    thread's units), both directions, two layers, training and inference."""
+    torch.manual_seed(threads)
+    layer = rnnkit.LSTM(256, 128, num_layers=2, bidirectional=True)
+    x = torch.randn(40, 12, 256, requires_grad=True)
+    lengths = torch.randint(1, 41, (12,))
+    lengths[3] = 40
+    monkeypatch.setattr(native, "FUSED_INPUT", fused)
+    was = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        results = [_run(layer, x, lengths, tiles) for tiles in (True, False)]
+        for r, tiles in zip(results, (True, False), strict=True):
+            MODULE.set_tiled(tiles)
+            with torch.no_grad():
+                r.extend(t for t in layer.eval()(x, lengths=lengths)[1])
+            MODULE.set_tiled(True)
+            layer.train()
+    finally:
+        torch.set_num_threads(was)
+    for a, b in zip(*results, strict=True):
+        assert_close(a, b, rtol=0, atol=2e-5 * (1 + b.abs().max().item()))
+
+
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 def test_layer_norm_step_products_on_the_tiles(cell):
     """The layer-normalised loops' step products (native_ln.cpp, through native.cpp's

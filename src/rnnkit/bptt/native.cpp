@@ -299,6 +299,45 @@ struct Noise {
 // for them by gates, the bias (4H,); Zc then holds z_0 only (the rest is formed per step).
 using FusedIn = std::tuple<Tensor, Tensor, Tensor>;
 
+// The LSTM forward's steps [i0, end) of `steps` (each with t >= 1), the whole step on the
+// tiles (W_hh packed by gates as wp, and W_ih too with fused_in), in one parallel region
+// (run_tile_steps); rows [bn, bt) that end at step t go to h_n and c_n by the thread that
+// wrote their units. The buffers as lstm_forward_impl's, P = H.
+struct TiledSteps {
+  const Steps& steps;
+  size_t i0;
+  int64_t t0;
+  float *Z, *out, *C, *h_n, *c_n;
+  bool ring;
+  int64_t B, H;
+};
+void lstm_tiled_steps(const TiledSteps& s, const Tensor& wp, const std::optional<FusedIn>& fused_in) {
+  const int64_t B = s.B, H = s.H, BH = B * H, v = tile_width();
+  const float *x = nullptr, *wpi = nullptr, *bias = nullptr;
+  int64_t I = 0, Ki = 0;
+  if (fused_in) {
+    const auto& [xt, wi, b] = *fused_in;
+    x = ptr<float>(xt), wpi = ptr<float>(wi), bias = ptr<float>(b), I = xt.size(2), Ki = wi.size(1);
+  }
+  auto slots = [&](int64_t t) { return std::pair(s.ring ? t % 2 : t, s.ring ? (t + 1) % 2 : t - 1); };
+  auto job = [&](int64_t i, Cell& cell, In& in) {
+    const auto& [t, bt, bn] = s.steps[s.i0 + i];
+    const auto [tc, tp] = slots(t);
+    cell = Cell{s.C + tp * BH, s.C + tc * BH, s.out + t * BH, H};
+    if (x) in = In{x + t * B * I, I, wpi, Ki, bias};
+    return lstm_job(s.out + (t - 1) * BH, s.Z + (t - s.t0) * 4 * BH, cell, bt, x ? &in : nullptr);
+  };
+  auto ends = [&](int64_t i, int64_t u0, int64_t u1) {  // rows [bn, bt) end here
+    const auto& [t, bt, bn] = s.steps[s.i0 + i];
+    const int64_t tc = slots(t).first, j0 = u0 * v, len = (u1 - u0) * v * sizeof(float);
+    for (int64_t b = bn; b < bt; ++b) {
+      std::memcpy(s.h_n + b * H + j0, s.out + t * BH + b * H + j0, len);
+      std::memcpy(s.c_n + b * H + j0, s.C + tc * BH + b * H + j0, len);
+    }
+  };
+  run_tile_steps(wp, s.steps.size() - s.i0, job, ends);
+}
+
 template <typename S>
 void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
                        const Tensor& c_prev, const Tensor& out, const Tensor& C, bool ring,
@@ -319,24 +358,13 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
   const bool fused = std::get<2>(w_rest) == kTilesLSTM && !w_hr && !noise.rec && !noise.k_h &&
                      !noise.k_c;  // the whole step on the tiles (t >= 1)
   TORCH_CHECK(fused || !fused_in, "lstm_forward: the input product takes the tiles only with W_hh");
-  for (const auto& [t, bt, bn] : steps) {
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto& [t, bt, bn] = steps[i];
     if constexpr (std::is_same_v<S, float>) {
-      if (fused && t) {
-        const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;
-        const Cell cell{Cp + tp * BH, Cp + tc * BH, outp + t * B * P, H};
-        std::optional<In> in;
-        if (fused_in) {
-          const auto& [x, wpi, bias] = *fused_in;
-          const int64_t I = x.size(2);
-          in = In{ptr<S>(x) + t * B * I, I, ptr<S>(wpi), wpi.size(1), ptr<S>(bias)};
-        }
-        tiled_lstm_step(std::get<0>(w_rest), outp + (t - 1) * B * P, Zp + (t - t0) * B * G, cell,
-                        bt, in ? &*in : nullptr);
-        if (bn < bt) {  // rows [bn, bt) end here
-          h_n.narrow(0, bn, bt - bn).copy_(out[t].narrow(0, bn, bt - bn));
-          c_n.narrow(0, bn, bt - bn).copy_(C[tc].narrow(0, bn, bt - bn));
-        }
-        continue;
+      if (fused && t) {  // this step and the rest on the tiles, in one parallel region
+        const TiledSteps ts{steps, i, t0, Zp, outp, Cp, ptr<S>(h_n), ptr<S>(c_n), ring, B, H};
+        lstm_tiled_steps(ts, std::get<0>(w_rest), fused_in);
+        break;
       }
     }
     Tensor y = step_product<S>(Zc, t - t0, out, t, bt, h0, h_rec, noise.rec, w_first, w_rest, wp);
@@ -374,7 +402,7 @@ void lstm_forward(const Steps& steps, const Tensor& Zc, const Tensor& h0, const 
                   Tensor c_n, const std::optional<Tensor>& rec, const std::optional<Tensor>& k_h,
                   const std::optional<Tensor>& k_c, const std::optional<FusedIn>& fused_in) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  check_contiguous("lstm_forward", {&Zc, &h0, &c_prev, &out, &C});
+  check_contiguous("lstm_forward", {&Zc, &h0, &c_prev, &out, &C, &h_n, &c_n});
   if (fused_in) {
     const auto& [x, wpi, bias] = *fused_in;
     check_contiguous("lstm_forward", {&x, &wpi, &bias});
