@@ -190,9 +190,10 @@ def test_lstm_input_product_in_the_tiles_step(B, monkeypatch):
 @pytest.mark.parametrize("fused", [True, False])
 def test_lstm_steps_in_one_parallel_region(threads, fused, monkeypatch):
     """The LSTM's tiled steps in one parallel region with a barrier per step (native_tile.h
-    run_tile_steps; 8 tiles a step, shared by 3 threads with the input product in the step)
-    against the GEMM path: ragged lengths (rows ending mid-sequence go to h_n, c_n from each
-    thread's units), both directions, two layers, training and inference."""
+    run_tile_steps; forward: 8 tiles a step, shared by 3 threads with the input product in the
+    step; backward: 2 tiles, each thread's units' gradients after its tile) against the GEMM
+    path: ragged lengths (rows ending mid-sequence go to h_n, c_n from each thread's units, and
+    take dL/dh_n), both directions, two layers, training and inference."""
     torch.manual_seed(threads)
     layer = rnnkit.LSTM(256, 128, num_layers=2, bidirectional=True)
     x = torch.randn(40, 12, 256, requires_grad=True)

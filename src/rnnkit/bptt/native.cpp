@@ -335,7 +335,7 @@ void lstm_tiled_steps(const TiledSteps& s, const Tensor& wp, const std::optional
       std::memcpy(s.c_n + b * H + j0, s.C + tc * BH + b * H + j0, len);
     }
   };
-  run_tile_steps(wp, s.steps.size() - s.i0, job, ends);
+  run_tile_steps(wp, s.steps.size() - s.i0, std::get<1>(s.steps[s.i0]), job, ends);
 }
 
 template <typename S>
@@ -427,8 +427,9 @@ RNNKIT_INLINE void lstm_grad_row_impl(const S* __restrict__ dout, S* __restrict_
                                       const S* __restrict__ kh, const S* __restrict__ kc,
                                       const S* __restrict__ z, const S* __restrict__ sc,
                                       const S* __restrict__ cprev, S cscale,
-                                      S* __restrict__ dz, S* __restrict__ dc, int64_t H) {
-  for (int64_t j = 0; j < H; ++j) {
+                                      S* __restrict__ dz, S* __restrict__ dc, int64_t H,
+                                      int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {  // units [0, n) of the row (gate stride H)
     const S i = z[j], f = z[H + j], g = z[2 * H + j], o = z[3 * H + j];
     const S tc = S(2) * sc[j] - S(1);
     S d_m = dh[j];
@@ -449,24 +450,25 @@ RNNKIT_INLINE void lstm_grad_row_impl(const S* __restrict__ dout, S* __restrict_
 template <typename S>
 RNNKIT_INLINE void lstm_grad_row_pick(const S* dout, S* dh, const S* kh, const S* kc,
                                       const S* z, const S* sc, const S* cprev, S cscale, S* dz,
-                                      S* dc, int64_t H) {
+                                      S* dc, int64_t H, int64_t n) {
   if (kh || kc) {  // three loops, so that the plain ones have no test in them
-    lstm_grad_row_impl<false, true>(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+    lstm_grad_row_impl<false, true>(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H, n);
   } else if (dout) {
-    lstm_grad_row_impl<true, false>(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+    lstm_grad_row_impl<true, false>(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H, n);
   } else {
-    lstm_grad_row_impl<false, false>(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+    lstm_grad_row_impl<false, false>(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H, n);
   }
 }
 RNNKIT_CLONES void lstm_grad_row(const float* dout, float* dh, const float* kh, const float* kc,
                                  const float* z, const float* sc, const float* cprev,
-                                 float cscale, float* dz, float* dc, int64_t H) {
-  lstm_grad_row_pick(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+                                 float cscale, float* dz, float* dc, int64_t H,
+                                 int64_t n) {
+  lstm_grad_row_pick(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H, n);
 }
 void lstm_grad_row(const double* dout, double* dh, const double* kh, const double* kc,
                    const double* z, const double* sc, const double* cprev, double cscale,
-                   double* dz, double* dc, int64_t H) {
-  lstm_grad_row_pick(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H);
+                   double* dz, double* dc, int64_t H, int64_t n) {
+  lstm_grad_row_pick(dout, dh, kh, kc, z, sc, cprev, cscale, dz, dc, H, n);
 }
 
 // s_c = sigmoid(c~'_t) of one row's unzoned cells, c~'_t = 2 (f c_{t-1} + i g), from its gates
@@ -505,6 +507,42 @@ void unzoned_row(const double* z, const double* cprev, double cscale, double* sc
 //   dh_t = dout_t + m (dz_{t+1} W_hh) + k_h,{t+1} dh_{t+1}     dh~_t = (1 - k_h) dh_t
 //   dc~_t = (1 - k_c) dc_t + dm_t o (1 - tanh^2 c~_t)           dc_{t-1} = k_c dc_t + f dc~_t
 // the gate gradients as above from dm_t (of dh~_t) and dc~_t.
+// The plain LSTM backward (no regulariser, projection, probe or cells' own gradient) with
+// dz_{t+1} W_hh on the tiles (W_hh^T packed plain as wp), in one parallel region
+// (run_tile_steps): each thread forms the columns of dh_t its tiles cover (sums from zero),
+// then those units' gradients (lstm_grad_row on units [j0, j0 + n): each unit's work is its
+// own), so threads meet only after each step, where dz_t is whole for the next product. The
+// buffers as lstm_backward_impl's, P = H.
+struct TiledGrads {
+  const Steps& steps;
+  const float *Z, *s_c, *C, *c0, *dout, *dh_n;
+  float *dZ, *dc, *dh;
+  int64_t B, H;
+};
+void lstm_tiled_grads(const TiledGrads& s, const Tensor& wp) {
+  const int64_t B = s.B, H = s.H, G = 4 * H, n = s.steps.size(), w = 4 * tile_width();
+  const std::vector<float> zeros(H, 0.f);
+  auto job = [&](int64_t i, Cell&, In& in) {  // reverse time
+    const auto& [t, bt, bn] = s.steps[n - 1 - i];
+    in = In{zeros.data(), 0, zeros.data(), 0, zeros.data()};  // inner size 0: sums from zeros
+    return TileJob{s.dZ + (t + 1) * B * G, G, s.dh, H, bn, 0, w, w / 4, nullptr, &in};
+  };
+  auto grads = [&](int64_t i, int64_t u0, int64_t u1) {  // units [u0 w, u1 w) of rows [0, b_t)
+    const auto& [t, bt, bn] = s.steps[n - 1 - i];
+    const int64_t j0 = u0 * w, len = (u1 - u0) * w;
+    for (int64_t b = 0; b < bt; ++b) {
+      const int64_t r = t * B + b;
+      float* dh = s.dh + b * H + j0;
+      if (b >= bn) std::memcpy(dh, s.dh_n + b * H + j0, len * sizeof(float));  // ends at t
+      const float* cprev = (t ? s.C + (r - B) * H : s.c0 + b * H) + j0;
+      lstm_grad_row(s.dout + r * H + j0, dh, nullptr, nullptr, s.Z + r * G + j0,
+                    s.s_c + r * H + j0, cprev, t ? 0.5f : 1.f, s.dZ + r * G + j0,
+                    s.dc + b * H + j0, H, len);
+    }
+  };
+  run_tile_steps(wp, n, std::get<2>(s.steps.front()), job, grads);
+}
+
 template <typename S>
 void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
                         const Tensor& c0, const Tensor& dout, const Tensor& dh_n, Tensor& dZ,
@@ -530,6 +568,12 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
   Tensor dm = proj ? at::empty({B, H}, Z.options()) : Tensor();
   const Tensor wp = tiles_of(w_hh_t);  // dz_{t+1} W_hh on the tiles
   const bool plain = !rmp && !khp && !kcp;
+  if constexpr (std::is_same_v<S, float>) {
+    if (wp.defined() && plain && !proj && !kept && !norms && !dC) {
+      const TiledGrads tg{steps, Zp, scp, Cp, c0p, dop, dhnp, dZp, dcp, ptr<S>(dh), B, H};
+      return lstm_tiled_grads(tg, wp);
+    }
+  }
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const auto [t, bt, bn] = *it;
     S* dhp = kept ? ptr<S>(dh) + t * B * P : ptr<S>(dh);  // dh_t
@@ -600,7 +644,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
         const S* cprev = t ? Cp + (r - B) * H : c0p + b * H;
         const S cscale = t ? S(0.5) : S(1);  // C holds c' = 2c; c0 is c
         if (kc) unzoned_row(z, cprev, cscale, unzoned.data(), H);
-        lstm_grad_row(dor, dmr, kh, kc, z, sc, cprev, cscale, dZp + r * G, dcp + b * H, H);
+        lstm_grad_row(dor, dmr, kh, kc, z, sc, cprev, cscale, dZp + r * G, dcp + b * H, H, H);
         if (Mp) {  // m_t = o tanh(c_t)
           S* mr = Mp + r * H;
           for (int64_t j = 0; j < H; ++j) mr[j] = z[3 * H + j] * (S(2) * sc[j] - S(1));

@@ -247,16 +247,18 @@ inline void run_tiles(const at::Tensor& wp, TileJob j) {
 // threads 0.16 us against 1.5). The barrier counts slots, not threads: at::parallel_for over
 // `team` slots hands each thread a range of them (all of them to one thread where it runs
 // inline), and a step is done when every slot has arrived, so it never waits on a thread that
-// does not exist. Below run_tiles' work per thread, one slot: no region at all.
+// does not exist. Below run_tiles' work per thread (for products of `rows` rows, the most a
+// step has), one slot: no region at all.
 constexpr int kSpins = 1 << 14;  // pauses at the barrier (a few microseconds) before yielding
 template <typename Job, typename After>
-void run_tile_steps(const at::Tensor& wp, int64_t steps, const Job& job, const After& after) {
+void run_tile_steps(const at::Tensor& wp, int64_t steps, int64_t rows, const Job& job,
+                    const After& after) {
   if (steps <= 0) return;
   const int64_t v = tile_width(), count = wp.size(0), K = wp.size(1);
   Cell cell0;
   In in0;
   const TileJob first = job(0, cell0, in0);
-  const int64_t work = std::max<int64_t>(first.n * 4 * v * (K + (first.in ? first.in->K : 0)), 1);
+  const int64_t work = std::max<int64_t>(rows * 4 * v * (K + (first.in ? first.in->K : 0)), 1);
   const int64_t grain = std::max<int64_t>(1, kTileMinWork / work);
   const int64_t team = std::min<int64_t>(at::get_num_threads(), (count + grain - 1) / grain);
   const float* w = wp.data_ptr<float>();
