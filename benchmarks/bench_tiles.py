@@ -3,9 +3,9 @@ table of a layer's step time under each tile setting, against torch.nn, on this 
 
 The settings: `off` (every step product on the GEMM library of gemm.step_weight), the limits
 measured on an Intel Xeon (16 rows, W up to 2^18 elements: native_tile.h's defaults) and those
-of an AMD EPYC (32 rows, 2^20: native.TILE_LIMITS), each with the LSTM's input product in the
-tiles' step (native._fused_input) and apart ("input GEMM": one sequence-wide GEMM before the
-loop). native.TILE_LIMITS picks the limits by CPU vendor; this script is how to measure them
+of an AMD EPYC (64 rows, 2^20: native.TILE_LIMITS; and its earlier 32 rows), each with the
+LSTM's input product in the tiles' step (native._fused_input) and apart ("input GEMM": one
+sequence-wide GEMM before the loop). native.TILE_LIMITS picks the limits by CPU vendor; this script is how to measure them
 again on a new CPU.
 
 Each (cell, shape, mode) runs in a fresh child process (`--case <json>`, docs/bptt.md (j));
@@ -40,8 +40,9 @@ SETTINGS = {  # (rows, W elements, the LSTM's input product in the tiles' step)
     "off": None,
     "Xeon limits": (16, 1 << 18, True),
     "Xeon, input GEMM": (16, 1 << 18, False),
-    "EPYC limits": (32, 1 << 20, True),
-    "EPYC, input GEMM": (32, 1 << 20, False),
+    "EPYC limits": (64, 1 << 20, True),
+    "EPYC, input GEMM": (64, 1 << 20, False),
+    "EPYC, 32 rows": (32, 1 << 20, True),
 }
 
 
