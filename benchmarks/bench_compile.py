@@ -17,6 +17,7 @@ reported apart (Inductor's on-disk cache as found: a second run compiles faster)
 
     python benchmarks/bench_compile.py              # full run, quiet machine please
     python benchmarks/bench_compile.py --quick      # small shapes, one process per case
+    python benchmarks/bench_compile.py --interleave --reps 15   # eager/compiled take turns
 """
 
 import argparse
@@ -99,7 +100,29 @@ def model_step(case: dict):
     return model, lambda: fn(tokens[:-1], tokens[1:]).backward()
 
 
+def interleaved(case: dict) -> dict:
+    """A layer eager and compiled, taking turns round after round in this process, so that
+    a drift of the machine's speed falls on both alike: per implementation and round, the
+    best of three steps."""
+    torch.set_num_threads(case["threads"])
+    runs = {impl: layer_step({**case, "impl": impl}) for impl in IMPLS["layer"]}
+    first, times = {}, {impl: [] for impl in runs}
+    for impl, (_, step) in runs.items():
+        t0 = time.perf_counter()
+        step()  # compiles when compiled
+        first[impl] = time.perf_counter() - t0
+    for rnd in range(case["warmup"] + case["reps"]):
+        for impl, (module, step) in runs.items():
+            best = min(time_ms(step, 0, 3, lambda m=module: m.zero_grad(set_to_none=True)))
+            if rnd >= case["warmup"]:
+                times[impl].append(best)
+    info = {"num_threads": torch.get_num_threads(), "torch": torch.__version__}
+    return {"by_impl": times, "first_by_impl": first, "info": info}
+
+
 def run_case(case: dict) -> dict:
+    if case["impl"] == "interleaved":
+        return interleaved(case)
     torch.set_num_threads(case["threads"])
     module, step = (layer_step if case["kind"] == "layer" else model_step)(case)
 
@@ -120,19 +143,21 @@ def run_case(case: dict) -> dict:
 def plan(args) -> list[dict]:
     common = {"threads": args.threads, "reps": args.reps, "warmup": args.warmup}
     shape = QUICK_LAYER_SHAPE if args.quick else LAYER_SHAPE
+    layer_impls = ("interleaved",) if args.interleave else IMPLS["layer"]
     cases = [
         {"kind": "layer", "cell": cell, "shape": shape, "impl": impl}
         for cell in args.only
-        for impl in IMPLS["layer"]
+        for impl in layer_impls
     ]
     model = QUICK_MODEL_SHAPE if args.quick else MODEL_SHAPE
     cases += [{"kind": "model", "cell": "lstm", "model": model, "impl": i} for i in IMPLS["model"]]
     return [{**common, **c} for c in cases]
 
 
-def spawn(case: dict, env: dict, processes: int) -> dict:
+def spawn(case: dict, env: dict, processes: int) -> list[dict]:
     """The case in `processes` fresh processes: the median of their medians, the first
-    process's first call (the compile as a cold process sees it)."""
+    process's first call (the compile as a cold process sees it); one result per
+    implementation (two for an interleaved case)."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--case", json.dumps(case)]
     runs = []
     for _ in range(processes):
@@ -140,10 +165,21 @@ def spawn(case: dict, env: dict, processes: int) -> dict:
         lines = proc.stdout.strip().splitlines()
         if proc.returncode != 0 or not lines:
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            return {**case, "error": f"rc={proc.returncode}: {tail}"}
+            return [{**case, "error": f"rc={proc.returncode}: {tail}"}]
         runs.append(json.loads(lines[-1]))
-    ms = statistics.median(statistics.median(r["times"]) for r in runs)
-    return {**case, "ms": ms, "first_s": runs[0]["first_s"], "runs": runs}
+    if case["impl"] != "interleaved":
+        ms = statistics.median(statistics.median(r["times"]) for r in runs)
+        return [{**case, "ms": ms, "first_s": runs[0]["first_s"], "runs": runs}]
+    return [
+        {
+            **case,
+            "impl": f"{impl} (interleaved)",
+            "ms": statistics.median(statistics.median(r["by_impl"][impl]) for r in runs),
+            "first_s": runs[0]["first_by_impl"][impl],
+            "runs": runs,
+        }
+        for impl in IMPLS["layer"]
+    ]
 
 
 def label(r: dict) -> tuple[str, str]:
@@ -190,7 +226,13 @@ def header(args, env: dict, results: list[dict]) -> list[str]:
         f"{info.get('num_threads', '?')}); child env: {omp}",
         f"- train step ms: median of {args.reps} timed runs after {args.warmup} warm-up run(s), "
         f"each (case, implementation) in {args.processes} fresh process(es), the median of "
-        "their medians; fp32; compiled = torch.compile(module), default mode (Inductor)",
+        "their medians; fp32; compiled = torch.compile(module), default mode (Inductor)"
+        + (
+            "; layer rows (interleaved): eager and compiled take turns in each process, "
+            "each round's best of 3 steps, the median over rounds"
+            if args.interleave
+            else ""
+        ),
         "- x: the first row of its group's time / this row's (> 1: faster than that row); "
         "first call s: the first step in the first process, compilation included",
         "",
@@ -205,6 +247,11 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=None, help="warm-up runs (default 2, quick 1)")
     p.add_argument("--quick", action="store_true", help="small shapes, fewer runs")
     p.add_argument("--only", default=",".join(CELLS), help="cells of the layer bench")
+    p.add_argument(
+        "--interleave",
+        action="store_true",
+        help="layer bench: eager and compiled take turns in each process (reps = rounds)",
+    )
     p.add_argument("--case", help=argparse.SUPPRESS)  # child mode: one case as JSON
     args = p.parse_args(argv)
     if args.case:
@@ -226,7 +273,7 @@ def main(argv=None) -> None:
     cases, results = plan(args), []
     for i, case in enumerate(cases, 1):
         print(f"[{i}/{len(cases)}] {case['kind']} {case['cell']} {case['impl']}", file=sys.stderr)
-        results.append(spawn(case, env, args.processes))
+        results += spawn(case, env, args.processes)
     lines = header(args, env, results) + table(results)
     notes = [
         f"- error in {r['kind']} {r['cell']} {r['impl']}: {r['error']}"

@@ -144,11 +144,16 @@ def lstm_backward(
     if w_hr is not None:
         DH = _mask_padding(buffer("lstm.DH", out.shape, out), steps)  # as dZ
         proj = (w_hr, DH, buffer("lstm.M", C.shape, C))
-    loop = native.lstm_backward if use_native else _backward_loop  # the same loop in C++
-    loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj)
+    args = (steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj)
+    db = Z.new_empty(Z.shape[2]) if use_native and needs[5] else None  # summed by the loop
+    if use_native:  # the same loop in C++
+        native.lstm_backward(*args, db=db)
+    else:
+        _backward_loop(*args)
     dh0 = gemm.linear(dZ[0], w_hh_t) if needs[1] else None
     dc0 = dc if needs[2] else None
-    dw_hh, db = _recurrent_grads(dZ, h0, out, needs[4], needs[5])
+    dw_hh, db_sum = _recurrent_grads(dZ, h0, out, needs[4], needs[5] and db is None)
+    db = db_sum if db is None else db
     dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (needs[0], needs[3], False))
     dw_hr = _projection_grad(steps, *proj[1:]) if proj and needs[6] else None
     return dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr

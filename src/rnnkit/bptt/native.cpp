@@ -257,6 +257,13 @@ RNNKIT_CLONES void mul(float* out, const float* a, const float* b, int64_t n) {
 }
 void mul(double* out, const double* a, const double* b, int64_t n) { mul_impl(out, a, b, n); }
 
+// out += a over n elements
+template <typename S>
+RNNKIT_INLINE void add_impl(S* __restrict__ out, const S* __restrict__ a, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) out[j] += a[j];
+}
+RNNKIT_CLONES void add(float* out, const float* a, int64_t n) { add_impl(out, a, n); }
+
 // dh = a + b and dz = dh d over n elements (the RNN backward's running rows: dh_t = dout_t +
 // dz_{t+1} W_hh from a packed product, dz_t = dh_t D_t), one pass.
 template <typename S>
@@ -516,7 +523,7 @@ void unzoned_row(const double* z, const double* cprev, double cscale, double* sc
 struct TiledGrads {
   const Steps& steps;
   const float *Z, *s_c, *C, *c0, *dout, *dh_n;
-  float *dZ, *dc, *dh;
+  float *dZ, *dc, *dh, *db;  // db: sum_t dz_t (4H,), zeroed here, or null
   int64_t B, H;
 };
 void lstm_tiled_grads(const TiledGrads& s, const Tensor& wp) {
@@ -538,8 +545,12 @@ void lstm_tiled_grads(const TiledGrads& s, const Tensor& wp) {
       lstm_grad_row(s.dout + r * H + j0, dh, nullptr, nullptr, s.Z + r * G + j0,
                     s.s_c + r * H + j0, cprev, t ? 0.5f : 1.f, s.dZ + r * G + j0,
                     s.dc + b * H + j0, H, len);
+      for (int64_t g = 0; s.db && g < 4; ++g) {  // this thread's units of every gate
+        add(s.db + g * H + j0, s.dZ + r * G + g * H + j0, len);
+      }
     }
   };
+  if (s.db) std::memset(s.db, 0, G * sizeof(float));
   run_tile_steps(wp, n, std::get<2>(s.steps.front()), job, grads);
 }
 
@@ -549,7 +560,7 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
                         Tensor& dc, Tensor& dh, const StepW& w_hh_t,
                         const std::optional<Tensor>& norms, const std::optional<StepW>& w_hr_t,
                         const std::optional<Tensor>& M, const Noise& noise,
-                        const std::optional<Tensor>& dC) {
+                        const std::optional<Tensor>& dC, const std::optional<Tensor>& db) {
   const int64_t B = Z.size(1), H = dc.size(1), P = dh_n.size(1), G = 4 * H;
   const bool proj = w_hr_t.has_value(), kept = dh.dim() == 3;
   const S* rmp = noise.rec ? ptr<S>(*noise.rec) : nullptr;
@@ -570,7 +581,8 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
   const bool plain = !rmp && !khp && !kcp;
   if constexpr (std::is_same_v<S, float>) {
     if (wp.defined() && plain && !proj && !kept && !norms && !dC) {
-      const TiledGrads tg{steps, Zp, scp, Cp, c0p, dop, dhnp, dZp, dcp, ptr<S>(dh), B, H};
+      float* dbp = db ? ptr<S>(*db) : nullptr;
+      const TiledGrads tg{steps, Zp, scp, Cp, c0p, dop, dhnp, dZp, dcp, ptr<S>(dh), dbp, B, H};
       return lstm_tiled_grads(tg, wp);
     }
   }
@@ -656,6 +668,10 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
       at::linalg_vector_norm_out(n, (kept ? dh[t] : dh).narrow(0, 0, bt), 2);
     }
   }
+  if (db) {  // (the tiled steps sum it in their loop)
+    Tensor out = *db;
+    at::sum_out(out, dZ, {0, 1});
+  }
 }
 
 void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const Tensor& C,
@@ -663,15 +679,18 @@ void lstm_backward(const Steps& steps, const Tensor& Z, const Tensor& s_c, const
                    Tensor dh, const StepW& w_hh_t, const std::optional<Tensor>& norms,
                    const std::optional<StepW>& w_hr_t, const std::optional<Tensor>& M,
                    const std::optional<Tensor>& rec, const std::optional<Tensor>& k_h,
-                   const std::optional<Tensor>& k_c, const std::optional<Tensor>& dC) {
+                   const std::optional<Tensor>& k_c, const std::optional<Tensor>& dC,
+                   const std::optional<Tensor>& db) {
   at::AutoDispatchBelowADInplaceOrView guard;
   const Noise noise{rec, k_h, k_c};
   check_contiguous("lstm_backward", {&Z, &s_c, &C, &c0, &dout, &dh_n, &dZ, &dc, &dh});
+  TORCH_CHECK(!db || (db->is_contiguous() && db->numel() == Z.size(2)),
+              "lstm_backward: db must be a contiguous (4H,) tensor");
   TORCH_CHECK(w_hr_t.has_value() == M.has_value() && (!M || M->is_contiguous()),
               "lstm_backward: a projection needs W_hr and a contiguous M together");
   AT_DISPATCH_FLOATING_TYPES(Z.scalar_type(), "lstm_backward", [&] {
     lstm_backward_impl<scalar_t>(steps, Z, s_c, C, c0, dout, dh_n, dZ, dc, dh, w_hh_t, norms,
-                                 w_hr_t, M, noise, dC);
+                                 w_hr_t, M, noise, dC, db);
   });
 }
 

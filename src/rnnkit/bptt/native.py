@@ -338,14 +338,29 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None, noise=None):
 
 
 def lstm_backward(
-    steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj=None, noise=None, DH=None, dC=None
+    steps,
+    Z,
+    C,
+    c0,
+    dout,
+    dh_n,
+    dZ,
+    dc,
+    h0,
+    w_hh_t,
+    norms,
+    proj=None,
+    noise=None,
+    DH=None,
+    dC=None,
+    db=None,
 ) -> None:
     """Fills dZ and leaves dL/dc_0 in dc, from `lstm_forward`'s C = c'; with a projection
     `proj` = (W_hr, DH, M), also dh_t into DH (T, B, P) and m_t into M (T, B, H). With
     `noise`, dh_t into DH (given) too; with zoneout on c the factors read the unzoned cells
     c~'_t = f c'_{t-1} + 2 i g, which the loop forms row by row from Z and C (s_c is then
     empty). dC (T, B, H): the gradient of every c_t returned (LSTM.forward_with_cells), added
-    to dL/dc_t at its step, or None."""
+    to dL/dc_t at its step, or None. db (4H,): filled with sum_t dz_t, or None."""
     if noise is not None and noise.zone_c is not None:
         s_c = C.new_empty(0)
     else:
@@ -360,7 +375,7 @@ def lstm_backward(
     args = (Z, s_c, C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w)
     noises = _noise(noise, "recurrent", "zone_h", "zone_c")
     dC = None if dC is None else dC.contiguous()
-    load().lstm_backward(steps, *args, norms, w_proj, M, *noises, dC)
+    load().lstm_backward(steps, *args, norms, w_proj, M, *noises, dC, db)
 
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save, noise=None):
