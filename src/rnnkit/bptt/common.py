@@ -102,15 +102,14 @@ def _projections(x: Tensor, w: Tensor, b: Tensor | None, chunk: int, name: str |
             yield t0, gemm.product(packed, xs.reshape(-1, I), b).view(len(xs), B, -1)
 
 
-def _first_projected(x: Tensor, w: Tensor, b: Tensor | None, chunk: int, name: str):
-    """(t0, Z chunk) as _projections gives them, but only z_0 = W x_0 + b formed: the loop
-    forms every later step's input product with its recurrent one (_fused_input)."""
+def _unprojected(x: Tensor, w: Tensor, b: Tensor | None, chunk: int, name: str):
+    """(t0, Z chunk) as _projections gives them, but unfilled: the loop forms every step's
+    input product with its recurrent one (native._fused_input)."""
     T, B, _ = x.shape
     if chunk >= T:
         Z = recycled(name, (T * B, w.shape[0]), x).view(T, B, -1)
     else:
         Z = buffer(name + ".chunk", (chunk, B, w.shape[0]), x)
-    gemm.linear(x[0], w, b, out=Z[0])
     for t0 in range(0, T, chunk):
         yield t0, Z[: min(chunk, T - t0)]
 

@@ -289,7 +289,8 @@ void add_mul(double* dh, double* dz, const double* a, const double* b, const dou
 //   z = sigmoid(z + h_{t-1} W^T)         (W = W'_hh for h_0, 2 W'_hh after: h/2 is carried)
 //   c'_t = f c'_{t-1} + 4 i s_g - 2 i    (= 2 (f c_{t-1} + i g))
 //   h_t / 2 = o sigmoid(c'_t) - o / 2    (= o tanh(c_t) / 2)
-// out (T, B, P) receives h_t / 2; C is (T, B, H), or two (B, H) buffers used in turn (ring,
+// out (T, B, P) receives h_t / 2 (the true h_t, and Zc the true g, where every step runs on
+// the tiles: lstm_tiled_steps, W then W'_hh); C is (T, B, H), or two (B, H) buffers used in turn (ring,
 // when nothing is saved); c_prev is c'_{-1} = 2 c_0. With a projection W_hr (P, H) the row
 // pass writes m_t / 2 = o sigmoid(c'_t) - o / 2 into a (B, H) buffer m, and
 //   h_t / 2 = (m_t / 2) W_hr^T                (the step's second product, into out[t])
@@ -306,15 +307,15 @@ struct Noise {
 // for them by gates, the bias (4H,); Zc then holds z_0 only (the rest is formed per step).
 using FusedIn = std::tuple<Tensor, Tensor, Tensor>;
 
-// The LSTM forward's steps [i0, end) of `steps` (each with t >= 1), the whole step on the
-// tiles (W_hh packed by gates as wp, and W_ih too with fused_in), in one parallel region
-// (run_tile_steps); rows [bn, bt) that end at step t go to h_n and c_n by the thread that
-// wrote their units. The buffers as lstm_forward_impl's, P = H.
+// The LSTM forward's steps, the whole step on the tiles (W_hh packed by gates as wp, and W_ih
+// too with fused_in), in one parallel region (run_tile_steps); rows [bn, bt) that end at step
+// t go to h_n and c_n by the thread that wrote their units. The buffers as
+// lstm_forward_impl's, P = H, but out receives the true h_t and Zc the true g (lstm_units).
 struct TiledSteps {
   const Steps& steps;
-  size_t i0;
   int64_t t0;
   float *Z, *out, *C, *h_n, *c_n;
+  const float *h0, *c0;  // h_0 and c'_0 = 2 c_0 (B, H), read at t = 0
   bool ring;
   int64_t B, H;
 };
@@ -328,21 +329,22 @@ void lstm_tiled_steps(const TiledSteps& s, const Tensor& wp, const std::optional
   }
   auto slots = [&](int64_t t) { return std::pair(s.ring ? t % 2 : t, s.ring ? (t + 1) % 2 : t - 1); };
   auto job = [&](int64_t i, Cell& cell, In& in) {
-    const auto& [t, bt, bn] = s.steps[s.i0 + i];
+    const auto& [t, bt, bn] = s.steps[i];
     const auto [tc, tp] = slots(t);
-    cell = Cell{s.C + tp * BH, s.C + tc * BH, s.out + t * BH, H};
+    cell = Cell{t ? s.C + tp * BH : s.c0, s.C + tc * BH, s.out + t * BH, H};
     if (x) in = In{x + t * B * I, I, wpi, Ki, bias};
-    return lstm_job(s.out + (t - 1) * BH, s.Z + (t - s.t0) * 4 * BH, cell, bt, x ? &in : nullptr);
+    const float* h_prev = t ? s.out + (t - 1) * BH : s.h0;
+    return lstm_job(h_prev, s.Z + (t - s.t0) * 4 * BH, cell, bt, x ? &in : nullptr);
   };
   auto ends = [&](int64_t i, int64_t u0, int64_t u1) {  // rows [bn, bt) end here
-    const auto& [t, bt, bn] = s.steps[s.i0 + i];
+    const auto& [t, bt, bn] = s.steps[i];
     const int64_t tc = slots(t).first, j0 = u0 * v, len = (u1 - u0) * v * sizeof(float);
     for (int64_t b = bn; b < bt; ++b) {
       std::memcpy(s.h_n + b * H + j0, s.out + t * BH + b * H + j0, len);
       std::memcpy(s.c_n + b * H + j0, s.C + tc * BH + b * H + j0, len);
     }
   };
-  run_tile_steps(wp, s.steps.size() - s.i0, std::get<1>(s.steps[s.i0]), job, ends);
+  run_tile_steps(wp, s.steps.size(), std::get<1>(s.steps.front()), job, ends);
 }
 
 template <typename S>
@@ -365,15 +367,14 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
   const bool fused = std::get<2>(w_rest) == kTilesLSTM && !w_hr && !noise.rec && !noise.k_h &&
                      !noise.k_c;  // the whole step on the tiles (t >= 1)
   TORCH_CHECK(fused || !fused_in, "lstm_forward: the input product takes the tiles only with W_hh");
-  for (size_t i = 0; i < steps.size(); ++i) {
-    const auto& [t, bt, bn] = steps[i];
-    if constexpr (std::is_same_v<S, float>) {
-      if (fused && t) {  // this step and the rest on the tiles, in one parallel region
-        const TiledSteps ts{steps, i, t0, Zp, outp, Cp, ptr<S>(h_n), ptr<S>(c_n), ring, B, H};
-        lstm_tiled_steps(ts, std::get<0>(w_rest), fused_in);
-        break;
-      }
+  if constexpr (std::is_same_v<S, float>) {
+    if (fused) {  // every step on the tiles, in one parallel region
+      const TiledSteps ts{steps, t0, Zp, outp, Cp, ptr<S>(h_n), ptr<S>(c_n), ptr<S>(h0), c0p,
+                          ring,  B,  H};
+      return lstm_tiled_steps(ts, std::get<0>(w_rest), fused_in);
     }
+  }
+  for (const auto& [t, bt, bn] : steps) {
     Tensor y = step_product<S>(Zc, t - t0, out, t, bt, h0, h_rec, noise.rec, w_first, w_rest, wp);
     const S* yt = y.defined() ? ptr<S>(y) : nullptr;
     const int64_t tc = ring ? t % 2 : t, tp = ring ? (t + 1) % 2 : t - 1;

@@ -31,7 +31,7 @@ except ImportError:  # not POSIX: no kernel lock, builds are serialised by torch
     fcntl = None
 
 from rnnkit.bptt import gemm
-from rnnkit.bptt.common import _chunk, _first_projected, _mask_padding, _project, _projections
+from rnnkit.bptt.common import _chunk, _mask_padding, _project, _projections, _unprojected
 from rnnkit.bptt.workspace import buffer, recycled
 
 _SOURCE = Path(__file__).with_name("native.cpp")
@@ -238,11 +238,15 @@ def _recurrent_weight(
     W[g H + u V + l][k], a tile's columns the gates [i, f, g, o] of units [uV, uV + V). The
     scale is applied while packing (one pass over W); the tiles read the packed W only, so
     the plain W of a scaled tile weight is an empty tensor (a product with it would raise)."""
-    module = load()
-    if w.dtype != torch.float32 or w.device.type != "cpu" or not module.tiled(rows, *w.shape):
+    if not _tiled(w, rows):
         return gemm.step_weight(w if scale == 1 else scale * w, rows, calls)
     plain = w if scale == 1 else w.new_empty(0)
     return gemm.StepWeight(_tile_packed(w, lstm, scale), plain, TILES_LSTM if lstm else TILES, rows)
+
+
+def _tiled(w: Tensor, rows: int) -> bool:
+    """Whether products of `rows` rows with W take the loops' tiles."""
+    return w.dtype == torch.float32 and w.device.type == "cpu" and load().tiled(rows, *w.shape)
 
 
 def _tile_packed(w: Tensor, lstm: bool, scale: float = 1.0) -> Tensor:
@@ -312,27 +316,32 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None, noise=None):
         c'_t = f c'_{t-1} + 4 i s_g - 2 i        h_t / 2 = o sigmoid(c'_t) - o / 2
     With a projection W_hr the row pass gives m_t / 2 = o sigmoid(c'_t) - o / 2 and the
     step's product h_t / 2 = (m_t / 2) W_hr^T. With `noise` (regularisers.Noise, the
-    kernel's rows): m h_{t-1} in the product and zoneout's mixes, in native.cpp.
+    kernel's rows): m h_{t-1} in the product and zoneout's mixes, in native.cpp. Where every
+    step runs on the tiles (`tiled`) the loop writes the true h_t and g instead, and reads
+    h_{t-1} with W'_hh.
     """
     T, B, _ = x.shape
     H = c0.shape[1]
     w_x, b_x, w1 = _double_rows(w_ih, H), _double_rows(b, H), _double_rows(w_hh, H)
     plain = w_hr is None and all(n is None for n in _noise(noise, "recurrent", "zone_h", "zone_c"))
-    w_rest = _recurrent_weight(w1, B, T, plain, 2)  # steps t >= 1 read h_{t-1} / 2 from out
+    tiled = plain and _tiled(w1, B)  # every step on the tiles, true h and g written (native.cpp)
+    w_rest = _recurrent_weight(w1, B, T, plain, 1 if tiled else 2)  # else h_{t-1} / 2 at t >= 1
     w_proj = None if w_hr is None else gemm.step_weight(w_hr, B, T)
     fused = _fused_input(x, w_x, b_x, w_rest) if plain else None
     # padded rows zeroed: a packed product reads whole steps
     out = _mask_padding(recycled("lstm.out", (T, B, h0.shape[1]), x), steps)
     C = recycled("lstm.C", (T, B, H), x) if save else buffer("lstm.c", (2, B, H), x)
     h_n, c_n, c_prev = torch.empty_like(h0), torch.empty_like(c0), 2 * c0
-    chunks = _first_projected if fused else _projections
+    chunks = _unprojected if fused else _projections
     for t0, Z in chunks(x, w_x, b_x, T if save else _chunk(B, 4 * H), "lstm.Z"):
         chunk = steps[t0 : t0 + len(Z)]
         args = (Z, h0.contiguous(), c_prev, out, C, not save, w1, w_rest, w_proj, h_n, c_n)
         noises = _noise(noise, "recurrent", "zone_h", "zone_c")
         load().lstm_forward(chunk, *args, *noises, fused)
-    out.mul_(2), h_n.mul_(2), c_n.mul_(0.5)
-    if save:
+    c_n.mul_(0.5)
+    if not tiled:
+        out.mul_(2), h_n.mul_(2)
+    if save and not tiled:
         Z[:, :, 2 * H : 3 * H].mul_(2).sub_(1)  # g = 2 s_g - 1, for the backward
     return Z, C, out, h_n, c_n
 

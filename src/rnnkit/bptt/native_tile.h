@@ -37,7 +37,7 @@ namespace {
 struct Cell {
   const float* c_prev;  // c'_{t-1} (n, H)
   float* c;             // c'_t (n, H)
-  float* h;             // h_t / 2 (n, H)
+  float* h;             // h_t (n, H)
   int64_t H;
 };
 struct In {
@@ -120,9 +120,10 @@ RNNKIT_INLINE typename Vec<V>::f vsigmoid(typename Vec<V>::f x) {
   return 1.f / (1.f + p * (vf)bits);
 }
 
-// The LSTM step for units [j0, j0 + V) of rows [0, n), from their pre-activations z (native.cpp's
-// lstm_row, on a block of units): [i, f, s_g, o] = sigmoid(z) back into z, then
-//   c'_t = f c'_{t-1} + 4 i s_g - 2 i,   h_t / 2 = o sigmoid(c'_t) - o / 2
+// The LSTM step for units [j0, j0 + V) of rows [0, n), from their pre-activations z (the g rows
+// doubled): [i, f, s_g, o] = sigmoid(z), g = 2 s_g - 1, and [i, f, g, o] back into z, then
+//   c'_t = f c'_{t-1} + 2 i g,   h_t = 2 o sigmoid(c'_t) - o   (= o tanh(c_t), c' = 2c)
+// (the true h and g: the backward reads them as they are, with no pass after the loop)
 template <int V>
 RNNKIT_INLINE void lstm_units(float* z, int64_t ldz, const Cell& cell, int64_t n, int64_t j0) {
   using vf = typename Vec<V>::f;
@@ -133,13 +134,14 @@ RNNKIT_INLINE void lstm_units(float* z, int64_t ldz, const Cell& cell, int64_t n
     const vf i = vsigmoid<V>(*(const vfu*)zr), f = vsigmoid<V>(*(const vfu*)(zr + H));
     const vf s_g = vsigmoid<V>(*(const vfu*)(zr + 2 * H));
     const vf o = vsigmoid<V>(*(const vfu*)(zr + 3 * H));
+    const vf g = 2.f * s_g - 1.f;
     *(vfu*)zr = i;
     *(vfu*)(zr + H) = f;
-    *(vfu*)(zr + 2 * H) = s_g;
+    *(vfu*)(zr + 2 * H) = g;
     *(vfu*)(zr + 3 * H) = o;
-    const vf c = f * *(const vfu*)(cell.c_prev + b * H + j0) + 4.f * i * s_g - 2.f * i;
+    const vf c = f * *(const vfu*)(cell.c_prev + b * H + j0) + 2.f * i * g;
     *(vfu*)(cell.c + b * H + j0) = c;
-    *(vfu*)(cell.h + b * H + j0) = o * vsigmoid<V>(c) - 0.5f * o;
+    *(vfu*)(cell.h + b * H + j0) = 2.f * o * vsigmoid<V>(c) - o;
   }
 }
 
@@ -307,9 +309,9 @@ inline void tiled_product(const at::Tensor& wp, const float* x, int64_t ldx, con
 }
 
 // The TileJob of an LSTM step without a projection (native.py: TILES_LSTM, W packed by gates;
-// native.cpp's lstm_tiled_steps): z (n, 4H) += (h_{t-1} / 2) W^T, then the step's cells and
+// native.cpp's lstm_tiled_steps): z (n, 4H) += h_{t-1} W^T, then the step's cells and
 // outputs (lstm_units), all in one pass. With `in`, z is not read: z = b + x_t W_ih^T +
-// (h_{t-1} / 2) W^T (no sequence-wide projection).
+// h_{t-1} W^T (no sequence-wide projection).
 inline TileJob lstm_job(const float* h_prev, float* z, const Cell& cell, int64_t n, const In* in) {
   const int64_t H = cell.H;
   return TileJob{h_prev, H, z, 4 * H, n, 0, tile_width(), H, &cell, in};
