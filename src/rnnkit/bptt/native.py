@@ -4,9 +4,8 @@ The kernels run their loops over time here when the tensors are on the CPU (the 
 LSTM's and the GRU's forward and backward, and the LSTM's no-grad step): the same math as
 their Python loops, without an interpreter round trip per op, in the scaled coordinates of
 native.cpp's header; the functions at the end prepare them (the only Python code that
-knows them). The build
-needs a C++ compiler (torch.utils.cpp_extension, cached in TORCH_EXTENSIONS_DIR, about 30 s
-the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,
+knows them). The build (build.py) needs a C++ compiler (torch.utils.cpp_extension, cached in
+TORCH_EXTENSIONS_DIR, about 30 s the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,
 which give the same results. Under `no_build` (the command line's verbs but `train`), a
 call too small to be worth a 30 s wait (under SMALL_WORK time steps x rows: the worked
 example of `rnnkit demo`, a prediction for a few texts, sampling step by step) uses the loops
@@ -14,51 +13,20 @@ only when an earlier process built them, and the Python loops otherwise.
 """
 
 import contextlib
-import hashlib
-import importlib.util
-import logging
 import os
-import re
-import sys
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: no kernel lock, builds are serialised by torch's alone
-    fcntl = None
-
 from rnnkit.bptt import gemm
+from rnnkit.bptt.build import _build, _build_lock, _import, _name
 from rnnkit.bptt.common import _chunk, _mask_padding, _project, _projections, _unprojected
 from rnnkit.bptt.workspace import buffer, recycled
 
-_SOURCE = Path(__file__).with_name("native.cpp")
-# one module: native_ln.cpp has layer_norm's loops, native_math.h what both share
-_SOURCES = [_SOURCE, _SOURCE.with_name("native_ln.cpp")]
-_HEADERS = [_SOURCE.with_name("native_math.h"), _SOURCE.with_name("native_tile.h")]
-# -fopenmp: the loops' `rows` split a step's rows across threads with at::parallel_for, which
-# is an OpenMP region only in code compiled with OpenMP (ATen/ParallelOpenMP.h); without it,
-# it runs every row on the calling thread, whatever torch.get_num_threads() says. Where torch
-# itself runs on OpenMP (its Linux wheels: GNU OpenMP, the runtime g++ links).
-_OPENMP = sys.platform.startswith("linux") and torch.backends.openmp.is_available()
-_CFLAGS = ["-O3", "-fno-trapping-math"] + (["-fopenmp"] if _OPENMP else [])
-_LDFLAGS = ["-fopenmp"] if _OPENMP else []
 _state: dict = {}
-EXTRA = "pip install 'rnnkit[native]'"
 TILES, TILES_LSTM = 3, 4  # StepWeight libraries: the loops' own tiles (native.cpp's kTiles)
 SMALL_WORK = 4096  # time steps x rows: under no_build, a smaller call never waits for a build
-logger = logging.getLogger(__name__)
-
-
-def _name() -> str:
-    """The module's name, one per torch version and source: a build is only valid for the
-    torch whose headers and ABI it was compiled against, and for the native.cpp it compiled
-    (an edited source gets a build of its own instead of replacing a build in use)."""
-    text = b"".join(p.read_bytes() for p in _SOURCES + _HEADERS) + repr(_CFLAGS).encode()
-    digest = hashlib.sha256(text).hexdigest()[:12]
-    return "rnnkit_native_" + re.sub(r"\W", "_", torch.__version__) + "_" + digest
 
 
 def enabled() -> bool:
@@ -95,78 +63,6 @@ def _configured(module):
     if os.environ.get("RNNKIT_TILES", "1") in ("0", "false", "no", "off"):
         module.set_tiled(False)
     return module
-
-
-def _build():
-    try:
-        from torch.utils.cpp_extension import _get_build_directory
-
-        name = _name()
-        where = Path(_get_build_directory(name, False))
-        with _build_lock(where):
-            return _import(name, where / f"{name}.so") or _compile(name, where)
-    except Exception as e:  # no compiler, no ninja, a failed build: keep the Python loops
-        logger.warning(fallback_message(e))
-        return None
-
-
-@contextlib.contextmanager
-def _build_lock(where: Path):
-    """One rnnkit process at a time builds or opens the module in `where`: a kernel lock
-    (flock), released by the kernel when its holder dies, so a process killed mid-build
-    never leaves the others waiting (torch's own "lock" file would: torch.utils.file_baton
-    waits for ever on the file of a killed builder)."""
-    where.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
-        yield
-        return
-    with open(where / "rnnkit-build.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _import(name: str, path: Path):
-    """The module built at `path` by an earlier process, or None where there is none yet."""
-    if not path.exists():
-        return None
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _compile(name: str, where: Path):
-    """Build the module with torch.utils.cpp_extension (about 30 s) and load it. Holding the
-    build lock, no live rnnkit build owns torch's baton file: one left there was a killed
-    build's, and is removed so that torch does not wait on it."""
-    from torch.utils import cpp_extension
-    from torch.utils.cpp_extension import load as cpp_load
-
-    cpp_extension.verify_ninja_availability()  # before saying that a build starts
-    sys.stderr.write("rnnkit: compiling its C++ time loops (once, about 30 s)\n")
-    (where / "lock").unlink(missing_ok=True)
-    sources = [str(p) for p in _SOURCES]
-    return cpp_load(
-        name=name, sources=sources, extra_cflags=_CFLAGS, extra_ldflags=_LDFLAGS, verbose=False
-    )
-
-
-def fallback_message(error: Exception) -> str:
-    """One line: why the C++ loops are not there, that the Python loops run instead, and how
-    to get the fast ones."""
-    text = " ".join(str(error).split())
-    if "ninja" in text.lower():
-        why, need = "ninja is not installed", EXTRA
-    else:
-        why = f"the C++ time loops did not build ({type(error).__name__}: {text[:100]})"
-        need = f"a C++ compiler and {EXTRA}"
-    return (
-        f"rnnkit: {why}, so the Python time loops run instead (same results, slower); "
-        f"for the fast ones: {need}"
-    )
 
 
 @contextlib.contextmanager
