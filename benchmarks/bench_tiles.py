@@ -5,8 +5,8 @@ The settings: `off` (every step product on the GEMM library of gemm.step_weight)
 measured on an Intel Xeon (16 rows, W up to 2^18 elements: native_tile.h's defaults) and those
 of an AMD EPYC (64 rows, 2^20: native.TILE_LIMITS; and its earlier 32 rows), each with the
 LSTM's input product in the tiles' step (native._fused_input) and apart ("input GEMM": one
-sequence-wide GEMM before the loop). native.TILE_LIMITS picks the limits by CPU vendor; this script is how to measure them
-again on a new CPU.
+sequence-wide GEMM before the loop). native.TILE_LIMITS picks the limits by CPU vendor; this
+script is how to measure them again on a new CPU.
 
 Each (cell, shape, mode) runs in a fresh child process (`--case <json>`, docs/bptt.md (j));
 inside it the settings and torch.nn take turns, round after round (`--rounds`), so that a drift

@@ -1,15 +1,16 @@
 """The C++ time loops (`native.cpp`), compiled on first use; None where they cannot be.
 
 The kernels run their loops over time here when the tensors are on the CPU (the RNN's, the
-LSTM's and the GRU's forward and backward, and the LSTM's no-grad step): the same math as
-their Python loops, without an interpreter round trip per op, in the scaled coordinates of
-native.cpp's header; the functions at the end prepare them (the only Python code that
-knows them). The build (build.py) needs a C++ compiler (torch.utils.cpp_extension, cached in
-TORCH_EXTENSIONS_DIR, about 30 s the first time); without one, or with RNNKIT_NATIVE=0, the kernels keep their Python loops,
-which give the same results. Under `no_build` (the command line's verbs but `train`), a
-call too small to be worth a 30 s wait (under SMALL_WORK time steps x rows: the worked
-example of `rnnkit demo`, a prediction for a few texts, sampling step by step) uses the loops
-only when an earlier process built them, and the Python loops otherwise.
+LSTM's and the GRU's forward and backward, and the LSTM's no-grad step): the same math as their
+Python loops, without an interpreter round trip per op, in the scaled coordinates of
+native.cpp's header; the functions at the end prepare them (the only Python code that knows
+them). The build (build.py) needs a C++ compiler (torch.utils.cpp_extension, cached in
+TORCH_EXTENSIONS_DIR, about 30 s the first time); without one, or with RNNKIT_NATIVE=0, the
+kernels keep their Python loops, which give the same results. Under `no_build` (the command
+line's verbs but `train`), a call too small to be worth a 30 s wait (under SMALL_WORK time
+steps x rows: the worked example of `rnnkit demo`, a prediction for a few texts, sampling step
+by step) uses the loops only when an earlier process built them, and the Python loops
+otherwise.
 """
 
 import contextlib
