@@ -57,8 +57,8 @@ def backward(steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, 
     if use_native:  # the same loop in C++
         proj = None if w_hr is None else (w_hr, DH, M)
         w_hh_t = w_hh.t().contiguous()
-        native.lstm_backward(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj,
-                             noise, DH, dC)  # fmt: skip
+        args = (steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj)
+        native.lstm_backward(*args, noise=noise, DH=DH, dC=dC)
     else:
         _backward_loop(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh, w_hr, noise, DH, M, dC, norms)
     dh0 = None

@@ -523,7 +523,7 @@ void unzoned_row(const double* z, const double* cprev, double cscale, double* sc
 // buffers as lstm_backward_impl's, P = H.
 struct TiledGrads {
   const Steps& steps;
-  const float *Z, *s_c, *C, *c0, *dout, *dh_n;
+  const float *Z, *s_c, *C, *c0, *dout, *dh_n;  // s_c: sigmoid(C), or null: formed here
   float *dZ, *dc, *dh, *db;  // db: sum_t dz_t (4H,), zeroed here, or null
   int64_t B, H;
 };
@@ -538,14 +538,20 @@ void lstm_tiled_grads(const TiledGrads& s, const Tensor& wp) {
   auto grads = [&](int64_t i, int64_t u0, int64_t u1) {  // units [u0 w, u1 w) of rows [0, b_t)
     const auto& [t, bt, bn] = s.steps[n - 1 - i];
     const int64_t j0 = u0 * w, len = (u1 - u0) * w;
+    thread_local std::vector<float> sc;  // this row's sigmoid(c'_t), where s_c is null
+    sc.resize(len);
     for (int64_t b = 0; b < bt; ++b) {
       const int64_t r = t * B + b;
       float* dh = s.dh + b * H + j0;
       if (b >= bn) std::memcpy(dh, s.dh_n + b * H + j0, len * sizeof(float));  // ends at t
       const float* cprev = (t ? s.C + (r - B) * H : s.c0 + b * H) + j0;
-      lstm_grad_row(s.dout + r * H + j0, dh, nullptr, nullptr, s.Z + r * G + j0,
-                    s.s_c + r * H + j0, cprev, t ? 0.5f : 1.f, s.dZ + r * G + j0,
-                    s.dc + b * H + j0, H, len);
+      const float* scr = s.s_c ? s.s_c + r * H + j0 : sc.data();
+      if (!s.s_c) {
+        std::memcpy(sc.data(), s.C + r * H + j0, len * sizeof(float));
+        rnn_act(sc.data(), nullptr, len, false);
+      }
+      lstm_grad_row(s.dout + r * H + j0, dh, nullptr, nullptr, s.Z + r * G + j0, scr, cprev,
+                    t ? 0.5f : 1.f, s.dZ + r * G + j0, s.dc + b * H + j0, H, len);
       for (int64_t g = 0; s.db && g < 4; ++g) {  // this thread's units of every gate
         add(s.db + g * H + j0, s.dZ + r * G + g * H + j0, len);
       }
@@ -568,8 +574,14 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
   const S* khp = noise.k_h ? ptr<S>(*noise.k_h) : nullptr;
   const S* kcp = noise.k_c ? ptr<S>(*noise.k_c) : nullptr;
   Tensor dh_tilde = proj && khp ? at::empty({B, P}, Z.options()) : Tensor();
+  const Tensor wp = tiles_of(w_hh_t);  // dz_{t+1} W_hh on the tiles
+  const bool plain = !rmp && !khp && !kcp;
+  const bool tiled = std::is_same_v<S, float> && wp.defined() && plain && !proj && !kept &&
+                     !norms && !dC;  // lstm_tiled_grads
+  // s_c = sigmoid(c'_t): given, or formed row by row (zoneout on c; the tiled steps), or here
+  const Tensor sc = s_c.numel() || kcp || tiled ? s_c : at::sigmoid(C);
   const S* Zp = ptr<S>(Z);
-  const S* scp = ptr<S>(s_c);
+  const S* scp = sc.numel() ? ptr<S>(sc) : nullptr;
   const S* Cp = ptr<S>(C);
   const S* c0p = ptr<S>(c0);
   const S* dop = ptr<S>(dout);
@@ -578,10 +590,8 @@ void lstm_backward_impl(const Steps& steps, const Tensor& Z, const Tensor& s_c, 
   S* dcp = ptr<S>(dc);
   S* Mp = M ? ptr<S>(*M) : nullptr;
   Tensor dm = proj ? at::empty({B, H}, Z.options()) : Tensor();
-  const Tensor wp = tiles_of(w_hh_t);  // dz_{t+1} W_hh on the tiles
-  const bool plain = !rmp && !khp && !kcp;
   if constexpr (std::is_same_v<S, float>) {
-    if (wp.defined() && plain && !proj && !kept && !norms && !dC) {
+    if (tiled) {
       float* dbp = db ? ptr<S>(*db) : nullptr;
       const TiledGrads tg{steps, Zp, scp, Cp, c0p, dop, dhnp, dZp, dcp, ptr<S>(dh), dbp, B, H};
       return lstm_tiled_grads(tg, wp);

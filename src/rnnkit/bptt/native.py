@@ -243,42 +243,20 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b, steps, save, w_hr=None, noise=None):
     return Z, C, out, h_n, c_n
 
 
-def lstm_backward(
-    steps,
-    Z,
-    C,
-    c0,
-    dout,
-    dh_n,
-    dZ,
-    dc,
-    h0,
-    w_hh_t,
-    norms,
-    proj=None,
-    noise=None,
-    DH=None,
-    dC=None,
-    db=None,
-) -> None:
+def lstm_backward(steps, Z, C, c0, dout, dh_n, dZ, dc, h0, w_hh_t, norms, proj=None, **extra):
     """Fills dZ and leaves dL/dc_0 in dc, from `lstm_forward`'s C = c'; with a projection
-    `proj` = (W_hr, DH, M), also dh_t into DH (T, B, P) and m_t into M (T, B, H). With
-    `noise`, dh_t into DH (given) too; with zoneout on c the factors read the unzoned cells
-    c~'_t = f c'_{t-1} + 2 i g, which the loop forms row by row from Z and C (s_c is then
-    empty). dC (T, B, H): the gradient of every c_t returned (LSTM.forward_with_cells), added
-    to dL/dc_t at its step, or None. db (4H,): filled with sum_t dz_t, or None."""
-    if noise is not None and noise.zone_c is not None:
-        s_c = C.new_empty(0)
-    else:
-        s_c = torch.sigmoid(C, out=buffer("lstm.tc", C.shape, C))  # (tanh c_t + 1) / 2
+    `proj` = (W_hr, DH, M), also dh_t into DH (T, B, P) and m_t into M (T, B, H). `extra`:
+    `noise`, with which dh_t goes into DH (given) too, and with zoneout on c the factors read
+    the unzoned cells c~'_t = f c'_{t-1} + 2 i g, formed row by row from Z and C; dC (T, B, H),
+    the gradient of every c_t returned (LSTM.forward_with_cells), added to dL/dc_t at its
+    step; db (4H,), filled with sum_t dz_t. The loop forms sigmoid(c'_t) itself."""
+    noise, DH, dC, db = (extra.get(k) for k in ("noise", "DH", "dC", "db"))
     B, T = len(h0), len(steps)
     w = _recurrent_weight(w_hh_t, B, T)
-    dh, w_proj, M = torch.empty_like(h0), None, None  # dh: one (B, P) buffer for all steps
-    if DH is not None:
-        dh = DH
+    dh, w_proj, M = torch.empty_like(h0) if DH is None else DH, None, None  # (B, P): every step
     if proj is not None:  # dm_t = dh_t W_hr: the product with (W_hr^T)^T
         dh, w_proj, M = proj[1], gemm.step_weight(proj[0].t().contiguous(), B, T), proj[2]
-    args = (Z, s_c, C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w)
+    args = (Z, C.new_empty(0), C, c0.contiguous(), dout, dh_n.contiguous(), dZ, dc, dh, w)
     noises = _noise(noise, "recurrent", "zone_h", "zone_c")
     dC = None if dC is None else dC.contiguous()
     load().lstm_backward(steps, *args, norms, w_proj, M, *noises, dC, db)
