@@ -290,9 +290,9 @@ void add_mul(double* dh, double* dz, const double* a, const double* b, const dou
 //   c'_t = f c'_{t-1} + 4 i s_g - 2 i    (= 2 (f c_{t-1} + i g))
 //   h_t / 2 = o sigmoid(c'_t) - o / 2    (= o tanh(c_t) / 2)
 // out (T, B, P) receives h_t / 2 (the true h_t, and Zc the true g, where every step runs on
-// the tiles: lstm_tiled_steps, W then W'_hh); C is (T, B, H), or two (B, H) buffers used in turn (ring,
-// when nothing is saved); c_prev is c'_{-1} = 2 c_0. With a projection W_hr (P, H) the row
-// pass writes m_t / 2 = o sigmoid(c'_t) - o / 2 into a (B, H) buffer m, and
+// the tiles: lstm_tiled_steps, W then W'_hh); C is (T, B, H), or two (B, H) buffers used in
+// turn (ring, when nothing is saved); c_prev is c'_{-1} = 2 c_0. With a projection W_hr (P, H)
+// the row pass writes m_t / 2 = o sigmoid(c'_t) - o / 2 into a (B, H) buffer m, and
 //   h_t / 2 = (m_t / 2) W_hr^T                (the step's second product, into out[t])
 // else P = H and the row pass writes h_t / 2 into out[t] itself.
 // Regularisers (regularisers.py; each optional, in the kernel's row layout): recurrent
@@ -304,7 +304,7 @@ struct Noise {
   std::optional<Tensor> rec, k_h, k_c;
 };
 // The step's input product on the tiles (native.py `_fused_input`): x (T, B, I), W_ih packed
-// for them by gates, the bias (4H,); Zc then holds z_0 only (the rest is formed per step).
+// for them by gates, the bias (4H,); Zc is then filled by the steps (not read).
 using FusedIn = std::tuple<Tensor, Tensor, Tensor>;
 
 // The LSTM forward's steps, the whole step on the tiles (W_hh packed by gates as wp, and W_ih
@@ -319,15 +319,19 @@ struct TiledSteps {
   bool ring;
   int64_t B, H;
 };
-void lstm_tiled_steps(const TiledSteps& s, const Tensor& wp, const std::optional<FusedIn>& fused_in) {
+void lstm_tiled_steps(const TiledSteps& s, const Tensor& wp,
+                      const std::optional<FusedIn>& fused_in) {
   const int64_t B = s.B, H = s.H, BH = B * H, v = tile_width();
   const float *x = nullptr, *wpi = nullptr, *bias = nullptr;
   int64_t I = 0, Ki = 0;
   if (fused_in) {
     const auto& [xt, wi, b] = *fused_in;
-    x = ptr<float>(xt), wpi = ptr<float>(wi), bias = ptr<float>(b), I = xt.size(2), Ki = wi.size(1);
+    x = ptr<float>(xt), wpi = ptr<float>(wi), bias = ptr<float>(b);
+    I = xt.size(2), Ki = wi.size(1);
   }
-  auto slots = [&](int64_t t) { return std::pair(s.ring ? t % 2 : t, s.ring ? (t + 1) % 2 : t - 1); };
+  auto slots = [&](int64_t t) {  // (C's slot of c'_t, of c'_{t-1})
+    return std::pair(s.ring ? t % 2 : t, s.ring ? (t + 1) % 2 : t - 1);
+  };
   auto job = [&](int64_t i, Cell& cell, In& in) {
     const auto& [t, bt, bn] = s.steps[i];
     const auto [tc, tp] = slots(t);
@@ -365,7 +369,7 @@ void lstm_forward_impl(const Steps& steps, const Tensor& Zc, const Tensor& h0,
   Tensor h0_half = noise.k_h ? h0 * 0.5 : Tensor();
   const Tensor wp = tiles_of(w_rest);  // W_hh's step products on the tiles (t >= 1)
   const bool fused = std::get<2>(w_rest) == kTilesLSTM && !w_hr && !noise.rec && !noise.k_h &&
-                     !noise.k_c;  // the whole step on the tiles (t >= 1)
+                     !noise.k_c;  // the whole step on the tiles, every step
   TORCH_CHECK(fused || !fused_in, "lstm_forward: the input product takes the tiles only with W_hh");
   if constexpr (std::is_same_v<S, float>) {
     if (fused) {  // every step on the tiles, in one parallel region
