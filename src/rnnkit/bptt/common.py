@@ -170,6 +170,20 @@ def _recurrent_grads(dU: Tensor, h0: Tensor, out: Tensor, need_w: bool, need_b: 
     return dw, db
 
 
+def _joint_weight_grads(dZ: Tensor, x: Tensor, h0: Tensor, out: Tensor) -> tuple[Tensor, Tensor]:
+    """(dW_ih, dW_hh) = sum_t dz_t^T [x_t, h_{t-1}] as one GEMM over all T * B rows, where both
+    weights take the same dz (the LSTM): one pass over dZ, and an output wide enough for the
+    GEMM's peak (AMD EPYC, 2 threads, the [x_t, h_{t-1}] copy included: B64/H512 107.8 -> 90.1
+    ms against the two products, B32/H256 43.8 -> 42.1, B16/H128 5.42 -> 5.17)."""
+    T, B, I = x.shape
+    xh = buffer("xh", (T, B, I + out.shape[2]), x)
+    xh[:, :, :I] = x
+    xh[0, :, I:] = h0
+    xh[1:, :, I:] = out[:-1]
+    w = gemm.t_mm(dZ.reshape(T * B, -1), xh.view(T * B, -1))
+    return w[:, :I].contiguous(), w[:, I:].contiguous()
+
+
 def _input_grads(dA: Tensor, x: Tensor, w_ih: Tensor, needs: tuple[bool, bool, bool]):
     """dx = dA W_ih, dW_ih = sum_t dA_t^T x_t, db_ih = sum_t dA_t (dA: grad of W_ih x_t + b_ih)."""
     T, B, GH = dA.shape
