@@ -172,9 +172,9 @@ def _recurrent_grads(dU: Tensor, h0: Tensor, out: Tensor, need_w: bool, need_b: 
 
 def _joint_weight_grads(dZ: Tensor, x: Tensor, h0: Tensor, out: Tensor) -> tuple[Tensor, Tensor]:
     """(dW_ih, dW_hh) = sum_t dz_t^T [x_t, h_{t-1}] as one GEMM over all T * B rows, where both
-    weights take the same dz (the LSTM): one pass over dZ, and an output wide enough for the
-    GEMM's peak (AMD EPYC, 2 threads, the [x_t, h_{t-1}] copy included: B64/H512 107.8 -> 90.1
-    ms against the two products, B32/H256 43.8 -> 42.1, B16/H128 5.42 -> 5.17)."""
+    weights take the same dz (the RNN, the LSTM): one pass over dZ, and an output wide enough
+    for the GEMM's peak (AMD EPYC, 2 threads, the [x_t, h_{t-1}] copy included: B64/H512 107.8
+    -> 90.1 ms against the two products, B32/H256 43.8 -> 42.1, B16/H128 5.42 -> 5.17)."""
     T, B, I = x.shape
     xh = buffer("xh", (T, B, I + out.shape[2]), x)
     xh[:, :, :I] = x
@@ -182,6 +182,20 @@ def _joint_weight_grads(dZ: Tensor, x: Tensor, h0: Tensor, out: Tensor) -> tuple
     xh[1:, :, I:] = out[:-1]
     w = gemm.t_mm(dZ.reshape(T * B, -1), xh.view(T * B, -1))
     return w[:, :I].contiguous(), w[:, I:].contiguous()
+
+
+def _shared_grads(dZ: Tensor, x: Tensor, w_ih: Tensor, h0: Tensor, out: Tensor, needs, db=None):
+    """(dx, dW_ih, dW_hh, db) where the input and recurrent parts of z take the same gradient
+    dZ (the RNN, the LSTM); h0 and out what W_hh read; needs = (x, W_ih, W_hh, b), None where
+    not needed; db as given (a loop summed it) or summed here. Both weight gradients from one
+    GEMM where both are needed (_joint_weight_grads)."""
+    need_x, need_wi, need_wh, need_b = needs
+    joint = need_wi and need_wh
+    dw_hh, db_sum = _recurrent_grads(dZ, h0, out, need_wh and not joint, need_b and db is None)
+    dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (need_x, need_wi and not joint, False))
+    if joint:
+        dw_ih, dw_hh = _joint_weight_grads(dZ, x, h0, out)
+    return dx, dw_ih, dw_hh, db_sum if db is None else db
 
 
 def _input_grads(dA: Tensor, x: Tensor, w_ih: Tensor, needs: tuple[bool, bool, bool]):

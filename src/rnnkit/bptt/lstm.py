@@ -11,15 +11,13 @@ from rnnkit.bptt.common import (
     _chunk,
     _grad_in,
     _Inference,
-    _input_grads,
-    _joint_weight_grads,
     _mask_padding,
     _needs_grad,
     _one,
     _Prefixes,
     _projections,
-    _recurrent_grads,
     _rows,
+    _shared_grads,
     _steps,
     _without_autocast,
 )
@@ -153,12 +151,7 @@ def lstm_backward(
         _backward_loop(*args)
     dh0 = gemm.linear(dZ[0], w_hh_t) if needs[1] else None
     dc0 = dc if needs[2] else None
-    joint = needs[3] and needs[4]  # both weight gradients from one GEMM
-    dw_hh, db_sum = _recurrent_grads(dZ, h0, out, needs[4] and not joint, needs[5] and db is None)
-    db = db_sum if db is None else db
-    dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (needs[0], needs[3] and not joint, False))
-    if joint:
-        dw_ih, dw_hh = _joint_weight_grads(dZ, x, h0, out)
+    dx, dw_ih, dw_hh, db = _shared_grads(dZ, x, w_ih, h0, out, [needs[i] for i in (0, 3, 4, 5)], db)
     dw_hr = _projection_grad(steps, *proj[1:]) if proj and needs[6] else None
     return dx, dh0, dc0, dw_ih, dw_hh, db, dw_hr
 

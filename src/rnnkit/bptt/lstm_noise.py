@@ -11,7 +11,7 @@ both loops share. The C++ loops take the same tensors (native.cpp, `Noise`).
 import torch
 
 from rnnkit.bptt import gemm, native
-from rnnkit.bptt.common import _input_grads, _mask_padding, _project, _recurrent_grads
+from rnnkit.bptt.common import _mask_padding, _project, _shared_grads
 from rnnkit.bptt.workspace import buffer
 
 
@@ -67,8 +67,8 @@ def backward(steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, 
         dh0 = dh0 if m is None else dh0 * m
         dh0 = dh0 if k_h is None else dh0 + k_h[0] * DH[0]
     h0_rec, out_rec = (h0, out) if m is None else (h0 * m, out * m)  # what W_hh read
-    dw_hh, db = _recurrent_grads(dZ, h0_rec, out_rec, needs[4], needs[5])
-    dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (needs[0], needs[3], False))
+    needed = [needs[i] for i in (0, 3, 4, 5)]
+    dx, dw_ih, dw_hh, db = _shared_grads(dZ, x, w_ih, h0_rec, out_rec, needed)
     dw_hr = None
     if w_hr is not None and needs[6]:  # dW_hr = sum_t dh~_t^T m~_t
         DHt = DH if k_h is None else DH * (1 - k_h)

@@ -10,14 +10,13 @@ from rnnkit.bptt.common import (
     _final,
     _grad_in,
     _Inference,
-    _input_grads,
     _mask_padding,
     _needs_grad,
     _one,
     _Prefixes,
     _project,
-    _recurrent_grads,
     _rows,
+    _shared_grads,
     _steps,
     _without_autocast,
 )
@@ -101,8 +100,7 @@ def rnn_backward(steps, relu, use_native, norms, dout, dh_n, x, h0, w_ih, w_hh, 
     loop = native.rnn_backward if use_native else _backward_loop
     loop(steps, D, dout, dh_n, dZ, h0, w_hh_t, norms)  # norms: see probe.py
     dh0 = gemm.linear(dZ[0], w_hh_t) if needs[1] else None
-    dw_hh, db = _recurrent_grads(dZ, h0, out, needs[3], needs[4])
-    dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (needs[0], needs[2], False))
+    dx, dw_ih, dw_hh, db = _shared_grads(dZ, x, w_ih, h0, out, [needs[i] for i in (0, 2, 3, 4)])
     return dx, dh0, dw_ih, dw_hh, db
 
 

@@ -10,7 +10,7 @@ loops take the same tensors (native.cpp, `Noise`).
 import torch
 
 from rnnkit.bptt import gemm, native
-from rnnkit.bptt.common import _input_grads, _mask_padding, _recurrent_grads
+from rnnkit.bptt.common import _mask_padding, _shared_grads
 from rnnkit.bptt.workspace import buffer
 
 
@@ -53,8 +53,8 @@ def backward(steps, relu, use_native, norms, dout, dh_n, x, h0, w_ih, w_hh, out,
         dh0 = rec if m is None else rec * m
         dh0 = dh0 if k is None else dh0 + k[0] * dh
     h0_rec, out_rec = (h0, out) if m is None else (h0 * m, out * m)  # what W_hh read
-    dw_hh, db = _recurrent_grads(dZ, h0_rec, out_rec, needs[3], needs[4])
-    dx, dw_ih, _ = _input_grads(dZ, x, w_ih, (needs[0], needs[2], False))
+    needed = [needs[i] for i in (0, 2, 3, 4)]
+    dx, dw_ih, dw_hh, db = _shared_grads(dZ, x, w_ih, h0_rec, out_rec, needed)
     return dx, dh0, dw_ih, dw_hh, db
 
 
