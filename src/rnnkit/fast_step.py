@@ -56,6 +56,7 @@ def _applies(layer, x, hx) -> bool:
         and tuple(h.shape) == (L, B, layer.proj_size or H)
         and tuple(c.shape) == (L, B, H)
         and x.dtype == h.dtype == c.dtype == dtype
+        and dtype in (torch.float32, torch.float64)  # the loops' types; half: the reference
         and x.device.type == h.device.type == c.device.type == "cpu"
         and x.is_contiguous()
         and h.is_contiguous()

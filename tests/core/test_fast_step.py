@@ -127,6 +127,23 @@ def test_the_short_step_declines_what_it_does_not_compute(make):
     assert _declines(layer, torch.zeros(2, 4), hx)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_steps_on_the_reference_path(dtype):
+    """The loops are float32 and float64 only: a half-precision layer's step takes the
+    reference path (which computes in float32, precision.py) and matches the float32 step."""
+    torch.manual_seed(4)
+    layer = rnnkit.LSTM(4, 6, num_layers=2).eval()
+    low = copy.deepcopy(layer).to(dtype)
+    x, hx = torch.randn(2, 4), _state(layer, 2, torch.float32)
+    low_hx = tuple(s.to(dtype) for s in hx)
+    assert _declines(low, x.to(dtype), low_hx)
+    with torch.no_grad():
+        for _ in range(3):
+            out, low_out = layer.step(x, hx)[0], low.step(x.to(dtype), low_hx)[0]
+    assert low_out.dtype == dtype
+    torch.testing.assert_close(low_out.float(), out, atol=0.05, rtol=0)
+
+
 def test_bad_input_takes_the_reference_path_and_its_errors():
     layer = rnnkit.LSTM(4, 6).eval()
     good = torch.zeros(1, 2, 6), torch.zeros(1, 2, 6)
