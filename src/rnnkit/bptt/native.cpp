@@ -82,6 +82,18 @@ bool on_aten(const StepW& w) { return std::get<2>(w) == kATen; }
 // W packed for the loops' tiles (native_tile.h), or an undefined tensor: another library.
 Tensor tiles_of(const StepW& w) { return std::get<2>(w) == kTiles ? std::get<0>(w) : Tensor(); }
 
+// x W^T + b on the loops' tiles (W packed plain, wp (N/4V, K, 4V)), the sums starting from
+// b (or zeros) in registers: the output is written once, never filled first.
+Tensor product_on_tiles(const Tensor& x, const Tensor& wp, const std::optional<Tensor>& b) {
+  const int64_t n = x.size(0), N = wp.size(0) * wp.size(2);
+  const Tensor xs = x.stride(1) == 1 ? x : x.contiguous();
+  const Tensor bias = b ? b->contiguous() : Tensor();
+  Tensor out = at::empty({n, N}, x.options());
+  tiled_product(wp, xs.data_ptr<float>(), xs.stride(0),
+                b ? bias.data_ptr<float>() : zeros(N), out.data_ptr<float>(), n);
+  return out;
+}
+
 // x W^T + b in a new tensor (the packed libraries have no out=). On MKL's packed GEMM, which
 // packs for one row count and falls back to its plain GEMM for any other, a shorter x (a
 // ragged batch's running rows), if it has 3/4 of them or more, is widened to all `rows` rows
@@ -89,20 +101,6 @@ Tensor tiles_of(const StepW& w) { return std::get<2>(w) == kTiles ? std::get<0>(
 // 32 rows at 32 x 256 x 1024; 11.0 against 11.6 for 12 of 16 at 16 x 128 x 512, but 9.2 for 8
 // unpacked), and the caller reads only its own rows of the result (the other rows of x are
 // finite: zeroed or earlier values).
-// x W^T + b on the loops' tiles (W packed plain, wp (N/4V, K, 4V)), the sums starting from
-// b (or zeros) in registers: the output is written once, never filled first.
-Tensor product_on_tiles(const Tensor& x, const Tensor& wp, const std::optional<Tensor>& b) {
-  const int64_t n = x.size(0), N = wp.size(0) * wp.size(2);
-  const Tensor xs = x.stride(1) == 1 ? x : x.contiguous();
-  thread_local std::vector<float> zeros;  // the bias where there is none
-  if (static_cast<int64_t>(zeros.size()) < N) zeros.assign(N, 0.f);
-  const Tensor bias = b ? b->contiguous() : Tensor();
-  Tensor out = at::empty({n, N}, x.options());
-  tiled_product(wp, xs.data_ptr<float>(), xs.stride(0),
-                b ? bias.data_ptr<float>() : zeros.data(), out.data_ptr<float>(), n);
-  return out;
-}
-
 Tensor product(const Tensor& x, const StepW& w, const std::optional<Tensor>& b = std::nullopt) {
   const auto& [packed, plain, lib, rows] = w;
   if (lib == kMKLPacked) {
@@ -533,10 +531,10 @@ struct TiledGrads {
 };
 void lstm_tiled_grads(const TiledGrads& s, const Tensor& wp) {
   const int64_t B = s.B, H = s.H, G = 4 * H, n = s.steps.size(), w = 4 * tile_width();
-  const std::vector<float> zeros(H, 0.f);
   auto job = [&](int64_t i, Cell&, In& in) {  // reverse time
     const auto& [t, bt, bn] = s.steps[n - 1 - i];
-    in = In{zeros.data(), 0, zeros.data(), 0, zeros.data()};  // inner size 0: sums from zeros
+    const float* zero = zeros(H);
+    in = In{zero, 0, zero, 0, zero};  // inner size 0: the sums start from zeros
     return TileJob{s.dZ + (t + 1) * B * G, G, s.dh, H, bn, 0, w, w / 4, nullptr, &in};
   };
   auto grads = [&](int64_t i, int64_t u0, int64_t u1) {  // units [u0 w, u1 w) of rows [0, b_t)

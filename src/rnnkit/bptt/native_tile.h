@@ -22,6 +22,7 @@
 #include <thread>
 #include <cstdint>
 #include <type_traits>
+#include <vector>
 
 #include "native_math.h"  // RNNKIT_INLINE, at::parallel_for
 
@@ -211,6 +212,13 @@ inline int64_t tile_width() {
   return v;
 }
 
+// n zeros, this thread's: the bias of a product without one (sums that start from zero)
+inline const float* zeros(int64_t n) {
+  thread_local std::vector<float> z;
+  if (static_cast<int64_t>(z.size()) < n) z.assign(n, 0.f);
+  return z.data();
+}
+
 bool tiles_on = true;  // switch for tests (native set_tiled)
 // The shapes that take tiles, measured (docs/bptt.md (i)): at most this many rows, and a W of
 // at most this many elements (an Intel Xeon's; native.py sets other CPUs' by vendor);
@@ -224,23 +232,6 @@ inline bool tiled(int64_t rows, int64_t N, int64_t K) {
   return tiles_on && v && N % (4 * v) == 0 && rows <= tile_max_rows && N * K <= tile_max_w;
 }
 
-// A job (above) on the tiles of W packed as wp (count, K, 4V): the tiles split across
-// threads once each thread has kTileMinWork multiply-adds.
-inline void run_tiles(const at::Tensor& wp, TileJob j) {
-  const int64_t v = tile_width(), count = wp.size(0);
-  j.K = wp.size(1);
-  const int64_t work = std::max<int64_t>(j.n * 4 * v * (j.K + (j.in ? j.in->K : 0)), 1);
-  const int64_t grain = std::max<int64_t>(1, kTileMinWork / work);
-  const float* w = wp.data_ptr<float>();
-  at::parallel_for(0, count, grain, [&](int64_t u0, int64_t u1) {
-    if (v == 16) {
-      tiles16(w, j, u0, u1);
-    } else {
-      tiles8(w, j, u0, u1);
-    }
-  });
-}
-
 // Steps [0, steps) of a recurrence, step i the TileJob job(i, cell, in) on the tiles of wp
 // (its Cell and In, where it has them, in the caller's cell and in: each thread's own), in
 // one parallel region: each thread keeps the same tiles (the same columns of W) at every step,
@@ -249,7 +240,7 @@ inline void run_tiles(const at::Tensor& wp, TileJob j) {
 // threads 0.16 us against 1.5). The barrier counts slots, not threads: at::parallel_for over
 // `team` slots hands each thread a range of them (all of them to one thread where it runs
 // inline), and a step is done when every slot has arrived, so it never waits on a thread that
-// does not exist. Below run_tiles' work per thread (for products of `rows` rows, the most a
+// does not exist. Below kTileMinWork multiply-adds per thread (for `rows` rows, the most a
 // step has), one slot: no region at all.
 constexpr int kSpins = 1 << 14;  // pauses at the barrier (a few microseconds) before yielding
 template <typename Job, typename After>
@@ -290,6 +281,13 @@ void run_tile_steps(const at::Tensor& wp, int64_t steps, int64_t rows, const Job
   } else {
     at::parallel_for(0, team, 1, slots);
   }
+}
+
+// A job (above) on the tiles of W packed as wp (count, K, 4V): one step of run_tile_steps,
+// the tiles split across threads once each thread has kTileMinWork multiply-adds.
+inline void run_tiles(const at::Tensor& wp, const TileJob& j) {
+  run_tile_steps(wp, 1, j.n, [&](int64_t, Cell&, In&) { return j; },
+                 [](int64_t, int64_t, int64_t) {});
 }
 
 // out (n, N) += x (n, K) W^T for a plain packed W (native.py: TILES).
