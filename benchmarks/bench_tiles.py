@@ -1,12 +1,13 @@
 """Where the C++ loops' own tiles (bptt/native_tile.h) beat the GEMM libraries: one markdown
 table of a layer's step time under each tile setting, against torch.nn, on this CPU.
 
-The settings: `off` (every step product on the GEMM library of gemm.step_weight), the limits
-measured on an Intel Xeon (16 rows, W up to 2^18 elements: native_tile.h's defaults) and those
-of an AMD EPYC (64 rows, 2^20: native.TILE_LIMITS; and its earlier 32 rows), each with the
-LSTM's input product in the tiles' step (native._fused_input) and apart ("input GEMM": one
-sequence-wide GEMM before the loop). native.TILE_LIMITS picks the limits by CPU vendor; this
-script is how to measure them again on a new CPU.
+The settings: `off` (every step product on the GEMM library of gemm.step_weight), tiles up
+to 16 rows and W up to 2^18 elements (native_tile.h's defaults), up to 64 rows and 2^20 (both
+vendors' native.TILE_LIMITS) and 32 rows, each with the LSTM's input product in the tiles'
+step at any size (native._fused_input) and apart ("input GEMM": one sequence-wide GEMM before
+the loop), and this CPU's rules (its TILE_LIMITS, the input product in the step where W_ih is
+within native.FUSED_INPUT_PER_ROW elements per row). This script is how to measure them again
+on a new CPU.
 
 Each (cell, shape, mode) runs in a fresh child process (`--case <json>`, docs/bptt.md (j));
 inside it the settings and torch.nn take turns, round after round (`--rounds`), so that a drift
@@ -38,12 +39,14 @@ SHAPES = [
 ]  # (B, T, I, H): bench_layers' layer and serve rows
 SETTINGS = {  # (rows, W elements, the LSTM's input product in the tiles' step)
     "off": None,
-    "Xeon limits": (16, 1 << 18, True),
-    "Xeon, input GEMM": (16, 1 << 18, False),
-    "EPYC limits": (64, 1 << 20, True),
-    "EPYC, input GEMM": (64, 1 << 20, False),
-    "EPYC, 32 rows": (32, 1 << 20, True),
+    "16 rows": (16, 1 << 18, True),
+    "16 rows, input GEMM": (16, 1 << 18, False),
+    "64 rows": (64, 1 << 20, True),
+    "64 rows, input GEMM": (64, 1 << 20, False),
+    "32 rows": (32, 1 << 20, True),
+    "this CPU's rules": "rules",  # native.TILE_LIMITS and native.FUSED_INPUT_PER_ROW
 }
+RULES = (native.TILE_LIMITS.get(gemm.cpu_vendor(), (16, 1 << 18)), native.FUSED_INPUT_PER_ROW)
 
 
 def call(layer, x, mode: str) -> None:
@@ -56,11 +59,14 @@ def call(layer, x, mode: str) -> None:
     (out.sum() + h_n.sum()).backward()
 
 
-def apply(module, setting: tuple | None) -> None:
+def apply(module, setting: tuple | str | None) -> None:
     module.set_tiled(setting is not None)
-    if setting is not None:
+    if setting == "rules":
+        module.set_tile_limits(*RULES[0])
+        native.FUSED_INPUT, native.FUSED_INPUT_PER_ROW = True, RULES[1]
+    elif setting is not None:  # the input product in the step at any size, or never
         module.set_tile_limits(*setting[:2])
-        native.FUSED_INPUT = setting[2]
+        native.FUSED_INPUT, native.FUSED_INPUT_PER_ROW = setting[2], None
 
 
 def run_case(case: dict) -> dict:
@@ -101,8 +107,9 @@ def header(args, env: dict) -> None:
         + ", ".join(f"{k}={env.get(k, 'unset')}" for k in OMP_KEYS)
     )
     print(
-        f"- this CPU's limits (native.TILE_LIMITS or the C++ defaults): "
-        f"{native.TILE_LIMITS.get(gemm.cpu_vendor(), SETTINGS['Xeon limits'][:2])}"
+        f"- this CPU's rules: tile limits {RULES[0]} (native.TILE_LIMITS or the C++ "
+        f"defaults); the LSTM's input product in the step where W_ih has at most "
+        f"{RULES[1] or 'any number of'} elements per row (native.FUSED_INPUT_PER_ROW)"
     )
     print(
         f"- each row one fresh process; settings and torch.nn interleaved over {args.rounds} "

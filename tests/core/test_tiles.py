@@ -171,7 +171,8 @@ def test_lstm_input_product_in_the_tiles_step(B, monkeypatch):
     lengths[1] = 30
     w = layer.weight_ih_l0.detach()
     packed = native._recurrent_weight(layer.weight_hh_l0.detach(), B, 30, lstm=True)
-    monkeypatch.setattr(native, "FUSED_INPUT", True)  # on every CPU (by default AMD's only)
+    monkeypatch.setattr(native, "FUSED_INPUT", True)  # on every CPU (by default AMD's, Intel's)
+    monkeypatch.setattr(native, "FUSED_INPUT_PER_ROW", None)
     assert native._fused_input(x, w, None, packed) is not None
     results = []
     for fused in (True, False):
@@ -184,6 +185,20 @@ def test_lstm_input_product_in_the_tiles_step(B, monkeypatch):
         assert_close(a, b, rtol=0, atol=2e-5 * (1 + b.abs().max().item()))
     monkeypatch.setattr(native, "FUSED_INPUT", False)
     assert native._fused_input(x, w, None, packed) is None
+
+
+def test_fused_input_by_elements_per_row(monkeypatch):
+    """With native.FUSED_INPUT_PER_ROW (an Intel Xeon's rule), the input product joins the
+    step only where W_ih has at most that many elements per row of the step."""
+    layer = rnnkit.LSTM(32, 64)
+    w = layer.weight_ih_l0.detach()  # (256, 32): 8,192 elements
+    packed = native._recurrent_weight(layer.weight_hh_l0.detach(), 4, 10, lstm=True)
+    monkeypatch.setattr(native, "FUSED_INPUT", True)
+    monkeypatch.setattr(native, "FUSED_INPUT_PER_ROW", 2048)
+    assert native._fused_input(torch.randn(10, 4, 32), w, None, packed) is not None  # 2,048
+    assert native._fused_input(torch.randn(10, 3, 32), w, None, packed) is None  # 2,731
+    monkeypatch.setattr(native, "FUSED_INPUT_PER_ROW", None)
+    assert native._fused_input(torch.randn(10, 3, 32), w, None, packed) is not None
 
 
 @pytest.mark.parametrize("threads", [2, 3])
@@ -200,6 +215,7 @@ def test_lstm_steps_in_one_parallel_region(threads, fused, monkeypatch):
     lengths = torch.randint(1, 41, (12,))
     lengths[3] = 40
     monkeypatch.setattr(native, "FUSED_INPUT", fused)
+    monkeypatch.setattr(native, "FUSED_INPUT_PER_ROW", None)
     was = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:

@@ -49,8 +49,9 @@ def loaded():
 
 
 # The step products that take the loops' own tiles by CPU vendor, (most rows, most elements of
-# W): native_tile.h's (16, 2^18) measured on an Intel Xeon, these on an AMD EPYC (bench_tiles).
-TILE_LIMITS = {"AuthenticAMD": (64, 1 << 20)}
+# W), measured with bench_tiles on an AMD EPYC and an Intel Xeon (docs/bptt.md (i)); other
+# CPUs keep native_tile.h's (16, 2^18).
+TILE_LIMITS = {"AuthenticAMD": (64, 1 << 20), "GenuineIntel": (64, 1 << 20)}
 
 
 def _configured(module):
@@ -156,8 +157,13 @@ def _tile_packed(w: Tensor, lstm: bool, scale: float = 1.0) -> Tensor:
     return torch.mul(view, scale, out=w.new_empty(view.shape)).view(N // (4 * V), K, -1)
 
 
-# The LSTM's input product in the tiles' step (_fused_input): a gain measured on an AMD EPYC;
-FUSED_INPUT = gemm.cpu_vendor() == "AuthenticAMD"  # an Intel Xeon's is to measure (bench_tiles)
+# The LSTM's input product in the tiles' step (_fused_input), measured with bench_tiles: a gain
+# on an AMD EPYC at every shape; on an Intel Xeon where W_ih has at most FUSED_INPUT_PER_ROW
+# elements per row of the step (B4 H512 I128: each step re-reads 1 MB of W_ih for 4 rows, and
+# W_ih and W_hh outgrow the 2 MB L2, 19.4 ms against 15.0 with the input GEMM; B8 H256 6.2
+# against 6.6), None: no limit.
+FUSED_INPUT = gemm.cpu_vendor() in ("AuthenticAMD", "GenuineIntel")
+FUSED_INPUT_PER_ROW = {"GenuineIntel": 1 << 14}.get(gemm.cpu_vendor())
 
 
 def _fused_input(x: Tensor, w_x: Tensor, b_x: Tensor | None, w_rest: gemm.StepWeight):
@@ -165,7 +171,10 @@ def _fused_input(x: Tensor, w_x: Tensor, b_x: Tensor | None, w_rest: gemm.StepWe
     product on the tiles (the whole step runs there, W_ih within the tiles' limits), else
     None: no sequence-wide input GEMM then (at a small I far below the GEMM peak) and no pass
     over the (T, B, 4H) pre-activations before the loop (docs/bptt.md (i))."""
-    if not FUSED_INPUT or w_rest.lib != TILES_LSTM or not load().tiled(x.shape[1], *w_x.shape):
+    rows, per_row = x.shape[1], FUSED_INPUT_PER_ROW
+    if not FUSED_INPUT or w_rest.lib != TILES_LSTM or not load().tiled(rows, *w_x.shape):
+        return None
+    if per_row is not None and w_x.numel() > per_row * rows:
         return None
     b = w_x.new_zeros(w_x.shape[0]) if b_x is None else b_x.contiguous()
     return x.contiguous(), _tile_packed(w_x, True), b

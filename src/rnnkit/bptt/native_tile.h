@@ -7,8 +7,10 @@
 //   out[b, n] += sum_k x[b, k] W[n, k]        x (rows, K), W (N, K) as torch.nn stores it
 // one loop per tile of R rows and 4V columns, the R x 4 sums in vector registers over k, W
 // packed once per call as Wp (N/4V, K, 4V): Wp[u][k][m] = W[4V u + m][k], so a tile's 4V
-// weights for one k are consecutive. Two builds of the same template: V = 16, R = 4 for
-// AVX-512 (16 accumulators of 32 registers), V = 8, R = 2 for AVX2 + FMA (8 of 16); the CPU
+// weights for one k are consecutive. Two builds of the same template: V = 16, R = 6 for
+// AVX-512 (24 accumulators of 32 registers: each W vector loaded serves 6 rows; the B64 H512
+// LSTM's inference on an Intel Xeon went from 0.90x torch.nn at R = 4 to 0.97x; at R = 7 the
+// registers spill), V = 8, R = 2 for AVX2 + FMA (8 of 16); the CPU
 // picks at run time, and a CPU with neither (or N not a multiple of 4V) keeps the GEMM path.
 // The sums run in another order than a GEMM library's, so results differ from it in the last
 // bits (tests/core/test_native.py compares the paths and the Python reference).
@@ -157,31 +159,36 @@ __attribute__((target("avx2,fma"), noinline)) void lstm_units8(float* z, int64_t
   lstm_units<8>(z, ldz, cell, n, j0);
 }
 
-// Tiles [u0, u1) of a job: R rows at a time, then one tile of the n mod R rows left; then the
-// LSTM step of the tile's units where the job has a cell.
+// Rows [0, r) of tile u, 0 < r <= R: tile<V, r> (one register blocking per row count).
+template <int V, int R>
+RNNKIT_INLINE void tile_rows(int64_t r, const float* w, const float* x, int64_t ldx, float* o,
+                             int64_t ldo, int64_t K, int64_t gs, const In* in, const float* wi,
+                             const float* xi, const float* bias) {
+  if constexpr (R > 1) {
+    if (r < R) return tile_rows<V, R - 1>(r, w, x, ldx, o, ldo, K, gs, in, wi, xi, bias);
+  }
+  tile<V, R>(w, x, ldx, o, ldo, K, gs, in, wi, xi, bias);
+}
+
+// Tiles [u0, u1) of a job: the n rows in ceil(n / R) blocks of as even a size as they divide
+// into (n = 8, R = 6: two blocks of 4, not 6 and 2; each block reads the tile's W once); then
+// the LSTM step of the tile's units where the job has a cell.
 template <int V, int R>
 RNNKIT_INLINE void tiles(const float* wp, const TileJob& j, int64_t u0, int64_t u1) {
-  const int64_t full = j.n - j.n % R, left = j.n % R;
+  const int64_t blocks = (j.n + R - 1) / R;
   const In* in = j.in;
   for (int64_t u = u0; u < u1; ++u) {
     const float* w = wp + u * j.K * 4 * V;
     const float* wi = in ? in->wp + u * in->K * 4 * V : nullptr;
     const float* bias = in ? in->bias + u * j.us : nullptr;
     float* o = j.out + u * j.us;
-    for (int64_t b = 0; b < full; b += R) {
+    for (int64_t k = 0, b = 0; k < blocks; ++k) {
+      const int64_t r = (j.n - b) / (blocks - k);  // the rows left, shared by the blocks left
       const float* xi = in ? in->x + b * in->ldx : nullptr;
-      tile<V, R>(w, j.x + b * j.ldx, j.ldx, o + b * j.ldo, j.ldo, j.K, j.gs, in, wi, xi, bias);
+      tile_rows<V, R>(r, w, j.x + b * j.ldx, j.ldx, o + b * j.ldo, j.ldo, j.K, j.gs, in, wi, xi,
+                      bias);
+      b += r;
     }
-    const float* xl = j.x + full * j.ldx;
-    const float* xil = in ? in->x + full * in->ldx : nullptr;
-    float* ol = o + full * j.ldo;
-    if constexpr (R > 3) {
-      if (left == 3) tile<V, 3>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs, in, wi, xil, bias);
-    }
-    if constexpr (R > 2) {
-      if (left == 2) tile<V, 2>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs, in, wi, xil, bias);
-    }
-    if (left == 1) tile<V, 1>(w, xl, j.ldx, ol, j.ldo, j.K, j.gs, in, wi, xil, bias);
     if (j.cell) {
       if constexpr (V == 16) {
         lstm_units16(j.out, j.ldo, *j.cell, j.n, u * V);
@@ -196,7 +203,7 @@ __attribute__((target("avx512f,avx512vl,avx512dq,avx2,fma"))) void tiles16(const
                                                                             const TileJob& j,
                                                                             int64_t u0,
                                                                             int64_t u1) {
-  tiles<16, 4>(wp, j, u0, u1);
+  tiles<16, 6>(wp, j, u0, u1);
 }
 
 __attribute__((target("avx2,fma"))) void tiles8(const float* wp, const TileJob& j, int64_t u0,
@@ -221,7 +228,7 @@ inline const float* zeros(int64_t n) {
 
 bool tiles_on = true;  // switch for tests (native set_tiled)
 // The shapes that take tiles, measured (docs/bptt.md (i)): at most this many rows, and a W of
-// at most this many elements (an Intel Xeon's; native.py sets other CPUs' by vendor);
+// at most this many elements (native.py sets AMD's and Intel's, measured, by vendor);
 // settable (set_tile_limits) to measure them again.
 int64_t tile_max_rows = 16, tile_max_w = 1 << 18;
 constexpr int64_t kTileMinWork = 1 << 19;  // multiply-adds per thread, at least
