@@ -232,6 +232,38 @@ def test_lstm_steps_in_one_parallel_region(threads, fused, monkeypatch):
         assert_close(a, b, rtol=0, atol=2e-5 * (1 + b.abs().max().item()))
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+@pytest.mark.parametrize("fused", [True, False])
+def test_lstm_row_groups(threads, fused, monkeypatch):
+    """Row groups (native_tile.h row_groups: each thread every step of its own rows, 13 rows in
+    2 or 3 groups, 6 + 7 or 4 + 4 + 5) against the split columns and against the GEMM path:
+    outputs, final states, every gradient (db summed per group), both directions, two layers,
+    training and inference. Ragged lengths keep one group (the longest rows would fall to one)."""
+    torch.manual_seed(threads)
+    layer = rnnkit.LSTM(24, 64, num_layers=2, bidirectional=True)
+    x = torch.randn(30, 13, 24, requires_grad=True)
+    monkeypatch.setattr(native, "FUSED_INPUT", fused)
+    monkeypatch.setattr(native, "FUSED_INPUT_PER_ROW", None)
+    was, limits = torch.get_num_threads(), MODULE.set_row_groups(1 << 30, 4)
+    torch.set_num_threads(threads)
+    try:
+        results = []
+        for groups, tiles in ((True, True), (False, True), (False, False)):
+            MODULE.set_row_groups(1 << 30 if groups else 0, 4)
+            results.append(_run(layer, x, None, tiles))
+            MODULE.set_tiled(tiles)
+            with torch.no_grad():
+                results[-1].extend(layer.eval()(x)[1])
+            MODULE.set_tiled(True)
+            layer.train()
+    finally:
+        torch.set_num_threads(was)
+        MODULE.set_row_groups(*limits)
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert_close(a, b, rtol=0, atol=2e-5 * (1 + b.abs().max().item()))
+
+
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
 def test_layer_norm_step_products_on_the_tiles(cell):
     """The layer-normalised loops' step products (native_ln.cpp, through native.cpp's

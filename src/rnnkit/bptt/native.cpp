@@ -53,6 +53,11 @@ namespace {
 using at::Tensor;
 using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (t, b_t, b_{t+1})
 
+// Whether every step runs all B rows (no sequence ends before the others).
+bool full_rows(const Steps& steps, int64_t B) {
+  return std::all_of(steps.begin(), steps.end(), [B](const auto& s) { return std::get<1>(s) == B; });
+}
+
 Tensor onednn_linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
@@ -306,8 +311,9 @@ struct Noise {
 using FusedIn = std::tuple<Tensor, Tensor, Tensor>;
 
 // The LSTM forward's steps, the whole step on the tiles (W_hh packed by gates as wp, and W_ih
-// too with fused_in), in one parallel region (run_tile_steps); rows [bn, bt) that end at step
-// t go to h_n and c_n by the thread that wrote their units. The buffers as
+// too with fused_in), in one parallel region (run_tile_steps), or in row groups (each thread
+// every step of its rows, native_tile.h row_groups); rows [bn, bt) that end at step t go to
+// h_n and c_n by the thread that wrote their units. The buffers as
 // lstm_forward_impl's, P = H, but out receives the true h_t and Zc the true g (lstm_units).
 struct TiledSteps {
   const Steps& steps;
@@ -330,23 +336,29 @@ void lstm_tiled_steps(const TiledSteps& s, const Tensor& wp,
   auto slots = [&](int64_t t) {  // (C's slot of c'_t, of c'_{t-1})
     return std::pair(s.ring ? t % 2 : t, s.ring ? (t + 1) % 2 : t - 1);
   };
-  auto job = [&](int64_t i, Cell& cell, In& in) {
-    const auto& [t, bt, bn] = s.steps[i];
-    const auto [tc, tp] = slots(t);
-    cell = Cell{t ? s.C + tp * BH : s.c0, s.C + tc * BH, s.out + t * BH, H};
-    if (x) in = In{x + t * B * I, I, wpi, Ki, bias};
-    const float* h_prev = t ? s.out + (t - 1) * BH : s.h0;
-    return lstm_job(h_prev, s.Z + (t - s.t0) * 4 * BH, cell, bt, x ? &in : nullptr);
+  const int64_t w_elems = wp.numel() + (fused_in ? std::get<1>(*fused_in).numel() : 0);
+  auto group = [&](RowRange g, int64_t) {  // every step for rows [g.r0, g.r1)
+    const int64_t r0H = g.r0 * H;
+    auto job = [&](int64_t i, Cell& cell, In& in) {
+      const auto& [t, bt, bn] = s.steps[i];
+      const auto [tc, tp] = slots(t);
+      cell = Cell{(t ? s.C + tp * BH : s.c0) + r0H, s.C + tc * BH + r0H, s.out + t * BH + r0H, H};
+      if (x) in = In{x + (t * B + g.r0) * I, I, wpi, Ki, bias};
+      const float* h_prev = (t ? s.out + (t - 1) * BH : s.h0) + r0H;
+      float* z = s.Z + (t - s.t0) * 4 * BH + 4 * r0H;
+      return lstm_job(h_prev, z, cell, g.rows(bt), x ? &in : nullptr);
+    };
+    auto ends = [&](int64_t i, int64_t u0, int64_t u1) {  // rows [bn, bt) end here
+      const auto& [t, bt, bn] = s.steps[i];
+      const int64_t tc = slots(t).first, j0 = u0 * v, len = (u1 - u0) * v * sizeof(float);
+      for (int64_t b = g.r0 + g.rows(bn); b < g.r0 + g.rows(bt); ++b) {
+        std::memcpy(s.h_n + b * H + j0, s.out + t * BH + b * H + j0, len);
+        std::memcpy(s.c_n + b * H + j0, s.C + tc * BH + b * H + j0, len);
+      }
+    };
+    run_tile_steps(wp, s.steps.size(), g.rows(std::get<1>(s.steps.front())), job, ends);
   };
-  auto ends = [&](int64_t i, int64_t u0, int64_t u1) {  // rows [bn, bt) end here
-    const auto& [t, bt, bn] = s.steps[i];
-    const int64_t tc = slots(t).first, j0 = u0 * v, len = (u1 - u0) * v * sizeof(float);
-    for (int64_t b = bn; b < bt; ++b) {
-      std::memcpy(s.h_n + b * H + j0, s.out + t * BH + b * H + j0, len);
-      std::memcpy(s.c_n + b * H + j0, s.C + tc * BH + b * H + j0, len);
-    }
-  };
-  run_tile_steps(wp, s.steps.size(), std::get<1>(s.steps.front()), job, ends);
+  for_row_groups(B, full_rows(s.steps, B) ? row_groups(B, w_elems) : 1, group);
 }
 
 template <typename S>
@@ -521,8 +533,10 @@ void unzoned_row(const double* z, const double* cprev, double cscale, double* sc
 // dz_{t+1} W_hh on the tiles (W_hh^T packed plain as wp), in one parallel region
 // (run_tile_steps): each thread forms the columns of dh_t its tiles cover (sums from zero),
 // then those units' gradients (lstm_grad_row on units [j0, j0 + n): each unit's work is its
-// own), so threads meet only after each step, where dz_t is whole for the next product. The
-// buffers as lstm_backward_impl's, P = H.
+// own), so threads meet only after each step, where dz_t is whole for the next product; or,
+// with row groups (native_tile.h row_groups), each thread all the units of its rows, every
+// step, without meeting (db summed per group, then added). The buffers as
+// lstm_backward_impl's, P = H.
 struct TiledGrads {
   const Steps& steps;
   const float *Z, *s_c, *C, *c0, *dout, *dh_n;  // s_c: sigmoid(C), or null: formed here
@@ -531,36 +545,44 @@ struct TiledGrads {
 };
 void lstm_tiled_grads(const TiledGrads& s, const Tensor& wp) {
   const int64_t B = s.B, H = s.H, G = 4 * H, n = s.steps.size(), w = 4 * tile_width();
-  auto job = [&](int64_t i, Cell&, In& in) {  // reverse time
-    const auto& [t, bt, bn] = s.steps[n - 1 - i];
-    const float* zero = zeros(H);
-    in = In{zero, 0, zero, 0, zero};  // inner size 0: the sums start from zeros
-    return TileJob{s.dZ + (t + 1) * B * G, G, s.dh, H, bn, 0, w, w / 4, nullptr, &in};
-  };
-  auto grads = [&](int64_t i, int64_t u0, int64_t u1) {  // units [u0 w, u1 w) of rows [0, b_t)
-    const auto& [t, bt, bn] = s.steps[n - 1 - i];
-    const int64_t j0 = u0 * w, len = (u1 - u0) * w;
-    thread_local std::vector<float> sc;  // this row's sigmoid(c'_t), where s_c is null
-    sc.resize(len);
-    for (int64_t b = 0; b < bt; ++b) {
-      const int64_t r = t * B + b;
-      float* dh = s.dh + b * H + j0;
-      if (b >= bn) std::memcpy(dh, s.dh_n + b * H + j0, len * sizeof(float));  // ends at t
-      const float* cprev = (t ? s.C + (r - B) * H : s.c0 + b * H) + j0;
-      const float* scr = s.s_c ? s.s_c + r * H + j0 : sc.data();
-      if (!s.s_c) {
-        std::memcpy(sc.data(), s.C + r * H + j0, len * sizeof(float));
-        rnn_act(sc.data(), nullptr, len, false);
-      }
-      lstm_grad_row(s.dout + r * H + j0, dh, nullptr, nullptr, s.Z + r * G + j0, scr, cprev,
-                    t ? 0.5f : 1.f, s.dZ + r * G + j0, s.dc + b * H + j0, H, len);
-      for (int64_t g = 0; s.db && g < 4; ++g) {  // this thread's units of every gate
-        add(s.db + g * H + j0, s.dZ + r * G + g * H + j0, len);
-      }
-    }
-  };
+  const int64_t groups = full_rows(s.steps, B) ? row_groups(B, wp.numel()) : 1;
+  std::vector<float> db_more(s.db ? (groups - 1) * G : 0, 0.f);  // groups past the first
   if (s.db) std::memset(s.db, 0, G * sizeof(float));
-  run_tile_steps(wp, n, std::get<2>(s.steps.front()), job, grads);
+  auto group = [&](RowRange rg, int64_t gi) {  // every step for rows [rg.r0, rg.r1)
+    float* db = s.db && gi ? db_more.data() + (gi - 1) * G : s.db;
+    auto job = [&](int64_t i, Cell&, In& in) {  // reverse time
+      const auto& [t, bt, bn] = s.steps[n - 1 - i];
+      const float* zero = zeros(H);
+      in = In{zero, 0, zero, 0, zero};  // inner size 0: the sums start from zeros
+      const float* dz = s.dZ + ((t + 1) * B + rg.r0) * G;
+      return TileJob{dz, G, s.dh + rg.r0 * H, H, rg.rows(bn), 0, w, w / 4, nullptr, &in};
+    };
+    auto grads = [&](int64_t i, int64_t u0, int64_t u1) {  // units [u0 w, u1 w) of the rows
+      const auto& [t, bt, bn] = s.steps[n - 1 - i];
+      const int64_t j0 = u0 * w, len = (u1 - u0) * w;
+      thread_local std::vector<float> sc;  // this row's sigmoid(c'_t), where s_c is null
+      sc.resize(len);
+      for (int64_t b = rg.r0; b < rg.r0 + rg.rows(bt); ++b) {
+        const int64_t r = t * B + b;
+        float* dh = s.dh + b * H + j0;
+        if (b >= bn) std::memcpy(dh, s.dh_n + b * H + j0, len * sizeof(float));  // ends at t
+        const float* cprev = (t ? s.C + (r - B) * H : s.c0 + b * H) + j0;
+        const float* scr = s.s_c ? s.s_c + r * H + j0 : sc.data();
+        if (!s.s_c) {
+          std::memcpy(sc.data(), s.C + r * H + j0, len * sizeof(float));
+          rnn_act(sc.data(), nullptr, len, false);
+        }
+        lstm_grad_row(s.dout + r * H + j0, dh, nullptr, nullptr, s.Z + r * G + j0, scr, cprev,
+                      t ? 0.5f : 1.f, s.dZ + r * G + j0, s.dc + b * H + j0, H, len);
+        for (int64_t g = 0; db && g < 4; ++g) {  // these units of every gate
+          add(db + g * H + j0, s.dZ + r * G + g * H + j0, len);
+        }
+      }
+    };
+    run_tile_steps(wp, n, rg.rows(std::get<2>(s.steps.front())), job, grads);
+  };
+  for_row_groups(B, groups, group);
+  for (int64_t gi = 1; s.db && gi < groups; ++gi) add(s.db, db_more.data() + (gi - 1) * G, G);
 }
 
 template <typename S>
@@ -1177,6 +1199,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     return was;
   });
   m.def("tile_limits", [] { return std::tuple<int64_t, int64_t>{tile_max_rows, tile_max_w}; });
+  m.def("set_row_groups", [](int64_t weights, int64_t rows) {  // the previous (W, rows)
+    const std::tuple<int64_t, int64_t> was{row_split_w, row_split_rows};
+    row_split_w = weights;
+    row_split_rows = rows;
+    return was;
+  });
   m.def("tile_width", &tile_width);  // 16 (AVX-512), 8 (AVX2 + FMA) or 0: no tiles
   m.def("tiled", &tiled);            // (rows, N, K): whether x W^T takes the tiles
   m.def("lstm_cell", &lstm_cell);

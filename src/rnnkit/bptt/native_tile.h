@@ -290,6 +290,36 @@ void run_tile_steps(const at::Tensor& wp, int64_t steps, int64_t rows, const Job
   }
 }
 
+// Rows [r0, r1) of a batch: a row group's share of a step's running rows [0, b) is rows(b)
+// rows from r0 (the batch is sorted by length, so the running rows are a prefix).
+struct RowRange {
+  int64_t r0, r1;
+  int64_t rows(int64_t b) const { return std::clamp(b, r0, r1) - r0; }
+};
+
+// Row groups. The rows of a batch never meet in a recurrence, so each thread can run every
+// step for its own rows, with no barrier per step and no h_t or dz_t passing between cores;
+// but each thread then reads all of W at every step, so only where W is small: at most
+// row_split_w elements (all of the step's weights), and at least row_split_rows rows a group.
+// On an Intel Xeon (2 threads) the B16 H128 LSTM's loops ran no faster on 2 threads than on 1
+// with the columns split (the barrier, and dz_t crossing cores each step). Settable
+// (set_row_groups) to measure; one group where the steps leave the groups' rows unequal (the
+// longest rows would fall to one group).
+int64_t row_split_w = 1 << 17, row_split_rows = 4;
+inline int64_t row_groups(int64_t rows, int64_t w_elems) {
+  if (w_elems > row_split_w || row_split_rows <= 0 || at::in_parallel_region()) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows / row_split_rows));
+}
+
+// f(RowRange, g) for each of `groups` row groups of B rows, in parallel; one group: f on all.
+template <typename F>
+void for_row_groups(int64_t B, int64_t groups, const F& f) {
+  if (groups <= 1) return f(RowRange{0, B}, 0);
+  at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
+    for (int64_t g = g0; g < g1; ++g) f(RowRange{B * g / groups, B * (g + 1) / groups}, g);
+  });
+}
+
 // A job (above) on the tiles of W packed as wp (count, K, 4V): one step of run_tile_steps,
 // the tiles split across threads once each thread has kTileMinWork multiply-adds.
 inline void run_tiles(const at::Tensor& wp, const TileJob& j) {
