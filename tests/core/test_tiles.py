@@ -234,14 +234,17 @@ def test_lstm_steps_in_one_parallel_region(threads, fused, monkeypatch):
 
 @pytest.mark.parametrize("threads", [2, 3])
 @pytest.mark.parametrize("fused", [True, False])
-def test_lstm_row_groups(threads, fused, monkeypatch):
-    """Row groups (native_tile.h row_groups: each thread every step of its own rows, 13 rows in
-    2 or 3 groups, 6 + 7 or 4 + 4 + 5) against the split columns and against the GEMM path:
-    outputs, final states, every gradient (db summed per group), both directions, two layers,
-    training and inference. Ragged lengths keep one group (the longest rows would fall to one)."""
+@pytest.mark.parametrize("ragged", [False, True])
+def test_lstm_row_groups(threads, fused, ragged, monkeypatch):
+    """Row groups (native_tile.h row_groups: each thread every step of its own rows; 13 rows in
+    2 or 3 groups, cut by native.cpp row_bounds so that each group's steps are about even)
+    against the split columns and against the GEMM path: outputs, final states, every gradient
+    (db summed per group), equal or ragged lengths, both directions, two layers, training and
+    inference."""
     torch.manual_seed(threads)
     layer = rnnkit.LSTM(24, 64, num_layers=2, bidirectional=True)
     x = torch.randn(30, 13, 24, requires_grad=True)
+    lengths = torch.randint(1, 31, (13,)) if ragged else None
     monkeypatch.setattr(native, "FUSED_INPUT", fused)
     monkeypatch.setattr(native, "FUSED_INPUT_PER_ROW", None)
     was, limits = torch.get_num_threads(), MODULE.set_row_groups(1 << 30, 4)
@@ -250,10 +253,10 @@ def test_lstm_row_groups(threads, fused, monkeypatch):
         results = []
         for groups, tiles in ((True, True), (False, True), (False, False)):
             MODULE.set_row_groups(1 << 30 if groups else 0, 4)
-            results.append(_run(layer, x, None, tiles))
+            results.append(_run(layer, x, lengths, tiles))
             MODULE.set_tiled(tiles)
             with torch.no_grad():
-                results[-1].extend(layer.eval()(x)[1])
+                results[-1].extend(layer.eval()(x, lengths=lengths)[1])
             MODULE.set_tiled(True)
             layer.train()
     finally:

@@ -114,6 +114,13 @@ def _unprojected(x: Tensor, w: Tensor, b: Tensor | None, chunk: int, name: str):
         yield t0, Z[: min(chunk, T - t0)]
 
 
+def _dense(grad: Tensor, name: str) -> Tensor:
+    """grad as a contiguous tensor for a backward's loop: itself, or a copy in the workspace
+    buffer `name` (a broadcast gradient, as out.sum()'s, copied anew at every call paid page
+    faults on first touch: 0.46 ms at 256 x 16 x 128 against 0.07 for the copy itself)."""
+    return grad if grad.is_contiguous() else buffer(name, grad.shape, grad).copy_(grad)
+
+
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
     if a is None:
         return b

@@ -7,6 +7,7 @@ from torch.autograd.function import once_differentiable
 from rnnkit.bptt import gemm, gru_noise, native, probe
 from rnnkit.bptt.common import (
     _chunk,
+    _dense,
     _grad_in,
     _Inference,
     _input_grads,
@@ -90,7 +91,7 @@ def gru_backward(steps, use_native, norms, dout, dh_n, x, h0, w_ih, w_hh, out, A
     """The backward of `gru_forward`: (dx, dh0, dW_ih, dW_hh, db_ih, db_hh), None where
     `needs` (the same six) is False. `use_native`: the loop the forward ran; norms: probe.py."""
     H = out.shape[2]
-    dout = dout.contiguous()
+    dout = _dense(dout, "gru.dout")
     # the loops write every running row; padded rows zeroed (GEMMs read all rows)
     dU = _mask_padding(buffer("gru.dU", A.shape, A), steps)  # (T, B, 3H)
     DH = _mask_padding(buffer("gru.DH", out.shape, out), steps)  # dL/dh_t

@@ -10,7 +10,7 @@ both loops share. The C++ loops take the same tensors (native.cpp, `Noise`).
 import torch
 
 from rnnkit.bptt import gemm, native
-from rnnkit.bptt.common import _input_grads, _mask_padding, _project, _recurrent_grads
+from rnnkit.bptt.common import _dense, _input_grads, _mask_padding, _project, _recurrent_grads
 from rnnkit.bptt.workspace import buffer
 
 
@@ -41,7 +41,7 @@ def forward_loop(x, h0, w_ih, w_hh, b_ih, b_hh, steps, save, noise):
 def backward(steps, use_native, norms, dout, dh_n, x, h0, w_ih, w_hh, out, A, U, needs, noise):
     """gru.gru_backward with the regularisers: (dx, dh0, dW_ih, dW_hh, db_ih, db_hh)."""
     H = out.shape[2]
-    dout = dout.contiguous()
+    dout = _dense(dout, "gru_noise.dout")
     m, k = noise.recurrent, noise.zone_h
     dU = _mask_padding(buffer("gru.dU", A.shape, A), steps)  # (T, B, 3H)
     DH = _mask_padding(buffer("gru.DH", out.shape, out), steps)  # dL/dh_t

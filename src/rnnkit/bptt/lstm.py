@@ -9,6 +9,7 @@ from rnnkit.bptt import gemm, lstm_noise, native, probe
 from rnnkit.bptt.common import (
     _add,
     _chunk,
+    _dense,
     _grad_in,
     _Inference,
     _mask_padding,
@@ -134,7 +135,7 @@ def lstm_backward(
     if noise is not None:
         args = (steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, out, Z, C)
         return lstm_noise.backward(*args, needs, w_hr, noise, dC)
-    dout = dout.contiguous()
+    dout = _dense(dout, "lstm.dout")
     # the loops write every running row; padded rows zeroed (GEMMs read all rows)
     dZ = _mask_padding(buffer("lstm.dZ", Z.shape, Z), steps)  # (T, B, 4H)
     dc = dc_n.clone()  # rows not yet running hold dL/dc_n until their last step

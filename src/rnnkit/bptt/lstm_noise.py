@@ -11,7 +11,7 @@ both loops share. The C++ loops take the same tensors (native.cpp, `Noise`).
 import torch
 
 from rnnkit.bptt import gemm, native
-from rnnkit.bptt.common import _mask_padding, _project, _shared_grads
+from rnnkit.bptt.common import _dense, _mask_padding, _project, _shared_grads
 from rnnkit.bptt.workspace import buffer
 
 
@@ -48,7 +48,7 @@ def backward(steps, use_native, norms, dout, dh_n, dc_n, x, h0, c0, w_ih, w_hh, 
              w_hr, noise, dC=None):  # fmt: skip
     """lstm.lstm_backward with the regularisers: (dx, dh0, dc0, dW_ih, dW_hh, db, dW_hr); dC
     (T, B, H), the gradient of every c_t where the kernel returned them, or None."""
-    dout = dout.contiguous()
+    dout = _dense(dout, "lstm_noise.dout")
     m, k_h = noise.recurrent, noise.zone_h
     dZ = _mask_padding(buffer("lstm.dZ", Z.shape, Z), steps)  # (T, B, 4H)
     DH = _mask_padding(buffer("lstm.DH", out.shape, out), steps)  # dL/dh_t, every step kept

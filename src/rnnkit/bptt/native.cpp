@@ -53,9 +53,44 @@ namespace {
 using at::Tensor;
 using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (t, b_t, b_{t+1})
 
-// Whether every step runs all B rows (no sequence ends before the others).
-bool full_rows(const Steps& steps, int64_t B) {
-  return std::all_of(steps.begin(), steps.end(), [B](const auto& s) { return std::get<1>(s) == B; });
+// Row group bounds 0 = r_0 < r_1 < ... < r_g = B, g <= groups (native_tile.h row_groups), for
+// steps whose rows run longest first (lengths sorted): each group's work about even, a row's
+// work its steps and a group's kStepRows rows' worth for each step it runs (reading all of W).
+// The least largest work a cut allows (binary search on it, groups filled greedily in order).
+constexpr int64_t kStepRows = 2;
+std::vector<int64_t> row_bounds(const Steps& steps, int64_t B, int64_t groups) {
+  if (groups <= 1) return {0, B};
+  std::vector<int64_t> len(B, 0);  // each row's steps
+  for (const auto& [t, bt, bn] : steps) {
+    for (int64_t b = 0; b < bt; ++b) ++len[b];
+  }
+  auto cut = [&](int64_t most) {  // bounds with each group's work at most `most`
+    std::vector<int64_t> r{0};
+    int64_t work = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t first = len[b] * (1 + kStepRows);  // row b opening a group
+      if (b > r.back() && work + len[b] > most) r.push_back(b), work = first;
+      else work += b == r.back() ? first : len[b];
+    }
+    r.push_back(B);
+    return r;
+  };
+  int64_t lo = len[0] * (1 + kStepRows), hi = lo;  // the longest row alone; everything
+  for (int64_t b = 1; b < B; ++b) hi += len[b];
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (static_cast<int64_t>(cut(mid).size()) - 1 <= groups) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return cut(lo);
+}
+
+// How many of the steps (a prefix: sorted rows end longest last) run rows from r0 on.
+int64_t steps_from(const Steps& steps, int64_t r0) {
+  return std::count_if(steps.begin(), steps.end(), [r0](const auto& s) { return std::get<1>(s) > r0; });
 }
 
 Tensor onednn_linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
@@ -356,9 +391,9 @@ void lstm_tiled_steps(const TiledSteps& s, const Tensor& wp,
         std::memcpy(s.c_n + b * H + j0, s.C + tc * BH + b * H + j0, len);
       }
     };
-    run_tile_steps(wp, s.steps.size(), g.rows(std::get<1>(s.steps.front())), job, ends);
+    run_tile_steps(wp, steps_from(s.steps, g.r0), g.rows(std::get<1>(s.steps.front())), job, ends);
   };
-  for_row_groups(B, full_rows(s.steps, B) ? row_groups(B, w_elems) : 1, group);
+  for_row_groups(row_bounds(s.steps, B, row_groups(B, w_elems)), group);
 }
 
 template <typename S>
@@ -544,12 +579,14 @@ struct TiledGrads {
   int64_t B, H;
 };
 void lstm_tiled_grads(const TiledGrads& s, const Tensor& wp) {
-  const int64_t B = s.B, H = s.H, G = 4 * H, n = s.steps.size(), w = 4 * tile_width();
-  const int64_t groups = full_rows(s.steps, B) ? row_groups(B, wp.numel()) : 1;
+  const int64_t B = s.B, H = s.H, G = 4 * H, w = 4 * tile_width();
+  const std::vector<int64_t> bounds = row_bounds(s.steps, B, row_groups(B, wp.numel()));
+  const int64_t groups = static_cast<int64_t>(bounds.size()) - 1;
   std::vector<float> db_more(s.db ? (groups - 1) * G : 0, 0.f);  // groups past the first
   if (s.db) std::memset(s.db, 0, G * sizeof(float));
   auto group = [&](RowRange rg, int64_t gi) {  // every step for rows [rg.r0, rg.r1)
     float* db = s.db && gi ? db_more.data() + (gi - 1) * G : s.db;
+    const int64_t n = steps_from(s.steps, rg.r0);  // steps [0, n) run these rows
     auto job = [&](int64_t i, Cell&, In& in) {  // reverse time
       const auto& [t, bt, bn] = s.steps[n - 1 - i];
       const float* zero = zeros(H);
@@ -581,7 +618,7 @@ void lstm_tiled_grads(const TiledGrads& s, const Tensor& wp) {
     };
     run_tile_steps(wp, n, rg.rows(std::get<2>(s.steps.front())), job, grads);
   };
-  for_row_groups(B, groups, group);
+  for_row_groups(bounds, group);
   for (int64_t gi = 1; s.db && gi < groups; ++gi) add(s.db, db_more.data() + (gi - 1) * G, G);
 }
 

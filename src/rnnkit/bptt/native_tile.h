@@ -300,23 +300,23 @@ struct RowRange {
 // Row groups. The rows of a batch never meet in a recurrence, so each thread can run every
 // step for its own rows, with no barrier per step and no h_t or dz_t passing between cores;
 // but each thread then reads all of W at every step, so only where W is small: at most
-// row_split_w elements (all of the step's weights), and at least row_split_rows rows a group.
-// On an Intel Xeon (2 threads) the B16 H128 LSTM's loops ran no faster on 2 threads than on 1
-// with the columns split (the barrier, and dz_t crossing cores each step). Settable
-// (set_row_groups) to measure; one group where the steps leave the groups' rows unequal (the
-// longest rows would fall to one group).
+// row_split_w elements (all of the step's weights), and at least row_split_rows rows a group
+// on average. On an Intel Xeon (2 threads) the B16 H128 LSTM's loops ran no faster on 2
+// threads than on 1 with the columns split (the barrier, and dz_t crossing cores each step).
+// Settable (set_row_groups) to measure. native.cpp row_bounds cuts the rows.
 int64_t row_split_w = 1 << 17, row_split_rows = 4;
 inline int64_t row_groups(int64_t rows, int64_t w_elems) {
   if (w_elems > row_split_w || row_split_rows <= 0 || at::in_parallel_region()) return 1;
   return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows / row_split_rows));
 }
 
-// f(RowRange, g) for each of `groups` row groups of B rows, in parallel; one group: f on all.
+// f(RowRange{r_g, r_{g+1}}, g) for each row group of bounds r_0 < r_1 < ... , in parallel.
 template <typename F>
-void for_row_groups(int64_t B, int64_t groups, const F& f) {
-  if (groups <= 1) return f(RowRange{0, B}, 0);
+void for_row_groups(const std::vector<int64_t>& r, const F& f) {
+  const int64_t groups = static_cast<int64_t>(r.size()) - 1;
+  if (groups <= 1) return f(RowRange{r.front(), r.back()}, 0);
   at::parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
-    for (int64_t g = g0; g < g1; ++g) f(RowRange{B * g / groups, B * (g + 1) / groups}, g);
+    for (int64_t g = g0; g < g1; ++g) f(RowRange{r[g], r[g + 1]}, g);
   });
 }
 

@@ -7,6 +7,7 @@ from torch.autograd.function import once_differentiable
 from rnnkit.bptt import gemm, native, probe, rnn_noise
 from rnnkit.bptt.common import (
     _add,
+    _dense,
     _final,
     _grad_in,
     _Inference,
@@ -87,7 +88,7 @@ def rnn_backward(steps, relu, use_native, norms, dout, dh_n, x, h0, w_ih, w_hh, 
     """The backward of `rnn_forward`: (dx, dh0, dW_ih, dW_hh, db), db the gradient of b_ih and
     of b_hh alike; None where `needs` (x, h0, W_ih, W_hh, b) is False. `use_native`: the loop
     the forward ran; norms: see probe.py."""
-    dout = dout.contiguous()
+    dout = _dense(dout, "rnn.dout")
     one = _one(out)
     D = buffer("rnn.D", out.shape, out)  # act'(z_t) for all steps at once
     if relu:

@@ -10,7 +10,7 @@ loops take the same tensors (native.cpp, `Noise`).
 import torch
 
 from rnnkit.bptt import gemm, native
-from rnnkit.bptt.common import _mask_padding, _shared_grads
+from rnnkit.bptt.common import _dense, _mask_padding, _shared_grads
 from rnnkit.bptt.workspace import buffer
 
 
@@ -31,7 +31,7 @@ def backward(steps, relu, use_native, norms, dout, dh_n, x, h0, w_ih, w_hh, out,
     """rnn.rnn_backward with the regularisers: (dx, dh0, dW_ih, dW_hh, db). The unzoned
     h~_t = (h_t - k h_{t-1}) / (1 - k) where k < 1; where k = 1 (a unit that kept its value)
     nothing flows through h~_t, so any finite value does."""
-    dout = dout.contiguous()
+    dout = _dense(dout, "rnn_noise.dout")
     m, k = noise.recurrent, noise.zone_h
     h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])  # h_{t-1}
     h_tilde = out
