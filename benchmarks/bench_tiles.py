@@ -6,8 +6,9 @@ to 16 rows and W up to 2^18 elements (native_tile.h's defaults), up to 64 rows a
 vendors' native.TILE_LIMITS) and 32 rows, each with the LSTM's input product in the tiles'
 step at any size (native._fused_input) and apart ("input GEMM": one sequence-wide GEMM before
 the loop), and this CPU's rules (its TILE_LIMITS, the input product in the step where W_ih is
-within native.FUSED_INPUT_PER_ROW elements per row). This script is how to measure them again
-on a new CPU.
+within native.FUSED_INPUT_PER_ROW elements per row, the LSTM's row groups of native.ROW_GROUPS),
+also without the row groups ("columns split"). This script is how to measure them again on a
+new CPU.
 
 Each (cell, shape, mode) runs in a fresh child process (`--case <json>`, docs/bptt.md (j));
 inside it the settings and torch.nn take turns, round after round (`--rounds`), so that a drift
@@ -44,9 +45,11 @@ SETTINGS = {  # (rows, W elements, the LSTM's input product in the tiles' step)
     "64 rows": (64, 1 << 20, True),
     "64 rows, input GEMM": (64, 1 << 20, False),
     "32 rows": (32, 1 << 20, True),
-    "this CPU's rules": "rules",  # native.TILE_LIMITS and native.FUSED_INPUT_PER_ROW
+    "this CPU's rules": "rules",  # native.TILE_LIMITS, FUSED_INPUT_PER_ROW and ROW_GROUPS
+    "rules, columns split": "columns",  # the same without the LSTM's row groups
 }
 RULES = (native.TILE_LIMITS.get(gemm.cpu_vendor(), (16, 1 << 18)), native.FUSED_INPUT_PER_ROW)
+ROW_GROUPS = native.ROW_GROUPS.get(gemm.cpu_vendor(), (1 << 17, 4))
 
 
 def call(layer, x, mode: str) -> None:
@@ -61,7 +64,8 @@ def call(layer, x, mode: str) -> None:
 
 def apply(module, setting: tuple | str | None) -> None:
     module.set_tiled(setting is not None)
-    if setting == "rules":
+    module.set_row_groups(0 if setting == "columns" else ROW_GROUPS[0], ROW_GROUPS[1])
+    if setting in ("rules", "columns"):
         module.set_tile_limits(*RULES[0])
         native.FUSED_INPUT, native.FUSED_INPUT_PER_ROW = True, RULES[1]
     elif setting is not None:  # the input product in the step at any size, or never
@@ -109,7 +113,9 @@ def header(args, env: dict) -> None:
     print(
         f"- this CPU's rules: tile limits {RULES[0]} (native.TILE_LIMITS or the C++ "
         f"defaults); the LSTM's input product in the step where W_ih has at most "
-        f"{RULES[1] or 'any number of'} elements per row (native.FUSED_INPUT_PER_ROW)"
+        f"{RULES[1] or 'any number of'} elements per row (native.FUSED_INPUT_PER_ROW); the "
+        f"LSTM's row groups where W has at most {ROW_GROUPS[0]} elements and a group "
+        f"{ROW_GROUPS[1]} rows (native.ROW_GROUPS or the C++ defaults)"
     )
     print(
         f"- each row one fresh process; settings and torch.nn interleaved over {args.rounds} "

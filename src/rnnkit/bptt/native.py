@@ -56,7 +56,7 @@ TILE_LIMITS = {"AuthenticAMD": (64, 1 << 20), "GenuineIntel": (64, 1 << 20)}
 
 # Row groups of the LSTM's tiled loops (native_tile.h row_groups) by CPU vendor, (most
 # elements of W, least rows a group); other CPUs keep native_tile.h's (2^17, 4). On an Intel
-# Xeon, 2 threads, interleaved (scratch A/B, 2026-12-08): B16 H128 I32 training 16.0 -> 12.0
+# Xeon, 2 threads, interleaved (bench_tiles, 2026-12-08): B16 H128 I32 training 16.0 -> 12.0
 # ms, inference 4.34 -> 3.96; B8 H256 I128 training 21.9 -> 19.9 (the backward's W_hh^T,
 # 2^18 elements, in groups; the forward's [W_hh, W_ih] is larger and keeps the split columns,
 # which were 7.1 against 8.2 ms for its inference).
