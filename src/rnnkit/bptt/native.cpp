@@ -69,8 +69,12 @@ std::vector<int64_t> row_bounds(const Steps& steps, int64_t B, int64_t groups) {
     int64_t work = 0;
     for (int64_t b = 0; b < B; ++b) {
       const int64_t first = len[b] * (1 + kStepRows);  // row b opening a group
-      if (b > r.back() && work + len[b] > most) r.push_back(b), work = first;
-      else work += b == r.back() ? first : len[b];
+      if (b > r.back() && work + len[b] > most) {
+        r.push_back(b);
+        work = first;
+      } else {
+        work += b == r.back() ? first : len[b];
+      }
     }
     r.push_back(B);
     return r;
@@ -90,7 +94,8 @@ std::vector<int64_t> row_bounds(const Steps& steps, int64_t B, int64_t groups) {
 
 // How many of the steps (a prefix: sorted rows end longest last) run rows from r0 on.
 int64_t steps_from(const Steps& steps, int64_t r0) {
-  return std::count_if(steps.begin(), steps.end(), [r0](const auto& s) { return std::get<1>(s) > r0; });
+  auto runs = [r0](const auto& s) { return std::get<1>(s) > r0; };
+  return std::count_if(steps.begin(), steps.end(), runs);
 }
 
 Tensor onednn_linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
