@@ -55,11 +55,12 @@ TILE_LIMITS = {"AuthenticAMD": (64, 1 << 20), "GenuineIntel": (64, 1 << 20)}
 
 
 # Row groups of the LSTM's tiled loops (native_tile.h row_groups) by CPU vendor, (most
-# elements of W, least rows a group); other CPUs keep native_tile.h's (2^17, 4). On an Intel
-# Xeon, 2 threads, interleaved (bench_tiles, 2026-12-08): B16 H128 I32 training 16.0 -> 12.0
-# ms, inference 4.34 -> 3.96; B8 H256 I128 training 21.9 -> 19.9 (the backward's W_hh^T,
-# 2^18 elements, in groups; the forward's [W_hh, W_ih] is larger and keeps the split columns,
-# which were 7.1 against 8.2 ms for its inference).
+# elements of W, least rows a group); other CPUs keep native_tile.h's (2^17, 4), the AMD EPYC
+# not yet measured. On an Intel Xeon, 2 threads, bench_tiles (the rules with and without
+# them): B16 H128 I32 training 12.05 -> 9.16 ms, inference 3.58 -> 3.22; B8 H256 I128
+# training 17.9 -> 16.4 (the backward's W_hh^T, 2^18 elements, in groups; the forward's
+# [W_hh, W_ih] is larger and keeps the split columns: in groups its inference was 8.2
+# against 7.1 ms).
 ROW_GROUPS = {"GenuineIntel": (1 << 18, 4)}
 
 
