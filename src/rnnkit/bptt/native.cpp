@@ -53,6 +53,12 @@ namespace {
 using at::Tensor;
 using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (t, b_t, b_{t+1})
 
+// How many of the steps (a prefix: sorted rows end longest last) run rows from r0 on.
+int64_t steps_from(const Steps& steps, int64_t r0) {
+  auto runs = [r0](const auto& s) { return std::get<1>(s) > r0; };
+  return std::count_if(steps.begin(), steps.end(), runs);
+}
+
 // Row group bounds 0 = r_0 < r_1 < ... < r_g = B, g <= groups (native_tile.h row_groups), for
 // steps whose rows run longest first (lengths sorted): each group's work about even, a row's
 // work its steps and a group's kStepRows rows' worth for each step it runs (reading all of W).
@@ -60,10 +66,8 @@ using Steps = std::vector<std::tuple<int64_t, int64_t, int64_t>>;  // (t, b_t, b
 constexpr int64_t kStepRows = 2;
 std::vector<int64_t> row_bounds(const Steps& steps, int64_t B, int64_t groups) {
   if (groups <= 1) return {0, B};
-  std::vector<int64_t> len(B, 0);  // each row's steps
-  for (const auto& [t, bt, bn] : steps) {
-    for (int64_t b = 0; b < bt; ++b) ++len[b];
-  }
+  std::vector<int64_t> len(B);  // each row's steps
+  for (int64_t b = 0; b < B; ++b) len[b] = steps_from(steps, b);
   auto cut = [&](int64_t most) {  // bounds with each group's work at most `most`
     std::vector<int64_t> r{0};
     int64_t work = 0;
@@ -92,11 +96,6 @@ std::vector<int64_t> row_bounds(const Steps& steps, int64_t B, int64_t groups) {
   return cut(lo);
 }
 
-// How many of the steps (a prefix: sorted rows end longest last) run rows from r0 on.
-int64_t steps_from(const Steps& steps, int64_t r0) {
-  auto runs = [r0](const auto& s) { return std::get<1>(s) > r0; };
-  return std::count_if(steps.begin(), steps.end(), runs);
-}
 
 Tensor onednn_linear(const Tensor& x, const Tensor& w, const std::optional<Tensor>& b) {
   static auto op = c10::Dispatcher::singleton()
